@@ -1,0 +1,88 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "uploader",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "uploader", targets: ["uploader"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // C libraries, one system-library target each; every one has a shim.h.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+
+        // Pure Swift domain: no C library below it, so its tests run in milliseconds.
+        .target(
+            name: "UploaderCore",
+            dependencies: [
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .target(
+            name: "Crypto",
+            dependencies: ["COpenSSL"]
+        ),
+        .target(
+            name: "Ledger",
+            dependencies: [
+                "UploaderCore", "Crypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "Ingest",
+            dependencies: [
+                "UploaderCore", "Ledger", "Crypto",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "Transport",
+            dependencies: [
+                "CCurl", "UploaderCore", "Ledger", "Crypto",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "uploader",
+            dependencies: [
+                "UploaderCore", "Ledger", "Ingest", "Transport", "Crypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+
+        // Shared by the test targets: real SeaweedFS, temporary volumes, subprocesses.
+        .target(
+            name: "TestSupport",
+            dependencies: ["UploaderCore", "Crypto"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "UploaderCoreTests", dependencies: ["UploaderCore", "TestSupport"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "TestSupport"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Ledger", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "Ingest", "Ledger", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Ledger", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

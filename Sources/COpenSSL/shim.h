@@ -1,0 +1,6 @@
+#ifndef UPLOADER_COPENSSL_SHIM_H
+#define UPLOADER_COPENSSL_SHIM_H
+#include <openssl/evp.h>
+#include <openssl/err.h>
+#include <openssl/crypto.h>
+#endif

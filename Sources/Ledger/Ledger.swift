@@ -1,0 +1,223 @@
+import Crypto
+import Foundation
+import GRDB
+import UploaderCore
+
+/// The transfer ledger: one SQLite file (WAL) holding devices, custody
+/// periods, one row per camera file, the multipart part plans and the
+/// hash-chained custody log.
+///
+/// Every state change is one transaction that also appends its event to the
+/// log, so the log can never say something the rows do not, or vice versa.
+/// One `Ledger` (one `DatabasePool`) per file per process.
+public final class Ledger: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    public static let genesisHash = String(repeating: "0", count: 64)
+
+    /// Opens (and migrates) the ledger. `readOnly` is for the viewing commands.
+    public init(path: String, readOnly: Bool = false) throws {
+        self.path = path
+        var configuration = GRDB.Configuration()
+        configuration.readonly = readOnly
+        configuration.busyMode = .timeout(15)
+        configuration.foreignKeysEnabled = true
+        if readOnly, !FileManager.default.fileExists(atPath: path) {
+            throw UploaderError(.ledger, "there is no ledger at \(path) yet: nothing has been ingested with this configuration")
+        }
+        do {
+            if !readOnly {
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                        withIntermediateDirectories: true)
+            }
+            pool = try DatabasePool(path: path, configuration: configuration)
+            if !readOnly { try Schema.migrator.migrate(pool) }
+        } catch let error as UploaderError {
+            throw error
+        } catch {
+            throw Ledger.translate(error, doing: "open the ledger \(path)")
+        }
+    }
+
+    // MARK: - Plumbing
+
+    func write<T>(_ action: String, _ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.write(body)
+        } catch let error as UploaderError {
+            throw error
+        } catch {
+            throw Ledger.translate(error, doing: action)
+        }
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.read(body)
+        } catch {
+            throw Ledger.translate(error, doing: "read the ledger \(path)")
+        }
+    }
+
+    static func translate(_ error: Error, doing action: String) -> UploaderError {
+        if let dbError = error as? DatabaseError {
+            switch dbError.resultCode {
+            case .SQLITE_FULL:
+                return UploaderError(.diskFull, "the disk holding the ledger is full: free space, then run the command again", cause: "\(dbError)")
+            case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
+                return UploaderError(.ledger, "cannot \(action): check that the state directory exists and this user may write to it", cause: "\(dbError)")
+            case .SQLITE_BUSY, .SQLITE_LOCKED:
+                return UploaderError(.ledger, "the ledger is busy (another uploader holds it): try again in a moment", cause: "\(dbError)")
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+                return UploaderError(.ledger, "the ledger \(action.contains("open") ? "file" : "") is damaged: restore it from backup; the spool files are untouched", cause: "\(dbError)")
+            default:
+                return UploaderError(.ledger, "cannot \(action)", cause: "\(dbError)")
+            }
+        }
+        return UploaderError(.ledger, "cannot \(action)", cause: "\(error)")
+    }
+
+    /// Appends one event to the custody log, chained to the one before it.
+    @discardableResult
+    static func append(_ draft: EventDraft, in db: Database, at date: Date = Date()) throws -> String {
+        let previous = try String.fetchOne(db, sql: "SELECT hash FROM event ORDER BY id DESC LIMIT 1") ?? genesisHash
+        let atText = String.fromDatabaseValue(date.databaseValue)!
+        let hash = eventHash(previous: previous, at: atText, level: draft.level.rawValue, kind: draft.kind,
+                             fileID: draft.fileID, serial: draft.serial, user: draft.user, message: draft.message)
+        try db.execute(sql: """
+            INSERT INTO event (at, level, kind, file_id, serial, user_id, message, prev_hash, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [atText, draft.level.rawValue, draft.kind, draft.fileID, draft.serial, draft.user,
+                             draft.message, previous, hash])
+        return hash
+    }
+
+    static func eventHash(previous: String, at: String, level: String, kind: String, fileID: Int64?,
+                          serial: String?, user: String?, message: String) -> String {
+        let fields = [previous, at, level, kind, fileID.map(String.init) ?? "", serial ?? "", user ?? "", message]
+        return SHA256Hasher.hash(fields.joined(separator: "\u{1F}")).hex
+    }
+
+    /// Appends an event that goes with no state change.
+    public func log(_ draft: EventDraft) throws {
+        try write("write to the custody log") { db in try Ledger.append(draft, in: db) }
+    }
+
+    // MARK: - Devices and custody
+
+    /// Registers a camera; releases any of its files that were held as
+    /// "unknown device". Returns how many files were released.
+    @discardableResult
+    public func addDevice(serial: String, defaultUser: String, name: String?, model: String?) throws -> Int {
+        try write("register device \(serial)") { db in
+            let now = Date()
+            if let existing = try Row.fetchOne(db, sql: "SELECT removed_at FROM device WHERE serial = ?", arguments: [serial]) {
+                if (existing["removed_at"] as Date?) == nil {
+                    throw UploaderError(.usage, "device \(serial) is already registered: use `uploader device assign` to change who holds it")
+                }
+                try db.execute(sql: "UPDATE device SET default_user = ?, name = ?, model = ?, registered_at = ?, removed_at = NULL WHERE serial = ?",
+                               arguments: [defaultUser, name, model, now, serial])
+            } else {
+                try db.execute(sql: "INSERT INTO device (serial, default_user, name, model, registered_at) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [serial, defaultUser, name, model, now])
+            }
+            try Ledger.append(EventDraft(.notice, "device.registered", serial: serial, user: defaultUser,
+                                         "device \(serial) registered to \(defaultUser)\(name.map { " (\($0))" } ?? "")"), in: db)
+            return try Ledger.releaseHeldFiles(serial: serial, in: db)
+        }
+    }
+
+    public func removeDevice(serial: String) throws {
+        try write("remove device \(serial)") { db in
+            try db.execute(sql: "UPDATE device SET removed_at = ? WHERE serial = ? AND removed_at IS NULL", arguments: [Date(), serial])
+            guard db.changesCount == 1 else {
+                throw UploaderError(.notFound, "no registered device has serial \(serial): see `uploader device list`")
+            }
+            try Ledger.append(EventDraft(.notice, "device.removed", serial: serial,
+                                         "device \(serial) removed from the registry; its files and history stay in the ledger"), in: db)
+        }
+    }
+
+    public func devices(includeRemoved: Bool = false) throws -> [Device] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM device \(includeRemoved ? "" : "WHERE removed_at IS NULL") ORDER BY serial").map(Device.init(row:))
+        }
+    }
+
+    public func device(serial: String) throws -> Device? {
+        try read { db in try Ledger.activeDevice(serial: serial, in: db) }
+    }
+
+    static func activeDevice(serial: String, in db: Database) throws -> Device? {
+        try Row.fetchOne(db, sql: "SELECT * FROM device WHERE serial = ? AND removed_at IS NULL", arguments: [serial]).map(Device.init(row:))
+    }
+
+    /// Records that `user` holds the camera from `from` until `until`, and
+    /// re-attributes files recorded in that period that have not started uploading.
+    @discardableResult
+    public func assign(serial: String, user: String, from: Date, until: Date?) throws -> Int {
+        try write("assign device \(serial)") { db in
+            guard try Ledger.activeDevice(serial: serial, in: db) != nil else {
+                throw UploaderError(.notFound, "no registered device has serial \(serial): register it first with `uploader device add \(serial) --user ID`")
+            }
+            if let until, until <= from {
+                throw UploaderError(.usage, "--to must be later than --from")
+            }
+            try db.execute(sql: "INSERT INTO custody_period (serial, user_id, valid_from, valid_until, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [serial, user, from, until, Date()])
+            let range = "\(Timestamps.iso(from)) to \(until.map(Timestamps.iso) ?? "open end")"
+            try Ledger.append(EventDraft(.notice, "device.assigned", serial: serial, user: user,
+                                         "device \(serial) held by \(user) from \(range)"), in: db)
+            return try Ledger.reattribute(serial: serial, in: db)
+        }
+    }
+
+    public func custody(serial: String) throws -> [CustodyRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM custody_period WHERE serial = ? ORDER BY valid_from", arguments: [serial]).map(CustodyRecord.init(row:))
+        }
+    }
+
+    static func attributedUser(serial: String, recordedAt: Date, in db: Database) throws -> String? {
+        guard let device = try activeDevice(serial: serial, in: db) else { return nil }
+        let periods = try Row.fetchAll(db, sql: "SELECT * FROM custody_period WHERE serial = ?", arguments: [serial])
+            .map { CustodyRecord(row: $0).period }
+        return Attribution.user(recordedAt: recordedAt, periods: periods, defaultUser: device.defaultUser)
+    }
+
+    /// Files whose key is not fixed yet follow the custody periods as they are now.
+    static func reattribute(serial: String, in db: Database) throws -> Int {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT id, recorded_at, user_id FROM media_file
+            WHERE serial = ? AND object_key IS NULL AND recorded_at IS NOT NULL AND state IN ('spooled','failed','discovered','copying')
+            """, arguments: [serial])
+        var changed = 0
+        for row in rows {
+            let id: Int64 = row["id"]
+            let recordedAt: Date = row["recorded_at"]
+            guard let user = try attributedUser(serial: serial, recordedAt: recordedAt, in: db), user != (row["user_id"] as String?) else { continue }
+            try db.execute(sql: "UPDATE media_file SET user_id = ?, updated_at = ? WHERE id = ?", arguments: [user, Date(), id])
+            try append(EventDraft(.notice, "file.attributed", fileID: id, serial: serial, user: user,
+                                  "attributed to \(user) (recorded \(Timestamps.iso(recordedAt)))"), in: db)
+            changed += 1
+        }
+        return changed
+    }
+
+    static func releaseHeldFiles(serial: String, in db: Database) throws -> Int {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT id, recorded_at FROM media_file WHERE serial = ? AND state = 'quarantined' AND hold_reason = ?
+            """, arguments: [serial, HoldReason.unknownDevice.rawValue])
+        for row in rows {
+            let id: Int64 = row["id"]
+            let recordedAt: Date = row["recorded_at"]
+            let user = try attributedUser(serial: serial, recordedAt: recordedAt, in: db)
+            try db.execute(sql: "UPDATE media_file SET state = 'spooled', hold_reason = NULL, user_id = ?, last_error = NULL, updated_at = ? WHERE id = ?",
+                           arguments: [user, Date(), id])
+            try append(EventDraft(.notice, "file.released", fileID: id, serial: serial, user: user,
+                                  "released from quarantine: device \(serial) is now registered; attributed to \(user ?? "?")"), in: db)
+        }
+        return rows.count
+    }
+}

@@ -1,0 +1,344 @@
+import Foundation
+import TOMLKit
+
+/// Everything the agent reads from `uploader.toml`. Built only through
+/// `ConfigurationLoader`, so an instance is always valid.
+public struct Configuration: Sendable, Equatable {
+    public enum Addressing: String, Sendable, Equatable, CaseIterable {
+        case path
+        case virtualHosted = "virtual-hosted"
+    }
+
+    public enum CredentialSource: Sendable, Equatable {
+        /// A file readable only by the agent (mode 0600 or stricter).
+        case file(String)
+        /// `UPLOADER_ACCESS_KEY_ID` / `UPLOADER_SECRET_ACCESS_KEY`.
+        case environment
+    }
+
+    public enum CameraClock: String, Sendable, Equatable, CaseIterable {
+        /// Container times are UTC, as ISO 14496-12 says.
+        case utc
+        /// Container times are the camera's local wall clock (many cameras do this).
+        case local
+    }
+
+    public struct Store: Sendable, Equatable {
+        public var endpoint: String
+        public var region: String
+        public var bucket: String
+        public var prefix: String
+        public var addressing: Addressing
+        public var credentials: CredentialSource
+        public var keyTemplate: String
+        public var caBundle: String?
+    }
+
+    public struct Upload: Sendable, Equatable {
+        public var partSize: Int64
+        public var concurrency: Int
+        public var maxAttempts: Int
+        public var retryBaseDelay: Double
+        public var retryMaxDelay: Double
+        public var connectTimeout: Int
+        /// A transfer slower than 1 KiB/s for this many seconds is abandoned and retried.
+        public var stallTimeout: Int
+    }
+
+    public struct Ingest: Sendable, Equatable {
+        public var mediaExtensions: [String]
+        public var cameraClock: CameraClock
+    }
+
+    /// The file this configuration was read from (relative paths in it are
+    /// resolved against its folder).
+    public var sourcePath: String
+    public var spoolDirectory: String
+    public var stateDirectory: String
+    public var store: Store
+    public var upload: Upload
+    public var ingest: Ingest
+    public var hostName: String
+
+    public var ledgerPath: String { stateDirectory + "/ledger.sqlite" }
+
+    public static let defaultPath = "/etc/uploader/uploader.toml"
+    public static let defaultKeyTemplate = "{prefix}/{user}/{yyyy}/{mm}/{dd}/{serial}/{name}"
+    public static let defaultMediaExtensions = ["mp4", "mov", "m4v", "avi", "mts", "wav", "mp3", "m4a", "jpg", "jpeg", "png", "gps", "nmea", "json", "xml"]
+    public static let minimumPartSize: Int64 = 5 * 1024 * 1024
+    public static let maximumPartSize: Int64 = 5 * 1024 * 1024 * 1024
+
+    /// Where the configuration is: `--config`, else `UPLOADER_CONFIG`, else the default.
+    public static func resolvePath(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let explicit, !explicit.isEmpty { return explicit }
+        if let fromEnvironment = environment["UPLOADER_CONFIG"], !fromEnvironment.isEmpty { return fromEnvironment }
+        return defaultPath
+    }
+}
+
+/// One thing wrong with a configuration file, located for the admin.
+public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
+    public var line: Int?
+    public var key: String
+    public var message: String
+
+    public var description: String {
+        if let line { return "line \(line): \(key): \(message)" }
+        return "\(key): \(message)"
+    }
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var problems: [ConfigProblem]
+
+    public var description: String {
+        let list = problems.map { "\(path): \($0)" }.joined(separator: "\n")
+        return list + "\nFix \(problems.count == 1 ? "this" : "these") in \(path), then run `uploader config check`."
+    }
+}
+
+public enum ConfigurationLoader {
+    public static func load(path: String) throws -> Configuration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw UploaderError(.config, "cannot read the configuration \(path): create it from Config/uploader.toml or run `uploader account import FILE.json`",
+                                cause: "\(error)")
+        }
+        return try parse(text, path: path)
+    }
+
+    public static func parse(_ text: String, path: String, hostName: String = ProcessInfo.processInfo.hostName) throws -> Configuration {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigurationError(path: path, problems: [
+                ConfigProblem(line: error.source.begin.line, key: "syntax", message: "\(error.description); this is not valid TOML"),
+            ])
+        }
+        var reader = TableReader(table: table, lines: KeyLineIndex(text: text))
+        let folder = (path as NSString).deletingLastPathComponent
+        func absolute(_ value: String) -> String {
+            if value.hasPrefix("/") || value.isEmpty { return value }
+            return ((folder.isEmpty ? "." : folder) as NSString).appendingPathComponent(value)
+        }
+
+        let spool = absolute(reader.string("paths", "spool", default: "/var/spool/uploader"))
+        let state = absolute(reader.string("paths", "state", default: "/var/lib/uploader"))
+
+        let endpoint = reader.string("store", "endpoint", required: true)
+        if !endpoint.isEmpty, !(endpoint.hasPrefix("https://") || endpoint.hasPrefix("http://")) {
+            reader.problem("store", "endpoint", "must start with https:// (or http:// for a store on this machine)")
+        } else if endpoint.hasPrefix("http://"), !isLoopback(endpoint) {
+            reader.problem("store", "endpoint", "plain http:// is allowed only for a store on this machine; evidence must travel over TLS (use https://)")
+        }
+        let region = reader.string("store", "region", default: "us-east-1")
+        let bucket = reader.string("store", "bucket", required: true)
+        if !bucket.isEmpty, !isValidBucketName(bucket) {
+            reader.problem("store", "bucket", "\"\(bucket)\" is not a valid S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')")
+        }
+        let prefix = reader.string("store", "prefix", default: "").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let addressingText = reader.string("store", "addressing", default: "path")
+        let addressing = Configuration.Addressing(rawValue: addressingText) ?? {
+            reader.problem("store", "addressing", "must be \"path\" or \"virtual-hosted\", not \"\(addressingText)\"")
+            return .path
+        }()
+        let credentialsText = reader.string("store", "credentials", required: true)
+        let credentials: Configuration.CredentialSource = credentialsText == "env" ? .environment : .file(absolute(credentialsText))
+        let keyTemplate = reader.string("store", "key_template", default: Configuration.defaultKeyTemplate)
+        if let templateProblem = ObjectKeyTemplate.validate(keyTemplate) {
+            reader.problem("store", "key_template", templateProblem)
+        }
+        let caBundleText = reader.string("store", "ca_bundle", default: "")
+        let caBundle = caBundleText.isEmpty ? nil : absolute(caBundleText)
+
+        let partSize = reader.byteSize("upload", "part_size", default: 64 * 1024 * 1024)
+        if partSize < Configuration.minimumPartSize || partSize > Configuration.maximumPartSize {
+            reader.problem("upload", "part_size", "must be between 5MiB and 5GiB (S3's limits for a multipart part)")
+        }
+        let concurrency = reader.int("upload", "concurrency", default: 4, range: 1...64)
+        let maxAttempts = reader.int("upload", "max_attempts", default: 5, range: 1...100)
+        let retryBaseDelay = reader.double("upload", "retry_base_delay", default: 1, range: 0.001...3600)
+        let retryMaxDelay = reader.double("upload", "retry_max_delay", default: 120, range: 0.001...86400)
+        let connectTimeout = reader.int("upload", "connect_timeout", default: 15, range: 1...600)
+        let stallTimeout = reader.int("upload", "stall_timeout", default: 60, range: 1...3600)
+
+        let extensions = reader.stringArray("ingest", "media_extensions", default: Configuration.defaultMediaExtensions)
+            .map { $0.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: ".")) }
+        let clockText = reader.string("ingest", "camera_clock", default: "utc")
+        let clock = Configuration.CameraClock(rawValue: clockText) ?? {
+            reader.problem("ingest", "camera_clock", "must be \"utc\" or \"local\", not \"\(clockText)\"")
+            return .utc
+        }()
+        let configuredHost = reader.string("agent", "host_name", default: "")
+
+        reader.reportUnknownKeys(known: [
+            "paths": ["spool", "state"],
+            "store": ["endpoint", "region", "bucket", "prefix", "addressing", "credentials", "key_template", "ca_bundle"],
+            "upload": ["part_size", "concurrency", "max_attempts", "retry_base_delay", "retry_max_delay", "connect_timeout", "stall_timeout"],
+            "ingest": ["media_extensions", "camera_clock"],
+            "agent": ["host_name"],
+        ])
+        if !reader.problems.isEmpty {
+            throw ConfigurationError(path: path, problems: reader.problems.sorted { ($0.line ?? 0) < ($1.line ?? 0) })
+        }
+        return Configuration(
+            sourcePath: path,
+            spoolDirectory: spool,
+            stateDirectory: state,
+            store: .init(endpoint: endpoint, region: region, bucket: bucket, prefix: prefix,
+                         addressing: addressing, credentials: credentials, keyTemplate: keyTemplate, caBundle: caBundle),
+            upload: .init(partSize: partSize, concurrency: concurrency, maxAttempts: maxAttempts,
+                          retryBaseDelay: retryBaseDelay, retryMaxDelay: retryMaxDelay,
+                          connectTimeout: connectTimeout, stallTimeout: stallTimeout),
+            ingest: .init(mediaExtensions: extensions, cameraClock: clock),
+            hostName: configuredHost.isEmpty ? hostName : configuredHost
+        )
+    }
+
+    static func isLoopback(_ endpoint: String) -> Bool {
+        guard let host = URLComponents(string: endpoint)?.host else { return false }
+        return host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
+    }
+
+    static func isValidBucketName(_ name: String) -> Bool {
+        guard (3...63).contains(name.count) else { return false }
+        return name.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "." || $0 == "-" }
+            && name.first != "-" && name.first != "." && name.last != "-" && name.last != "."
+    }
+
+    /// Parses "64MiB", "5 GB", "1048576".
+    public static func parseByteSize(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let digits = trimmed.prefix { $0.isNumber || $0 == "." }
+        guard let number = Double(digits), number >= 0 else { return nil }
+        let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).lowercased()
+        let multipliers: [String: Double] = [
+            "": 1, "b": 1,
+            "k": 1024, "kb": 1000, "kib": 1024,
+            "m": 1024 * 1024, "mb": 1_000_000, "mib": 1024 * 1024,
+            "g": 1024 * 1024 * 1024, "gb": 1_000_000_000, "gib": 1024 * 1024 * 1024,
+        ]
+        guard let multiplier = multipliers[unit] else { return nil }
+        return Int64(number * multiplier)
+    }
+}
+
+/// Finds the line of `[table]` / `key =` in the raw text, since TOMLKit
+/// reports positions only for syntax errors.
+struct KeyLineIndex {
+    private var lines: [String: Int] = [:]
+
+    init(text: String) {
+        var table = ""
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("[") {
+                table = line.trimmingCharacters(in: CharacterSet(charactersIn: "[] \t"))
+                lines[table] = lines[table] ?? index + 1
+            } else if let equals = line.firstIndex(of: "="), !line.hasPrefix("#") {
+                let key = line[..<equals].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+                let qualified = table.isEmpty ? key : "\(table).\(key)"
+                lines[qualified] = lines[qualified] ?? index + 1
+            }
+        }
+    }
+
+    func line(_ table: String, _ key: String?) -> Int? {
+        if let key { return lines["\(table).\(key)"] ?? lines[table] }
+        return lines[table]
+    }
+}
+
+/// Reads typed values and collects every problem instead of stopping at the first.
+struct TableReader {
+    let table: TOMLTable
+    let lines: KeyLineIndex
+    var problems: [ConfigProblem] = []
+
+    mutating func problem(_ section: String, _ key: String?, _ message: String) {
+        let name = key.map { "\(section).\($0)" } ?? section
+        problems.append(ConfigProblem(line: lines.line(section, key), key: name, message: message))
+    }
+
+    private mutating func value(_ section: String, _ key: String) -> TOMLValue? {
+        guard let sectionValue = table[section] else { return nil }
+        guard let sectionTable = sectionValue.tomlValue.table else {
+            problem(section, nil, "must be a table ([\(section)])")
+            return nil
+        }
+        return sectionTable[key]?.tomlValue
+    }
+
+    mutating func string(_ section: String, _ key: String, default defaultValue: String = "", required: Bool = false) -> String {
+        guard let value = value(section, key) else {
+            if required { problem(section, key, "is missing; add `\(key) = \"…\"` under [\(section)]") }
+            return defaultValue
+        }
+        guard let text = value.string else {
+            problem(section, key, "must be a string in quotes")
+            return defaultValue
+        }
+        if required, text.isEmpty { problem(section, key, "must not be empty") }
+        return text
+    }
+
+    mutating func stringArray(_ section: String, _ key: String, default defaultValue: [String]) -> [String] {
+        guard let value = value(section, key) else { return defaultValue }
+        guard let array = value.array, array.allSatisfy({ $0.string != nil }) else {
+            problem(section, key, "must be a list of strings, like [\"mp4\", \"mov\"]")
+            return defaultValue
+        }
+        return array.compactMap(\.string)
+    }
+
+    mutating func int(_ section: String, _ key: String, default defaultValue: Int, range: ClosedRange<Int>) -> Int {
+        guard let value = value(section, key) else { return defaultValue }
+        guard let number = value.int else {
+            problem(section, key, "must be a whole number")
+            return defaultValue
+        }
+        guard range.contains(number) else {
+            problem(section, key, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)")
+            return defaultValue
+        }
+        return number
+    }
+
+    mutating func double(_ section: String, _ key: String, default defaultValue: Double, range: ClosedRange<Double>) -> Double {
+        guard let value = value(section, key) else { return defaultValue }
+        guard let number = value.double ?? value.int.map(Double.init) else {
+            problem(section, key, "must be a number of seconds")
+            return defaultValue
+        }
+        guard range.contains(number) else {
+            problem(section, key, "must be between \(range.lowerBound) and \(range.upperBound) seconds")
+            return defaultValue
+        }
+        return number
+    }
+
+    mutating func byteSize(_ section: String, _ key: String, default defaultValue: Int64) -> Int64 {
+        guard let value = value(section, key) else { return defaultValue }
+        if let number = value.int { return Int64(number) }
+        if let text = value.string, let size = ConfigurationLoader.parseByteSize(text) { return size }
+        problem(section, key, "must be a size like \"64MiB\" or a number of bytes")
+        return defaultValue
+    }
+
+    mutating func reportUnknownKeys(known: [String: Set<String>]) {
+        for section in table.keys {
+            guard let allowed = known[section] else {
+                problem(section, nil, "unknown section [\(section)]; known sections are \(known.keys.sorted().map { "[\($0)]" }.joined(separator: ", "))")
+                continue
+            }
+            guard let sectionTable = table[section]?.tomlValue.table else { continue }
+            for key in sectionTable.keys where !allowed.contains(key) {
+                problem(section, key, "unknown key; known keys in [\(section)] are \(allowed.sorted().joined(separator: ", "))")
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SystemPackage
+
+/// Thin wrappers around the few POSIX calls swift-system does not cover.
+/// Every call retries EINTR here and nowhere else, and reports `Errno`.
+public enum Syscall {
+    @inline(__always)
+    static func retryingEINTR<T: FixedWidthInteger>(_ body: () -> T) throws(Errno) -> T {
+        while true {
+            let result = body()
+            if result == -1 {
+                let error = Errno(rawValue: errno)
+                if error == .interrupted { continue }
+                throw error
+            }
+            return result
+        }
+    }
+
+    public static func fsync(_ fd: FileDescriptor) throws(Errno) {
+        _ = try retryingEINTR { Glibc.fsync(fd.rawValue) }
+    }
+
+    /// Tells the kernel to drop the file's cached pages, so the next read
+    /// comes from the disk and not from the copy we just wrote.
+    public static func dropCachedPages(_ fd: FileDescriptor) throws(Errno) {
+        let result = posix_fadvise(fd.rawValue, 0, 0, POSIX_FADV_DONTNEED)
+        if result != 0 { throw Errno(rawValue: result) }
+    }
+
+    public static func adviseSequential(_ fd: FileDescriptor) {
+        _ = posix_fadvise(fd.rawValue, 0, 0, POSIX_FADV_SEQUENTIAL)
+    }
+
+    /// Opens `name` relative to the directory `directory`, never following a
+    /// symbolic link in the last component.
+    public static func openAt(_ directory: FileDescriptor, _ name: String, _ flags: Int32,
+                              permissions: mode_t = 0) throws(Errno) -> FileDescriptor {
+        let fd = try retryingEINTR { Glibc.openat(directory.rawValue, name, flags | O_CLOEXEC | O_NOFOLLOW, permissions) }
+        return FileDescriptor(rawValue: fd)
+    }
+
+    public static func fstatAt(_ directory: FileDescriptor, _ name: String) throws(Errno) -> stat {
+        var info = stat()
+        _ = try retryingEINTR { Glibc.fstatat(directory.rawValue, name, &info, AT_SYMLINK_NOFOLLOW) }
+        return info
+    }
+
+    public static func fstat(_ fd: FileDescriptor) throws(Errno) -> stat {
+        var info = stat()
+        _ = try retryingEINTR { Glibc.fstat(fd.rawValue, &info) }
+        return info
+    }
+
+    public static func renameAt(_ fromDirectory: FileDescriptor, _ from: String,
+                                _ toDirectory: FileDescriptor, _ to: String) throws(Errno) {
+        _ = try retryingEINTR { Glibc.renameat(fromDirectory.rawValue, from, toDirectory.rawValue, to) }
+    }
+
+    public static func unlinkAt(_ directory: FileDescriptor, _ name: String) throws(Errno) {
+        _ = try retryingEINTR { Glibc.unlinkat(directory.rawValue, name, 0) }
+    }
+
+    public static func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer,
+                             at offset: Int64) throws(Errno) -> Int {
+        try retryingEINTR { Glibc.pread(fd.rawValue, buffer.baseAddress, buffer.count, off_t(offset)) }
+    }
+
+    /// Free and total bytes of the filesystem holding `path`.
+    public static func filesystemSpace(_ path: String) throws(Errno) -> (available: Int64, total: Int64) {
+        var info = statvfs()
+        _ = try retryingEINTR { statvfs(path, &info) }
+        return (Int64(info.f_bavail) * Int64(info.f_frsize), Int64(info.f_blocks) * Int64(info.f_frsize))
+    }
+
+    /// Lists a directory's entries (without `.` and `..`) through its descriptor.
+    public static func directoryEntries(_ directory: FileDescriptor) throws(Errno) -> [String] {
+        let duplicate = try retryingEINTR { Glibc.dup(directory.rawValue) }
+        guard let stream = fdopendir(duplicate) else {
+            let error = Errno(rawValue: errno)
+            _ = Glibc.close(duplicate)
+            throw error
+        }
+        defer { closedir(stream) }
+        rewinddir(stream)
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(stream) else {
+                if errno != 0 { throw Errno(rawValue: errno) }
+                break
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            names.append(name)
+        }
+        return names.sorted()
+    }
+}
+
+extension Errno {
+    /// A short description for logs, like "No space left on device (ENOSPC)".
+    public var summary: String { "\(description) (errno \(rawValue))" }
+}
