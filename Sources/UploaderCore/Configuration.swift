@@ -48,6 +48,11 @@ public struct Configuration: Sendable, Equatable {
     public struct Ingest: Sendable, Equatable {
         public var mediaExtensions: [String]
         public var cameraClock: CameraClock
+        /// A file modified less than this many seconds ago may still be being
+        /// written: it waits for the next run.
+        public var settleSeconds: Double
+        /// Space left free on the spool's disk for the ledger and the system.
+        public var spoolReserveBytes: Int64
     }
 
     /// The file this configuration was read from (relative paths in it are
@@ -173,13 +178,15 @@ public enum ConfigurationLoader {
             reader.problem("ingest", "camera_clock", "must be \"utc\" or \"local\", not \"\(clockText)\"")
             return .utc
         }()
+        let settleSeconds = reader.double("ingest", "settle_seconds", default: 5, range: 0...86400)
+        let spoolReserve = reader.byteSize("ingest", "spool_reserve", default: 256 * 1024 * 1024)
         let configuredHost = reader.string("agent", "host_name", default: "")
 
         reader.reportUnknownKeys(known: [
             "paths": ["spool", "state"],
             "store": ["endpoint", "region", "bucket", "prefix", "addressing", "credentials", "key_template", "ca_bundle"],
             "upload": ["part_size", "concurrency", "max_attempts", "retry_base_delay", "retry_max_delay", "connect_timeout", "stall_timeout"],
-            "ingest": ["media_extensions", "camera_clock"],
+            "ingest": ["media_extensions", "camera_clock", "settle_seconds", "spool_reserve"],
             "agent": ["host_name"],
         ])
         if !reader.problems.isEmpty {
@@ -194,7 +201,7 @@ public enum ConfigurationLoader {
             upload: .init(partSize: partSize, concurrency: concurrency, maxAttempts: maxAttempts,
                           retryBaseDelay: retryBaseDelay, retryMaxDelay: retryMaxDelay,
                           connectTimeout: connectTimeout, stallTimeout: stallTimeout),
-            ingest: .init(mediaExtensions: extensions, cameraClock: clock),
+            ingest: .init(mediaExtensions: extensions, cameraClock: clock, settleSeconds: settleSeconds, spoolReserveBytes: spoolReserve),
             hostName: configuredHost.isEmpty ? hostName : configuredHost
         )
     }

@@ -70,6 +70,19 @@ public enum Syscall {
         try retryingEINTR { Glibc.pread(fd.rawValue, buffer.baseAddress, buffer.count, off_t(offset)) }
     }
 
+    /// Takes an exclusive advisory lock; false when another process holds it.
+    /// The kernel drops the lock when the holder dies, which is what lets a
+    /// restart tell an abandoned temporary file from one being written.
+    public static func tryLockExclusive(_ fd: FileDescriptor) throws(Errno) -> Bool {
+        while true {
+            if flock(fd.rawValue, LOCK_EX | LOCK_NB) == 0 { return true }
+            let error = Errno(rawValue: errno)
+            if error == .interrupted { continue }
+            if error == .wouldBlock { return false }
+            throw error
+        }
+    }
+
     /// Free and total bytes of the filesystem holding `path`.
     public static func filesystemSpace(_ path: String) throws(Errno) -> (available: Int64, total: Int64) {
         var info = statvfs()

@@ -1,0 +1,296 @@
+import Crypto
+import Foundation
+import Ledger
+import Logging
+import SystemPackage
+import UploaderCore
+
+public struct IngestReport: Sendable, Codable, Equatable {
+    public var found = 0
+    public var copied = 0
+    public var bytesCopied: Int64 = 0
+    public var alreadySecured = 0
+    public var held = 0
+    public var quarantined = 0
+    public var failed = 0
+    public var waitingToSettle = 0
+    /// Set when the run stopped early (camera removed, spool full).
+    public var stoppedBecause: String?
+
+    public init() {}
+}
+
+/// Copies a camera volume's media into the spool: one streaming pass that
+/// copies and hashes (whole file and each planned upload part), fsync, a
+/// verifying re-read from disk, then an atomic rename, and a ledger entry at
+/// every step.
+public final class Ingestor {
+    let configuration: Configuration
+    let ledger: Ledger
+    let spool: Spool
+    let logger: Logger
+    static let chunkSize = 1 << 20
+
+    public init(configuration: Configuration, ledger: Ledger, logger: Logger) {
+        self.configuration = configuration
+        self.ledger = ledger
+        self.spool = Spool(root: configuration.spoolDirectory)
+        self.logger = logger
+    }
+
+    /// Ingests every media file under `volume` for the camera `serial`.
+    /// Blocking: call it from a thread of its own, never the cooperative pool.
+    public func ingest(volume: String, serial: String, now: Date = Date()) throws -> IngestReport {
+        try spool.prepare()
+        let abandoned = try spool.discardAbandonedTemporaryFiles()
+        if !abandoned.isEmpty {
+            try ledger.log(EventDraft(.warning, "spool.cleanup", "discarded \(abandoned.count) unfinished copies left by an interrupted run"))
+        }
+        var report = IngestReport()
+        let entries = try VolumeScanner(mediaExtensions: configuration.ingest.mediaExtensions).scan(root: volume)
+        report.found = entries.count
+        try ledger.log(EventDraft(.notice, "ingest.started", serial: serial, "ingest of \(volume) started: \(entries.count) entries"))
+
+        let rootFD = try FileDescriptor.open(FilePath(volume), .readOnly, options: [.directory, .closeOnExec])
+        defer { try? rootFD.close() }
+
+        for entry in entries {
+            if case .hostile(let why) = entry.kind {
+                let (file, isNew) = try ledger.discover(serial: serial, sourcePath: entry.relativePath, size: entry.size,
+                                                        modifiedNanoseconds: entry.modifiedNanoseconds)
+                if isNew || file.state != .quarantined {
+                    try ledger.quarantine(file.id, reason: .hostileEntry, message: "\(entry.relativePath) is \(why)")
+                }
+                report.quarantined += 1
+                continue
+            }
+            let age = now.timeIntervalSince1970 - Double(entry.modifiedNanoseconds) / 1e9
+            if age < configuration.ingest.settleSeconds {
+                report.waitingToSettle += 1
+                logger.info("still being written, will copy on the next run", metadata: ["file": "\(entry.relativePath)"])
+                continue
+            }
+            let (file, _) = try ledger.discover(serial: serial, sourcePath: entry.relativePath, size: entry.size,
+                                                modifiedNanoseconds: entry.modifiedNanoseconds)
+            guard needsCopy(file) else {
+                if file.state == .quarantined, file.holdReason == HoldReason.unknownDevice.rawValue { report.held += 1 } else { report.alreadySecured += 1 }
+                continue
+            }
+            do {
+                let spooled = try copy(file, from: rootFD)
+                report.copied += 1
+                report.bytesCopied += file.sourceSize
+                if spooled.state == .quarantined { report.held += 1 }
+            } catch let error as UploaderError {
+                switch error.code {
+                case .diskFull:
+                    try? ledger.markFailed(file.id, error: error.message, retryAt: nil)
+                    report.failed += 1
+                    report.stoppedBecause = error.message
+                case .sourceVanished:
+                    try? ledger.markFailed(file.id, error: "interrupted: \(error.message)", retryAt: nil)
+                    report.failed += 1
+                    report.stoppedBecause = error.message
+                case .verification:
+                    report.quarantined += 1
+                    continue
+                default:
+                    try ledger.markFailed(file.id, error: error.message, retryAt: nil)
+                    report.failed += 1
+                    continue
+                }
+                logger.error("ingest stopped: \(error.message)", metadata: ["device": "\(serial)"])
+                break
+            }
+        }
+        let summary = "ingest of \(volume) finished: \(report.copied) copied (\(report.bytesCopied) bytes), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed"
+        try ledger.log(EventDraft(report.stoppedBecause == nil ? .notice : .error, "ingest.finished", serial: serial,
+                                  summary + (report.stoppedBecause.map { "; stopped: \($0)" } ?? "")))
+        return report
+    }
+
+    func needsCopy(_ file: MediaFile) -> Bool {
+        switch file.state {
+        case .discovered, .copying: return true
+        case .failed: return file.spoolName == nil
+        case .quarantined:
+            return file.spoolName == nil && file.holdReason != HoldReason.hostileEntry.rawValue
+                || file.holdReason == HoldReason.spoolCorrupted.rawValue && file.lastError?.contains("no longer matches its first read") != true
+        case .spooled, .uploading, .uploaded, .verified, .cancelled: return false
+        }
+    }
+
+    /// The single pass: read the camera once, write the spool copy, hash both
+    /// the whole file and each upload part; then fsync, re-read from disk to
+    /// verify, and rename into place.
+    func copy(_ file: MediaFile, from root: FileDescriptor) throws -> MediaFile {
+        try ensureSpace(for: file.sourceSize)
+        try ledger.markCopying(file.id)
+        let source = try openBeneath(root, file.sourcePath)
+        defer { try? source.close() }
+        let before = try Syscall.fstat(source)
+        guard before.st_mode & S_IFMT == S_IFREG, Int64(before.st_size) == file.sourceSize else {
+            throw UploaderError(.sourceVanished, "\(file.sourcePath) changed on the camera before it could be copied; it will be copied on the next run")
+        }
+        Syscall.adviseSequential(source)
+        let recorded = recordingTime(of: source, file: file, info: before)
+        let partSize = Self.partSize(forFileOfSize: file.sourceSize, configured: configuration.upload.partSize)
+
+        let temporaryName = "\(file.id).partial"
+        let temporaryDirectory = try FileDescriptor.open(FilePath(spool.temporaryDirectory), .readOnly, options: [.directory, .closeOnExec])
+        defer { try? temporaryDirectory.close() }
+        let objectsDirectory = try FileDescriptor.open(FilePath(spool.objectsDirectory), .readOnly, options: [.directory, .closeOnExec])
+        defer { try? objectsDirectory.close() }
+        let output = try Syscall.openAt(temporaryDirectory, temporaryName, O_WRONLY | O_CREAT | O_TRUNC, permissions: 0o640)
+        var renamed = false
+        defer {
+            try? output.close()
+            if !renamed { try? Syscall.unlinkAt(temporaryDirectory, temporaryName) }
+        }
+        _ = try Syscall.tryLockExclusive(output)
+
+        let whole = SHA256Hasher()
+        var partHashes: [String] = []
+        var part = SHA256Hasher()
+        var inPart: Int64 = 0
+        var total: Int64 = 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            let count: Int
+            do {
+                count = try source.read(into: buffer)
+            } catch let error as Errno {
+                throw UploaderError(.sourceVanished, "reading \(file.sourcePath) from camera \(file.serial) failed: the camera was probably removed; dock it again to resume",
+                                    cause: error.summary)
+            }
+            if count == 0 { break }
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+            whole.update(chunk)
+            var consumed = 0
+            while consumed < count {
+                let take = Int(min(Int64(count - consumed), partSize - inPart))
+                part.update(UnsafeRawBufferPointer(rebasing: chunk[consumed..<(consumed + take)]))
+                consumed += take
+                inPart += Int64(take)
+                if inPart == partSize {
+                    partHashes.append(part.finalize().hex)
+                    part = SHA256Hasher()
+                    inPart = 0
+                }
+            }
+            do {
+                _ = try output.writeAll(chunk)
+            } catch let error as Errno {
+                throw spoolWriteError(error, file: file)
+            }
+            total += Int64(count)
+            FailPoints.hit("ingest.chunk-written")
+        }
+        if inPart > 0 || partHashes.isEmpty { partHashes.append(part.finalize().hex) }
+        let after = try Syscall.fstat(source)
+        guard total == file.sourceSize, after.st_size == before.st_size,
+              after.st_mtim.tv_sec == before.st_mtim.tv_sec, after.st_mtim.tv_nsec == before.st_mtim.tv_nsec else {
+            throw UploaderError(.sourceVanished, "\(file.sourcePath) changed while it was being copied (is the camera still writing it?); it will be copied on the next run")
+        }
+        let digest = whole.finalize()
+        do {
+            try Syscall.fsync(output)
+        } catch {
+            throw spoolWriteError(error, file: file)
+        }
+        FailPoints.hit("ingest.copy-synced")
+        try verifyFromDisk(output, expected: digest, file: file)
+        let spoolName = Spool.spoolName(fileID: file.id, sourcePath: file.sourcePath)
+        try Syscall.renameAt(temporaryDirectory, temporaryName, objectsDirectory, spoolName)
+        renamed = true
+        try Syscall.fsync(objectsDirectory)
+        FailPoints.hit("ingest.renamed")
+        let spooled = try ledger.markSpooled(file.id, copy: SpooledCopy(
+            sha256: digest.hex, spoolName: spoolName, partSize: partSize, partHashes: partHashes,
+            recordedAt: recorded.date, recordedAtSource: recorded.source))
+        logger.info("spooled", metadata: ["file": "\(file.sourcePath)", "device": "\(file.serial)", "sha256": "\(digest.hex)"])
+        return spooled
+    }
+
+    /// Re-reads the fsynced copy after dropping its cached pages, so the bytes
+    /// come from the disk, and compares their hash with the camera's.
+    func verifyFromDisk(_ output: FileDescriptor, expected: SHA256Digest, file: MediaFile) throws {
+        let reader = try FileDescriptor.open(FilePath(spool.temporaryDirectory + "/\(file.id).partial"), .readOnly, options: [.closeOnExec])
+        defer { try? reader.close() }
+        try Syscall.dropCachedPages(reader)
+        Syscall.adviseSequential(reader)
+        let hasher = SHA256Hasher()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            let count = try reader.read(into: buffer)
+            if count == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        }
+        let actual = hasher.finalize()
+        guard actual == expected else {
+            throw UploaderError(.io, "the spool copy of \(file.sourcePath) read back differently from the camera (disk fault?); it will be copied again on the next run",
+                                cause: "camera \(expected.hex), spool \(actual.hex)")
+        }
+        // The verified copy need not stay in the page cache.
+        try? Syscall.dropCachedPages(reader)
+    }
+
+    func recordingTime(of source: FileDescriptor, file: MediaFile, info: stat) -> (date: Date, source: RecordingTimeSource) {
+        let ext = file.name.split(separator: ".").last.map { $0.lowercased() } ?? ""
+        if ["mp4", "mov", "m4v", "m4a", "3gp"].contains(ext),
+           let created = try? MP4RecordingTime.creationTime(of: source, fileSize: file.sourceSize) {
+            let date = configuration.ingest.cameraClock == .local ? Timestamps.localClockToUTC(created) : created
+            return (date, .containerMetadata)
+        }
+        let seconds = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+        return (Date(timeIntervalSince1970: seconds), .fileModificationTime)
+    }
+
+    func ensureSpace(for size: Int64) throws {
+        guard let space = spool.space() else { return }
+        let needed = size + configuration.ingest.spoolReserveBytes
+        if space.available < needed {
+            throw UploaderError(.diskFull, "the spool disk is full (\(ByteCount.format(space.available)) free, \(ByteCount.format(needed)) needed): upload or purge verified files, then dock again; the rest stays safely on the camera")
+        }
+    }
+
+    func spoolWriteError(_ error: Errno, file: MediaFile) -> UploaderError {
+        if error == .noSpace || error == .diskQuotaExceeded {
+            return UploaderError(.diskFull, "the spool disk filled up while copying \(file.sourcePath): free space, then dock again; nothing half-written was kept",
+                                 cause: error.summary)
+        }
+        return UploaderError(.io, "writing the spool copy of \(file.sourcePath) failed: check the spool disk", cause: error.summary)
+    }
+
+    /// Opens `relativePath` below `root` one component at a time, refusing
+    /// symbolic links at every level.
+    func openBeneath(_ root: FileDescriptor, _ relativePath: String) throws -> FileDescriptor {
+        let components = relativePath.split(separator: "/").map(String.init)
+        guard !components.isEmpty, !components.contains(".."), !components.contains(".") else {
+            throw UploaderError(.hostileEntry, "refusing the path \(relativePath): it leaves the camera volume")
+        }
+        var current = root
+        var opened: [FileDescriptor] = []
+        defer { for fd in opened { try? fd.close() } }
+        do {
+            for directory in components.dropLast() {
+                current = try Syscall.openAt(current, directory, O_RDONLY | O_DIRECTORY)
+                opened.append(current)
+            }
+            return try Syscall.openAt(current, components.last!, O_RDONLY)
+        } catch {
+            throw UploaderError(.sourceVanished, "cannot open \(relativePath) on the camera: it was removed or replaced by a link", cause: error.summary)
+        }
+    }
+
+    /// The configured part size, grown when needed so a file never needs
+    /// more than S3's 10,000 parts.
+    public static func partSize(forFileOfSize size: Int64, configured: Int64) -> Int64 {
+        let mebibyte: Int64 = 1 << 20
+        let smallest = (size + 9_999) / 10_000
+        let rounded = (smallest + mebibyte - 1) / mebibyte * mebibyte
+        return max(configured, rounded)
+    }
+}

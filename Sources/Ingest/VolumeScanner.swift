@@ -1,0 +1,93 @@
+import Foundation
+import SystemPackage
+import UploaderCore
+
+/// One entry found on a camera volume.
+public struct VolumeEntry: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case media
+        /// A symbolic link, device node, FIFO or socket, or a name that is not
+        /// valid UTF-8: recorded and held, never followed or copied.
+        case hostile(String)
+    }
+
+    /// Path relative to the volume root, `/`-separated.
+    public var relativePath: String
+    public var size: Int64
+    public var modifiedNanoseconds: Int64
+    public var kind: Kind
+}
+
+/// Walks a camera volume without ever following a symbolic link: every
+/// directory is opened relative to its parent's descriptor with O_NOFOLLOW,
+/// so nothing on the volume can lead the walk outside it.
+public struct VolumeScanner {
+    public var mediaExtensions: Set<String>
+    public var maximumDepth = 16
+
+    public init(mediaExtensions: [String]) {
+        self.mediaExtensions = Set(mediaExtensions.map { $0.lowercased() })
+    }
+
+    public func scan(root: String) throws -> [VolumeEntry] {
+        let rootFD: FileDescriptor
+        do {
+            rootFD = try FileDescriptor.open(FilePath(root), .readOnly, options: [.directory, .closeOnExec])
+        } catch let error as Errno {
+            throw UploaderError(.sourceVanished, "cannot open the camera volume \(root): check that it is mounted and readable",
+                                cause: error.summary)
+        }
+        defer { try? rootFD.close() }
+        var entries: [VolumeEntry] = []
+        try walk(rootFD, prefix: "", depth: 0, into: &entries)
+        return entries
+    }
+
+    private func walk(_ directory: FileDescriptor, prefix: String, depth: Int, into entries: inout [VolumeEntry]) throws {
+        let names: [String]
+        do {
+            names = try Syscall.directoryEntries(directory)
+        } catch {
+            throw UploaderError(.sourceVanished, "cannot list \(prefix.isEmpty ? "the camera volume" : prefix): the camera may have been removed",
+                                cause: error.summary)
+        }
+        for name in names {
+            // Hidden entries are the file system's or the host OS's, not the camera's.
+            if name.hasPrefix(".") || name == "System Volume Information" { continue }
+            let relative = prefix.isEmpty ? name : prefix + "/" + name
+            if name.contains("\u{FFFD}") {
+                entries.append(VolumeEntry(relativePath: relative, size: 0, modifiedNanoseconds: 0,
+                                           kind: .hostile("the name is not valid UTF-8")))
+                continue
+            }
+            let info: stat
+            do {
+                info = try Syscall.fstatAt(directory, name)
+            } catch {
+                throw UploaderError(.sourceVanished, "cannot read \(relative) on the camera: the camera may have been removed", cause: error.summary)
+            }
+            let mtime = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                guard depth < maximumDepth else {
+                    entries.append(VolumeEntry(relativePath: relative, size: 0, modifiedNanoseconds: mtime,
+                                               kind: .hostile("folders nested deeper than \(maximumDepth) levels")))
+                    continue
+                }
+                guard let child = try? Syscall.openAt(directory, name, O_RDONLY | O_DIRECTORY) else { continue }
+                defer { try? child.close() }
+                try walk(child, prefix: relative, depth: depth + 1, into: &entries)
+            case S_IFREG:
+                let ext = name.split(separator: ".").count > 1 ? String(name.split(separator: ".").last!).lowercased() : ""
+                guard mediaExtensions.contains(ext) else { continue }
+                entries.append(VolumeEntry(relativePath: relative, size: Int64(info.st_size), modifiedNanoseconds: mtime, kind: .media))
+            case S_IFLNK:
+                entries.append(VolumeEntry(relativePath: relative, size: 0, modifiedNanoseconds: mtime,
+                                           kind: .hostile("a symbolic link; links are never followed")))
+            default:
+                entries.append(VolumeEntry(relativePath: relative, size: 0, modifiedNanoseconds: mtime,
+                                           kind: .hostile("a device node, FIFO or socket, not a media file")))
+            }
+        }
+    }
+}
