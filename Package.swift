@@ -59,6 +59,7 @@ let package = Package(
             dependencies: [
                 "CCurl", "UploaderCore", "Ledger", "Crypto",
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -113,6 +113,19 @@ extension Ledger {
         }
     }
 
+    /// The upload could not start for a reason outside the file (credentials,
+    /// bucket): back to `spooled`, with the reason shown in `status`.
+    public func markWaiting(_ id: Int64, reason: String) throws {
+        try write("record a refused upload") { db in
+            try db.execute(sql: """
+                UPDATE media_file SET state = 'spooled', last_error = ?, attempts = MAX(attempts - 1, 0), updated_at = ?
+                WHERE id = ? AND state = 'uploading'
+                """, arguments: [reason, Date(), id])
+            let file = try Ledger.file(id, in: db)
+            try Ledger.append(EventDraft(.error, "upload.refused", fileID: id, serial: file?.serial, user: file?.user, reason), in: db)
+        }
+    }
+
     /// An event about a file that is not a state change (for example a retry).
     public func note(_ id: Int64, level: LedgerEvent.Level, kind: String, _ message: String) throws {
         try write("write to the custody log") { db in

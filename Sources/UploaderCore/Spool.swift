@@ -1,6 +1,9 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import SystemPackage
-import UploaderCore
+
 
 /// The local spool: `tmp/` holds copies being written (never visible as
 /// evidence), `objects/` holds copies that were fsynced and verified.

@@ -1,0 +1,256 @@
+internal import CCurl
+import Crypto
+import Foundation
+import SystemPackage
+import UploaderCore
+
+/// What a request sends as its body.
+enum RequestBody {
+    case none
+    case bytes([UInt8])
+    /// `length` bytes of an open file from `offset`, streamed by positioned reads.
+    case file(FileDescriptor, offset: Int64, length: Int64)
+}
+
+/// What came back: status, headers (lowercased names) and a small body
+/// (S3's XML answers; capped, since a media body is never read into memory).
+struct HTTPResponse: Sendable {
+    var status: Int
+    var headers: [String: String]
+    var body: [UInt8]
+
+    var bodyText: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A failure below HTTP: connection, TLS, timeout, or reading our own file.
+struct CurlFailure: Error, CustomStringConvertible {
+    var code: Int
+    var text: String
+    var localReadError: Errno?
+    var description: String { "curl error \(code): \(text)" }
+
+    var isTransient: Bool {
+        switch CURLcode(rawValue: UInt32(code)) {
+        case CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
+             CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY,
+             CURLE_SSL_CONNECT_ERROR, CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_WEIRD_SERVER_REPLY, CURLE_AGAIN:
+            return true
+        default:
+            return false
+        }
+    }
+}
+
+/// Settings shared by every request to one store.
+struct CurlSettings: Sendable {
+    var region: String
+    var accessKeyID: String
+    var secretAccessKey: String
+    var connectTimeout: Int
+    var stallTimeout: Int
+    var caBundle: String?
+}
+
+/// Per-transfer state reachable from curl's C callbacks.
+final class TransferContext {
+    var body: RequestBody
+    var sent: Int64 = 0
+    var readError: Errno?
+    var responseBody: [UInt8] = []
+    var responseLimit = 1 << 20
+    var responseSink: ((UnsafeRawBufferPointer) -> Void)?
+    var headers: [String: String] = [:]
+    var progress: ((Int64) -> Void)?
+
+    init(body: RequestBody) {
+        self.body = body
+    }
+
+    static func from(userData: UnsafeMutableRawPointer?) -> TransferContext {
+        Unmanaged<TransferContext>.fromOpaque(userData!).takeUnretainedValue()
+    }
+}
+
+/// One libcurl easy handle. Blocking: `perform` runs on the calling thread,
+/// which is always one of the uploader's own threads, never the cooperative pool.
+/// Not Sendable: a handle belongs to one worker thread.
+final class CurlEasy {
+    private let handle: UnsafeMutableRawPointer
+    private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+
+    /// `UPLOADER_CURL_VERBOSE=1` prints libcurl's request trace (never the secret) to stderr.
+    private static let verbose = ProcessInfo.processInfo.environment["UPLOADER_CURL_VERBOSE"] == "1"
+
+    private static let globalInit: Void = {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    }()
+
+    init() {
+        _ = Self.globalInit
+        guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
+        self.handle = handle
+    }
+
+    deinit {
+        curl_easy_cleanup(handle)
+    }
+
+    /// Sends one signed request and waits for the answer.
+    func perform(method: String, url: String, headers: [String: String], body: RequestBody,
+                 settings: CurlSettings, responseSink: ((UnsafeRawBufferPointer) -> Void)? = nil,
+                 progress: ((Int64) -> Void)? = nil) throws -> HTTPResponse {
+        curl_easy_reset(handle)
+        let context = TransferContext(body: body)
+        context.responseSink = responseSink
+        context.progress = progress
+        let unmanaged = Unmanaged.passRetained(context)
+        defer { unmanaged.release() }
+        let userData = unmanaged.toOpaque()
+
+        var list: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(list) }
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
+            list = curl_slist_append(list, "\(name): \(value)")
+        }
+        // libcurl would otherwise add a form content type to POSTs, which S3 does not want.
+        if method == "POST", headers["Content-Type"] == nil { list = curl_slist_append(list, "Content-Type: application/xml") }
+
+        try check(uploader_curl_setopt_string(handle, CURLOPT_URL, url))
+        try check(uploader_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+        try check(uploader_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, settings.connectTimeout))
+        try check(uploader_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024))
+        try check(uploader_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, settings.stallTimeout))
+        try check(uploader_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
+        try check(uploader_curl_setopt_string(handle, CURLOPT_AWS_SIGV4, "aws:amz:\(settings.region):s3"))
+        try check(uploader_curl_setopt_string(handle, CURLOPT_USERNAME, settings.accessKeyID))
+        try check(uploader_curl_setopt_string(handle, CURLOPT_PASSWORD, settings.secretAccessKey))
+        if let caBundle = settings.caBundle { try check(uploader_curl_setopt_string(handle, CURLOPT_CAINFO, caBundle)) }
+        try check(uploader_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, list))
+        if Self.verbose { try check(uploader_curl_setopt_long(handle, CURLOPT_VERBOSE, 1)) }
+        try errorBuffer.withUnsafeMutableBytes { raw in
+            try check(uploader_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, raw.baseAddress))
+        }
+
+        try check(uploader_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, { buffer, size, count, userData in
+            let context = TransferContext.from(userData: userData)
+            let line = String(decoding: UnsafeRawBufferPointer(start: buffer, count: size * count), as: UTF8.self)
+            if line.hasPrefix("HTTP/") { context.headers = [:] }
+            if let colon = line.firstIndex(of: ":") {
+                let name = line[..<colon].lowercased()
+                let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+                context.headers[name] = value
+            }
+            return size * count
+        }))
+        try check(uploader_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, userData))
+        try check(uploader_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, { buffer, size, count, userData in
+            let context = TransferContext.from(userData: userData)
+            let bytes = UnsafeRawBufferPointer(start: buffer, count: size * count)
+            if let sink = context.responseSink {
+                sink(bytes)
+            } else if context.responseBody.count < context.responseLimit {
+                context.responseBody.append(contentsOf: bytes.prefix(context.responseLimit - context.responseBody.count))
+            }
+            return size * count
+        }))
+        try check(uploader_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, userData))
+
+        switch method {
+        case "PUT":
+            try check(uploader_curl_setopt_long(handle, CURLOPT_UPLOAD, 1))
+        case "HEAD":
+            try check(uploader_curl_setopt_long(handle, CURLOPT_NOBODY, 1))
+        case "GET":
+            break
+        case "POST":
+            try check(uploader_curl_setopt_long(handle, CURLOPT_POST, 1))
+        default:
+            try check(uploader_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method))
+        }
+
+        switch body {
+        case .none:
+            if method == "PUT" { try check(uploader_curl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, 0)) }
+            if method == "POST" { try check(uploader_curl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, 0)) }
+        case .bytes(let bytes):
+            if method == "POST" {
+                try check(uploader_curl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count)))
+                try bytes.withUnsafeBytes { raw in
+                    try check(uploader_curl_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress)))
+                }
+            } else {
+                try setStreamingBody(length: Int64(bytes.count), method: method, userData: userData)
+            }
+        case .file(_, _, let length):
+            try setStreamingBody(length: length, method: method, userData: userData)
+        }
+        if progress != nil {
+            try check(uploader_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0))
+            try check(uploader_curl_setopt_xferinfo_callback(handle, { userData, _, _, _, uploaded in
+                TransferContext.from(userData: userData).progress?(Int64(uploaded))
+                return 0
+            }))
+            try check(uploader_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, userData))
+        }
+
+        errorBuffer[0] = 0
+        let result = curl_easy_perform(handle)
+        if result != CURLE_OK {
+            let detail = String(decoding: errorBuffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw CurlFailure(code: Int(result.rawValue),
+                              text: detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail,
+                              localReadError: context.readError)
+        }
+        var status = 0
+        _ = uploader_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return HTTPResponse(status: status, headers: context.headers, body: context.responseBody)
+    }
+
+    private func setStreamingBody(length: Int64, method: String, userData: UnsafeMutableRawPointer) throws {
+        if method == "PUT" {
+            try check(uploader_curl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(length)))
+        } else {
+            try check(uploader_curl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(length)))
+        }
+        try check(uploader_curl_setopt_data_callback(handle, CURLOPT_READFUNCTION, { buffer, size, count, userData in
+            let context = TransferContext.from(userData: userData)
+            let capacity = size * count
+            switch context.body {
+            case .none:
+                return 0
+            case .bytes(let bytes):
+                let take = min(capacity, bytes.count - Int(context.sent))
+                guard take > 0, let buffer else { return 0 }
+                bytes.withUnsafeBytes { raw in
+                    UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress! + Int(context.sent), byteCount: take)
+                }
+                context.sent += Int64(take)
+                return take
+            case .file(let fd, let offset, let length):
+                let want = Int(min(Int64(capacity), length - context.sent))
+                guard want > 0, let buffer else { return 0 }
+                do {
+                    let got = try Syscall.pread(fd, into: UnsafeMutableRawBufferPointer(start: buffer, count: want),
+                                                at: offset + context.sent)
+                    // A spool file shorter than the ledger says is a damaged spool, not a network error.
+                    if got == 0 {
+                        context.readError = .ioError
+                        return uploader_curl_readfunc_abort()
+                    }
+                    context.sent += Int64(got)
+                    return got
+                } catch {
+                    context.readError = (error as? Errno) ?? .ioError
+                    return uploader_curl_readfunc_abort()
+                }
+            }
+        }))
+        try check(uploader_curl_setopt_pointer(handle, CURLOPT_READDATA, userData))
+    }
+
+    private func check(_ code: CURLcode) throws {
+        if code != CURLE_OK {
+            throw CurlFailure(code: Int(code.rawValue), text: String(cString: curl_easy_strerror(code)), localReadError: nil)
+        }
+    }
+}

@@ -1,0 +1,348 @@
+import Crypto
+import Foundation
+import SystemPackage
+import UploaderCore
+
+/// An S3 error answer, or a transport failure, classified for the caller:
+/// "should we retry?" is answered here; "how long to wait?" by `RetryPolicy`.
+public struct S3Failure: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable, Equatable {
+        /// Worth another attempt: connection trouble, timeouts, 5xx, SlowDown.
+        case transient
+        /// Credentials, signature, permissions or clock: nothing will upload until an admin acts.
+        case authentication
+        /// The bucket does not exist: nothing will upload until an admin acts.
+        case missingBucket
+        /// The store received bytes whose SHA-256 is not the one we sent.
+        case checksumMismatch
+        /// `If-None-Match: *` refused: an object already has this key.
+        case alreadyExists
+        /// The multipart upload id is gone (aborted, expired or completed).
+        case noSuchUpload
+        /// Reading our own spool file failed.
+        case localRead
+        /// Anything else the store refused for this request.
+        case rejected
+    }
+
+    public var kind: Kind
+    public var status: Int
+    public var code: String
+    public var message: String
+    public var retryAfter: Double?
+
+    public var description: String {
+        status > 0 ? "\(code) (HTTP \(status)): \(message)" : "\(code): \(message)"
+    }
+
+    /// One sentence for the admin, saying what to do.
+    public var advice: String {
+        switch kind {
+        case .authentication:
+            if code == "RequestTimeTooSkewed" {
+                return "the evidence store rejected our clock (\(code)): set this PC's clock right (NTP), then run `uploader upload` again"
+            }
+            return "the evidence store refused our credentials (\(code)): check the access key and secret in the credentials file, then run `uploader upload` again"
+        case .missingBucket:
+            return "the evidence store has no such bucket (\(code)): check [store] bucket in the configuration"
+        default:
+            return description
+        }
+    }
+
+    static func from(_ response: HTTPResponse) -> S3Failure {
+        let code = XMLText.first("Code", in: response.bodyText) ?? "HTTP\(response.status)"
+        let message = XMLText.first("Message", in: response.bodyText) ?? "the store answered HTTP \(response.status)"
+        let retryAfter = response.headers["retry-after"].flatMap { RetryPolicy.parseRetryAfter($0) }
+        let kind: Kind
+        switch (response.status, code) {
+        case (_, "SlowDown"), (_, "RequestTimeout"), (_, "InternalError"), (_, "ServiceUnavailable"),
+             (429, _), (408, _), (500...599, _):
+            kind = .transient
+        case (_, "BadDigest"), (_, "XAmzContentSHA256Mismatch"), (_, "XAmzContentChecksumMismatch"), (_, "InvalidDigest"):
+            kind = .checksumMismatch
+        case (_, "PreconditionFailed"), (412, _):
+            kind = .alreadyExists
+        case (_, "NoSuchUpload"):
+            kind = .noSuchUpload
+        case (_, "NoSuchBucket"):
+            kind = .missingBucket
+        case (401, _), (403, _), (_, "SignatureDoesNotMatch"), (_, "InvalidAccessKeyId"), (_, "AccessDenied"), (_, "RequestTimeTooSkewed"):
+            kind = .authentication
+        default:
+            kind = .rejected
+        }
+        return S3Failure(kind: kind, status: response.status, code: code, message: message, retryAfter: retryAfter)
+    }
+
+    static func from(_ failure: CurlFailure) -> S3Failure {
+        if let readError = failure.localReadError {
+            return S3Failure(kind: .localRead, status: 0, code: "SpoolReadError", message: "reading the spool file failed: \(readError.summary)")
+        }
+        return S3Failure(kind: failure.isTransient ? .transient : .rejected, status: 0, code: "curl-\(failure.code)", message: failure.text)
+    }
+}
+
+/// What the store says about one object.
+public struct ObjectHead: Sendable {
+    public var size: Int64
+    public var checksumSHA256: String?
+    public var metadata: [String: String]
+}
+
+/// The S3 calls the uploader needs, signed with SigV4 by libcurl.
+/// Not Sendable: one client (one curl handle) per worker thread.
+public final class S3Client {
+    public struct Target: Sendable {
+        public var endpoint: String
+        public var bucket: String
+        public var addressing: Configuration.Addressing
+
+        public init(endpoint: String, bucket: String, addressing: Configuration.Addressing) {
+            self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
+            self.bucket = bucket
+            self.addressing = addressing
+        }
+    }
+
+    let target: Target
+    let settings: CurlSettings
+    let curl = CurlEasy()
+    static let emptyPayloadHash = SHA256Hasher.hash([UInt8]()).hex
+
+    public init(target: Target, region: String, credentials: Credentials, connectTimeout: Int = 15,
+                stallTimeout: Int = 60, caBundle: String? = nil) {
+        self.target = target
+        self.settings = CurlSettings(region: region, accessKeyID: credentials.accessKeyID,
+                                     secretAccessKey: credentials.secretAccessKey,
+                                     connectTimeout: connectTimeout, stallTimeout: stallTimeout, caBundle: caBundle)
+    }
+
+    public convenience init(configuration: Configuration, credentials: Credentials) {
+        self.init(target: Target(endpoint: configuration.store.endpoint, bucket: configuration.store.bucket,
+                                 addressing: configuration.store.addressing),
+                  region: configuration.store.region, credentials: credentials,
+                  connectTimeout: configuration.upload.connectTimeout, stallTimeout: configuration.upload.stallTimeout,
+                  caBundle: configuration.store.caBundle)
+    }
+
+    // MARK: - Requests
+
+    /// Creates the bucket (for the demo and tests); an existing bucket we own is fine.
+    public func createBucket() throws {
+        let response = try send("PUT", key: nil, query: [], headers: [:], body: .none)
+        if response.status == 200 || XMLText.first("Code", in: response.bodyText) == "BucketAlreadyOwnedByYou" { return }
+        throw S3Failure.from(response)
+    }
+
+    /// One PUT of a whole file, refused by the store if an object already has the key.
+    public func putObject(key: String, file: FileDescriptor, size: Int64, sha256: SHA256Digest,
+                          metadata: [String: String], progress: ((Int64) -> Void)? = nil) throws -> String {
+        var headers = metadataHeaders(metadata)
+        headers["x-amz-content-sha256"] = sha256.hex
+        headers["x-amz-checksum-sha256"] = sha256.base64
+        headers["If-None-Match"] = "*"
+        let response = try send("PUT", key: key, query: [], headers: headers,
+                                body: .file(file, offset: 0, length: size), progress: progress)
+        guard response.status == 200 else { throw S3Failure.from(response) }
+        return response.headers["etag"] ?? ""
+    }
+
+    public func createMultipartUpload(key: String, metadata: [String: String]) throws -> String {
+        var headers = metadataHeaders(metadata)
+        headers["x-amz-checksum-algorithm"] = "SHA256"
+        let response = try send("POST", key: key, query: [("uploads", "")], headers: headers, body: .none)
+        guard response.status == 200, let uploadID = XMLText.first("UploadId", in: response.bodyText) else {
+            throw S3Failure.from(response)
+        }
+        return uploadID
+    }
+
+    public func uploadPart(key: String, uploadID: String, number: Int, file: FileDescriptor, offset: Int64,
+                           size: Int64, sha256: SHA256Digest, progress: ((Int64) -> Void)? = nil) throws -> String {
+        let headers = ["x-amz-content-sha256": sha256.hex, "x-amz-checksum-sha256": sha256.base64]
+        let response = try send("PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
+                                headers: headers, body: .file(file, offset: offset, length: size), progress: progress)
+        guard response.status == 200, let etag = response.headers["etag"] else { throw S3Failure.from(response) }
+        return etag
+    }
+
+    public struct CompletedPart: Sendable {
+        public var number: Int
+        public var etag: String
+        public var sha256: SHA256Digest
+
+        public init(number: Int, etag: String, sha256: SHA256Digest) {
+            self.number = number
+            self.etag = etag
+            self.sha256 = sha256
+        }
+    }
+
+    /// Completes the upload; `If-None-Match: *` keeps it from replacing an existing object.
+    public func completeMultipartUpload(key: String, uploadID: String, parts: [CompletedPart]) throws {
+        var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        for part in parts {
+            xml += "<Part><PartNumber>\(part.number)</PartNumber><ETag>\(XMLText.escape(part.etag))</ETag>"
+            xml += "<ChecksumSHA256>\(part.sha256.base64)</ChecksumSHA256></Part>"
+        }
+        xml += "</CompleteMultipartUpload>"
+        let body = Array(xml.utf8)
+        let headers = ["x-amz-content-sha256": SHA256Hasher.hash(body).hex, "If-None-Match": "*"]
+        let response = try send("POST", key: key, query: [("uploadId", uploadID)], headers: headers, body: .bytes(body))
+        // S3 may answer 200 and put the error in the body.
+        guard response.status == 200, XMLText.first("Error", in: response.bodyText) == nil,
+              !response.bodyText.contains("<Error>") else {
+            throw S3Failure.from(HTTPResponse(status: response.status == 200 ? 500 : response.status,
+                                              headers: response.headers, body: response.body))
+        }
+    }
+
+    public func abortMultipartUpload(key: String, uploadID: String) throws {
+        let response = try send("DELETE", key: key, query: [("uploadId", uploadID)], headers: [:], body: .none)
+        guard response.status == 204 || response.status == 200 || response.status == 404 else { throw S3Failure.from(response) }
+    }
+
+    /// The object's size, the store's own SHA-256 checksum and our metadata; nil if absent.
+    public func headObject(key: String) throws -> ObjectHead? {
+        let response = try send("HEAD", key: key, query: [], headers: ["x-amz-checksum-mode": "ENABLED"], body: .none)
+        if response.status == 404 { return nil }
+        guard response.status == 200 else {
+            throw S3Failure.from(HTTPResponse(status: response.status, headers: response.headers,
+                                              body: Array("<Code>HTTP\(response.status)</Code>".utf8)))
+        }
+        var metadata: [String: String] = [:]
+        for (name, value) in response.headers where name.hasPrefix("x-amz-meta-") {
+            metadata[String(name.dropFirst("x-amz-meta-".count))] = value
+        }
+        return ObjectHead(size: Int64(response.headers["content-length"] ?? "") ?? -1,
+                          checksumSHA256: response.headers["x-amz-checksum-sha256"], metadata: metadata)
+    }
+
+    /// Streams the object through SHA-256 without storing it: the fallback
+    /// proof for stores that keep no checksum.
+    public func hashObject(key: String) throws -> (size: Int64, sha256: SHA256Digest) {
+        let hasher = SHA256Hasher()
+        var size: Int64 = 0
+        let response = try send("GET", key: key, query: [], headers: [:], body: .none, responseSink: { bytes in
+            hasher.update(bytes)
+            size += Int64(bytes.count)
+        })
+        guard response.status == 200 else { throw S3Failure.from(response) }
+        return (size, hasher.finalize())
+    }
+
+    // MARK: - Plumbing
+
+    func send(_ method: String, key: String?, query: [(String, String)], headers: [String: String], body: RequestBody,
+              responseSink: ((UnsafeRawBufferPointer) -> Void)? = nil, progress: ((Int64) -> Void)? = nil) throws -> HTTPResponse {
+        var allHeaders = headers
+        if allHeaders["x-amz-content-sha256"] == nil {
+            // libcurl 7.88 signs the empty payload hash unless told otherwise.
+            if case .none = body { allHeaders["x-amz-content-sha256"] = Self.emptyPayloadHash }
+        }
+        do {
+            return try curl.perform(method: method, url: url(key: key, query: query), headers: allHeaders, body: body,
+                                    settings: settings, responseSink: responseSink, progress: progress)
+        } catch let failure as CurlFailure {
+            throw S3Failure.from(failure)
+        }
+    }
+
+    /// Builds the URL with the key and query already in SigV4's canonical
+    /// form (each segment URI-encoded, parameters sorted, `name=` for empty
+    /// values), so the signature does not depend on libcurl's normalisation.
+    func url(key: String?, query: [(String, String)]) -> String {
+        var base: String
+        switch target.addressing {
+        case .path:
+            base = target.endpoint + "/" + target.bucket
+        case .virtualHosted:
+            if let schemeEnd = target.endpoint.range(of: "://") {
+                base = target.endpoint[..<schemeEnd.upperBound] + target.bucket + "." + target.endpoint[schemeEnd.upperBound...]
+            } else {
+                base = target.bucket + "." + target.endpoint
+            }
+        }
+        if let key {
+            base += "/" + key.split(separator: "/", omittingEmptySubsequences: false).map { Self.uriEncode(String($0)) }.joined(separator: "/")
+        } else if target.addressing == .virtualHosted {
+            base += "/"
+        }
+        if !query.isEmpty {
+            base += "?" + query.sorted { $0.0 < $1.0 }.map { "\(Self.uriEncode($0.0))=\(Self.uriEncode($0.1))" }.joined(separator: "&")
+        }
+        return base
+    }
+
+    static func uriEncode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.append(Character(UnicodeScalar(byte)))
+            default:
+                out += String(format: "%%%02X", byte)
+            }
+        }
+        return out
+    }
+
+    /// `x-amz-meta-*` headers; values are percent-encoded outside printable ASCII,
+    /// since HTTP headers carry no reliable charset.
+    func metadataHeaders(_ metadata: [String: String]) -> [String: String] {
+        var headers: [String: String] = [:]
+        for (name, value) in metadata {
+            var safe = ""
+            for byte in value.utf8 {
+                if byte >= 0x20, byte < 0x7f, byte != UInt8(ascii: "%") { safe.append(Character(UnicodeScalar(byte))) } else { safe += String(format: "%%%02X", byte) }
+            }
+            headers["x-amz-meta-\(name)"] = safe
+        }
+        return headers
+    }
+}
+
+/// Just enough XML for S3's small answers: the text of the first element
+/// with a given name, with entities decoded.
+enum XMLText {
+    static func first(_ element: String, in xml: String) -> String? {
+        guard let open = xml.range(of: "<\(element)>"),
+              let close = xml.range(of: "</\(element)>", range: open.upperBound..<xml.endIndex) else { return nil }
+        return decode(String(xml[open.upperBound..<close.lowerBound]))
+    }
+
+    static func decode(_ text: String) -> String {
+        guard text.contains("&") else { return text }
+        var out = ""
+        var rest = Substring(text)
+        while let amp = rest.firstIndex(of: "&") {
+            out += rest[..<amp]
+            guard let semi = rest[amp...].firstIndex(of: ";") else { break }
+            let entity = rest[rest.index(after: amp)..<semi]
+            switch entity {
+            case "amp": out += "&"
+            case "lt": out += "<"
+            case "gt": out += ">"
+            case "quot": out += "\""
+            case "apos": out += "'"
+            default:
+                if entity.hasPrefix("#x"), let code = UInt32(entity.dropFirst(2), radix: 16), let scalar = UnicodeScalar(code) {
+                    out.unicodeScalars.append(scalar)
+                } else if entity.hasPrefix("#"), let code = UInt32(entity.dropFirst()), let scalar = UnicodeScalar(code) {
+                    out.unicodeScalars.append(scalar)
+                } else {
+                    out += "&\(entity);"
+                }
+            }
+            rest = rest[rest.index(after: semi)...]
+        }
+        return out + rest
+    }
+
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}

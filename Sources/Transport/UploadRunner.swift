@@ -1,0 +1,275 @@
+import Crypto
+import Foundation
+import Ledger
+import Logging
+import Synchronization
+import SystemPackage
+import UploaderCore
+
+public struct UploadReport: Sendable, Codable, Equatable {
+    public var verified = 0
+    public var failed = 0
+    public var held = 0
+    public var bytesSent: Int64 = 0
+    public var retries = 0
+    /// Set when the run stopped for a reason no retry can fix.
+    public var stoppedBecause: String?
+
+    public init() {}
+}
+
+/// Sends spooled files to the evidence store: one PUT for a file of one
+/// part, else a multipart upload whose id and finished parts live in the
+/// ledger, so a restart sends only what is missing. Every upload is checked
+/// by the store against the SHA-256 taken from the camera, and confirmed
+/// with a HEAD before the file is `verified`.
+///
+/// Blocking: `run` starts `concurrency` threads of its own and waits for them.
+public final class UploadRunner: Sendable {
+    let configuration: Configuration
+    let credentials: Credentials
+    let ledger: Ledger
+    let logger: Logger
+    let policy: RetryPolicy
+    private let state = Mutex(SharedState())
+
+    struct SharedState {
+        var queue: [MediaFile] = []
+        var report = UploadReport()
+    }
+
+    public init(configuration: Configuration, credentials: Credentials, ledger: Ledger, logger: Logger) {
+        self.configuration = configuration
+        self.credentials = credentials
+        self.ledger = ledger
+        self.logger = logger
+        self.policy = RetryPolicy(configuration.upload)
+    }
+
+    public func run(ids: [Int64]? = nil) throws -> UploadReport {
+        let files = try ledger.uploadQueue(ids: ids)
+        state.withLock { $0.queue = files.reversed(); $0.report = UploadReport() }
+        guard !files.isEmpty else { return UploadReport() }
+        try ledger.log(EventDraft(.notice, "upload.run", "upload run started: \(files.count) files, \(ByteCount.format(files.reduce(0) { $0 + $1.sourceSize }))"))
+        let workers = min(configuration.upload.concurrency, files.count)
+        var threads: [Thread] = []
+        let done = DispatchGroup()
+        for index in 0..<workers {
+            done.enter()
+            let thread = Thread { [self] in
+                defer { done.leave() }
+                let client = S3Client(configuration: configuration, credentials: credentials)
+                while let file = nextFile() {
+                    process(file, client: client)
+                }
+            }
+            thread.name = "uploader.upload.\(index)"
+            threads.append(thread)
+            thread.start()
+        }
+        done.wait()
+        let report = state.withLock { $0.report }
+        try ledger.log(EventDraft(report.stoppedBecause == nil ? .notice : .error, "upload.run",
+                                  "upload run finished: \(report.verified) verified, \(report.failed) failed, \(ByteCount.format(report.bytesSent)) sent"
+                                      + (report.stoppedBecause.map { "; stopped: \($0)" } ?? "")))
+        return report
+    }
+
+    private func nextFile() -> MediaFile? {
+        state.withLock { $0.report.stoppedBecause == nil ? $0.queue.popLast() : nil }
+    }
+
+    private func update(_ change: (inout UploadReport) -> Void) {
+        state.withLock { change(&$0.report) }
+    }
+
+    /// One file, with retries inside this run for transient failures.
+    func process(_ file: MediaFile, client: S3Client) {
+        var attempt = 0
+        var generator = SystemRandomNumberGenerator()
+        while true {
+            attempt += 1
+            do {
+                try upload(file.id, client: client)
+                update { $0.verified += 1 }
+                return
+            } catch let failure as S3Failure {
+                switch failure.kind {
+                case .authentication, .missingBucket:
+                    // Every file would fail the same way: stop the run, leave files as they are.
+                    update { if $0.stoppedBecause == nil { $0.stoppedBecause = failure.advice } }
+                    try? ledger.markWaiting(file.id, reason: failure.advice)
+                    return
+                case .checksumMismatch, .localRead:
+                    let message = "the spool copy no longer matches the SHA-256 taken from the camera (\(failure.code)); dock the camera again to re-copy it"
+                    try? ledger.quarantine(file.id, reason: .spoolCorrupted, message: message)
+                    logger.error("\(message)", metadata: ["file": "\(file.sourcePath)"])
+                    update { $0.failed += 1 }
+                    return
+                case .transient where attempt < policy.maxAttempts:
+                    let wait = policy.delay(afterAttempt: attempt, retryAfter: failure.retryAfter, using: &generator)
+                    try? ledger.note(file.id, level: .warning, kind: "upload.retry",
+                                     "attempt \(attempt) failed: \(failure); retrying in \(String(format: "%.1f", wait)) s")
+                    update { $0.retries += 1 }
+                    Thread.sleep(forTimeInterval: wait)
+                case .transient:
+                    let wait = policy.delay(afterAttempt: attempt, retryAfter: failure.retryAfter, using: &generator)
+                    try? ledger.markFailed(file.id, error: "gave up after \(attempt) attempts in this run: \(failure)",
+                                           retryAt: Date().addingTimeInterval(max(wait, policy.baseDelay)))
+                    update { $0.failed += 1 }
+                    return
+                default:
+                    try? ledger.markFailed(file.id, error: "the store refused the upload: \(failure)", retryAt: nil)
+                    update { $0.failed += 1 }
+                    return
+                }
+            } catch let error as UploaderError {
+                try? ledger.markFailed(file.id, error: error.message, retryAt: nil)
+                update { $0.failed += 1 }
+                return
+            } catch {
+                try? ledger.markFailed(file.id, error: "\(error)", retryAt: nil)
+                update { $0.failed += 1 }
+                return
+            }
+        }
+    }
+
+    func objectKey(for file: MediaFile) -> String {
+        ObjectKeyTemplate.render(configuration.store.keyTemplate, .init(
+            prefix: configuration.store.prefix, user: file.user ?? "unassigned", serial: file.serial,
+            name: file.name, sha256: file.sha256 ?? "", recordedAt: file.recordedAt ?? file.discoveredAt, fileID: file.id))
+    }
+
+    /// The object's `x-amz-meta-*` values. No name may be another's prefix
+    /// followed by "-": libcurl 7.88 sorts signed headers as "name:value"
+    /// strings, which then disagrees with SigV4's order and breaks the signature.
+    func metadata(for file: MediaFile) -> [String: String] {
+        [
+            "sha256": file.sha256 ?? "",
+            "device-serial": file.serial,
+            "user": file.user ?? "",
+            "recorded-at": file.recordedAt.map(Timestamps.iso) ?? "",
+            "recording-time-source": file.recordedAtSource ?? "",
+            "ingested-at": file.spooledAt.map(Timestamps.iso) ?? "",
+            "source-path": file.sourcePath,
+            "host": configuration.hostName,
+        ]
+    }
+
+    /// The expected `x-amz-checksum-sha256` of the finished object.
+    static func expectedChecksum(parts: [FilePart], wholeFile: String) -> String {
+        if parts.count <= 1 { return SHA256Digest(hex: wholeFile)!.base64 }
+        return SHA256Digest.compositeChecksum(ofParts: parts.map { SHA256Digest(hex: $0.sha256)! })
+    }
+
+    func upload(_ id: Int64, client: S3Client) throws {
+        guard var file = try ledger.file(id), let spoolName = file.spoolName, let sha = file.sha256,
+              let digest = SHA256Digest(hex: sha) else {
+            throw UploaderError(.ledger, "file #\(id) has no spool copy recorded")
+        }
+        let parts = try ledger.parts(of: id)
+        let expected = Self.expectedChecksum(parts: parts, wholeFile: sha)
+        if file.state != .uploaded {
+            file = try ledger.beginUpload(id, objectKey: file.objectKey ?? objectKey(for: file))
+            let path = Spool(root: configuration.spoolDirectory).objectPath(spoolName)
+            let fd: FileDescriptor
+            do {
+                fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+            } catch {
+                throw S3Failure(kind: .localRead, status: 0, code: "SpoolFileMissing", message: "\(path) cannot be opened: \(error)")
+            }
+            defer { try? fd.close() }
+            let info = try Syscall.fstat(fd)
+            guard Int64(info.st_size) == file.sourceSize else {
+                throw S3Failure(kind: .localRead, status: 0, code: "SpoolFileWrongSize",
+                                message: "\(path) has \(info.st_size) bytes, the camera file had \(file.sourceSize)")
+            }
+            do {
+                if parts.count <= 1 {
+                    _ = try client.putObject(key: file.objectKey!, file: fd, size: file.sourceSize, sha256: digest, metadata: metadata(for: file))
+                    update { $0.bytesSent += file.sourceSize }
+                } else {
+                    try uploadMultipart(file, parts: parts, from: fd, client: client)
+                }
+            } catch let failure as S3Failure where failure.kind == .alreadyExists {
+                // Ours from an earlier run that died before writing it down, or someone else's object.
+                if let head = try client.headObject(key: file.objectKey!), head.checksumSHA256 == expected, head.size == file.sourceSize {
+                    try ledger.note(id, level: .notice, kind: "upload.found", "the store already holds this exact object (an earlier run finished it)")
+                } else {
+                    let key = renamedKey(file.objectKey!, sha: sha)
+                    try ledger.changeObjectKey(id, to: key, reason: "another object with different content already has the key \(file.objectKey!); it is never overwritten")
+                    throw S3Failure(kind: .transient, status: 412, code: "KeyTaken", message: "retrying under \(key)")
+                }
+            }
+            try ledger.markUploaded(id)
+            FailPoints.hit("upload.completed")
+            file = try ledger.file(id)!
+        }
+        try verify(file, expected: expected, client: client)
+    }
+
+    func uploadMultipart(_ file: MediaFile, parts: [FilePart], from fd: FileDescriptor, client: S3Client) throws {
+        let key = file.objectKey!
+        var uploadID = file.uploadID
+        if uploadID == nil {
+            uploadID = try client.createMultipartUpload(key: key, metadata: metadata(for: file))
+            try ledger.recordUploadID(file.id, uploadID: uploadID)
+        }
+        var current = try ledger.parts(of: file.id)
+        do {
+            for part in current where part.etag == nil {
+                let etag = try client.uploadPart(key: key, uploadID: uploadID!, number: part.number, file: fd,
+                                                 offset: part.offset, size: part.size, sha256: SHA256Digest(hex: part.sha256)!)
+                try ledger.recordPart(file.id, number: part.number, etag: etag)
+                update { $0.bytesSent += part.size }
+                FailPoints.hit("upload.part-recorded")
+            }
+            current = try ledger.parts(of: file.id)
+            try client.completeMultipartUpload(key: key, uploadID: uploadID!, parts: current.map {
+                S3Client.CompletedPart(number: $0.number, etag: $0.etag!, sha256: SHA256Digest(hex: $0.sha256)!)
+            })
+        } catch let failure as S3Failure where failure.kind == .noSuchUpload {
+            // Completed by a run that died before recording it, or aborted/expired: the HEAD decides.
+            let expected = Self.expectedChecksum(parts: parts, wholeFile: file.sha256!)
+            if let head = try client.headObject(key: key), head.checksumSHA256 == expected, head.size == file.sourceSize {
+                return
+            }
+            try ledger.recordUploadID(file.id, uploadID: nil)
+            throw S3Failure(kind: .transient, status: failure.status, code: failure.code,
+                            message: "the multipart upload is gone on the store; starting it again")
+        }
+    }
+
+    /// Confirms the object: the store's size and its own SHA-256 checksum must
+    /// equal what the camera read produced.
+    func verify(_ file: MediaFile, expected: String, client: S3Client) throws {
+        guard let key = file.objectKey, let head = try client.headObject(key: key) else {
+            try ledger.recordUploadID(file.id, uploadID: nil)
+            throw S3Failure(kind: .transient, status: 404, code: "NoSuchKey", message: "the object is not in the store after upload")
+        }
+        var proof = head.checksumSHA256
+        if proof == nil {
+            // A store that keeps no checksum: read the object back and hash it.
+            let downloaded = try client.hashObject(key: key)
+            guard downloaded.size == file.sourceSize, downloaded.sha256.hex == file.sha256 else {
+                throw UploaderError(.verification, "the object \(key) read back from the store does not match the camera's SHA-256: it will be uploaded again")
+            }
+            proof = "sha256:" + downloaded.sha256.hex
+        } else if head.size != file.sourceSize || proof != expected {
+            let message = "the store holds \(key) with size \(head.size) and checksum \(proof ?? "none"), expected \(file.sourceSize) and \(expected)"
+            try ledger.markFailed(file.id, error: message, retryAt: nil)
+            throw UploaderError(.verification, message)
+        }
+        try ledger.markVerified(file.id, storeChecksum: proof!)
+        FailPoints.hit("upload.verified")
+    }
+
+    func renamedKey(_ key: String, sha: String) -> String {
+        let suffix = "~" + sha.prefix(12)
+        if let slash = key.lastIndex(of: "/"), let dot = key[slash...].lastIndex(of: "."), dot > key.index(after: slash) {
+            return key[..<dot] + suffix + key[dot...]
+        }
+        return key + suffix
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+
+/// Writes a commented `uploader.toml` for a configuration: what
+/// `uploader account import` leaves behind for the admin to read and edit.
+public enum ConfigRenderer {
+    public static func render(_ c: Configuration) -> String {
+        func quoted(_ text: String) -> String {
+            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        let credentials: String
+        switch c.store.credentials {
+        case .environment: credentials = "env"
+        case .file(let path): credentials = path
+        }
+        return """
+        # uploader configuration. Check it with `uploader config check`.
+        # Relative paths are resolved against this file's folder.
+
+        [paths]
+        # Verified copies of camera media wait here until the store confirms them.
+        spool = \(quoted(c.spoolDirectory))
+        # The transfer ledger (ledger.sqlite) lives here. Back it up.
+        state = \(quoted(c.stateDirectory))
+
+        [store]
+        # The S3-compatible evidence store.
+        endpoint = \(quoted(c.store.endpoint))
+        region = \(quoted(c.store.region))
+        bucket = \(quoted(c.store.bucket))
+        # Every object key starts with this (your agency or site).
+        prefix = \(quoted(c.store.prefix))
+        # "path" (https://host/bucket/key) or "virtual-hosted" (https://bucket.host/key).
+        addressing = \(quoted(c.store.addressing.rawValue))
+        # A file holding access_key_id and secret_access_key, mode 0600;
+        # or "env" for UPLOADER_ACCESS_KEY_ID / UPLOADER_SECRET_ACCESS_KEY.
+        credentials = \(quoted(credentials))
+        # Placeholders: {prefix} {user} {serial} {name} {stem} {ext} {sha256} {id}
+        # and the recording time in UTC: {yyyy} {mm} {dd} {HH} {MM} {SS}.
+        key_template = \(quoted(c.store.keyTemplate))
+        \(c.store.caBundle.map { "ca_bundle = \(quoted($0))" } ?? "# ca_bundle = \"/etc/ssl/certs/agency-ca.pem\"")
+
+        [upload]
+        # Files larger than one part go up as multipart uploads (5MiB to 5GiB).
+        part_size = \(quoted("\(c.upload.partSize / 1024 / 1024)MiB"))
+        # Files uploaded at the same time.
+        concurrency = \(c.upload.concurrency)
+        # Attempts per file in one run before it waits for the next run.
+        max_attempts = \(c.upload.maxAttempts)
+        retry_base_delay = \(c.upload.retryBaseDelay)
+        retry_max_delay = \(c.upload.retryMaxDelay)
+        connect_timeout = \(c.upload.connectTimeout)
+        # A transfer slower than 1 KiB/s for this many seconds is retried.
+        stall_timeout = \(c.upload.stallTimeout)
+
+        [ingest]
+        media_extensions = [\(c.ingest.mediaExtensions.map(quoted).joined(separator: ", "))]
+        # "utc" if the cameras write UTC into their MP4 headers (the standard), "local" if local time.
+        camera_clock = \(quoted(c.ingest.cameraClock.rawValue))
+        # Files modified more recently than this are left for the next run.
+        settle_seconds = \(c.ingest.settleSeconds)
+        # Space kept free on the spool disk.
+        spool_reserve = \(quoted("\(c.ingest.spoolReserveBytes / 1024 / 1024)MiB"))
+
+        """
+    }
+}

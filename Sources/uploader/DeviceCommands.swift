@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import Ledger
+import UploaderCore
+
+struct DeviceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "device", abstract: "Register cameras and record who holds them.",
+        subcommands: [Add.self, List.self, Show.self, Remove.self, Assign.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a camera by serial; releases its held files.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The camera's serial number.") var serial: String
+        @Option(help: "The user (officer id) the camera belongs to by default.") var user: String
+        @Option(help: "A display name.") var name: String?
+        @Option(help: "The camera model.") var model: String?
+
+        func validate() throws {
+            if serial.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("the serial must not be empty") }
+            if user.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--user must not be empty") }
+        }
+
+        func run() throws {
+            try options.run {
+                let ledger = try options.openLedger(try options.loadConfiguration())
+                let released = try ledger.addDevice(serial: serial, defaultUser: user, name: name, model: model)
+                print("registered \(serial) to \(user)" + (released > 0 ? "; released \(released) held file\(released == 1 ? "" : "s") for upload" : ""))
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List registered cameras.")
+        @OptionGroup var options: GlobalOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try options.run {
+                let ledger = try options.openLedger(try options.loadConfiguration())
+                let devices = try ledger.devices()
+                if json { return try Output.json(devices) }
+                if devices.isEmpty { print("no devices registered; add one with `uploader device add SERIAL --user ID`"); return }
+                for device in devices {
+                    print("\(device.serial)\t\(device.defaultUser)\t\(device.name ?? "")\t\(device.model ?? "")")
+                }
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one camera, who held it when, and its files.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var serial: String
+        @Flag(help: "Print JSON.") var json = false
+
+        struct Detail: Encodable {
+            var device: Device?
+            var custody: [CustodyRecord]
+            var files: [MediaFile]
+        }
+
+        func run() throws {
+            try options.run {
+                let ledger = try options.openLedger(try options.loadConfiguration())
+                let device = try ledger.device(serial: serial)
+                let files = try ledger.files(serial: serial)
+                guard device != nil || !files.isEmpty else {
+                    throw UploaderError(.notFound, "no device with serial \(serial) is registered or has files: see `uploader device list`")
+                }
+                let detail = Detail(device: device, custody: device == nil ? [] : try ledger.custody(serial: serial), files: files)
+                if json { return try Output.json(detail) }
+                if let device {
+                    print("\(device.serial): default user \(device.defaultUser)\(device.name.map { ", \($0)" } ?? "")\(device.model.map { ", model \($0)" } ?? ""), registered \(Output.local(device.registeredAt))")
+                } else {
+                    print("\(serial): NOT REGISTERED — its files are held; run `uploader device add \(serial) --user ID`")
+                }
+                for period in detail.custody {
+                    print("  held by \(period.user) from \(Output.local(period.from)) \(period.until.map { "to \(Output.local($0))" } ?? "on")")
+                }
+                for file in files {
+                    print("  #\(file.id) \(file.sourcePath)  \(file.state.rawValue)\(file.holdReason.map { " (\($0))" } ?? "")  user \(file.user ?? "-")  \(file.sha256?.prefix(16) ?? "")")
+                }
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Take a camera out of the registry (its history stays).")
+        @OptionGroup var options: GlobalOptions
+        @Argument var serial: String
+
+        func run() throws {
+            try options.run {
+                try options.openLedger(try options.loadConfiguration()).removeDevice(serial: serial)
+                print("removed \(serial); files it docks from now on are held until it is registered again")
+            }
+        }
+    }
+
+    struct Assign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Record that USER holds the (pooled) camera from --from until --to.",
+            discussion: "Files are attributed by their recording time. Times are ISO 8601; without a zone they are this PC's local time.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var serial: String
+        @Argument var user: String
+        @Option(help: "Start of custody, e.g. 2026-11-24T07:00.") var from: String
+        @Option(help: "End of custody (open if omitted).") var to: String?
+
+        func run() throws {
+            try options.run {
+                guard let start = Timestamps.parse(from) else {
+                    throw UploaderError(.usage, "--from \(from) is not a time: use e.g. 2026-11-24T07:00 or 2026-11-24T07:00:00Z")
+                }
+                var end: Date?
+                if let to {
+                    guard let parsed = Timestamps.parse(to) else {
+                        throw UploaderError(.usage, "--to \(to) is not a time: use e.g. 2026-11-24T19:00 or 2026-11-24T19:00:00Z")
+                    }
+                    end = parsed
+                }
+                let ledger = try options.openLedger(try options.loadConfiguration())
+                let changed = try ledger.assign(serial: serial, user: user, from: start, until: end)
+                print("\(serial) held by \(user) from \(Output.local(start))\(end.map { " to \(Output.local($0))" } ?? ""); \(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed")
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import Ledger
+import Logging
+import Transport
+import UploaderCore
+
+@main
+struct Uploader: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "uploader",
+        abstract: "Body-worn camera ingest agent: camera → spool (SHA-256) → S3 evidence store.",
+        discussion: "Configuration: --config, else $UPLOADER_CONFIG, else /etc/uploader/uploader.toml.",
+        subcommands: [
+            StatusCommand.self, LogCommand.self, IngestCommand.self, UploadCommand.self,
+            DeviceCommand.self, ConfigCommand.self, AccountCommand.self, StoreCommand.self, SimulateCameraCommand.self,
+        ]
+    )
+}
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "Path of uploader.toml.")
+    var config: String?
+
+    @Flag(name: .shortAndLong, help: "Show debug logs and the technical cause of errors.")
+    var verbose = false
+
+    var configPath: String { Configuration.resolvePath(explicit: config) }
+
+    func bootstrapLogging() {
+        let level: Logger.Level = verbose ? .debug : .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
+    func loadConfiguration() throws -> Configuration {
+        try ConfigurationLoader.load(path: configPath)
+    }
+
+    func openLedger(_ configuration: Configuration, readOnly: Bool = false) throws -> Ledger {
+        try Ledger(path: configuration.ledgerPath, readOnly: readOnly)
+    }
+
+    /// Runs a command body and turns every error into one clear line on
+    /// stderr (plus the technical chain with --verbose) and an exit code.
+    func run(_ body: () throws -> Void) throws {
+        bootstrapLogging()
+        do {
+            try body()
+        } catch let error as ExitCode {
+            throw error
+        } catch let error as UploaderError {
+            FileHandle.standardError.write(Data("error: \(verbose ? error.verboseDescription : error.message)\n".utf8))
+            throw ExitCode(error.code == .config || error.code == .usage ? 2 : 1)
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(2)
+        } catch let error as S3Failure {
+            FileHandle.standardError.write(Data("error: \(error.advice)\n".utf8))
+            throw ExitCode(1)
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+enum Output {
+    static func json<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(Timestamps.iso(date))
+        }
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    static func relative(_ date: Date, now: Date = Date()) -> String {
+        let seconds = Int(now.timeIntervalSince(date))
+        if seconds < 0 { return "in the future" }
+        if seconds < 90 { return "\(seconds)s ago" }
+        if seconds < 5400 { return "\(seconds / 60)m ago" }
+        if seconds < 172_800 { return "\(seconds / 3600)h ago" }
+        return "\(seconds / 86400)d ago"
+    }
+
+    static func local(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss zzz"
+        return formatter.string(from: date)
+    }
+}

@@ -1,0 +1,205 @@
+import ArgumentParser
+import Foundation
+import Ledger
+import UploaderCore
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "What is where: files per state and device, uploads in progress, problems, spool space.")
+    @OptionGroup var options: GlobalOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Uploading: Encodable {
+        var id: Int64
+        var sourcePath: String
+        var serial: String
+        var objectKey: String?
+        var bytesSent: Int64
+        var size: Int64
+        var bytesPerSecond: Double?
+        var etaSeconds: Double?
+    }
+
+    struct Report: Encodable {
+        var generatedAt: Date
+        var store: String
+        var ledger: String
+        var states: [String: StateTotals]
+        var devices: [DeviceSummary]
+        var oldestUnverified: MediaFile?
+        var uploading: [Uploading]
+        var problems: [MediaFile]
+        var spool: SpoolReport
+    }
+
+    struct SpoolReport: Encodable {
+        var path: String
+        var files: Int
+        var bytes: Int64
+        var freeBytes: Int64?
+        var totalBytes: Int64?
+    }
+
+    func run() throws {
+        try options.run {
+            let configuration = try options.loadConfiguration()
+            let ledger = try options.openLedger(configuration, readOnly: true)
+            let summary = try ledger.summary()
+            let now = Date()
+            let uploading = summary.uploading.map { file -> Uploading in
+                let elapsed = file.uploadStartedAt.map { now.timeIntervalSince($0) } ?? 0
+                let rate = elapsed > 0 && file.bytesSent > 0 ? Double(file.bytesSent) / elapsed : nil
+                return Uploading(id: file.id, sourcePath: file.sourcePath, serial: file.serial, objectKey: file.objectKey,
+                                 bytesSent: file.bytesSent, size: file.sourceSize, bytesPerSecond: rate,
+                                 etaSeconds: rate.map { Double(file.sourceSize - file.bytesSent) / $0 })
+            }
+            let space = Spool(root: configuration.spoolDirectory).space()
+            let report = Report(
+                generatedAt: now, store: "\(configuration.store.endpoint)/\(configuration.store.bucket)", ledger: ledger.path,
+                states: summary.states, devices: summary.devices, oldestUnverified: summary.oldestUnverified,
+                uploading: uploading, problems: summary.problems,
+                spool: SpoolReport(path: configuration.spoolDirectory, files: summary.spoolFiles, bytes: summary.spoolBytes,
+                                   freeBytes: space?.available, totalBytes: space?.total))
+            if json { return try Output.json(report) }
+            printHuman(report, now: now)
+        }
+    }
+
+    func printHuman(_ report: Report, now: Date) {
+        print("uploader status — \(Output.local(now))")
+        print("store \(report.store)   ledger \(report.ledger)")
+        print("")
+        let total = report.states.values.reduce(0) { $0 + $1.count }
+        print("Files: \(total)")
+        for state in FileState.allCases {
+            guard let totals = report.states[state.rawValue] else { continue }
+            print("  \(state.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(totals.count).leftPad(6))  \(ByteCount.format(totals.bytes).leftPad(11))")
+        }
+        print("")
+        print("Devices:")
+        if report.devices.isEmpty { print("  none yet") }
+        for device in report.devices {
+            let who = device.registered ? "\(device.defaultUser ?? "?")\(device.name.map { " (\($0))" } ?? "")" : "NOT REGISTERED"
+            let counts = FileState.allCases.compactMap { state in device.states[state.rawValue].map { "\($0.count) \(state.rawValue)" } }
+            print("  \(device.serial.padding(toLength: 14, withPad: " ", startingAt: 0)) \(who.padding(toLength: 24, withPad: " ", startingAt: 0)) \(counts.joined(separator: ", "))"
+                  + (device.lastDiscoveredAt.map { "; last docked \(Output.relative($0, now: now))" } ?? ""))
+            if !device.registered {
+                print("      → held until registered: uploader device add \(device.serial) --user ID")
+            }
+        }
+        print("")
+        if let oldest = report.oldestUnverified {
+            print("Oldest not yet verified: #\(oldest.id) \(oldest.sourcePath) on \(oldest.serial), \(oldest.state.rawValue)\(oldest.holdReason.map { " (\($0))" } ?? ""), found \(Output.relative(oldest.discoveredAt, now: now))")
+        } else {
+            print("Oldest not yet verified: none — everything is verified in the store")
+        }
+        if report.uploading.isEmpty {
+            print("Uploading now: nothing")
+        } else {
+            print("Uploading now:")
+            for item in report.uploading {
+                let rate = item.bytesPerSecond.map { "\(ByteCount.format(Int64($0)))/s" } ?? "rate unknown"
+                let eta = item.etaSeconds.map { "ETA \(Int($0))s" } ?? ""
+                print("  #\(item.id) \(item.sourcePath) (\(item.serial)) \(ByteCount.format(item.bytesSent)) of \(ByteCount.format(item.size)), \(rate) \(eta)")
+            }
+        }
+        if !report.problems.isEmpty {
+            print("")
+            print("Problems (latest first):")
+            for file in report.problems {
+                print("  #\(file.id) \(file.serial) \(file.sourcePath): \(file.state.rawValue)\(file.holdReason.map { " (\($0))" } ?? "") — \(file.lastError ?? "")")
+            }
+        }
+        print("")
+        var spoolLine = "Spool: \(report.spool.files) files, \(ByteCount.format(report.spool.bytes)) in \(report.spool.path)"
+        if let free = report.spool.freeBytes, let totalBytes = report.spool.totalBytes {
+            spoolLine += "; disk \(ByteCount.format(free)) free of \(ByteCount.format(totalBytes))"
+        }
+        print(spoolLine)
+    }
+}
+
+struct LogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log", abstract: "The custody log: every step of every file, hash-chained.")
+    @OptionGroup var options: GlobalOptions
+    @Option(help: "Only events since this time (ISO 8601, or 30m, 2h, 7d ago).") var since: String?
+    @Option(help: "Only events of this camera serial.") var device: String?
+    @Option(help: "Only events of this user's files.") var user: String?
+    @Option(help: "Only events of one file: its ledger id (#12) or part of its path or object key.") var file: String?
+    @Option(help: "Lowest level shown: debug, info, notice, warning, error.") var level: String = "info"
+    @Option(help: "Show only the last N events.") var limit: Int?
+    @Flag(help: "Print JSON (one object per line with --follow).") var json = false
+    @Flag(help: "Keep printing new events as they are written.") var follow = false
+    @Flag(help: "Recompute the hash chain and report whether the log is intact.") var verify = false
+
+    func run() throws {
+        try options.run {
+            let configuration = try options.loadConfiguration()
+            let ledger = try options.openLedger(configuration, readOnly: true)
+            if verify {
+                let result = try ledger.verifyChain()
+                if json { try Output.json(result) } else if result.intact {
+                    print("custody log intact: \(result.events) events, every hash chain link verified")
+                } else {
+                    print("custody log BROKEN: \(result.problem ?? "")")
+                }
+                if !result.intact { throw ExitCode(4) }
+                return
+            }
+            guard let minimumLevel = LedgerEvent.Level(rawValue: level) else {
+                throw UploaderError(.usage, "--level \(level) is not a level: use debug, info, notice, warning or error")
+            }
+            var filter = EventFilter(serial: device, user: user, minimumLevel: minimumLevel, limit: limit)
+            if let since {
+                guard let date = Timestamps.parseSince(since) else {
+                    throw UploaderError(.usage, "--since \(since) is not a time: use e.g. 2026-11-24T06:00, 2h or 7d")
+                }
+                filter.since = date
+            }
+            if let file {
+                if let id = Int64(file.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) { filter.fileID = id } else { filter.pathContains = file }
+            }
+            var events = try ledger.events(filter)
+            if json && !follow {
+                try Output.json(events)
+            } else {
+                events.forEach(printEvent)
+            }
+            guard follow else { return }
+            filter.limit = nil
+            while true {
+                filter.afterID = events.last?.id ?? filter.afterID ?? 0
+                // Polling a WAL database is cheap, and a reader never blocks the writer.
+                Thread.sleep(forTimeInterval: 1)
+                events = try ledger.events(filter)
+                events.forEach(printEvent)
+                fflush(nil)
+            }
+        }
+    }
+
+    func printEvent(_ event: LedgerEvent) {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            encoder.dateEncodingStrategy = .custom { date, encoder in
+                var container = encoder.singleValueContainer()
+                try container.encode(Timestamps.iso(date))
+            }
+            if let data = try? encoder.encode(event) { print(String(decoding: data, as: UTF8.self)) }
+            return
+        }
+        var subject: [String] = []
+        if let serial = event.serial { subject.append(serial) }
+        if let user = event.user { subject.append(user) }
+        if let fileID = event.fileID { subject.append("#\(fileID)") }
+        print("\(Output.local(event.at)) \(event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(event.kind.padding(toLength: 18, withPad: " ", startingAt: 0)) \(subject.isEmpty ? "" : "[\(subject.joined(separator: " "))] ")\(event.message)")
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
