@@ -76,7 +76,7 @@ let package = Package(
         // Shared by the test targets: real SeaweedFS, temporary volumes, subprocesses.
         .target(
             name: "TestSupport",
-            dependencies: ["UploaderCore", "Crypto"],
+            dependencies: ["UploaderCore", "Crypto", "Transport"],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "UploaderCoreTests", dependencies: ["UploaderCore", "TestSupport"]),

@@ -1,0 +1,221 @@
+import Crypto
+import Foundation
+import SystemPackage
+import Transport
+import UploaderCore
+
+/// A folder under the system's temporary directory, removed when dropped.
+public final class TemporaryDirectory: @unchecked Sendable {
+    public let path: String
+
+    public init(_ label: String = "uploader-test") {
+        let template = NSTemporaryDirectory() + "/\(label).XXXXXX"
+        var bytes = Array(template.utf8CString)
+        guard let made = mkdtemp(&bytes) else { fatalError("mkdtemp failed: \(errno)") }
+        path = String(cString: made)
+    }
+
+    deinit {
+        // Tests make read-only folders too; make them writable so they can go.
+        _ = try? Process.run(URL(fileURLWithPath: "/bin/chmod"), arguments: ["-R", "u+rwX", path]).waitUntilExit()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    public func sub(_ name: String) -> String { path + "/" + name }
+}
+
+public enum TestFailure: Error, CustomStringConvertible {
+    case missingStore
+    case message(String)
+
+    public var description: String {
+        switch self {
+        case .missingStore:
+            "UPLOADER_TEST_S3_ENDPOINT is not set: run the tests with scripts/test, which starts SeaweedFS on loopback"
+        case .message(let text): text
+        }
+    }
+}
+
+/// The SeaweedFS that scripts/test started on loopback.
+public struct TestStore: Sendable {
+    public var endpoint: String
+    public var accessKey: String
+    public var secretKey: String
+
+    public static func fromEnvironment() throws -> TestStore {
+        let environment = ProcessInfo.processInfo.environment
+        guard let endpoint = environment["UPLOADER_TEST_S3_ENDPOINT"], let key = environment["UPLOADER_TEST_S3_ACCESS_KEY"],
+              let secret = environment["UPLOADER_TEST_S3_SECRET_KEY"] else { throw TestFailure.missingStore }
+        return TestStore(endpoint: endpoint, accessKey: key, secretKey: secret)
+    }
+
+    public var credentials: Credentials { Credentials(accessKeyID: accessKey, secretAccessKey: secretKey) }
+
+    /// A bucket of its own for each test, so tests never see each other's objects.
+    public func makeBucket(_ label: String) throws -> String {
+        let name = "t-\(label.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(30))-\(UInt32.random(in: 0...UInt32.max))"
+        try client(bucket: name).createBucket()
+        return name
+    }
+
+    public func client(bucket: String) -> S3Client {
+        S3Client(target: .init(endpoint: endpoint, bucket: bucket, addressing: .path), region: "us-east-1", credentials: credentials)
+    }
+}
+
+/// A configuration in a temporary folder: spool, state, credentials file.
+public struct TestSite: Sendable {
+    public let root: String
+    public var configPath: String { root + "/uploader.toml" }
+    public var spool: String { root + "/spool" }
+    public var ledgerPath: String { root + "/state/ledger.sqlite" }
+
+    /// Writes uploader.toml; `extra` is appended as-is (more sections or keys).
+    public init(root: String, endpoint: String = "http://127.0.0.1:9", bucket: String = "evidence",
+                accessKey: String = "AK", secretKey: String = "SK", partSize: String = "5MiB",
+                storeExtra: String = "", extra: String = "") throws {
+        self.root = root
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let config = """
+            [paths]
+            spool = "spool"
+            state = "state"
+
+            [store]
+            endpoint = "\(endpoint)"
+            bucket = "\(bucket)"
+            prefix = "test-pd"
+            credentials = "credentials"
+            \(storeExtra)
+
+            [upload]
+            part_size = "\(partSize)"
+            concurrency = 2
+            max_attempts = 3
+            retry_base_delay = 0.05
+            retry_max_delay = 0.5
+
+            [ingest]
+            settle_seconds = 0
+            spool_reserve = "0MiB"
+            \(extra)
+            """
+        try config.write(toFile: root + "/uploader.toml", atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: root + "/credentials",
+                                       contents: Data("access_key_id = \"\(accessKey)\"\nsecret_access_key = \"\(secretKey)\"\n".utf8),
+                                       attributes: [.posixPermissions: 0o600])
+    }
+
+    public static func withStore(_ store: TestStore, bucket: String, root: String, partSize: String = "5MiB", extra: String = "") throws -> TestSite {
+        try TestSite(root: root, endpoint: store.endpoint, bucket: bucket, accessKey: store.accessKey, secretKey: store.secretKey,
+                     partSize: partSize, extra: extra)
+    }
+
+    public func configuration() throws -> Configuration {
+        try ConfigurationLoader.load(path: configPath)
+    }
+}
+
+/// Camera volumes made of real files on disk.
+public enum CameraVolume {
+    /// Writes an MP4 recording with `recordedAt` in its `mvhd`, returns its SHA-256.
+    @discardableResult
+    public static func writeRecording(at path: String, recordedAt: Date?, payloadSize: Int64, seed: UInt64 = 7) throws -> SHA256Digest {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let fd = try FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
+        try fd.closeAfter { try MP4Writer.write(to: fd, recordedAt: recordedAt, payloadSize: payloadSize, seed: seed) }
+        return try sha256(ofFile: path)
+    }
+
+    /// Hashes a file by streaming it: the tests' independent check.
+    public static func sha256(ofFile path: String) throws -> SHA256Digest {
+        let fd = try FileDescriptor.open(FilePath(path), .readOnly)
+        defer { try? fd.close() }
+        let hasher = SHA256Hasher()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        }
+        return hasher.finalize()
+    }
+
+    /// Every regular file below `root`, relative paths, sorted.
+    public static func files(under root: String) -> [String] {
+        guard let enumerator = FileManager.default.enumerator(atPath: root) else { return [] }
+        var result: [String] = []
+        while let item = enumerator.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: root + "/" + item, isDirectory: &isDirectory), !isDirectory.boolValue {
+                result.append(item)
+            }
+        }
+        return result.sorted()
+    }
+}
+
+/// The built `uploader` executable, run as an admin or systemd would.
+public struct UploaderProcess {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        /// Peak resident memory of the process, from wait4's rusage.
+        public var peakRSSBytes: Int64
+        public var killedBySignal: Int32?
+    }
+
+    public static var executable: String {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("uploader").path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return packageRoot.appendingPathComponent(".build/debug/uploader").path
+    }
+
+    /// Runs `uploader ARGS` and waits. `environment` adds to the inherited one.
+    @discardableResult
+    public static func run(_ arguments: [String], config: String? = nil, environment: [String: String] = [:],
+                           wrapper: [String] = []) throws -> Result {
+        var env = ProcessInfo.processInfo.environment
+        env["UPLOADER_CONFIG"] = config
+        for (key, value) in environment { env[key] = value }
+        let out = TemporaryDirectory("uploader-proc")
+        let command = wrapper + [executable] + arguments
+        let stdoutPath = out.sub("stdout"), stderrPath = out.sub("stderr")
+        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+
+        var fileActions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fileActions)
+        defer { posix_spawn_file_actions_destroy(&fileActions) }
+        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&fileActions, 1, stdoutPath, O_WRONLY | O_TRUNC, 0)
+        posix_spawn_file_actions_addopen(&fileActions, 2, stderrPath, O_WRONLY | O_TRUNC, 0)
+        let argv = command.map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, command[0], &fileActions, nil, argv, envp)
+        guard spawned == 0 else { throw TestFailure.message("cannot start \(command[0]): errno \(spawned)") }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) == -1 && errno == EINTR {}
+        let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
+        return Result(
+            status: signaled ? -1 : (status >> 8) & 0xff,
+            stdout: (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "",
+            peakRSSBytes: Int64(usage.ru_maxrss) * 1024,
+            killedBySignal: signaled ? status & 0x7f : nil)
+    }
+
+    /// Decodes the JSON a command printed with `--json`.
+    public static func json(_ result: Result) throws -> [String: Any] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+            throw TestFailure.message("not a JSON object: \(result.stdout) \(result.stderr)")
+        }
+        return object
+    }
+}
