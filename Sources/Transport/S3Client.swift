@@ -219,6 +219,21 @@ public final class S3Client {
                           checksumSHA256: response.headers["x-amz-checksum-sha256"], metadata: metadata)
     }
 
+    /// Every key under `prefix` (ListObjectsV2, following continuation tokens).
+    public func listObjectKeys(prefix: String = "") throws -> [String] {
+        var keys: [String] = []
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", prefix)]
+            if let token { query.append(("continuation-token", token)) }
+            let response = try send("GET", key: nil, query: query, headers: [:], body: .none)
+            guard response.status == 200 else { throw S3Failure.from(response) }
+            keys += XMLText.all("Key", in: response.bodyText)
+            token = XMLText.first("IsTruncated", in: response.bodyText) == "true" ? XMLText.first("NextContinuationToken", in: response.bodyText) : nil
+        } while token != nil
+        return keys
+    }
+
     /// Streams the object through SHA-256 without storing it: the fallback
     /// proof for stores that keep no checksum.
     public func hashObject(key: String) throws -> (size: Int64, sha256: SHA256Digest) {
@@ -311,6 +326,16 @@ enum XMLText {
         guard let open = xml.range(of: "<\(element)>"),
               let close = xml.range(of: "</\(element)>", range: open.upperBound..<xml.endIndex) else { return nil }
         return decode(String(xml[open.upperBound..<close.lowerBound]))
+    }
+
+    static func all(_ element: String, in xml: String) -> [String] {
+        var values: [String] = []
+        var rest = xml[...]
+        while let open = rest.range(of: "<\(element)>"), let close = rest.range(of: "</\(element)>", range: open.upperBound..<rest.endIndex) {
+            values.append(decode(String(rest[open.upperBound..<close.lowerBound])))
+            rest = rest[close.upperBound...]
+        }
+        return values
     }
 
     static func decode(_ text: String) -> String {

@@ -202,8 +202,8 @@ public final class UploadRunner: Sendable {
                     throw S3Failure(kind: .transient, status: 412, code: "KeyTaken", message: "retrying under \(key)")
                 }
             }
+            FailPoints.hit("upload.stored")
             try ledger.markUploaded(id)
-            FailPoints.hit("upload.completed")
             file = try ledger.file(id)!
         }
         try verify(file, expected: expected, client: client)

@@ -9,7 +9,7 @@ public final class TemporaryDirectory: @unchecked Sendable {
     public let path: String
 
     public init(_ label: String = "uploader-test") {
-        let template = NSTemporaryDirectory() + "/\(label).XXXXXX"
+        let template = (NSTemporaryDirectory() as NSString).appendingPathComponent("\(label).XXXXXX")
         var bytes = Array(template.utf8CString)
         guard let made = mkdtemp(&bytes) else { fatalError("mkdtemp failed: \(errno)") }
         path = String(cString: made)

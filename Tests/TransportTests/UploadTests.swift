@@ -1,0 +1,284 @@
+import Crypto
+import Foundation
+import Logging
+import Testing
+import TestSupport
+import UploaderCore
+@testable import Ingest
+@testable import Ledger
+@testable import Transport
+
+/// A site wired to its own bucket on the loopback SeaweedFS, with a camera volume.
+struct StoreFixture {
+    let folder = TemporaryDirectory("uploader-upload")
+    let store: TestStore
+    let bucket: String
+    let site: TestSite
+    let configuration: Configuration
+    let ledger: Ledger
+    var volume: String { folder.sub("camera") }
+    var client: S3Client { store.client(bucket: bucket) }
+
+    init(_ label: String, partSize: String = "5MiB") throws {
+        store = try TestStore.fromEnvironment()
+        bucket = try store.makeBucket(label)
+        site = try TestSite.withStore(store, bucket: bucket, root: folder.sub("site"), partSize: partSize)
+        configuration = try site.configuration()
+        ledger = try Ledger(path: configuration.ledgerPath)
+        try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
+    }
+
+    @discardableResult
+    func ingest(serial: String = "BWC-1") throws -> IngestReport {
+        try Ingestor(configuration: configuration, ledger: ledger, logger: Logger(label: "test")).ingest(volume: volume, serial: serial)
+    }
+
+    func upload() throws -> UploadReport {
+        try UploadRunner(configuration: configuration, credentials: store.credentials, ledger: ledger, logger: Logger(label: "test")).run()
+    }
+
+    func cli(_ arguments: [String], environment: [String: String] = [:]) throws -> UploaderProcess.Result {
+        try UploaderProcess.run(arguments, config: site.configPath, environment: environment)
+    }
+}
+
+@Suite(.serialized) struct UploadTests {
+    @Test func objectsInTheStoreHaveTheHashTakenFromTheCamera() throws {
+        let fixture = try StoreFixture("hash")
+        try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let small = try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/VID0001.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 300_000)
+        let large = try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/VID0002.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_600), payloadSize: 12 << 20, seed: 2)
+        try fixture.ingest()
+
+        let report = try fixture.upload()
+        #expect(report.verified == 2 && report.failed == 0)
+        let files = try fixture.ledger.files()
+        #expect(files.allSatisfy { $0.state == .verified })
+        #expect(files.map(\.objectKey) == ["test-pd/officer-1/2026/11/18/BWC-1/VID0001.MP4", "test-pd/officer-1/2026/11/18/BWC-1/VID0002.MP4"])
+        for (file, cameraHash) in zip(files, [small, large]) {
+            // Read back from the store and hashed here: the bytes are the camera's.
+            let stored = try fixture.client.hashObject(key: file.objectKey!)
+            #expect(stored.sha256 == cameraHash)
+            #expect(stored.size == file.sourceSize)
+            let head = try #require(try fixture.client.headObject(key: file.objectKey!))
+            #expect(head.metadata["sha256"] == cameraHash.hex)
+            #expect(head.metadata["device-serial"] == "BWC-1")
+            #expect(head.metadata["user"] == "officer-1")
+            #expect(head.metadata["recorded-at"] != nil && head.metadata["ingested-at"] != nil && head.metadata["host"] != nil)
+            #expect(file.storeChecksum == head.checksumSHA256)
+        }
+        // The single-part file's store checksum is the plain SHA-256; the multipart one is composite.
+        #expect(files[0].storeChecksum == small.base64)
+        #expect(files[1].storeChecksum?.hasSuffix("-3") == true)
+        #expect(try fixture.ledger.verifyChain().intact)
+    }
+
+    @Test func uploadingAgainCreatesNothingTwice() throws {
+        let fixture = try StoreFixture("twice")
+        try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 100_000)
+        try CameraVolume.writeRecording(at: fixture.volume + "/B.MP4", recordedAt: Date(), payloadSize: 6 << 20, seed: 4)
+        try fixture.ingest()
+        #expect(try fixture.upload().verified == 2)
+        // Re-dock and re-run: no new rows, no new objects, nothing sent.
+        #expect(try fixture.ingest().copied == 0)
+        let again = try fixture.upload()
+        #expect(again.verified == 0 && again.bytesSent == 0)
+        #expect(try fixture.client.listObjectKeys().count == 2)
+        #expect(try fixture.ledger.files().count == 2)
+    }
+
+    @Test func aWrongSecretStopsWithOneLineThatSaysWhatToDo() throws {
+        let fixture = try StoreFixture("badsecret")
+        try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
+        try fixture.ingest()
+        try "access_key_id = \"\(fixture.store.accessKey)\"\nsecret_access_key = \"not-the-secret\"\n"
+            .write(toFile: fixture.site.root + "/credentials", atomically: true, encoding: .utf8)
+        chmod(fixture.site.root + "/credentials", 0o600)
+
+        let result = try fixture.cli(["upload"])
+        #expect(result.status == 3)
+        let errorLines = result.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
+        #expect(errorLines.count == 1)
+        #expect(errorLines.first?.contains("SignatureDoesNotMatch") == true)
+        #expect(errorLines.first?.contains("check the access key and secret") == true)
+        let row = try #require(try fixture.ledger.files().first)
+        #expect(row.state == .spooled)
+        #expect(row.lastError?.contains("refused our credentials") == true)
+        #expect(try fixture.client.listObjectKeys().isEmpty)
+        #expect(try fixture.ledger.events(EventFilter(minimumLevel: .error)).contains { $0.kind == "upload.refused" })
+    }
+
+    @Test func aCredentialsFileOthersCanReadIsRefused() throws {
+        let fixture = try StoreFixture("perms")
+        chmod(fixture.site.root + "/credentials", 0o644)
+        let result = try fixture.cli(["upload"])
+        #expect(result.status == 1)
+        #expect(result.stderr == "error: the credentials file \(fixture.site.root)/credentials is readable by other users: run `chmod 600 \(fixture.site.root)/credentials`\n")
+    }
+
+    @Test func aCorruptedSpoolCopyNeverBecomesEvidence() throws {
+        let fixture = try StoreFixture("corrupt")
+        try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let cameraHash = try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 200_000)
+        try CameraVolume.writeRecording(at: fixture.volume + "/B.MP4", recordedAt: Date(), payloadSize: 11 << 20, seed: 8)
+        try fixture.ingest()
+        // Flip one byte in each spool copy (a disk fault, or tampering).
+        for file in try fixture.ledger.files() {
+            let handle = try #require(FileHandle(forUpdatingAtPath: fixture.site.spool + "/objects/" + file.spoolName!))
+            try handle.seek(toOffset: UInt64(file.sourceSize - 100))
+            let byte = try #require(try handle.read(upToCount: 1)?.first)
+            try handle.seek(toOffset: UInt64(file.sourceSize - 100))
+            try handle.write(contentsOf: [byte ^ 0xFF])
+            try handle.close()
+        }
+        let report = try fixture.upload()
+        #expect(report.verified == 0 && report.failed == 2)
+        let rows = try fixture.ledger.files()
+        #expect(rows.allSatisfy { $0.state == .quarantined && $0.holdReason == "spool copy corrupted" })
+        #expect(try fixture.client.listObjectKeys().isEmpty)
+        // Docking again re-copies from the camera, and then it uploads.
+        #expect(try fixture.ingest().copied == 2)
+        #expect(try fixture.upload().verified == 2)
+        #expect(try fixture.client.hashObject(key: rows[0].objectKey!).sha256 == cameraHash)
+    }
+
+    @Test func anExistingObjectUnderTheSameKeyIsNeverOverwritten() throws {
+        let fixture = try StoreFixture("collide")
+        try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let cameraHash = try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 1000)
+        try fixture.ingest()
+        // Somebody else's object already sits at the key this file would get.
+        let other = fixture.folder.sub("other.bin")
+        let otherHash = try CameraVolume.writeRecording(at: other, recordedAt: nil, payloadSize: 500, seed: 77)
+        let fd = open(other, O_RDONLY)
+        defer { close(fd) }
+        let key = "test-pd/officer-1/2026/11/18/BWC-1/A.MP4"
+        _ = try fixture.client.putObject(key: key, file: .init(rawValue: fd), size: Int64(try FileManager.default.attributesOfItem(atPath: other)[.size] as! Int),
+                                         sha256: otherHash, metadata: [:])
+
+        #expect(try fixture.upload().verified == 1)
+        let row = try #require(try fixture.ledger.files().first)
+        #expect(row.objectKey == "test-pd/officer-1/2026/11/18/BWC-1/A~\(cameraHash.hex.prefix(12)).MP4")
+        #expect(try fixture.client.hashObject(key: key).sha256 == otherHash)
+        #expect(try fixture.client.hashObject(key: row.objectKey!).sha256 == cameraHash)
+    }
+
+    @Test func aKilledMultipartUploadResumesAndSendsOnlyTheMissingParts() throws {
+        let fixture = try StoreFixture("resume")
+        try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let cameraHash = try CameraVolume.writeRecording(at: fixture.volume + "/BIG.MP4", recordedAt: Date(), payloadSize: 23 << 20, seed: 5)
+        try fixture.ingest()
+        let file = try #require(try fixture.ledger.files().first)
+        let parts = try fixture.ledger.parts(of: file.id)
+        #expect(parts.count == 5)
+
+        // SIGKILL right after the second part is recorded.
+        let killed = try fixture.cli(["upload"], environment: ["UPLOADER_FAILPOINTS": "upload.part-recorded=kill@2"])
+        #expect(killed.killedBySignal == SIGKILL)
+        let afterKill = try #require(try fixture.ledger.file(file.id))
+        #expect(afterKill.state == .uploading)
+        #expect(afterKill.uploadID != nil)
+        #expect(try fixture.ledger.parts(of: file.id).filter { $0.etag != nil }.count == 2)
+
+        let resumed = try fixture.cli(["upload", "--json"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let report = try UploaderProcess.json(resumed)
+        // Only parts 3, 4 and 5 travel again.
+        #expect((report["bytesSent"] as? Int).map(Int64.init) == parts[2...].reduce(0) { $0 + $1.size })
+        #expect(try fixture.ledger.file(file.id)?.state == .verified)
+        #expect(try fixture.client.listObjectKeys() == [afterKill.objectKey!])
+        #expect(try fixture.client.hashObject(key: afterKill.objectKey!).sha256 == cameraHash)
+    }
+
+    @Test(arguments: [Int64(200_000), Int64(11 << 20)])
+    func aCrashAfterTheStoreAcceptedButBeforeTheLedgerKnewLeavesOneObject(payload: Int64) throws {
+        let fixture = try StoreFixture("stored")
+        try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let cameraHash = try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: payload, seed: 6)
+        try fixture.ingest()
+        let killed = try fixture.cli(["upload"], environment: ["UPLOADER_FAILPOINTS": "upload.stored=kill"])
+        #expect(killed.killedBySignal == SIGKILL)
+        #expect(try fixture.ledger.files().first?.state == .uploading)
+
+        let rerun = try fixture.cli(["upload"])
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        let row = try #require(try fixture.ledger.files().first)
+        #expect(row.state == .verified)
+        #expect(try fixture.client.listObjectKeys() == [row.objectKey!])
+        #expect(try fixture.client.hashObject(key: row.objectKey!).sha256 == cameraHash)
+        #expect(try fixture.ledger.events(EventFilter()).contains { $0.kind == "upload.found" })
+    }
+
+    @Test func memoryStaysFlatWhileUploadingALargeFile() throws {
+        /// Peak RSS of `ingest` and `upload` for one recording of `payload` bytes.
+        func peaks(_ label: String, payload: Int64) throws -> (ingest: Int64, upload: Int64) {
+            let fixture = try StoreFixture(label, partSize: "16MiB")
+            try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+            try CameraVolume.writeRecording(at: fixture.volume + "/LONG.MP4", recordedAt: Date(), payloadSize: payload, seed: 12)
+            let ingest = try fixture.cli(["ingest", fixture.volume, "--serial", "BWC-1"])
+            #expect(ingest.status == 0, "\(ingest.stderr)")
+            let upload = try fixture.cli(["upload"])
+            #expect(upload.status == 0, "\(upload.stderr)")
+            #expect(try fixture.ledger.files().first?.state == .verified)
+            return (ingest.peakRSSBytes, upload.peakRSSBytes)
+        }
+        let small = try peaks("memsmall", payload: 1 << 20)
+        let large = try peaks("memlarge", payload: 300 << 20)
+        print("peak RSS, 1 MiB file: ingest \(small.ingest >> 20) MiB, upload \(small.upload >> 20) MiB; 300 MiB file: ingest \(large.ingest >> 20) MiB, upload \(large.upload >> 20) MiB")
+        // Holding even one 16 MiB part in memory would show; holding the file would show 300 MiB.
+        #expect(large.ingest - small.ingest < 12 << 20)
+        #expect(large.upload - small.upload < 12 << 20)
+        #expect(large.ingest < 64 << 20 && large.upload < 64 << 20)
+    }
+}
+
+@Suite struct S3ClientUnitTests {
+    @Test func urlsAreInSigV4CanonicalForm() {
+        let client = S3Client(target: .init(endpoint: "https://s3.example.gov/", bucket: "evidence", addressing: .path),
+                              region: "us-east-1", credentials: Credentials(accessKeyID: "a", secretAccessKey: "b"))
+        #expect(client.url(key: "pd/a b+c/ü.mp4", query: [("uploadId", "x/y"), ("partNumber", "2")])
+                == "https://s3.example.gov/evidence/pd/a%20b%2Bc/%C3%BC.mp4?partNumber=2&uploadId=x%2Fy")
+        #expect(client.url(key: "k", query: [("uploads", "")]) == "https://s3.example.gov/evidence/k?uploads=")
+        let virtual = S3Client(target: .init(endpoint: "https://s3.example.gov", bucket: "evidence", addressing: .virtualHosted),
+                               region: "us-east-1", credentials: Credentials(accessKeyID: "a", secretAccessKey: "b"))
+        #expect(virtual.url(key: "k", query: []) == "https://evidence.s3.example.gov/k")
+    }
+
+    @Test func failuresAreClassifiedForRetry() {
+        func classify(_ status: Int, _ code: String, retryAfter: String? = nil) -> S3Failure {
+            S3Failure.from(HTTPResponse(status: status, headers: retryAfter.map { ["retry-after": $0] } ?? [:],
+                                        body: Array("<Error><Code>\(code)</Code><Message>m</Message></Error>".utf8)))
+        }
+        #expect(classify(503, "SlowDown", retryAfter: "4").kind == .transient)
+        #expect(classify(503, "SlowDown", retryAfter: "4").retryAfter == 4)
+        #expect(classify(500, "InternalError").kind == .transient)
+        #expect(classify(429, "TooManyRequests").kind == .transient)
+        #expect(classify(403, "SignatureDoesNotMatch").kind == .authentication)
+        #expect(classify(403, "RequestTimeTooSkewed").advice.contains("clock"))
+        #expect(classify(404, "NoSuchBucket").kind == .missingBucket)
+        #expect(classify(400, "BadDigest").kind == .checksumMismatch)
+        #expect(classify(412, "PreconditionFailed").kind == .alreadyExists)
+        #expect(classify(404, "NoSuchUpload").kind == .noSuchUpload)
+        #expect(classify(400, "InvalidArgument").kind == .rejected)
+    }
+
+    @Test func noMetadataNameIsAnotherFollowedByADash() throws {
+        // libcurl 7.88 orders signed headers as "name:value" strings; such a pair breaks the signature.
+        let folder = TemporaryDirectory()
+        let site = try TestSite(root: folder.path)
+        let runner = UploadRunner(configuration: try site.configuration(), credentials: Credentials(accessKeyID: "a", secretAccessKey: "b"),
+                                  ledger: try Ledger(path: folder.sub("l.sqlite")), logger: Logger(label: "t"))
+        let row = try runner.ledger.discover(serial: "S", sourcePath: "a.mp4", size: 1, modifiedNanoseconds: 1).file
+        let names = runner.metadata(for: row).keys
+        for name in names {
+            #expect(!names.contains { $0 != name && $0.hasPrefix(name + "-") }, "\(name)")
+        }
+    }
+
+    @Test func xmlEntitiesAreDecoded() {
+        #expect(XMLText.first("ETag", in: "<ETag>&#34;abc&#34;</ETag>") == "\"abc\"")
+        #expect(XMLText.all("Key", in: "<Key>a&amp;b</Key><Key>c</Key>") == ["a&b", "c"])
+    }
+}
