@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+import TestSupport
+import UploaderCore
+@testable import Ledger
+
+/// The `uploader` executable as an admin uses it: real files, real ledger, real store.
+@Suite(.serialized) struct CommandLineTests {
+    @Test func aBrokenConfigurationGetsEveryProblemWithItsLine() throws {
+        let folder = TemporaryDirectory()
+        try """
+            [store]
+            endpoint = "s3.example.gov"
+            bucket = "x"
+            credentials = "env"
+            [upload]
+            concurrency = "four"
+            """.write(toFile: folder.sub("uploader.toml"), atomically: true, encoding: .utf8)
+        let result = try UploaderProcess.run(["config", "check"], config: folder.sub("uploader.toml"))
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("uploader.toml: line 2: store.endpoint: must start with https://"))
+        #expect(result.stderr.contains("uploader.toml: line 3: store.bucket:"))
+        #expect(result.stderr.contains("uploader.toml: line 6: upload.concurrency: must be a whole number"))
+        #expect(result.stderr.contains("then run `uploader config check`"))
+    }
+
+    @Test func aMissingConfigurationSaysHowToCreateOne() throws {
+        let result = try UploaderProcess.run(["status"], config: "/nonexistent/uploader.toml")
+        #expect(result.status == 2)
+        #expect(result.stderr == "error: cannot read the configuration /nonexistent/uploader.toml: create it from Config/uploader.toml or run `uploader account import FILE.json`\n")
+    }
+
+    @Test func accountImportWritesAWorkingConfigurationAndAPrivateCredentialsFile() throws {
+        let store = try TestStore.fromEnvironment()
+        let bucket = try store.makeBucket("account")
+        let folder = TemporaryDirectory()
+        let account = """
+            {"format": "uploader-account-v1", "endpoint": "\(store.endpoint)", "region": "us-east-1",
+             "bucket": "\(bucket)", "prefix": "springfield-pd", "addressing": "path",
+             "access_key_id": "\(store.accessKey)", "secret_access_key": "\(store.secretKey)"}
+            """
+        try account.write(toFile: folder.sub("account.json"), atomically: true, encoding: .utf8)
+        let config = folder.sub("etc/uploader.toml")
+        let imported = try UploaderProcess.run(["account", "import", folder.sub("account.json")], config: config)
+        #expect(imported.status == 0, "\(imported.stderr)")
+        var info = stat()
+        #expect(stat(folder.sub("etc/credentials"), &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+        let configText = try String(contentsOfFile: config, encoding: .utf8)
+        #expect(!configText.contains(store.secretKey))
+        let check = try UploaderProcess.run(["config", "check"], config: config)
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(!check.stdout.contains(store.secretKey))
+        let storeCheck = try UploaderProcess.run(["store", "check"], config: config)
+        #expect(storeCheck.status == 0, "\(storeCheck.stderr)")
+        #expect(storeCheck.stdout.contains("credentials accepted"))
+    }
+
+    @Test func aBrokenAccountFileIsRefusedWithOneLine() throws {
+        let folder = TemporaryDirectory()
+        try "{\"format\": \"uploader-account-v1\", \"endpoint\": \"https://x\"}".write(toFile: folder.sub("a.json"), atomically: true, encoding: .utf8)
+        let result = try UploaderProcess.run(["account", "import", folder.sub("a.json")], config: folder.sub("u.toml"))
+        #expect(result.status == 2)
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(result.stderr.contains("has no \"bucket\""))
+        #expect(!FileManager.default.fileExists(atPath: folder.sub("u.toml")))
+    }
+
+    @Test func theWholeFlowIsVisibleInStatusAndLog() throws {
+        let store = try TestStore.fromEnvironment()
+        let bucket = try store.makeBucket("flow")
+        let folder = TemporaryDirectory()
+        let site = try TestSite.withStore(store, bucket: bucket, root: folder.sub("site"))
+        func run(_ arguments: [String]) throws -> UploaderProcess.Result {
+            let result = try UploaderProcess.run(arguments, config: site.configPath)
+            #expect(result.status == 0, "uploader \(arguments.joined(separator: " ")): \(result.stderr)")
+            return result
+        }
+        _ = try run(["simulate-camera", folder.sub("cam"), "--files", "3", "--size", "1MiB"])
+        let ingest = try run(["ingest", folder.sub("cam"), "--serial", "BWC-2001", "--json"])
+        #expect(try UploaderProcess.json(ingest)["held"] as? Int == 3)
+
+        let held = try run(["status"])
+        #expect(held.stdout.contains("BWC-2001       NOT REGISTERED"))
+        #expect(held.stdout.contains("uploader device add BWC-2001 --user ID"))
+
+        let added = try run(["device", "add", "BWC-2001", "--user", "officer-21", "--name", "Car 21"])
+        #expect(added.stdout.contains("released 3 held files"))
+        let upload = try run(["upload", "--json"])
+        #expect(try UploaderProcess.json(upload)["verified"] as? Int == 3)
+
+        let status = try UploaderProcess.json(try run(["status", "--json"]))
+        let states = try #require(status["states"] as? [String: [String: Any]])
+        #expect(states.keys.sorted() == ["verified"])
+        #expect(states["verified"]?["count"] as? Int == 3)
+        #expect(status["oldestUnverified"] == nil)
+        #expect((status["spool"] as? [String: Any])?["freeBytes"] != nil)
+
+        let log = try run(["log", "--device", "BWC-2001", "--file", "VID0002"])
+        #expect(log.stdout.contains("file.discovered"))
+        #expect(log.stdout.contains("file.spooled"))
+        #expect(log.stdout.contains("upload.verified"))
+        #expect(!log.stdout.contains("VID0001"))
+        let errors = try run(["log", "--level", "error"])
+        #expect(errors.stdout.isEmpty)
+        let verified = try run(["log", "--verify"])
+        #expect(verified.stdout.hasPrefix("custody log intact"))
+        let json = try run(["log", "--json", "--user", "officer-21", "--limit", "2"])
+        let events = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(events.count == 2)
+        #expect(events.allSatisfy { ($0["hash"] as? String)?.count == 64 })
+    }
+
+    @Test func aTamperedLogIsReportedByLogVerify() throws {
+        let folder = TemporaryDirectory()
+        let site = try TestSite(root: folder.sub("site"))
+        _ = try UploaderProcess.run(["device", "add", "BWC-1", "--user", "officer-1"], config: site.configPath)
+        _ = try UploaderProcess.run(["device", "assign", "BWC-1", "officer-2", "--from", "2026-11-20T07:00"], config: site.configPath)
+        let ledger = try Ledger(path: site.ledgerPath)
+        try ledger.pool.write { db in
+            try db.execute(sql: "DROP TRIGGER event_no_update")
+            try db.execute(sql: "UPDATE event SET user_id = 'someone-else' WHERE kind = 'device.assigned'")
+        }
+        let result = try UploaderProcess.run(["log", "--verify"], config: site.configPath)
+        #expect(result.status == 4)
+        #expect(result.stdout.contains("custody log BROKEN: event 2 was altered"))
+    }
+
+    @Test func aKilledIngestLeavesNoHalfFileAndTheNextRunFinishes() throws {
+        let folder = TemporaryDirectory()
+        let site = try TestSite(root: folder.sub("site"))
+        let cameraHash = try CameraVolume.writeRecording(at: folder.sub("cam/DCIM/VID1.MP4"), recordedAt: Date(), payloadSize: 10 << 20)
+        // SIGKILL after the third 1 MiB chunk reached the temporary copy.
+        let killed = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath,
+                                             environment: ["UPLOADER_FAILPOINTS": "ingest.chunk-written=kill@3"])
+        #expect(killed.killedBySignal == SIGKILL)
+        #expect(CameraVolume.files(under: site.spool + "/objects").isEmpty)
+        #expect(CameraVolume.files(under: site.spool + "/tmp").count == 1)
+        #expect(try Ledger(path: site.ledgerPath).files().first?.state == .copying)
+
+        let rerun = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(CameraVolume.files(under: site.spool + "/tmp").isEmpty)
+        let row = try #require(try Ledger(path: site.ledgerPath).files().first)
+        #expect(row.sha256 == cameraHash.hex)
+        #expect(try CameraVolume.sha256(ofFile: site.spool + "/objects/" + row.spoolName!) == cameraHash)
+        #expect(try Ledger(path: site.ledgerPath).events(EventFilter(minimumLevel: .warning)).contains { $0.kind == "spool.cleanup" })
+    }
+
+    @Test func aKillAfterTheRenameButBeforeTheLedgerIsHarmless() throws {
+        let folder = TemporaryDirectory()
+        let site = try TestSite(root: folder.sub("site"))
+        let cameraHash = try CameraVolume.writeRecording(at: folder.sub("cam/VID1.MP4"), recordedAt: Date(), payloadSize: 100_000)
+        let killed = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath,
+                                             environment: ["UPLOADER_FAILPOINTS": "ingest.renamed=kill"])
+        #expect(killed.killedBySignal == SIGKILL)
+        let rerun = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
+        #expect(rerun.status == 0)
+        let rows = try Ledger(path: site.ledgerPath).files()
+        #expect(rows.count == 1)
+        #expect(rows.first?.sha256 == cameraHash.hex)
+        #expect(CameraVolume.files(under: site.spool + "/objects").count == 1)
+    }
+
+    /// A spool whose disk fills mid-copy: a real 1 MiB tmpfs under spool/tmp, mounted in a
+    /// user+mount namespace (no root needed), so the pre-copy space check passes and
+    /// the write itself meets ENOSPC.
+    @Test func aSpoolDiskThatFillsMidCopyKeepsNothingHalfWritten() throws {
+        let folder = TemporaryDirectory()
+        let site = try TestSite(root: folder.sub("site"))
+        try FileManager.default.createDirectory(atPath: site.spool + "/tmp", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: site.spool + "/objects", withIntermediateDirectories: true)
+        try CameraVolume.writeRecording(at: folder.sub("cam/VID1.MP4"), recordedAt: Date(), payloadSize: 3 << 20)
+        let mountThenRun = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                            "mount -t tmpfs -o size=1m tmpfs \"$0\" && exec \"$@\"", site.spool + "/tmp"]
+        let result = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath, wrapper: mountThenRun)
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains("error: the spool disk filled up while copying VID1.MP4: free space, then dock again; nothing half-written was kept"))
+        #expect(CameraVolume.files(under: site.spool).isEmpty)
+        let row = try #require(try Ledger(path: site.ledgerPath).files().first)
+        #expect(row.state == .failed)
+        #expect(row.lastError?.contains("filled up") == true)
+        // With space again, the same dock completes.
+        let rerun = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
+        #expect(rerun.status == 0)
+        #expect(try Ledger(path: site.ledgerPath).files().first?.spoolName != nil)
+    }
+}
