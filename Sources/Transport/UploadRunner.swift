@@ -46,8 +46,9 @@ public final class UploadRunner: Sendable {
         self.policy = RetryPolicy(configuration.upload)
     }
 
-    public func run(ids: [Int64]? = nil) throws -> UploadReport {
-        let files = try ledger.uploadQueue(ids: ids)
+    /// Uploads what is due at `now`: spooled files and failed ones whose wait is over.
+    public func run(ids: [Int64]? = nil, now: Date = Date()) throws -> UploadReport {
+        let files = try ledger.uploadQueue(now: now, ids: ids)
         state.withLock { $0.queue = files.reversed(); $0.report = UploadReport() }
         guard !files.isEmpty else { return UploadReport() }
         try ledger.log(EventDraft(.notice, "upload.run", "upload run started: \(files.count) files, \(ByteCount.format(files.reduce(0) { $0 + $1.sourceSize }))"))

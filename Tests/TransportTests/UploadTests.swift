@@ -110,6 +110,36 @@ struct StoreFixture {
         #expect(try fixture.ledger.events(EventFilter(minimumLevel: .error)).contains { $0.kind == "upload.refused" })
     }
 
+    @Test func anUnreachableStoreIsRetriedThenTheFileWaitsForTheNextRun() throws {
+        let fixture = try StoreFixture("unreachable")
+        try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
+        try fixture.ingest()
+        // Nothing listens on a port we just bound and released.
+        let closed = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(closed, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(closed, $0, &length) } }
+        close(closed)
+        var offline = fixture.configuration
+        offline.store.endpoint = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+
+        let report = try UploadRunner(configuration: offline, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t")).run()
+        #expect(report.failed == 1 && report.retries == 2)
+        let row = try #require(try fixture.ledger.files().first)
+        #expect(row.state == .failed)
+        #expect(row.lastError?.contains("gave up after 3 attempts") == true)
+        #expect(row.nextAttemptAt != nil)
+        #expect(try fixture.ledger.events(EventFilter(minimumLevel: .warning)).filter { $0.kind == "upload.retry" }.count == 2)
+
+        // The store is back; once the wait is over the same file goes up, under the same key.
+        let online = UploadRunner(configuration: fixture.configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))
+        #expect(try online.run(now: row.nextAttemptAt!.addingTimeInterval(-0.001)).verified == 0)
+        #expect(try online.run(now: row.nextAttemptAt!.addingTimeInterval(1)).verified == 1)
+        #expect(try fixture.ledger.file(row.id)?.objectKey == row.objectKey)
+    }
+
     @Test func aCredentialsFileOthersCanReadIsRefused() throws {
         let fixture = try StoreFixture("perms")
         chmod(fixture.site.root + "/credentials", 0o644)
