@@ -16,6 +16,8 @@ public struct IngestReport: Sendable, Codable, Equatable {
     public var waitingToSettle = 0
     /// Set when the run stopped early (camera removed, spool full).
     public var stoppedBecause: String?
+    /// The process's peak resident memory at the end of the run.
+    public var peakMemoryBytes: Int64?
 
     public init() {}
 }
@@ -103,7 +105,8 @@ public final class Ingestor {
                 break
             }
         }
-        let summary = "ingest of \(volume) finished: \(report.copied) copied (\(report.bytesCopied) bytes), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed"
+        report.peakMemoryBytes = ProcessMemory.peakResidentBytes()
+        let summary = "ingest of \(volume) finished: \(report.copied) copied (\(report.bytesCopied) bytes), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed; peak memory \(ByteCount.format(report.peakMemoryBytes ?? 0))"
         try ledger.log(EventDraft(report.stoppedBecause == nil ? .notice : .error, "ingest.finished", serial: serial,
                                   summary + (report.stoppedBecause.map { "; stopped: \($0)" } ?? "")))
         return report

@@ -14,6 +14,8 @@ public struct UploadReport: Sendable, Codable, Equatable {
     public var retries = 0
     /// Set when the run stopped for a reason no retry can fix.
     public var stoppedBecause: String?
+    /// The process's peak resident memory at the end of the run.
+    public var peakMemoryBytes: Int64?
 
     public init() {}
 }
@@ -69,9 +71,10 @@ public final class UploadRunner: Sendable {
             thread.start()
         }
         done.wait()
-        let report = state.withLock { $0.report }
+        var report = state.withLock { $0.report }
+        report.peakMemoryBytes = ProcessMemory.peakResidentBytes()
         try ledger.log(EventDraft(report.stoppedBecause == nil ? .notice : .error, "upload.run",
-                                  "upload run finished: \(report.verified) verified, \(report.failed) failed, \(ByteCount.format(report.bytesSent)) sent"
+                                  "upload run finished: \(report.verified) verified, \(report.failed) failed, \(ByteCount.format(report.bytesSent)) sent; peak memory \(ByteCount.format(report.peakMemoryBytes ?? 0))"
                                       + (report.stoppedBecause.map { "; stopped: \($0)" } ?? "")))
         return report
     }

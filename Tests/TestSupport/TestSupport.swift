@@ -162,8 +162,6 @@ public struct UploaderProcess {
         public var status: Int32
         public var stdout: String
         public var stderr: String
-        /// Peak resident memory of the process, from wait4's rusage.
-        public var peakRSSBytes: Int64
         public var killedBySignal: Int32?
     }
 
@@ -207,7 +205,6 @@ public struct UploaderProcess {
             status: signaled ? -1 : (status >> 8) & 0xff,
             stdout: (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "",
             stderr: (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "",
-            peakRSSBytes: Int64(usage.ru_maxrss) * 1024,
             killedBySignal: signaled ? status & 0x7f : nil)
     }
 

@@ -247,12 +247,16 @@ struct StoreFixture {
             let fixture = try StoreFixture(label, partSize: "16MiB")
             try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
             try CameraVolume.writeRecording(at: fixture.volume + "/LONG.MP4", recordedAt: Date(), payloadSize: payload, seed: 12)
-            let ingest = try fixture.cli(["ingest", fixture.volume, "--serial", "BWC-1"])
+            // Each run reports its own VmHWM: rusage would count the spawning test process too.
+            let ingest = try fixture.cli(["ingest", fixture.volume, "--serial", "BWC-1", "--json"])
             #expect(ingest.status == 0, "\(ingest.stderr)")
-            let upload = try fixture.cli(["upload"])
+            let upload = try fixture.cli(["upload", "--json"])
             #expect(upload.status == 0, "\(upload.stderr)")
             #expect(try fixture.ledger.files().first?.state == .verified)
-            return (ingest.peakRSSBytes, upload.peakRSSBytes)
+            func peak(_ result: UploaderProcess.Result) throws -> Int64 {
+                Int64(try #require(try UploaderProcess.json(result)["peakMemoryBytes"] as? Int))
+            }
+            return (try peak(ingest), try peak(upload))
         }
         let small = try peaks("memsmall", payload: 1 << 20)
         let large = try peaks("memlarge", payload: 300 << 20)
