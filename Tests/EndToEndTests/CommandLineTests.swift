@@ -32,11 +32,11 @@ import UploaderCore
 
     @Test func accountImportWritesAWorkingConfigurationAndAPrivateCredentialsFile() throws {
         let store = try TestStore.fromEnvironment()
-        let bucket = try store.makeBucket("account")
+        let area = try store.makeArea("account")
         let folder = TemporaryDirectory()
         let account = """
             {"format": "uploader-account-v1", "endpoint": "\(store.endpoint)", "region": "us-east-1",
-             "bucket": "\(bucket)", "prefix": "springfield-pd", "addressing": "path",
+             "bucket": "\(area.bucket)", "prefix": "\(area.prefix)", "addressing": "path",
              "access_key_id": "\(store.accessKey)", "secret_access_key": "\(store.secretKey)"}
             """
         try account.write(toFile: folder.sub("account.json"), atomically: true, encoding: .utf8)
@@ -68,9 +68,9 @@ import UploaderCore
 
     @Test func theWholeFlowIsVisibleInStatusAndLog() throws {
         let store = try TestStore.fromEnvironment()
-        let bucket = try store.makeBucket("flow")
+        let area = try store.makeArea("flow")
         let folder = TemporaryDirectory()
-        let site = try TestSite.withStore(store, bucket: bucket, root: folder.sub("site"))
+        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"))
         func run(_ arguments: [String]) throws -> UploaderProcess.Result {
             let result = try UploaderProcess.run(arguments, config: site.configPath)
             #expect(result.status == 0, "uploader \(arguments.joined(separator: " ")): \(result.stderr)")

@@ -52,16 +52,25 @@ public struct TestStore: Sendable {
 
     public var credentials: Credentials { Credentials(accessKeyID: accessKey, secretAccessKey: secretKey) }
 
-    /// A bucket of its own for each test, so tests never see each other's objects.
-    public func makeBucket(_ label: String) throws -> String {
-        let name = "t-\(label.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(30))-\(UInt32.random(in: 0...UInt32.max))"
-        try client(bucket: name).createBucket()
-        return name
+    /// The bucket all tests share: SeaweedFS gives every bucket several volumes
+    /// of its own, so a bucket per test would exhaust `-volume.max`.
+    public static let sharedBucket = "uploader-tests"
+
+    /// A key prefix of its own for each test, so tests never see each other's objects.
+    public func makeArea(_ label: String) throws -> StoreArea {
+        try client(bucket: Self.sharedBucket).createBucket()
+        let prefix = "\(label.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(30))-\(UInt32.random(in: 0...UInt32.max))"
+        return StoreArea(bucket: Self.sharedBucket, prefix: prefix)
     }
 
     public func client(bucket: String) -> S3Client {
         S3Client(target: .init(endpoint: endpoint, bucket: bucket, addressing: .path), region: "us-east-1", credentials: credentials)
     }
+}
+
+public struct StoreArea: Sendable {
+    public var bucket: String
+    public var prefix: String
 }
 
 /// A configuration in a temporary folder: spool, state, credentials file.
@@ -72,7 +81,7 @@ public struct TestSite: Sendable {
     public var ledgerPath: String { root + "/state/ledger.sqlite" }
 
     /// Writes uploader.toml; `extra` is appended as-is (more sections or keys).
-    public init(root: String, endpoint: String = "http://127.0.0.1:9", bucket: String = "evidence",
+    public init(root: String, endpoint: String = "http://127.0.0.1:9", bucket: String = "evidence", prefix: String = "test-pd",
                 accessKey: String = "AK", secretKey: String = "SK", partSize: String = "5MiB",
                 storeExtra: String = "", extra: String = "") throws {
         self.root = root
@@ -85,7 +94,7 @@ public struct TestSite: Sendable {
             [store]
             endpoint = "\(endpoint)"
             bucket = "\(bucket)"
-            prefix = "test-pd"
+            prefix = "\(prefix)"
             credentials = "credentials"
             \(storeExtra)
 
@@ -107,9 +116,9 @@ public struct TestSite: Sendable {
                                        attributes: [.posixPermissions: 0o600])
     }
 
-    public static func withStore(_ store: TestStore, bucket: String, root: String, partSize: String = "5MiB", extra: String = "") throws -> TestSite {
-        try TestSite(root: root, endpoint: store.endpoint, bucket: bucket, accessKey: store.accessKey, secretKey: store.secretKey,
-                     partSize: partSize, extra: extra)
+    public static func withStore(_ store: TestStore, area: StoreArea, root: String, partSize: String = "5MiB", extra: String = "") throws -> TestSite {
+        try TestSite(root: root, endpoint: store.endpoint, bucket: area.bucket, prefix: area.prefix, accessKey: store.accessKey,
+                     secretKey: store.secretKey, partSize: partSize, extra: extra)
     }
 
     public func configuration() throws -> Configuration {

@@ -8,21 +8,23 @@ import UploaderCore
 @testable import Ledger
 @testable import Transport
 
-/// A site wired to its own bucket on the loopback SeaweedFS, with a camera volume.
+/// A site wired to its own key prefix on the loopback SeaweedFS, with a camera volume.
 struct StoreFixture {
     let folder = TemporaryDirectory("uploader-upload")
     let store: TestStore
-    let bucket: String
+    let area: StoreArea
     let site: TestSite
     let configuration: Configuration
     let ledger: Ledger
     var volume: String { folder.sub("camera") }
-    var client: S3Client { store.client(bucket: bucket) }
+    var client: S3Client { store.client(bucket: area.bucket) }
+    /// The keys this test's uploads created.
+    func storedKeys() throws -> [String] { try client.listObjectKeys(prefix: area.prefix + "/") }
 
     init(_ label: String, partSize: String = "5MiB") throws {
         store = try TestStore.fromEnvironment()
-        bucket = try store.makeBucket(label)
-        site = try TestSite.withStore(store, bucket: bucket, root: folder.sub("site"), partSize: partSize)
+        area = try store.makeArea(label)
+        site = try TestSite.withStore(store, area: area, root: folder.sub("site"), partSize: partSize)
         configuration = try site.configuration()
         ledger = try Ledger(path: configuration.ledgerPath)
         try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
@@ -54,7 +56,7 @@ struct StoreFixture {
         #expect(report.verified == 2 && report.failed == 0)
         let files = try fixture.ledger.files()
         #expect(files.allSatisfy { $0.state == .verified })
-        #expect(files.map(\.objectKey) == ["test-pd/officer-1/2026/11/18/BWC-1/VID0001.MP4", "test-pd/officer-1/2026/11/18/BWC-1/VID0002.MP4"])
+        #expect(files.map(\.objectKey) == ["\(fixture.area.prefix)/officer-1/2026/11/18/BWC-1/VID0001.MP4", "\(fixture.area.prefix)/officer-1/2026/11/18/BWC-1/VID0002.MP4"])
         for (file, cameraHash) in zip(files, [small, large]) {
             // Read back from the store and hashed here: the bytes are the camera's.
             let stored = try fixture.client.hashObject(key: file.objectKey!)
@@ -84,7 +86,7 @@ struct StoreFixture {
         #expect(try fixture.ingest().copied == 0)
         let again = try fixture.upload()
         #expect(again.verified == 0 && again.bytesSent == 0)
-        #expect(try fixture.client.listObjectKeys().count == 2)
+        #expect(try fixture.storedKeys().count == 2)
         #expect(try fixture.ledger.files().count == 2)
     }
 
@@ -106,7 +108,7 @@ struct StoreFixture {
         let row = try #require(try fixture.ledger.files().first)
         #expect(row.state == .spooled)
         #expect(row.lastError?.contains("refused our credentials") == true)
-        #expect(try fixture.client.listObjectKeys().isEmpty)
+        #expect(try fixture.storedKeys().isEmpty)
         #expect(try fixture.ledger.events(EventFilter(minimumLevel: .error)).contains { $0.kind == "upload.refused" })
     }
 
@@ -167,7 +169,7 @@ struct StoreFixture {
         #expect(report.verified == 0 && report.failed == 2)
         let rows = try fixture.ledger.files()
         #expect(rows.allSatisfy { $0.state == .quarantined && $0.holdReason == "spool copy corrupted" })
-        #expect(try fixture.client.listObjectKeys().isEmpty)
+        #expect(try fixture.storedKeys().isEmpty)
         // Docking again re-copies from the camera, and then it uploads.
         #expect(try fixture.ingest().copied == 2)
         #expect(try fixture.upload().verified == 2)
@@ -184,13 +186,13 @@ struct StoreFixture {
         let otherHash = try CameraVolume.writeRecording(at: other, recordedAt: nil, payloadSize: 500, seed: 77)
         let fd = open(other, O_RDONLY)
         defer { close(fd) }
-        let key = "test-pd/officer-1/2026/11/18/BWC-1/A.MP4"
+        let key = "\(fixture.area.prefix)/officer-1/2026/11/18/BWC-1/A.MP4"
         _ = try fixture.client.putObject(key: key, file: .init(rawValue: fd), size: Int64(try FileManager.default.attributesOfItem(atPath: other)[.size] as! Int),
                                          sha256: otherHash, metadata: [:])
 
         #expect(try fixture.upload().verified == 1)
         let row = try #require(try fixture.ledger.files().first)
-        #expect(row.objectKey == "test-pd/officer-1/2026/11/18/BWC-1/A~\(cameraHash.hex.prefix(12)).MP4")
+        #expect(row.objectKey == "\(fixture.area.prefix)/officer-1/2026/11/18/BWC-1/A~\(cameraHash.hex.prefix(12)).MP4")
         #expect(try fixture.client.hashObject(key: key).sha256 == otherHash)
         #expect(try fixture.client.hashObject(key: row.objectKey!).sha256 == cameraHash)
     }
@@ -218,7 +220,7 @@ struct StoreFixture {
         // Only parts 3, 4 and 5 travel again.
         #expect((report["bytesSent"] as? Int).map(Int64.init) == parts[2...].reduce(0) { $0 + $1.size })
         #expect(try fixture.ledger.file(file.id)?.state == .verified)
-        #expect(try fixture.client.listObjectKeys() == [afterKill.objectKey!])
+        #expect(try fixture.storedKeys() == [afterKill.objectKey!])
         #expect(try fixture.client.hashObject(key: afterKill.objectKey!).sha256 == cameraHash)
     }
 
@@ -236,7 +238,7 @@ struct StoreFixture {
         #expect(rerun.status == 0, "\(rerun.stderr)")
         let row = try #require(try fixture.ledger.files().first)
         #expect(row.state == .verified)
-        #expect(try fixture.client.listObjectKeys() == [row.objectKey!])
+        #expect(try fixture.storedKeys() == [row.objectKey!])
         #expect(try fixture.client.hashObject(key: row.objectKey!).sha256 == cameraHash)
         #expect(try fixture.ledger.events(EventFilter()).contains { $0.kind == "upload.found" })
     }
