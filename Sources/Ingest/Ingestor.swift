@@ -96,6 +96,18 @@ public final class Ingestor {
                 case .verification:
                     report.quarantined += 1
                     continue
+                case .sourceChanged:
+                    try ledger.markSuperseded(file.id, reason: error.message)
+                    report.failed += 1
+                    continue
+                case .hostileEntry:
+                    try ledger.quarantine(file.id, reason: .hostileEntry, message: error.message)
+                    report.quarantined += 1
+                    continue
+                case .unreadable:
+                    try ledger.quarantine(file.id, reason: .unreadable, message: error.message)
+                    report.quarantined += 1
+                    continue
                 default:
                     try ledger.markFailed(file.id, error: error.message, retryAt: nil)
                     report.failed += 1
@@ -117,8 +129,11 @@ public final class Ingestor {
         case .discovered, .copying: return true
         case .failed: return file.spoolName == nil
         case .quarantined:
-            return file.spoolName == nil && file.holdReason != HoldReason.hostileEntry.rawValue
-                || file.holdReason == HoldReason.spoolCorrupted.rawValue && file.lastError?.contains("no longer matches its first read") != true
+            switch HoldReason(rawValue: file.holdReason ?? "") {
+            case .spoolCorrupted, .unreadable: return true
+            case .unknownDevice: return file.spoolName == nil
+            case .hostileEntry, .cameraFileChanged, nil: return false
+            }
         case .spooled, .uploading, .uploaded, .verified, .cancelled: return false
         }
     }
@@ -133,7 +148,7 @@ public final class Ingestor {
         defer { try? source.close() }
         let before = try Syscall.fstat(source)
         guard before.st_mode & S_IFMT == S_IFREG, Int64(before.st_size) == file.sourceSize else {
-            throw UploaderError(.sourceVanished, "\(file.sourcePath) changed on the camera before it could be copied; it will be copied on the next run")
+            throw UploaderError(.sourceChanged, "\(file.sourcePath) changed on the camera before it could be copied; its new version will be copied on the next run")
         }
         Syscall.adviseSequential(source)
         let recorded = recordingTime(of: source, file: file, info: before)
@@ -194,7 +209,7 @@ public final class Ingestor {
         let after = try Syscall.fstat(source)
         guard total == file.sourceSize, after.st_size == before.st_size,
               after.st_mtim.tv_sec == before.st_mtim.tv_sec, after.st_mtim.tv_nsec == before.st_mtim.tv_nsec else {
-            throw UploaderError(.sourceVanished, "\(file.sourcePath) changed while it was being copied (is the camera still writing it?); it will be copied on the next run")
+            throw UploaderError(.sourceChanged, "\(file.sourcePath) changed while it was being copied (is the camera still writing it?); its new version will be copied on the next run")
         }
         let digest = whole.finalize()
         do {
@@ -284,7 +299,16 @@ public final class Ingestor {
             }
             return try Syscall.openAt(current, components.last!, O_RDONLY)
         } catch {
-            throw UploaderError(.sourceVanished, "cannot open \(relativePath) on the camera: it was removed or replaced by a link", cause: error.summary)
+            switch error {
+            case .tooManySymbolicLinkLevels, .notDirectory:
+                throw UploaderError(.hostileEntry, "\(relativePath) was replaced by a symbolic link after it was listed; links are never followed", cause: error.summary)
+            case .noSuchFileOrDirectory:
+                throw UploaderError(.sourceChanged, "\(relativePath) disappeared from the camera before it could be copied", cause: error.summary)
+            case .permissionDenied, .notPermitted:
+                throw UploaderError(.unreadable, "\(relativePath) cannot be read (permission denied); check how the camera is mounted", cause: error.summary)
+            default:
+                throw UploaderError(.sourceVanished, "cannot open \(relativePath) on the camera: the camera was probably removed; dock it again to resume", cause: error.summary)
+            }
         }
     }
 

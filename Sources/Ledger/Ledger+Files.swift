@@ -60,7 +60,7 @@ extension Ledger {
                 // The same camera file (path, size, mtime) now reads differently from
                 // its first read: never replace the first hash, hold it for a person.
                 let message = "camera file \(current.sourcePath) no longer matches its first read (was \(firstHash), now \(copy.sha256)); hold it for review"
-                try Ledger.setState(id, .quarantined, hold: .spoolCorrupted, error: message, in: db)
+                try Ledger.setState(id, .quarantined, hold: .cameraFileChanged, error: message, in: db)
                 try Ledger.append(EventDraft(.error, "file.mismatch", fileID: id, serial: current.serial, message), in: db)
                 throw UploaderError(.verification, message)
             }
@@ -123,6 +123,16 @@ extension Ledger {
                 """, arguments: [reason, Date(), id])
             let file = try Ledger.file(id, in: db)
             try Ledger.append(EventDraft(.error, "upload.refused", fileID: id, serial: file?.serial, user: file?.user, reason), in: db)
+        }
+    }
+
+    /// The camera file changed or vanished after it was listed: this row's
+    /// identity (path, size, time) is gone; the new version gets a row of its own.
+    public func markSuperseded(_ id: Int64, reason: String) throws {
+        try write("record a superseded file") { db in
+            try Ledger.setState(id, .cancelled, error: reason, in: db)
+            let file = try Ledger.file(id, in: db)
+            try Ledger.append(EventDraft(.warning, "file.superseded", fileID: id, serial: file?.serial, user: file?.user, reason), in: db)
         }
     }
 

@@ -261,9 +261,7 @@ public final class UploadRunner: Sendable {
             }
             proof = "sha256:" + downloaded.sha256.hex
         } else if head.size != file.sourceSize || proof != expected {
-            let message = "the store holds \(key) with size \(head.size) and checksum \(proof ?? "none"), expected \(file.sourceSize) and \(expected)"
-            try ledger.markFailed(file.id, error: message, retryAt: nil)
-            throw UploaderError(.verification, message)
+            throw UploaderError(.verification, "the store holds \(key) with size \(head.size) and checksum \(proof ?? "none"), expected \(file.sourceSize) and \(expected)")
         }
         try ledger.markVerified(file.id, storeChecksum: proof!)
         FailPoints.hit("upload.verified")

@@ -27,6 +27,9 @@ public enum HoldReason: String, Sendable, Codable {
     case hostileEntry = "hostile entry"
     case unreadable = "unreadable"
     case spoolCorrupted = "spool copy corrupted"
+    /// The same camera file (path, size, time) read differently the second
+    /// time: kept for a person to look at, never silently replaced.
+    case cameraFileChanged = "camera file changed since first read"
 }
 
 /// Where a file's recording time came from, recorded in the ledger because

@@ -9,6 +9,9 @@ public struct UploaderError: Error, CustomStringConvertible, Sendable {
         case io
         case diskFull
         case sourceVanished
+        /// One camera file changed or disappeared between listing and copying.
+        case sourceChanged
+        case unreadable
         case hostileEntry
         case unknownDevice
         case spoolCorrupted

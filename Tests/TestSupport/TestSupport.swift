@@ -151,6 +151,16 @@ public enum CameraVolume {
         return hasher.finalize()
     }
 
+    /// Path, SHA-256, size, mtime and mode of every file below `root`: equal
+    /// fingerprints mean nobody touched the volume.
+    public static func fingerprint(_ root: String) throws -> [String] {
+        try files(under: root).map { path in
+            var info = stat()
+            _ = lstat(root + "/" + path, &info)
+            return "\(path) \(try sha256(ofFile: root + "/" + path).hex) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(info.st_mode)"
+        }
+    }
+
     /// Every regular file below `root`, relative paths, sorted.
     public static func files(under root: String) -> [String] {
         guard let enumerator = FileManager.default.enumerator(atPath: root) else { return [] }

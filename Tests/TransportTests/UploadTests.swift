@@ -50,9 +50,12 @@ struct StoreFixture {
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
         let small = try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/VID0001.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 300_000)
         let large = try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/VID0002.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_600), payloadSize: 12 << 20, seed: 2)
+        let cameraBefore = try CameraVolume.fingerprint(fixture.volume)
         try fixture.ingest()
 
         let report = try fixture.upload()
+        // Nothing is lost: the camera's files are exactly as they were (bytes, times, names).
+        #expect(try CameraVolume.fingerprint(fixture.volume) == cameraBefore)
         #expect(report.verified == 2 && report.failed == 0)
         let files = try fixture.ledger.files()
         #expect(files.allSatisfy { $0.state == .verified })
