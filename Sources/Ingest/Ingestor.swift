@@ -42,14 +42,15 @@ public final class Ingestor {
 
     /// Ingests every media file under `volume` for the camera `serial`.
     /// Blocking: call it from a thread of its own, never the cooperative pool.
-    public func ingest(volume: String, serial: String, now: Date = Date()) throws -> IngestReport {
+    public func ingest(volume: String, serial: String, profile: IngestProfile? = nil, now: Date = Date()) throws -> IngestReport {
+        let profile = profile ?? IngestProfile(configuration)
         try spool.prepare()
         let abandoned = try spool.discardAbandonedTemporaryFiles()
         if !abandoned.isEmpty {
             try ledger.log(EventDraft(.warning, "spool.cleanup", "discarded \(abandoned.count) unfinished copies left by an interrupted run"))
         }
         var report = IngestReport()
-        let entries = try VolumeScanner(mediaExtensions: configuration.ingest.mediaExtensions).scan(root: volume)
+        let entries = try VolumeScanner(profile: profile).scan(root: volume)
         report.found = entries.count
         try ledger.log(EventDraft(.notice, "ingest.started", serial: serial, "ingest of \(volume) started: \(entries.count) entries"))
 
@@ -79,7 +80,7 @@ public final class Ingestor {
                 continue
             }
             do {
-                let spooled = try copy(file, from: rootFD)
+                let spooled = try copy(file, from: rootFD, profile: profile)
                 report.copied += 1
                 report.bytesCopied += file.sourceSize
                 if spooled.state == .quarantined { report.held += 1 }
@@ -141,7 +142,7 @@ public final class Ingestor {
     /// The single pass: read the camera once, write the spool copy, hash both
     /// the whole file and each upload part; then fsync, re-read from disk to
     /// verify, and rename into place.
-    func copy(_ file: MediaFile, from root: FileDescriptor) throws -> MediaFile {
+    func copy(_ file: MediaFile, from root: FileDescriptor, profile: IngestProfile) throws -> MediaFile {
         try ensureSpace(for: file.sourceSize)
         try ledger.markCopying(file.id)
         let source = try openBeneath(root, file.sourcePath)
@@ -151,7 +152,7 @@ public final class Ingestor {
             throw UploaderError(.sourceChanged, "\(file.sourcePath) changed on the camera before it could be copied; its new version will be copied on the next run")
         }
         Syscall.adviseSequential(source)
-        let recorded = recordingTime(of: source, file: file, info: before)
+        let recorded = recordingTime(of: source, file: file, info: before, profile: profile)
         let partSize = Self.partSize(forFileOfSize: file.sourceSize, configured: configuration.upload.partSize)
 
         let temporaryName = "\(file.id).partial"
@@ -255,12 +256,22 @@ public final class Ingestor {
         try? Syscall.dropCachedPages(reader)
     }
 
-    func recordingTime(of source: FileDescriptor, file: MediaFile, info: stat) -> (date: Date, source: RecordingTimeSource) {
+    func recordingTime(of source: FileDescriptor, file: MediaFile, info: stat, profile: IngestProfile) -> (date: Date, source: RecordingTimeSource) {
         let ext = file.name.split(separator: ".").last.map { $0.lowercased() } ?? ""
-        if ["mp4", "mov", "m4v", "m4a", "3gp"].contains(ext),
-           let created = try? MP4RecordingTime.creationTime(of: source, fileSize: file.sourceSize) {
-            let date = configuration.ingest.cameraClock == .local ? Timestamps.localClockToUTC(created) : created
-            return (date, .containerMetadata)
+        switch profile.recordingTime {
+        case .container:
+            if ["mp4", "mov", "m4v", "m4a", "3gp"].contains(ext),
+               let created = try? MP4RecordingTime.creationTime(of: source, fileSize: file.sourceSize) {
+                let date = profile.cameraClock == .local ? Timestamps.localClockToUTC(created) : created
+                return (date, .containerMetadata)
+            }
+        case .fileName(let pattern):
+            let zone = profile.cameraClock == .local ? TimeZone.current : TimeZone(identifier: "UTC")!
+            if let date = FileNameTime.date(in: file.name, pattern: pattern, timeZone: zone) {
+                return (date, .fileName)
+            }
+        case .fileTime:
+            break
         }
         let seconds = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
         return (Date(timeIntervalSince1970: seconds), .fileModificationTime)

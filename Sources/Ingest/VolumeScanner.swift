@@ -22,11 +22,11 @@ public struct VolumeEntry: Sendable, Equatable {
 /// directory is opened relative to its parent's descriptor with O_NOFOLLOW,
 /// so nothing on the volume can lead the walk outside it.
 public struct VolumeScanner {
-    public var mediaExtensions: Set<String>
+    public var profile: IngestProfile
     public var maximumDepth = 16
 
-    public init(mediaExtensions: [String]) {
-        self.mediaExtensions = Set(mediaExtensions.map { $0.lowercased() })
+    public init(profile: IngestProfile) {
+        self.profile = profile
     }
 
     public func scan(root: String) throws -> [VolumeEntry] {
@@ -39,7 +39,28 @@ public struct VolumeScanner {
         }
         defer { try? rootFD.close() }
         var entries: [VolumeEntry] = []
-        try walk(rootFD, prefix: "", depth: 0, into: &entries)
+        if profile.mediaFolders.isEmpty {
+            try walk(rootFD, prefix: "", depth: 0, into: &entries)
+            return entries
+        }
+        for folder in profile.mediaFolders {
+            // Each configured folder is opened one component at a time, never through a link.
+            let components = folder.split(separator: "/").map(String.init).filter { $0 != "." && !$0.isEmpty }
+            guard !components.contains("..") else { continue }
+            var current = rootFD
+            var opened: [FileDescriptor] = []
+            defer { for fd in opened { try? fd.close() } }
+            var found = true
+            for component in components {
+                // FAT volumes are case-insensitive; the camera's spelling may differ from the model file's.
+                let names = (try? Syscall.directoryEntries(current)) ?? []
+                guard let actual = names.first(where: { $0.lowercased() == component.lowercased() }),
+                      let next = try? Syscall.openAt(current, actual, O_RDONLY | O_DIRECTORY) else { found = false; break }
+                opened.append(next)
+                current = next
+            }
+            if found { try walk(current, prefix: components.joined(separator: "/"), depth: components.count, into: &entries) }
+        }
         return entries
     }
 
@@ -78,8 +99,7 @@ public struct VolumeScanner {
                 defer { try? child.close() }
                 try walk(child, prefix: relative, depth: depth + 1, into: &entries)
             case S_IFREG:
-                let ext = name.split(separator: ".").count > 1 ? String(name.split(separator: ".").last!).lowercased() : ""
-                guard mediaExtensions.contains(ext) else { continue }
+                guard profile.accepts(fileName: name) else { continue }
                 entries.append(VolumeEntry(relativePath: relative, size: Int64(info.st_size), modifiedNanoseconds: mtime, kind: .media))
             case S_IFLNK:
                 entries.append(VolumeEntry(relativePath: relative, size: 0, modifiedNanoseconds: mtime,

@@ -61,6 +61,14 @@ public enum ConfigRenderer {
         # Space kept free on the spool disk.
         spool_reserve = \(quoted("\(c.ingest.spoolReserveBytes / 1024 / 1024)MiB"))
 
+        [docking]
+        # Supported camera models (USB ids, media folders, serial, recording time).
+        models = \(quoted(c.docking.modelsPath))
+        # Camera volumes are mounted here read-only (ro,nosuid,nodev,noexec) while ingested.
+        mount_root = \(quoted(c.docking.mountRoot))
+        # Cameras ingested at the same time by `uploader daemon`.
+        max_concurrent_docks = \(c.docking.maxConcurrentDocks)
+
         """
     }
 }

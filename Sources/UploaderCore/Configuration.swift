@@ -55,6 +55,15 @@ public struct Configuration: Sendable, Equatable {
         public var spoolReserveBytes: Int64
     }
 
+    public struct Docking: Sendable, Equatable {
+        /// The supported camera models file.
+        public var modelsPath: String
+        /// Where camera volumes are mounted read-only while they are ingested.
+        public var mountRoot: String
+        /// Cameras ingested at the same time by the daemon.
+        public var maxConcurrentDocks: Int
+    }
+
     /// The file this configuration was read from (relative paths in it are
     /// resolved against its folder).
     public var sourcePath: String
@@ -63,6 +72,7 @@ public struct Configuration: Sendable, Equatable {
     public var store: Store
     public var upload: Upload
     public var ingest: Ingest
+    public var docking: Docking
     public var hostName: String
 
     public var ledgerPath: String { stateDirectory + "/ledger.sqlite" }
@@ -180,6 +190,9 @@ public enum ConfigurationLoader {
         }()
         let settleSeconds = reader.double("ingest", "settle_seconds", default: 5, range: 0...86400)
         let spoolReserve = reader.byteSize("ingest", "spool_reserve", default: 256 * 1024 * 1024)
+        let modelsPath = absolute(reader.string("docking", "models", default: "/etc/uploader/cameras.toml"))
+        let mountRoot = absolute(reader.string("docking", "mount_root", default: "/run/uploader/mnt"))
+        let maxDocks = reader.int("docking", "max_concurrent_docks", default: 2, range: 1...16)
         let configuredHost = reader.string("agent", "host_name", default: "")
 
         reader.reportUnknownKeys(known: [
@@ -187,6 +200,7 @@ public enum ConfigurationLoader {
             "store": ["endpoint", "region", "bucket", "prefix", "addressing", "credentials", "key_template", "ca_bundle"],
             "upload": ["part_size", "concurrency", "max_attempts", "retry_base_delay", "retry_max_delay", "connect_timeout", "stall_timeout"],
             "ingest": ["media_extensions", "camera_clock", "settle_seconds", "spool_reserve"],
+            "docking": ["models", "mount_root", "max_concurrent_docks"],
             "agent": ["host_name"],
         ])
         if !reader.problems.isEmpty {
@@ -202,6 +216,7 @@ public enum ConfigurationLoader {
                           retryBaseDelay: retryBaseDelay, retryMaxDelay: retryMaxDelay,
                           connectTimeout: connectTimeout, stallTimeout: stallTimeout),
             ingest: .init(mediaExtensions: extensions, cameraClock: clock, settleSeconds: settleSeconds, spoolReserveBytes: spoolReserve),
+            docking: .init(modelsPath: modelsPath, mountRoot: mountRoot, maxConcurrentDocks: maxDocks),
             hostName: configuredHost.isEmpty ? hostName : configuredHost
         )
     }

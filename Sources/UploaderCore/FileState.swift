@@ -36,5 +36,6 @@ public enum HoldReason: String, Sendable, Codable {
 /// the attribution of a pooled camera depends on it.
 public enum RecordingTimeSource: String, Sendable, Codable {
     case containerMetadata = "mp4-mvhd"
+    case fileName = "file-name"
     case fileModificationTime = "file-mtime"
 }
