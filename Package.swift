@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // C libraries, one system-library target each; every one has a shim.h.
@@ -20,6 +21,16 @@ let package = Package(
             name: "COpenSSL",
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CUdev",
+            pkgConfig: "libudev",
+            providers: [.apt(["libudev-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibUSB",
+            pkgConfig: "libusb-1.0",
+            providers: [.apt(["libusb-1.0-0-dev"])]
         ),
         .systemLibrary(
             name: "CCurl",
@@ -63,10 +74,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "Dock",
+            dependencies: [
+                "CUdev", "CLibUSB", "UploaderCore", "Ledger", "Ingest",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "uploader",
             dependencies: [
-                "UploaderCore", "Ledger", "Ingest", "Transport", "Crypto",
+                "UploaderCore", "Ledger", "Ingest", "Transport", "Crypto", "Dock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -84,6 +104,18 @@ let package = Package(
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Ledger", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Ingest", "Ledger", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Ledger", "TestSupport"]),
+        // Emulated USB cameras (umockdev); linked by the tests only, never by the product.
+        .systemLibrary(
+            name: "CUMockdev",
+            path: "Tests/CUMockdev",
+            pkgConfig: "umockdev-1.0",
+            providers: [.apt(["libumockdev-dev"])]
+        ),
+        .testTarget(
+            name: "DockTests",
+            dependencies: ["Dock", "Ingest", "Ledger", "TestSupport", "CUMockdev"],
+            resources: [.copy("Fixtures")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

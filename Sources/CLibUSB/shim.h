@@ -1,4 +1,4 @@
 #ifndef UPLOADER_CLIBUSB_SHIM_H
 #define UPLOADER_CLIBUSB_SHIM_H
-#include <libusb-1.0/libusb.h>
+#include <libusb.h>
 #endif

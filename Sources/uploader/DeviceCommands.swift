@@ -6,26 +6,59 @@ import UploaderCore
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Register cameras and record who holds them.",
-        subcommands: [Add.self, List.self, Show.self, Remove.self, Assign.self])
+        subcommands: [Add.self, List.self, Show.self, Remove.self, Assign.self, Scan.self])
+
+    struct Scan: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List connected cameras: model, serial, registered or not, user.")
+        @OptionGroup var options: GlobalOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try options.run {
+                let configuration = try options.loadConfiguration()
+                let cameras = try ConnectedCameras.scan(configuration: configuration, ledger: try options.openLedger(configuration))
+                if json { return try Output.json(cameras) }
+                if cameras.isEmpty { print("no USB storage or supported camera connected"); return }
+                for camera in cameras {
+                    let who = camera.registered ? "registered to \(camera.user ?? "?")" : (camera.serial == nil ? "" : "NOT registered")
+                    print([camera.devnode ?? "-", camera.usbID, camera.model ?? "-", camera.serial ?? "-", who, camera.note ?? ""]
+                        .filter { !$0.isEmpty }.joined(separator: "  "))
+                }
+            }
+        }
+    }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a camera by serial; releases its held files.")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "The camera's serial number.") var serial: String
+        @Argument(help: "The camera's serial number.") var serial: String?
         @Option(help: "The user (officer id) the camera belongs to by default.") var user: String
         @Option(help: "A display name.") var name: String?
         @Option(help: "The camera model.") var model: String?
+        @Flag(help: "Register the supported cameras docked right now (instead of SERIAL).") var connected = false
 
         func validate() throws {
-            if serial.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("the serial must not be empty") }
+            if connected == (serial != nil) { throw ValidationError("give either a SERIAL or --connected") }
+            if let serial, serial.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("the serial must not be empty") }
             if user.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--user must not be empty") }
         }
 
         func run() throws {
             try options.run {
-                let ledger = try options.openLedger(try options.loadConfiguration())
-                let released = try ledger.addDevice(serial: serial, defaultUser: user, name: name, model: model)
-                print("registered \(serial) to \(user)" + (released > 0 ? "; released \(released) held file\(released == 1 ? "" : "s") for upload" : ""))
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                var targets: [(serial: String, model: String?)] = serial.map { [($0, model)] } ?? []
+                if connected {
+                    let cameras = try ConnectedCameras.scan(configuration: configuration, ledger: ledger)
+                    targets = cameras.filter { !$0.registered && $0.model != nil }.compactMap { camera in camera.serial.map { ($0, model ?? camera.model) } }
+                    if targets.isEmpty {
+                        throw UploaderError(.notFound, "no unregistered supported camera with a readable serial is docked: see `uploader device scan`")
+                    }
+                }
+                for target in targets {
+                    let released = try ledger.addDevice(serial: target.serial, defaultUser: user, name: name, model: target.model)
+                    print("registered \(target.serial) to \(user)" + (released > 0 ? "; released \(released) held file\(released == 1 ? "" : "s") for upload" : ""))
+                }
             }
         }
     }

@@ -13,7 +13,8 @@ struct Uploader: ParsableCommand {
         discussion: "Configuration: --config, else $UPLOADER_CONFIG, else /etc/uploader/uploader.toml.",
         subcommands: [
             StatusCommand.self, LogCommand.self, IngestCommand.self, UploadCommand.self,
-            DeviceCommand.self, ConfigCommand.self, AccountCommand.self, StoreCommand.self, SimulateCameraCommand.self,
+            DeviceCommand.self, DockCommand.self, DaemonCommand.self, UdevRulesCommand.self,
+            ConfigCommand.self, AccountCommand.self, StoreCommand.self, SimulateCameraCommand.self,
         ]
     )
 }

@@ -1,0 +1,198 @@
+import Foundation
+import Ingest
+import Ledger
+import Logging
+import SystemPackage
+import UploaderCore
+
+/// What one dock did; its `exitCode` is what `uploader dock` exits with,
+/// so systemd's journal and `systemctl status` say what happened.
+public struct DockOutcome: Sendable, Codable {
+    public enum Result: String, Sendable, Codable {
+        /// Every file secured (or already secured).
+        case ingested
+        /// Some files failed or were quarantined; see `uploader status`.
+        case partial
+        /// Stopped early: camera removed or spool full. The next dock resumes.
+        case interrupted
+        /// Not a supported camera: nothing was touched.
+        case ignored
+        /// A supported camera that could not be read (no serial, no file system, mount failed).
+        case refused
+    }
+
+    public var result: Result
+    public var device: DockedDevice
+    public var model: String?
+    public var serial: String?
+    public var report: IngestReport?
+    public var message: String
+
+    public var exitCode: Int32 {
+        switch result {
+        case .ingested: 0
+        case .partial: 1
+        case .interrupted: 3
+        case .ignored: 5
+        case .refused: 6
+        }
+    }
+}
+
+/// An exclusive flock on `<directory>/.<name>.lock`; the kernel drops it if the holder dies.
+final class DeviceLock {
+    private let fd: FileDescriptor
+
+    init?(directory: String, name: String) {
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        guard let fd = try? FileDescriptor.open(FilePath(directory + "/.\(ObjectKeyTemplate.sanitize(name)).lock"), .readWrite,
+                                                options: [.create, .closeOnExec], permissions: [.ownerReadWrite]) else { return nil }
+        guard (try? Syscall.tryLockExclusive(fd)) == true else {
+            try? fd.close()
+            return nil
+        }
+        self.fd = fd
+    }
+
+    func release() {
+        try? fd.close()
+    }
+}
+
+/// The dock path: identify → match a model → mount read-only → ingest →
+/// unmount, with every step in the custody log.
+public final class DockRunner: Sendable {
+    let configuration: Configuration
+    let models: CameraModels
+    let ledger: Ledger
+    let mounter: any VolumeMounting
+    let logger: Logger
+
+    public init(configuration: Configuration, models: CameraModels, ledger: Ledger, mounter: any VolumeMounting, logger: Logger) {
+        self.configuration = configuration
+        self.models = models
+        self.ledger = ledger
+        self.mounter = mounter
+        self.logger = logger
+    }
+
+    /// Blocking: runs on a thread of its own (the dock unit's main thread,
+    /// or one of the daemon's dock threads).
+    public func dock(_ device: DockedDevice) -> DockOutcome {
+        let described = "\(device.devnode) (\(device.id)\(device.manufacturer.map { " \($0)" } ?? "")\(device.product.map { " \($0)" } ?? ""))"
+        guard let model = models.model(for: device.id) else {
+            let message = "\(described) is not a supported camera; ignored (add its id to \(models.sourcePath) if it is one)"
+            try? ledger.log(EventDraft(.info, "dock.ignored", message))
+            logger.info("\(message)")
+            return DockOutcome(result: .ignored, device: device, message: message)
+        }
+        var outcome = DockOutcome(result: .refused, device: device, model: model.id, message: "")
+        // One dock per device at a time, whether started by udev's unit or by the daemon.
+        guard let lock = DeviceLock(directory: configuration.docking.mountRoot, name: device.sysname) else {
+            outcome.result = .ignored
+            outcome.message = "\(described) is already being docked by another uploader process"
+            logger.info("\(outcome.message)")
+            return outcome
+        }
+        defer { lock.release() }
+        let mountPoint = configuration.docking.mountRoot + "/" + ObjectKeyTemplate.sanitize(device.sysname)
+        let volume: String
+        do {
+            volume = try mounter.mount(device, at: mountPoint)
+        } catch let error as UploaderError {
+            return refuse(&outcome, "\(model.name) on \(described): \(error.message)", serial: device.usbSerial)
+        } catch {
+            return refuse(&outcome, "\(model.name) on \(described): mounting failed: \(error)", serial: device.usbSerial)
+        }
+        defer {
+            do { try mounter.unmount(mountPoint) } catch {
+                try? ledger.log(EventDraft(.warning, "dock.unmount", "could not unmount \(mountPoint): \(error); it is detached at the next dock"))
+            }
+        }
+        let serial: String
+        switch Self.serial(of: device, model: model, volume: volume) {
+        case .success(let value): serial = value
+        case .failure(let error): return refuse(&outcome, "\(model.name) on \(described): \(error.message)", serial: nil)
+        }
+        outcome.serial = serial
+        try? ledger.log(EventDraft(.notice, "dock.started", serial: serial,
+                                   "\(model.name) \(serial) docked on \(described), mounted read-only at \(volume)"))
+        do {
+            let report = try Ingestor(configuration: configuration, ledger: ledger, logger: logger)
+                .ingest(volume: volume, serial: serial, profile: IngestProfile(model))
+            outcome.report = report
+            if let reason = report.stoppedBecause {
+                outcome.result = .interrupted
+                outcome.message = "interrupted: \(reason)"
+                try? ledger.log(EventDraft(.error, "dock.interrupted", serial: serial,
+                                           "dock of \(serial) interrupted: \(reason); the next dock resumes where this one stopped"))
+            } else {
+                outcome.result = report.failed > 0 || report.quarantined > 0 ? .partial : .ingested
+                outcome.message = "\(report.copied) copied, \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed"
+                try? ledger.log(EventDraft(outcome.result == .ingested ? .notice : .warning, "dock.finished", serial: serial,
+                                           "dock of \(serial) finished: \(outcome.message)"))
+            }
+        } catch let error as UploaderError {
+            outcome.result = .interrupted
+            outcome.message = "interrupted: \(error.message)"
+            try? ledger.log(EventDraft(.error, "dock.interrupted", serial: serial, "dock of \(serial) interrupted: \(error.message)"))
+        } catch {
+            outcome.result = .interrupted
+            outcome.message = "interrupted: \(error)"
+            try? ledger.log(EventDraft(.error, "dock.interrupted", serial: serial, "dock of \(serial) interrupted: \(error)"))
+        }
+        return outcome
+    }
+
+    private func refuse(_ outcome: inout DockOutcome, _ message: String, serial: String?) -> DockOutcome {
+        outcome.result = .refused
+        outcome.message = message
+        try? ledger.log(EventDraft(.error, "dock.refused", serial: serial, message))
+        logger.error("\(message)")
+        return outcome
+    }
+
+    /// The camera's serial, from USB or from a file on the (read-only) volume.
+    static func serial(of device: DockedDevice, model: CameraModel, volume: String) -> Result<String, UploaderError> {
+        switch model.serialSource {
+        case .usb:
+            guard let serial = device.usbSerial, isUsableSerial(serial) else {
+                return .failure(UploaderError(.unknownDevice, "the camera reports no usable USB serial; set serial = \"file:PATH\" for model \(model.id)"))
+            }
+            return .success(serial)
+        case .file(let path):
+            do {
+                let root = try FileDescriptor.open(FilePath(volume), .readOnly, options: [.directory, .closeOnExec])
+                defer { try? root.close() }
+                var current = root
+                var opened: [FileDescriptor] = []
+                defer { for fd in opened { try? fd.close() } }
+                let components = path.split(separator: "/").map(String.init)
+                for component in components.dropLast() {
+                    let names = try Syscall.directoryEntries(current)
+                    guard let actual = names.first(where: { $0.lowercased() == component.lowercased() }) else { throw Errno.noSuchFileOrDirectory }
+                    current = try Syscall.openAt(current, actual, O_RDONLY | O_DIRECTORY)
+                    opened.append(current)
+                }
+                let names = try Syscall.directoryEntries(current)
+                guard let last = components.last, let actual = names.first(where: { $0.lowercased() == last.lowercased() }) else { throw Errno.noSuchFileOrDirectory }
+                let file = try Syscall.openAt(current, actual, O_RDONLY)
+                defer { try? file.close() }
+                var buffer = [UInt8](repeating: 0, count: 256)
+                let count = try buffer.withUnsafeMutableBytes { try file.read(into: $0) }
+                let text = String(decoding: buffer.prefix(count), as: UTF8.self)
+                let serial = text.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+                guard isUsableSerial(serial) else {
+                    return .failure(UploaderError(.unknownDevice, "\(path) on the camera does not hold a usable serial (letters, digits, '.', '_', '-')"))
+                }
+                return .success(serial)
+            } catch {
+                return .failure(UploaderError(.unknownDevice, "cannot read the serial file \(path) on the camera (model \(model.id))", cause: "\(error)"))
+            }
+        }
+    }
+
+    static func isUsableSerial(_ serial: String) -> Bool {
+        (1...64).contains(serial.count) && serial.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
+    }
+}

@@ -1,0 +1,214 @@
+internal import CUdev
+import Foundation
+import UploaderCore
+
+/// What udev knows about a docked block device and the USB device it hangs off.
+public struct DockedDevice: Sendable, Equatable, Codable {
+    /// `/dev/sdb1`
+    public var devnode: String
+    /// `sdb1`
+    public var sysname: String
+    public var syspath: String
+    public var fileSystem: String?
+    public var fileSystemLabel: String?
+    public var usbID: USBIDValue
+    /// The USB serial: `ID_SERIAL_SHORT`, else the USB device's sysfs `serial`.
+    public var usbSerial: String?
+    public var manufacturer: String?
+    public var product: String?
+    /// USB bus and address, to correlate with libusb.
+    public var busNumber: Int?
+    public var deviceAddress: Int?
+
+    public var id: USBID { USBID(vendor: usbID.vendor, product: usbID.product) }
+}
+
+/// `USBID` as stored in `DockedDevice` (Codable).
+public struct USBIDValue: Sendable, Equatable, Codable {
+    public var vendor: String
+    public var product: String
+}
+
+/// A libudev context. libudev objects are not thread-safe: a `UdevContext`
+/// and everything made from it stay on the thread that created them, so
+/// the type is deliberately not Sendable.
+public final class UdevContext {
+    let udev: OpaquePointer
+
+    public init() throws {
+        guard let udev = udev_new() else {
+            throw UploaderError(.io, "cannot start libudev (udev_new failed): is /sys mounted?")
+        }
+        self.udev = udev
+    }
+
+    deinit {
+        udev_unref(udev)
+    }
+
+    /// The docked block device behind a device node such as `/dev/sdb1`.
+    public func dockedDevice(devnode: String) throws -> DockedDevice {
+        let sysname = (devnode as NSString).lastPathComponent
+        guard let device = udev_device_new_from_subsystem_sysname(udev, "block", sysname) else {
+            throw UploaderError(.notFound, "\(devnode) is not a block device udev knows: was the camera unplugged?")
+        }
+        defer { udev_device_unref(device) }
+        guard let docked = Self.describe(device) else {
+            throw UploaderError(.unknownDevice, "\(devnode) is not on a USB device; only USB cameras are docked")
+        }
+        return docked
+    }
+
+    /// Every USB block device with a file system that is connected now (coldplug).
+    public func connectedVolumes() throws -> [DockedDevice] {
+        guard let enumerate = udev_enumerate_new(udev) else { return [] }
+        defer { udev_enumerate_unref(enumerate) }
+        udev_enumerate_add_match_subsystem(enumerate, "block")
+        // Emulated and freshly added devices may be "uninitialized": match on properties, not on that flag.
+        udev_enumerate_add_match_property(enumerate, "ID_BUS", "usb")
+        udev_enumerate_scan_devices(enumerate)
+        var result: [DockedDevice] = []
+        var entry = udev_enumerate_get_list_entry(enumerate)
+        while let current = entry {
+            if let path = udev_list_entry_get_name(current),
+               let device = udev_device_new_from_syspath(udev, path) {
+                if let docked = Self.describe(device), docked.fileSystem != nil { result.append(docked) }
+                udev_device_unref(device)
+            }
+            entry = udev_list_entry_get_next(current)
+        }
+        return result.sorted { $0.devnode < $1.devnode }
+    }
+
+    static func describe(_ device: OpaquePointer) -> DockedDevice? {
+        guard let usb = udev_device_get_parent_with_subsystem_devtype(device, "usb", "usb_device") else { return nil }
+        func property(_ target: OpaquePointer, _ name: String) -> String? {
+            udev_device_get_property_value(target, name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func attribute(_ target: OpaquePointer, _ name: String) -> String? {
+            udev_device_get_sysattr_value(target, name).map { String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines) }
+                .flatMap { $0.isEmpty ? nil : $0 }
+        }
+        guard let vendor = attribute(usb, "idVendor"), let product = attribute(usb, "idProduct") else { return nil }
+        let sysname = udev_device_get_sysname(device).map { String(cString: $0) } ?? ""
+        let devnode = udev_device_get_devnode(device).map { String(cString: $0) } ?? "/dev/\(sysname)"
+        return DockedDevice(
+            devnode: devnode, sysname: sysname,
+            syspath: udev_device_get_syspath(device).map { String(cString: $0) } ?? "",
+            fileSystem: property(device, "ID_FS_TYPE"), fileSystemLabel: property(device, "ID_FS_LABEL"),
+            usbID: USBIDValue(vendor: vendor.lowercased(), product: product.lowercased()),
+            usbSerial: property(device, "ID_SERIAL_SHORT") ?? attribute(usb, "serial"),
+            manufacturer: attribute(usb, "manufacturer"), product: attribute(usb, "product"),
+            busNumber: attribute(usb, "busnum").flatMap { Int($0) }, deviceAddress: attribute(usb, "devnum").flatMap { Int($0) })
+    }
+}
+
+/// One event from the udev monitor.
+public struct DockEvent: Sendable, Equatable {
+    public enum Action: String, Sendable { case add, remove, change }
+    public var action: Action
+    public var device: DockedDevice?
+    public var sysname: String
+}
+
+/// A libudev monitor on the `udev` netlink source (never `kernel`: udev's
+/// events carry the properties, and arrive once udev has processed them).
+/// Runs on one dedicated thread that owns every libudev object it uses,
+/// including the enumeration for coldplug and after an overflow.
+public final class UdevMonitorThread: @unchecked Sendable {
+    public typealias Handler = @Sendable (DockEvent) -> Void
+
+    private let handler: Handler
+    private let coldplug: Bool
+    private let stopPipe: [Int32]
+    private var thread: Thread?
+    private let ready = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private var startError: UploaderError?
+
+    /// `coldplug`: report the volumes already connected as `add` events, once
+    /// listening, so a camera docked before the daemon started is not missed.
+    public init(coldplug: Bool, handler: @escaping Handler) {
+        var fds: [Int32] = [0, 0]
+        pipe(&fds)
+        stopPipe = fds
+        self.coldplug = coldplug
+        self.handler = handler
+    }
+
+    deinit {
+        close(stopPipe[0])
+        close(stopPipe[1])
+    }
+
+    /// Starts the thread and returns once the monitor is listening.
+    public func start() throws {
+        let thread = Thread { [self] in run() }
+        thread.name = "uploader.udev-monitor"
+        self.thread = thread
+        thread.start()
+        ready.wait()
+        if let startError { throw startError }
+    }
+
+    /// Asks the thread to stop; it does within one poll wake-up. Never blocks.
+    public func stop() {
+        var byte: UInt8 = 1
+        _ = write(stopPipe[1], &byte, 1)
+    }
+
+    /// Waits for the thread to end (tests, and blocking shutdown paths only).
+    public func waitUntilStopped() {
+        if thread != nil { finished.wait() }
+        thread = nil
+    }
+
+    private func announceConnected(_ context: UdevContext) {
+        for device in (try? context.connectedVolumes()) ?? [] {
+            handler(DockEvent(action: .add, device: device, sysname: device.sysname))
+        }
+    }
+
+    private func run() {
+        defer { finished.signal() }
+        guard let context = try? UdevContext(), let monitor = udev_monitor_new_from_netlink(context.udev, "udev") else {
+            startError = UploaderError(.io, "cannot open the udev monitor: is systemd-udevd running?")
+            ready.signal()
+            return
+        }
+        defer { udev_monitor_unref(monitor) }
+        udev_monitor_filter_add_match_subsystem_devtype(monitor, "block", nil)
+        // A large buffer, so forty cameras docked at 07:00 do not overflow it.
+        udev_monitor_set_receive_buffer_size(monitor, 128 * 1024 * 1024)
+        guard udev_monitor_enable_receiving(monitor) >= 0 else {
+            startError = UploaderError(.io, "cannot listen for udev events (udev_monitor_enable_receiving failed)")
+            ready.signal()
+            return
+        }
+        ready.signal()
+        if coldplug { announceConnected(context) }
+        let monitorFD = udev_monitor_get_fd(monitor)
+        while true {
+            var fds = [pollfd(fd: monitorFD, events: Int16(POLLIN), revents: 0), pollfd(fd: stopPipe[0], events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&fds, 2, -1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            if fds[1].revents != 0 { return }
+            guard fds[0].revents != 0 else { continue }
+            errno = 0
+            guard let device = udev_monitor_receive_device(monitor) else {
+                // The kernel dropped events: what is connected now is the truth.
+                if errno == ENOBUFS { announceConnected(context) }
+                continue
+            }
+            let action = udev_device_get_action(device).map { String(cString: $0) } ?? ""
+            let sysname = udev_device_get_sysname(device).map { String(cString: $0) } ?? ""
+            if let parsed = DockEvent.Action(rawValue: action) {
+                handler(DockEvent(action: parsed, device: UdevContext.describe(device), sysname: sysname))
+            }
+            udev_device_unref(device)
+        }
+    }
+}
