@@ -29,6 +29,7 @@ public struct DockMonitorService: Service {
         }
         try monitor.start()
         logger.notice("listening for docked cameras")
+        let stop = StopFlag()
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 var running = 0
@@ -39,7 +40,7 @@ public struct DockMonitorService: Service {
                     }
                     running += 1
                     group.addTask { [runner, onOutcome, logger] in
-                        let outcome = await BlockingThread.run(name: "uploader.dock.\(device.sysname)") { runner.dock(device) }
+                        let outcome = await BlockingThread.run(name: "uploader.dock.\(device.sysname)") { runner.dock(device, stop: stop) }
                         logger.notice("dock \(device.devnode): \(outcome.result.rawValue): \(outcome.message)")
                         onOutcome(outcome)
                     }
@@ -49,6 +50,8 @@ public struct DockMonitorService: Service {
         } onGracefulShutdown: {
             monitor.stop()
             continuation.finish()
+            // Running docks end their current chunk, discard it, unmount and record "interrupted".
+            stop.request()
         }
     }
 }

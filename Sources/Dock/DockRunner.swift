@@ -78,7 +78,7 @@ public final class DockRunner: Sendable {
 
     /// Blocking: runs on a thread of its own (the dock unit's main thread,
     /// or one of the daemon's dock threads).
-    public func dock(_ device: DockedDevice) -> DockOutcome {
+    public func dock(_ device: DockedDevice, stop: StopFlag? = nil) -> DockOutcome {
         let described = "\(device.devnode) (\(device.id)\(device.manufacturer.map { " \($0)" } ?? "")\(device.product.map { " \($0)" } ?? ""))"
         guard let model = models.model(for: device.id) else {
             let message = "\(described) is not a supported camera; ignored (add its id to \(models.sourcePath) if it is one)"
@@ -95,6 +95,9 @@ public final class DockRunner: Sendable {
             return outcome
         }
         defer { lock.release() }
+        for stale in mounter.releaseStaleMounts(under: configuration.docking.mountRoot) {
+            try? ledger.log(EventDraft(.warning, "dock.stale-mount", "released \(stale), left mounted by a camera removed during an earlier dock"))
+        }
         let mountPoint = configuration.docking.mountRoot + "/" + ObjectKeyTemplate.sanitize(device.sysname)
         let volume: String
         do {
@@ -119,7 +122,7 @@ public final class DockRunner: Sendable {
                                    "\(model.name) \(serial) docked on \(described), mounted read-only at \(volume)"))
         do {
             let report = try Ingestor(configuration: configuration, ledger: ledger, logger: logger)
-                .ingest(volume: volume, serial: serial, profile: IngestProfile(model))
+                .ingest(volume: volume, serial: serial, profile: IngestProfile(model), stop: stop)
             outcome.report = report
             if let reason = report.stoppedBecause {
                 outcome.result = .interrupted

@@ -8,6 +8,12 @@ public protocol VolumeMounting: Sendable {
     /// Mounts the device read-only and returns the folder to ingest.
     func mount(_ device: DockedDevice, at mountPoint: String) throws -> String
     func unmount(_ mountPoint: String) throws
+    /// Detaches mounts under `root` whose device is gone; returns their paths.
+    func releaseStaleMounts(under root: String) -> [String]
+}
+
+extension VolumeMounting {
+    public func releaseStaleMounts(under root: String) -> [String] { [] }
 }
 
 /// mount(2) with `ro,nosuid,nodev,noexec`: nothing on a camera can run,
@@ -52,6 +58,28 @@ public struct KernelMounter: VolumeMounting {
             }
         }
         try? FileManager.default.removeItem(atPath: mountPoint)
+    }
+
+    public func releaseStaleMounts(under root: String) -> [String] {
+        var released: [String] = []
+        for (mountPoint, source) in Self.mounts(under: root) where !FileManager.default.fileExists(atPath: source) {
+            if umount2(mountPoint, Int32(MNT_DETACH)) == 0 {
+                try? FileManager.default.removeItem(atPath: mountPoint)
+                released.append(mountPoint)
+            }
+        }
+        return released
+    }
+
+    /// Mount points below `root` with their source devices, from /proc/self/mountinfo.
+    static func mounts(under root: String) -> [(mountPoint: String, source: String)] {
+        guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        return table.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ").map { $0.replacingOccurrences(of: "\\040", with: " ") }
+            guard fields.count > 9, let dash = fields.firstIndex(of: "-"), dash + 2 < fields.count,
+                  fields[4].hasPrefix(root + "/") else { return nil }
+            return (fields[4], fields[dash + 2])
+        }
     }
 
     /// Whether `path` is a mount point, from /proc/self/mountinfo.

@@ -42,7 +42,10 @@ public final class Ingestor {
 
     /// Ingests every media file under `volume` for the camera `serial`.
     /// Blocking: call it from a thread of its own, never the cooperative pool.
-    public func ingest(volume: String, serial: String, profile: IngestProfile? = nil, now: Date = Date()) throws -> IngestReport {
+    /// `stop`: checked between files and after every chunk; a stop request
+    /// ends the run like a removed camera (nothing half-written is kept).
+    public func ingest(volume: String, serial: String, profile: IngestProfile? = nil, stop: StopFlag? = nil,
+                       now: Date = Date()) throws -> IngestReport {
         let profile = profile ?? IngestProfile(configuration)
         try spool.prepare()
         let abandoned = try spool.discardAbandonedTemporaryFiles()
@@ -58,6 +61,10 @@ public final class Ingestor {
         defer { try? rootFD.close() }
 
         for entry in entries {
+            if stop?.isRequested == true {
+                report.stoppedBecause = "stop requested (camera unplugged or agent stopping); the next dock resumes"
+                break
+            }
             if case .hostile(let why) = entry.kind {
                 let (file, isNew) = try ledger.discover(serial: serial, sourcePath: entry.relativePath, size: entry.size,
                                                         modifiedNanoseconds: entry.modifiedNanoseconds)
@@ -80,7 +87,7 @@ public final class Ingestor {
                 continue
             }
             do {
-                let spooled = try copy(file, from: rootFD, profile: profile)
+                let spooled = try copy(file, from: rootFD, profile: profile, stop: stop)
                 report.copied += 1
                 report.bytesCopied += file.sourceSize
                 if spooled.state == .quarantined { report.held += 1 }
@@ -142,7 +149,7 @@ public final class Ingestor {
     /// The single pass: read the camera once, write the spool copy, hash both
     /// the whole file and each upload part; then fsync, re-read from disk to
     /// verify, and rename into place.
-    func copy(_ file: MediaFile, from root: FileDescriptor, profile: IngestProfile) throws -> MediaFile {
+    func copy(_ file: MediaFile, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag? = nil) throws -> MediaFile {
         try ensureSpace(for: file.sourceSize)
         try ledger.markCopying(file.id)
         let source = try openBeneath(root, file.sourcePath)
@@ -205,6 +212,9 @@ public final class Ingestor {
             }
             total += Int64(count)
             FailPoints.hit("ingest.chunk-written")
+            if stop?.isRequested == true {
+                throw UploaderError(.sourceVanished, "copying \(file.sourcePath) was stopped (camera unplugged or agent stopping); the next dock copies it again")
+            }
         }
         if inPart > 0 || partHashes.isEmpty { partHashes.append(part.finalize().hex) }
         let after = try Syscall.fstat(source)

@@ -36,7 +36,8 @@ struct DockCommand: ParsableCommand {
             }
             let runner = DockRunner(configuration: configuration, models: models, ledger: ledger,
                                     mounter: KernelMounter(), logger: Logger(label: "uploader.dock"))
-            let outcome = runner.dock(device)
+            TerminationSignals.install()
+            let outcome = runner.dock(device, stop: TerminationSignals.flag)
             if json { try Output.json(outcome) } else { print("dock \(devnode): \(outcome.result.rawValue): \(outcome.message)") }
             exitCode = outcome.exitCode
         }
