@@ -118,8 +118,9 @@ public final class DockRunner: Sendable {
         case .failure(let error): return refuse(&outcome, "\(model.name) on \(described): \(error.message)", serial: nil)
         }
         outcome.serial = serial
+        let options = mounter.mountOptions(volume).map { " (\($0))" } ?? ""
         try? ledger.log(EventDraft(.notice, "dock.started", serial: serial,
-                                   "\(model.name) \(serial) docked on \(described), mounted read-only at \(volume)"))
+                                   "\(model.name) \(serial) docked on \(described), mounted read-only at \(volume)\(options)"))
         do {
             let report = try Ingestor(configuration: configuration, ledger: ledger, logger: logger)
                 .ingest(volume: volume, serial: serial, profile: IngestProfile(model), stop: stop)

@@ -14,6 +14,8 @@ public protocol VolumeMounting: Sendable {
 
 extension VolumeMounting {
     public func releaseStaleMounts(under root: String) -> [String] { [] }
+    /// The kernel's options for a mount, for the custody log.
+    public func mountOptions(_ mountPoint: String) -> String? { nil }
 }
 
 /// mount(2) with `ro,nosuid,nodev,noexec`: nothing on a camera can run,
@@ -69,6 +71,15 @@ public struct KernelMounter: VolumeMounting {
             }
         }
         return released
+    }
+
+    public func mountOptions(_ mountPoint: String) -> String? {
+        guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        for line in table.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count > 5, fields[4] == mountPoint { return String(fields[5]) }
+        }
+        return nil
     }
 
     /// Mount points below `root` with their source devices, from /proc/self/mountinfo.

@@ -21,7 +21,9 @@ struct IngestCommand: ParsableCommand {
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration)
             let ingestor = Ingestor(configuration: configuration, ledger: ledger, logger: Logger(label: "uploader.ingest"))
-            let report = try ingestor.ingest(volume: path, serial: serial)
+            // Ctrl-C or SIGTERM ends the copy cleanly: no half file, the ledger says so.
+            TerminationSignals.install()
+            let report = try ingestor.ingest(volume: path, serial: serial, stop: TerminationSignals.flag)
             if json {
                 try Output.json(report)
             } else {

@@ -162,6 +162,33 @@ import UploaderCore
         #expect(CameraVolume.files(under: site.spool + "/objects").count == 1)
     }
 
+    @Test func sigtermMidCopyStopsCleanlyAndTheNextRunFinishes() throws {
+        let folder = TemporaryDirectory()
+        let site = try TestSite(root: folder.sub("site"))
+        // A 2 GiB recording, sparse after its header, so the copy takes a few seconds.
+        let path = folder.sub("cam/DCIM/LONG.MP4")
+        try CameraVolume.writeRecording(at: path, recordedAt: Date(), payloadSize: 4096)
+        #expect(truncate(path, 2 << 30) == 0)
+        let running = try UploaderProcess.start(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
+        // Wait for the copy to be under way: its temporary file exists and is growing.
+        let deadline = Date().addingTimeInterval(60)
+        while (try? FileManager.default.attributesOfItem(atPath: site.spool + "/tmp/1.partial")[.size] as? Int).map({ $0 > 0 }) != true {
+            guard Date() < deadline else { break }
+            usleep(5_000)
+        }
+        running.signal(SIGTERM)
+        let result = running.finish()
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains("stopped"))
+        #expect(CameraVolume.files(under: site.spool).isEmpty)
+        let row = try #require(try Ledger(path: site.ledgerPath).files().first)
+        #expect(row.state == .failed)
+        #expect(row.lastError?.contains("interrupted") == true)
+        let rerun = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(try Ledger(path: site.ledgerPath).files().first?.sha256 == CameraVolume.sha256(ofFile: path).hex)
+    }
+
     /// A spool whose disk fills mid-copy: a real 1 MiB tmpfs under spool/tmp, mounted in a
     /// user+mount namespace (no root needed), so the pre-copy space check passes and
     /// the write itself meets ENOSPC.

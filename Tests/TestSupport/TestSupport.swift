@@ -227,6 +227,48 @@ public struct UploaderProcess {
             killedBySignal: signaled ? status & 0x7f : nil)
     }
 
+    /// Starts `uploader ARGS` without waiting; `finish()` waits for it.
+    public static func start(_ arguments: [String], config: String) throws -> Running {
+        let out = TemporaryDirectory("uploader-proc")
+        var fileActions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fileActions)
+        defer { posix_spawn_file_actions_destroy(&fileActions) }
+        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&fileActions, 1, out.sub("stdout"), O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&fileActions, 2, out.sub("stderr"), O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var env = ProcessInfo.processInfo.environment
+        env["UPLOADER_CONFIG"] = config
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &fileActions, nil, argv, envp)
+        guard spawned == 0 else { throw TestFailure.message("cannot start \(executable): errno \(spawned)") }
+        return Running(pid: pid, output: out)
+    }
+
+    public final class Running: @unchecked Sendable {
+        public let pid: pid_t
+        let output: TemporaryDirectory
+
+        init(pid: pid_t, output: TemporaryDirectory) {
+            self.pid = pid
+            self.output = output
+        }
+
+        public func signal(_ number: Int32) { kill(pid, number) }
+
+        public func finish() -> Result {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
+            return Result(status: signaled ? -1 : (status >> 8) & 0xff,
+                          stdout: (try? String(contentsOfFile: output.sub("stdout"), encoding: .utf8)) ?? "",
+                          stderr: (try? String(contentsOfFile: output.sub("stderr"), encoding: .utf8)) ?? "",
+                          killedBySignal: signaled ? status & 0x7f : nil)
+        }
+    }
+
     /// Decodes the JSON a command printed with `--json`.
     public static func json(_ result: Result) throws -> [String: Any] {
         guard let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
