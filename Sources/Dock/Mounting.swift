@@ -10,11 +10,12 @@ public protocol VolumeMounting: Sendable {
     func unmount(_ mountPoint: String) throws
     /// Detaches mounts under `root` whose device is gone; returns their paths.
     func releaseStaleMounts(under root: String) -> [String]
+    /// The kernel's options for a mount, for the custody log.
+    func mountOptions(_ mountPoint: String) -> String?
 }
 
 extension VolumeMounting {
     public func releaseStaleMounts(under root: String) -> [String] { [] }
-    /// The kernel's options for a mount, for the custody log.
     public func mountOptions(_ mountPoint: String) -> String? { nil }
 }
 

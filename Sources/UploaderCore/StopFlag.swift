@@ -25,5 +25,11 @@ public enum TerminationSignals {
     public static func install() {
         signal(SIGTERM) { _ in TerminationSignals.flag.request() }
         signal(SIGINT) { _ in TerminationSignals.flag.request() }
+        // A parent may have started us with these signals blocked (the mask is inherited).
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)
     }
 }

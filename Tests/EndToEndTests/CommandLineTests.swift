@@ -165,10 +165,10 @@ import UploaderCore
     @Test func sigtermMidCopyStopsCleanlyAndTheNextRunFinishes() throws {
         let folder = TemporaryDirectory()
         let site = try TestSite(root: folder.sub("site"))
-        // A 2 GiB recording, sparse after its header, so the copy takes a few seconds.
+        // A 1 GiB recording, sparse after its header, so the copy takes a few seconds.
         let path = folder.sub("cam/DCIM/LONG.MP4")
         try CameraVolume.writeRecording(at: path, recordedAt: Date(), payloadSize: 4096)
-        #expect(truncate(path, 2 << 30) == 0)
+        #expect(truncate(path, 1 << 30) == 0)
         let running = try UploaderProcess.start(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
         // Wait for the copy to be under way: its temporary file exists and is growing.
         let deadline = Date().addingTimeInterval(60)
