@@ -40,7 +40,8 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
     let acme = EmulatedDevice()
     let stick = EmulatedDevice(serial: "4C530001230517110381", vendor: "0781", product: "5567", manufacturer: "SanDisk",
                                productName: "Cruzer Blade", port: 2, disk: "sdc")
-    static let models = try! CameraModels.parse("""
+    static let models = try! CameraModels.parse(modelsText, path: "test-models.toml")
+    static let modelsText = """
         [[model]]
         id = "acme-bodycam-x1"
         name = "Acme BodyCam X1"
@@ -56,7 +57,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         file_patterns = ["VC3_*.mp4"]
         serial = "file:SYSTEM/DEVICE.TXT"
         recording_time = "filename:YYYYMMDD_hhmmss"
-        """, path: "test-models.toml")
+        """
 
     @Test func theParentWalkFindsTheCameraBehindItsPartition() throws {
         let testbed = try Testbed()
@@ -179,6 +180,40 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         #expect(try site.ledger.events(EventFilter(minimumLevel: .error)).contains { $0.kind == "dock.interrupted" })
     }
 
+    @Test func deviceScanShowsConnectedCamerasAndAddConnectedRegistersThem() throws {
+        let testbed = try Testbed()
+        try testbed.plug(acme)
+        try testbed.plug(stick)
+        let site = try DockSite()
+        // The CLI inherits the testbed through UMOCKDEV_DIR and the preload.
+        let scan = try UploaderProcess.run(["device", "scan"], config: site.site.configPath)
+        #expect(scan.status == 0, "\(scan.stderr)")
+        #expect(scan.stdout.contains("/dev/sdb1  2b4c:0001  Acme BodyCam X1  BWC0001234  NOT registered"))
+        #expect(scan.stdout.contains("/dev/sdc1  0781:5567  -  -  not a supported camera"))
+        let add = try UploaderProcess.run(["device", "add", "--connected", "--user", "officer-77"], config: site.site.configPath)
+        #expect(add.status == 0, "\(add.stderr)")
+        #expect(add.stdout == "registered BWC0001234 to officer-77\n")
+        #expect(try site.ledger.device(serial: "BWC0001234")?.model == "Acme BodyCam X1")
+        let again = try UploaderProcess.run(["device", "scan", "--json"], config: site.site.configPath)
+        let cameras = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [[String: Any]])
+        #expect(cameras.first { $0["serial"] as? String == "BWC0001234" }?["registered"] as? Bool == true)
+        _ = testbed
+    }
+
+    @Test func theDockCommandLeavesAnUnsupportedStickAloneAndSaysSo() throws {
+        let testbed = try Testbed()
+        try testbed.plug(stick)
+        let site = try DockSite()
+        let result = try UploaderProcess.run(["dock", "/dev/sdc1"], config: site.site.configPath)
+        #expect(result.status == 5)
+        #expect(result.stdout.contains("dock /dev/sdc1: ignored: /dev/sdc1 (0781:5567 SanDisk Cruzer Blade) is not a supported camera"))
+        let missing = try UploaderProcess.run(["dock", "/dev/sdz1"], config: site.site.configPath)
+        #expect(missing.status == 1)
+        #expect(missing.stderr.hasPrefix("error: /dev/sdz1 is not a block device udev knows"))
+        #expect(try site.ledger.events(EventFilter()).map(\.kind).contains("dock.ignored"))
+        _ = testbed
+    }
+
     @Test func twoCamerasDockedAtOnceAreBothIngestedByTheDaemon() async throws {
         let testbed = try Testbed()
         let second = EmulatedDevice(serial: "BWC0005678", port: 5, disk: "sdf")
@@ -212,8 +247,10 @@ struct DockSite {
     let configuration: Configuration
     let ledger: Ledger
 
-    init() throws {
-        site = try TestSite(root: folder.sub("site"), extra: "[docking]\nmount_root = \"mnt\"\n")
+    init(models: String = EmulatedDockTests.modelsText) throws {
+        try FileManager.default.createDirectory(atPath: folder.sub("site"), withIntermediateDirectories: true)
+        try models.write(toFile: folder.sub("site/cameras.toml"), atomically: true, encoding: .utf8)
+        site = try TestSite(root: folder.sub("site"), extra: "[docking]\nmount_root = \"mnt\"\nmodels = \"cameras.toml\"\n")
         configuration = try site.configuration()
         ledger = try Ledger(path: configuration.ledgerPath)
     }
