@@ -71,6 +71,7 @@ let package = Package(
                 "CCurl", "UploaderCore", "Ledger", "Crypto",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

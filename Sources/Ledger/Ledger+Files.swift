@@ -146,6 +146,95 @@ extension Ledger {
 
     // MARK: - Upload
 
+    /// Files named by an admin: `#12` or `12` (ledger id), else a part of the
+    /// camera path or object key; with a serial or user, all of theirs.
+    public func select(files: [String] = [], serial: String? = nil, user: String? = nil) throws -> [MediaFile] {
+        try read { db in
+            var rows: [Row] = []
+            for item in files {
+                if let id = Int64(item.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) {
+                    rows += try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE id = ?", arguments: [id])
+                } else {
+                    rows += try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE instr(source_path, ?) > 0 OR instr(object_key, ?) > 0",
+                                             arguments: [item, item])
+                }
+            }
+            if let serial { rows += try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE serial = ?", arguments: [serial]) }
+            if let user { rows += try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE user_id = ?", arguments: [user]) }
+            var seen: Set<Int64> = []
+            return rows.map(MediaFile.init(row:)).filter { seen.insert($0.id).inserted }.sorted { $0.id < $1.id }
+        }
+    }
+
+    /// Moves files ahead of (or behind) the rest of the queue.
+    public func prioritize(_ ids: [Int64], priority: Int) throws {
+        try write("set priorities") { db in
+            for id in ids {
+                try db.execute(sql: "UPDATE media_file SET priority = ?, updated_at = ? WHERE id = ?", arguments: [priority, Date(), id])
+                let file = try Ledger.file(id, in: db)
+                try Ledger.append(EventDraft(.notice, "file.prioritized", fileID: id, serial: file?.serial, user: file?.user,
+                                             "priority set to \(priority)"), in: db)
+            }
+        }
+    }
+
+    /// Cancelled files are never uploaded (until retried); the spool copy stays.
+    public func markCancelled(_ id: Int64, reason: String) throws {
+        try write("cancel a file") { db in
+            try db.execute(sql: "UPDATE media_file SET state = 'cancelled', upload_id = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+                           arguments: [reason, Date(), id])
+            try db.execute(sql: "UPDATE file_part SET etag = NULL, uploaded_at = NULL WHERE file_id = ?", arguments: [id])
+            let file = try Ledger.file(id, in: db)
+            try Ledger.append(EventDraft(.notice, "file.cancelled", fileID: id, serial: file?.serial, user: file?.user, reason), in: db)
+        }
+    }
+
+    /// Makes failed (or cancelled) files due now. Returns the ids it changed.
+    @discardableResult
+    public func retryNow(_ ids: [Int64]) throws -> [Int64] {
+        try write("retry files") { db in
+            var changed: [Int64] = []
+            for id in ids {
+                guard let file = try Ledger.file(id, in: db), file.state == .failed || file.state == .cancelled else { continue }
+                let state: FileState = file.spoolName == nil ? .failed : (file.state == .cancelled ? .spooled : .failed)
+                try db.execute(sql: "UPDATE media_file SET state = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ?",
+                               arguments: [state.rawValue, Date(), id])
+                try Ledger.append(EventDraft(.notice, "file.retry", fileID: id, serial: file.serial, user: file.user,
+                                             "queued again by an admin (was \(file.state.rawValue))"), in: db)
+                changed.append(id)
+            }
+            return changed
+        }
+    }
+
+    public func failedFileIDs() throws -> [Int64] {
+        try read { db in try Int64.fetchAll(db, sql: "SELECT id FROM media_file WHERE state = 'failed' ORDER BY id") }
+    }
+
+    /// Upload ids the ledger still needs (files mid-upload), so stale-upload cleanup spares them.
+    public func activeUploadIDs() throws -> Set<String> {
+        try read { db in Set(try String.fetchAll(db, sql: "SELECT upload_id FROM media_file WHERE upload_id IS NOT NULL AND state != 'cancelled'")) }
+    }
+
+    public func recordRun(startedAt: Date, finishedAt: Date, bytesSent: Int64, filesVerified: Int, forced: Bool) throws {
+        try write("record an upload run") { db in
+            try db.execute(sql: "INSERT INTO upload_run (started_at, finished_at, bytes_sent, files_verified, forced) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [startedAt, finishedAt, bytesSent, filesVerified, forced])
+        }
+    }
+
+    /// The upload rate of recent runs that sent something (bytes per second), for the forecast.
+    public func measuredUploadRate(runs: Int = 20) throws -> Double? {
+        try read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT SUM(bytes_sent) AS bytes, SUM((julianday(finished_at) - julianday(started_at)) * 86400.0) AS seconds
+                FROM (SELECT * FROM upload_run WHERE bytes_sent > 0 ORDER BY id DESC LIMIT ?)
+                """, arguments: [runs])
+            guard let bytes = row?["bytes"] as Int64?, let seconds = row?["seconds"] as Double?, seconds > 0 else { return nil }
+            return Double(bytes) / seconds
+        }
+    }
+
     /// Files to upload now: spooled ones, interrupted ones, and failed ones whose wait is over.
     public func uploadQueue(now: Date = Date(), ids: [Int64]? = nil) throws -> [MediaFile] {
         try read { db in
@@ -160,7 +249,7 @@ extension Ledger {
                 sql += " AND id IN (\(ids.map { _ in "?" }.joined(separator: ",")))"
                 arguments += StatementArguments(ids)
             }
-            sql += " ORDER BY recorded_at, id"
+            sql += " ORDER BY priority DESC, recorded_at, id"
             return try Row.fetchAll(db, sql: sql, arguments: arguments).map(MediaFile.init(row:))
         }
     }

@@ -65,9 +65,12 @@ public struct MediaFile: Sendable, Equatable, Codable {
     public var uploadStartedAt: Date?
     public var verifiedAt: Date?
     public var updatedAt: Date
+    /// Higher goes first; `uploader prioritize` sets it.
+    public var priority: Int
 
     init(row: Row) {
         id = row["id"]
+        priority = row["priority"] ?? 0
         serial = row["serial"]
         sourcePath = row["source_path"]
         sourceSize = row["source_size"]

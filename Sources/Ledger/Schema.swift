@@ -95,6 +95,22 @@ enum Schema {
                     BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END;
                 """)
         }
+        migrator.registerMigration("v2: priorities and upload runs") { db in
+            try db.execute(sql: """
+                ALTER TABLE media_file ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX media_file_queue ON media_file(priority DESC, recorded_at, id);
+
+                -- One row per upload run: what the backlog forecast measures its rate from.
+                CREATE TABLE upload_run (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    started_at DATETIME NOT NULL,
+                    finished_at DATETIME NOT NULL,
+                    bytes_sent INTEGER NOT NULL,
+                    files_verified INTEGER NOT NULL,
+                    forced BOOLEAN NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

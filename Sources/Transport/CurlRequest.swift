@@ -27,6 +27,8 @@ struct CurlFailure: Error, CustomStringConvertible {
     var code: Int
     var text: String
     var localReadError: Errno?
+    /// The transfer was aborted because a stop was requested (shutdown, window closed).
+    var stopped = false
     var description: String { "curl error \(code): \(text)" }
 
     var isTransient: Bool {
@@ -61,6 +63,9 @@ final class TransferContext {
     var responseSink: ((UnsafeRawBufferPointer) -> Void)?
     var headers: [String: String] = [:]
     var progress: ((Int64) -> Void)?
+    var limiter: BandwidthLimiter?
+    var stop: StopFlag?
+    var stoppedByRequest = false
 
     init(body: RequestBody) {
         self.body = body
@@ -98,11 +103,13 @@ final class CurlEasy {
     /// Sends one signed request and waits for the answer.
     func perform(method: String, url: String, headers: [String: String], body: RequestBody,
                  settings: CurlSettings, responseSink: ((UnsafeRawBufferPointer) -> Void)? = nil,
-                 progress: ((Int64) -> Void)? = nil) throws -> HTTPResponse {
+                 progress: ((Int64) -> Void)? = nil, limiter: BandwidthLimiter? = nil, stop: StopFlag? = nil) throws -> HTTPResponse {
         curl_easy_reset(handle)
         let context = TransferContext(body: body)
         context.responseSink = responseSink
         context.progress = progress
+        context.limiter = limiter
+        context.stop = stop
         let unmanaged = Unmanaged.passRetained(context)
         defer { unmanaged.release() }
         let userData = unmanaged.toOpaque()
@@ -199,7 +206,7 @@ final class CurlEasy {
             let detail = String(decoding: errorBuffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw CurlFailure(code: Int(result.rawValue),
                               text: detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail,
-                              localReadError: context.readError)
+                              localReadError: context.readError, stopped: context.stoppedByRequest)
         }
         var status = 0
         _ = uploader_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
@@ -229,6 +236,11 @@ final class CurlEasy {
             case .file(let fd, let offset, let length):
                 let want = Int(min(Int64(capacity), length - context.sent))
                 guard want > 0, let buffer else { return 0 }
+                if context.stop?.isRequested == true {
+                    context.stoppedByRequest = true
+                    return uploader_curl_readfunc_abort()
+                }
+                context.limiter?.acquire(want)
                 do {
                     let got = try Syscall.pread(fd, into: UnsafeMutableRawBufferPointer(start: buffer, count: want),
                                                 at: offset + context.sent)

@@ -23,6 +23,8 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
         case localRead
         /// Anything else the store refused for this request.
         case rejected
+        /// We stopped the transfer (shutdown, upload window closed): not a failure.
+        case stopped
     }
 
     public var kind: Kind
@@ -76,6 +78,9 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
     }
 
     static func from(_ failure: CurlFailure) -> S3Failure {
+        if failure.stopped {
+            return S3Failure(kind: .stopped, status: 0, code: "Stopped", message: "the transfer was stopped; it resumes on the next run")
+        }
         if let readError = failure.localReadError {
             return S3Failure(kind: .localRead, status: 0, code: "SpoolReadError", message: "reading the spool file failed: \(readError.summary)")
         }
@@ -108,6 +113,10 @@ public final class S3Client {
     let target: Target
     let settings: CurlSettings
     let curl = CurlEasy()
+    /// Shared by every client of a run; nil means no limit.
+    public var limiter: BandwidthLimiter?
+    /// Aborts a running body transfer when set.
+    public var stop: StopFlag?
     static let emptyPayloadHash = SHA256Hasher.hash([UInt8]()).hex
 
     public init(target: Target, region: String, credentials: Credentials, connectTimeout: Int = 15,
@@ -219,6 +228,36 @@ public final class S3Client {
                           checksumSHA256: response.headers["x-amz-checksum-sha256"], metadata: metadata)
     }
 
+    public struct MultipartUpload: Sendable {
+        public var key: String
+        public var uploadID: String
+        public var initiated: Date?
+    }
+
+    /// Unfinished multipart uploads under `prefix` (ListMultipartUploads, all pages).
+    public func listMultipartUploads(prefix: String) throws -> [MultipartUpload] {
+        var uploads: [MultipartUpload] = []
+        var markers: (key: String, upload: String)?
+        repeat {
+            var query = [("uploads", ""), ("prefix", prefix)]
+            if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.upload)] }
+            let response = try send("GET", key: nil, query: query, headers: [:], body: .none)
+            guard response.status == 200 else { throw S3Failure.from(response) }
+            for block in XMLText.all("Upload", in: response.bodyText, decoded: false) {
+                guard let key = XMLText.first("Key", in: block), let id = XMLText.first("UploadId", in: block) else { continue }
+                let initiated = XMLText.first("Initiated", in: block).flatMap { Timestamps.parse($0) }
+                uploads.append(MultipartUpload(key: key, uploadID: id, initiated: initiated))
+            }
+            if XMLText.first("IsTruncated", in: response.bodyText) == "true",
+               let key = XMLText.first("NextKeyMarker", in: response.bodyText), let upload = XMLText.first("NextUploadIdMarker", in: response.bodyText) {
+                markers = (key, upload)
+            } else {
+                markers = nil
+            }
+        } while markers != nil
+        return uploads
+    }
+
     /// Every key under `prefix` (ListObjectsV2, following continuation tokens).
     public func listObjectKeys(prefix: String = "") throws -> [String] {
         var keys: [String] = []
@@ -258,7 +297,7 @@ public final class S3Client {
         }
         do {
             return try curl.perform(method: method, url: url(key: key, query: query), headers: allHeaders, body: body,
-                                    settings: settings, responseSink: responseSink, progress: progress)
+                                    settings: settings, responseSink: responseSink, progress: progress, limiter: limiter, stop: stop)
         } catch let failure as CurlFailure {
             throw S3Failure.from(failure)
         }
@@ -328,11 +367,13 @@ enum XMLText {
         return decode(String(xml[open.upperBound..<close.lowerBound]))
     }
 
-    static func all(_ element: String, in xml: String) -> [String] {
+    /// Every element's text; `decoded: false` keeps nested markup as it is.
+    static func all(_ element: String, in xml: String, decoded: Bool = true) -> [String] {
         var values: [String] = []
         var rest = xml[...]
         while let open = rest.range(of: "<\(element)>"), let close = rest.range(of: "</\(element)>", range: open.upperBound..<rest.endIndex) {
-            values.append(decode(String(rest[open.upperBound..<close.lowerBound])))
+            let inner = String(rest[open.upperBound..<close.lowerBound])
+            values.append(decoded ? decode(inner) : inner)
             rest = rest[close.upperBound...]
         }
         return values

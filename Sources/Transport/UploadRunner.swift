@@ -16,6 +16,13 @@ public struct UploadReport: Sendable, Codable, Equatable {
     public var stoppedBecause: String?
     /// The process's peak resident memory at the end of the run.
     public var peakMemoryBytes: Int64?
+    /// Nothing ran: outside the upload windows (and not forced).
+    public var windowClosed = false
+    public var nextWindowOpens: Date?
+    /// The run stopped early on purpose (window closed, shutdown); unfinished files resume next time.
+    public var paused = false
+    /// Abandoned multipart uploads aborted on the store at the start of the run.
+    public var staleUploadsAborted = 0
 
     public init() {}
 }
@@ -33,11 +40,14 @@ public final class UploadRunner: Sendable {
     let ledger: Ledger
     let logger: Logger
     let policy: RetryPolicy
+    let limiter: BandwidthLimiter
     private let state = Mutex(SharedState())
 
     struct SharedState {
         var queue: [MediaFile] = []
         var report = UploadReport()
+        var force = false
+        var stop: StopFlag?
     }
 
     public init(configuration: Configuration, credentials: Credentials, ledger: Ledger, logger: Logger) {
@@ -46,41 +56,92 @@ public final class UploadRunner: Sendable {
         self.ledger = ledger
         self.logger = logger
         self.policy = RetryPolicy(configuration.upload)
+        self.limiter = BandwidthLimiter(timetable: configuration.bandwidth)
     }
 
     /// Uploads what is due at `now`: spooled files and failed ones whose wait is over.
-    public func run(ids: [Int64]? = nil, now: Date = Date()) throws -> UploadReport {
+    /// Outside the upload windows nothing runs unless `force`; a window that
+    /// closes mid-run, or `stop`, ends the run between parts (and aborts a part
+    /// in flight), leaving finished parts recorded for the next run.
+    public func run(ids: [Int64]? = nil, now: Date = Date(), force: Bool = false, stop: StopFlag? = nil) throws -> UploadReport {
+        if !force, !configuration.schedule.isOpen(at: now) {
+            var report = UploadReport()
+            report.windowClosed = true
+            report.nextWindowOpens = configuration.schedule.nextOpening(after: now)
+            return report
+        }
+        let startedAt = Date()
         let files = try ledger.uploadQueue(now: now, ids: ids)
-        state.withLock { $0.queue = files.reversed(); $0.report = UploadReport() }
-        guard !files.isEmpty else { return UploadReport() }
-        try ledger.log(EventDraft(.notice, "upload.run", "upload run started: \(files.count) files, \(ByteCount.format(files.reduce(0) { $0 + $1.sourceSize }))"))
+        state.withLock { $0.queue = files.reversed(); $0.report = UploadReport(); $0.force = force; $0.stop = stop }
+        var staleAborted = 0
+        if ids == nil {
+            staleAborted = abortStaleUploads(now: now)
+        }
+        guard !files.isEmpty else {
+            var report = UploadReport()
+            report.staleUploadsAborted = staleAborted
+            return report
+        }
+        try ledger.log(EventDraft(.notice, "upload.run", "upload run started\(force ? " (forced)" : ""): \(files.count) files, \(ByteCount.format(files.reduce(0) { $0 + $1.sourceSize }))"))
         let workers = min(configuration.upload.concurrency, files.count)
-        var threads: [Thread] = []
         let done = DispatchGroup()
         for index in 0..<workers {
             done.enter()
             let thread = Thread { [self] in
                 defer { done.leave() }
                 let client = S3Client(configuration: configuration, credentials: credentials)
+                client.limiter = limiter
+                client.stop = stop
                 while let file = nextFile() {
                     process(file, client: client)
                 }
             }
             thread.name = "uploader.upload.\(index)"
-            threads.append(thread)
             thread.start()
         }
         done.wait()
         var report = state.withLock { $0.report }
+        report.staleUploadsAborted = staleAborted
         report.peakMemoryBytes = ProcessMemory.peakResidentBytes()
+        try ledger.recordRun(startedAt: startedAt, finishedAt: Date(), bytesSent: report.bytesSent, filesVerified: report.verified, forced: force)
         try ledger.log(EventDraft(report.stoppedBecause == nil ? .notice : .error, "upload.run",
                                   "upload run finished: \(report.verified) verified, \(report.failed) failed, \(ByteCount.format(report.bytesSent)) sent; peak memory \(ByteCount.format(report.peakMemoryBytes ?? 0))"
+                                      + (report.paused ? "; paused (window closed or stopping), the rest resumes next run" : "")
                                       + (report.stoppedBecause.map { "; stopped: \($0)" } ?? "")))
         return report
     }
 
+    /// Whether to stop between files and parts: a stop request, or the window closed.
+    func shouldPause() -> Bool {
+        let (force, stop) = state.withLock { ($0.force, $0.stop) }
+        if stop?.isRequested == true { return true }
+        return !force && !configuration.schedule.isOpen(at: Date())
+    }
+
+    /// Aborts multipart uploads under our prefix that no ledger row needs and
+    /// that are older than the configured age: they hold storage forever otherwise.
+    func abortStaleUploads(now: Date) -> Int {
+        let client = S3Client(configuration: configuration, credentials: credentials)
+        guard let uploads = try? client.listMultipartUploads(prefix: configuration.store.prefix.isEmpty ? "" : configuration.store.prefix + "/"),
+              let active = try? ledger.activeUploadIDs() else { return 0 }
+        var aborted = 0
+        for upload in uploads where !active.contains(upload.uploadID) {
+            guard let initiated = upload.initiated, now.timeIntervalSince(initiated) > configuration.upload.abortStaleMultipartAfter else { continue }
+            if (try? client.abortMultipartUpload(key: upload.key, uploadID: upload.uploadID)) != nil {
+                aborted += 1
+                try? ledger.log(EventDraft(.notice, "upload.stale-aborted",
+                                           "aborted the abandoned multipart upload \(upload.uploadID) of \(upload.key), started \(Timestamps.iso(initiated))"))
+            }
+        }
+        return aborted
+    }
+
     private func nextFile() -> MediaFile? {
-        state.withLock { $0.report.stoppedBecause == nil ? $0.queue.popLast() : nil }
+        if shouldPause() {
+            state.withLock { if !$0.queue.isEmpty { $0.report.paused = true } }
+            return nil
+        }
+        return state.withLock { $0.report.stoppedBecause == nil ? $0.queue.popLast() : nil }
     }
 
     private func update(_ change: (inout UploadReport) -> Void) {
@@ -103,6 +164,11 @@ public final class UploadRunner: Sendable {
                     // Every file would fail the same way: stop the run, leave files as they are.
                     update { if $0.stoppedBecause == nil { $0.stoppedBecause = failure.advice } }
                     try? ledger.markWaiting(file.id, reason: failure.advice)
+                    return
+                case .stopped:
+                    // Finished parts stay recorded; the file resumes next run.
+                    try? ledger.note(file.id, level: .notice, kind: "upload.paused", "upload paused (window closed or agent stopping); finished parts are kept")
+                    update { $0.paused = true }
                     return
                 case .checksumMismatch, .localRead:
                     let message = "the spool copy no longer matches the SHA-256 taken from the camera (\(failure.code)); dock the camera again to re-copy it"
@@ -223,6 +289,9 @@ public final class UploadRunner: Sendable {
         var current = try ledger.parts(of: file.id)
         do {
             for part in current where part.etag == nil {
+                if shouldPause() {
+                    throw S3Failure(kind: .stopped, status: 0, code: "Paused", message: "paused between parts")
+                }
                 let etag = try client.uploadPart(key: key, uploadID: uploadID!, number: part.number, file: fd,
                                                  offset: part.offset, size: part.size, sha256: SHA256Digest(hex: part.sha256)!)
                 try ledger.recordPart(file.id, number: part.number, etag: etag)

@@ -51,6 +51,17 @@ public enum ConfigRenderer {
         connect_timeout = \(c.upload.connectTimeout)
         # A transfer slower than 1 KiB/s for this many seconds is retried.
         stall_timeout = \(c.upload.stallTimeout)
+        # Unfinished multipart uploads older than this that the ledger does not know are aborted.
+        abort_stale_multipart_hours = \(c.upload.abortStaleMultipartAfter / 3600)
+
+        [schedule]
+        # When uploads run on their own, in this PC's local time, e.g. ["22:00-06:00"] or
+        # ["Mon-Fri 19:00-06:00", "Sat,Sun 00:00-24:00"]. Empty: any time.
+        # `uploader upload --now` ignores the windows.
+        windows = [\(c.schedule.windows.map { quoted($0.text) }.joined(separator: ", "))]
+        # Upload bandwidth by time of day, shared by all transfers (rclone's format):
+        # "07:00,2M 18:00,10M 22:00,off". Bytes per second; K, M, G = KiB, MiB, GiB.
+        bandwidth = \(quoted(c.bandwidth.text))
 
         [ingest]
         media_extensions = [\(c.ingest.mediaExtensions.map(quoted).joined(separator: ", "))]

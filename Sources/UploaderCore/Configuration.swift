@@ -43,6 +43,9 @@ public struct Configuration: Sendable, Equatable {
         public var connectTimeout: Int
         /// A transfer slower than 1 KiB/s for this many seconds is abandoned and retried.
         public var stallTimeout: Int
+        /// Multipart uploads under our prefix older than this, unknown to the
+        /// ledger, are aborted on the store (they hold storage and are never completed).
+        public var abortStaleMultipartAfter: Double
     }
 
     public struct Ingest: Sendable, Equatable {
@@ -73,6 +76,10 @@ public struct Configuration: Sendable, Equatable {
     public var upload: Upload
     public var ingest: Ingest
     public var docking: Docking
+    /// When uploads run on their own (`uploader upload --now` ignores it).
+    public var schedule: UploadSchedule
+    /// The shared upload bandwidth limit by time of day.
+    public var bandwidth: BandwidthTimetable
     public var hostName: String
 
     public var ledgerPath: String { stateDirectory + "/ledger.sqlite" }
@@ -180,6 +187,21 @@ public enum ConfigurationLoader {
         let retryMaxDelay = reader.double("upload", "retry_max_delay", default: 120, range: 0.001...86400)
         let connectTimeout = reader.int("upload", "connect_timeout", default: 15, range: 1...600)
         let stallTimeout = reader.int("upload", "stall_timeout", default: 60, range: 1...3600)
+        let staleHours = reader.double("upload", "abort_stale_multipart_hours", default: 168, range: 1...87600)
+        let windowTexts = reader.stringArray("schedule", "windows", default: [])
+        var windows: [UploadSchedule.Window] = []
+        for text in windowTexts {
+            switch UploadSchedule.parseWindow(text) {
+            case .success(let window): windows.append(window)
+            case .failure(let problem): reader.problem("schedule", "windows", problem.message)
+            }
+        }
+        let bandwidthText = reader.string("schedule", "bandwidth", default: "off")
+        var bandwidth = BandwidthTimetable.unlimited
+        switch BandwidthTimetable.parse(bandwidthText) {
+        case .success(let timetable): bandwidth = timetable
+        case .failure(let problem): reader.problem("schedule", "bandwidth", problem.message)
+        }
 
         let extensions = reader.stringArray("ingest", "media_extensions", default: Configuration.defaultMediaExtensions)
             .map { $0.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: ".")) }
@@ -198,7 +220,8 @@ public enum ConfigurationLoader {
         reader.reportUnknownKeys(known: [
             "paths": ["spool", "state"],
             "store": ["endpoint", "region", "bucket", "prefix", "addressing", "credentials", "key_template", "ca_bundle"],
-            "upload": ["part_size", "concurrency", "max_attempts", "retry_base_delay", "retry_max_delay", "connect_timeout", "stall_timeout"],
+            "upload": ["part_size", "concurrency", "max_attempts", "retry_base_delay", "retry_max_delay", "connect_timeout", "stall_timeout", "abort_stale_multipart_hours"],
+            "schedule": ["windows", "bandwidth"],
             "ingest": ["media_extensions", "camera_clock", "settle_seconds", "spool_reserve"],
             "docking": ["models", "mount_root", "max_concurrent_docks"],
             "agent": ["host_name"],
@@ -214,9 +237,11 @@ public enum ConfigurationLoader {
                          addressing: addressing, credentials: credentials, keyTemplate: keyTemplate, caBundle: caBundle),
             upload: .init(partSize: partSize, concurrency: concurrency, maxAttempts: maxAttempts,
                           retryBaseDelay: retryBaseDelay, retryMaxDelay: retryMaxDelay,
-                          connectTimeout: connectTimeout, stallTimeout: stallTimeout),
+                          connectTimeout: connectTimeout, stallTimeout: stallTimeout, abortStaleMultipartAfter: staleHours * 3600),
             ingest: .init(mediaExtensions: extensions, cameraClock: clock, settleSeconds: settleSeconds, spoolReserveBytes: spoolReserve),
             docking: .init(modelsPath: modelsPath, mountRoot: mountRoot, maxConcurrentDocks: maxDocks),
+            schedule: UploadSchedule(windows: windows),
+            bandwidth: bandwidth,
             hostName: configuredHost.isEmpty ? hostName : configuredHost
         )
     }

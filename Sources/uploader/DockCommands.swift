@@ -5,6 +5,7 @@ import Ledger
 import Logging
 import ServiceLifecycle
 import Synchronization
+import Transport
 import UploaderCore
 
 struct DockCommand: ParsableCommand {
@@ -59,8 +60,24 @@ struct DaemonCommand: ParsableCommand {
             let logger = Logger(label: "uploader.daemon")
             let runner = DockRunner(configuration: configuration, models: models, ledger: ledger,
                                     mounter: KernelMounter(), logger: Logger(label: "uploader.dock"))
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: DockMonitorService(runner: runner, maxConcurrentDocks: configuration.docking.maxConcurrentDocks, logger: logger)),
+            ]
+            // Uploads run from the daemon too, inside the windows; without credentials it only docks.
+            if let credentials = try? Credentials.load(configuration.store.credentials) {
+                let uploads = UploadRunner(configuration: configuration, credentials: credentials, ledger: ledger, logger: Logger(label: "uploader.upload"))
+                services.append(.init(service: UploadSchedulerService(runner: uploads, configuration: configuration, ledger: ledger, logger: logger)))
+            } else {
+                try ledger.log(EventDraft(.warning, "daemon.no-uploads", "the credentials cannot be loaded: the daemon docks cameras but does not upload; run `uploader config check`"))
+            }
+            let notifier = SystemdNotifier()
+            services.append(.init(service: SystemdNotifyService(notifier: notifier) {
+                guard let summary = try? ledger.summary() else { return "running" }
+                let waiting = ["spooled", "uploading", "uploaded", "failed"].reduce(0) { $0 + (summary.states[$1]?.count ?? 0) }
+                return "\(summary.states["verified"]?.count ?? 0) verified, \(waiting) waiting, \(summary.states["quarantined"]?.count ?? 0) held"
+            }))
             let group = ServiceGroup(configuration: .init(
-                services: [.init(service: DockMonitorService(runner: runner, maxConcurrentDocks: configuration.docking.maxConcurrentDocks, logger: logger))],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
             try ledger.log(EventDraft(.notice, "daemon.started", "uploader daemon started on \(configuration.hostName) (models: \(models.models.map(\.id).joined(separator: ", ")))"))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ingest
+import Ledger
 import Logging
 import SystemPackage
 import Transport
@@ -43,11 +44,34 @@ struct IngestCommand: ParsableCommand {
     }
 }
 
+/// Files named on the command line, by id, path, serial or user.
+struct FileSelection: ParsableArguments {
+    @Option(help: "All files of this camera serial.") var device: String?
+    @Option(help: "All files of this user.") var user: String?
+    @Argument(help: "Files: ledger id (#12) or part of the camera path or object key.") var files: [String] = []
+
+    var isEmpty: Bool { device == nil && user == nil && files.isEmpty }
+
+    func resolve(_ ledger: Ledger) throws -> [MediaFile] {
+        let selected = try ledger.select(files: files, serial: device, user: user)
+        if selected.isEmpty, !isEmpty {
+            throw UploaderError(.notFound, "no file in the ledger matches \((files + [device, user].compactMap { $0 }).joined(separator: ", ")): see `uploader status` or `uploader device show SERIAL`")
+        }
+        return selected
+    }
+}
+
 struct UploadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "upload", abstract: "Upload spooled files to the evidence store and verify them there.",
-        discussion: "Exit status: 0 all verified, 1 some files failed, 3 stopped (credentials, bucket).")
+        discussion: """
+        Runs only inside the [schedule] windows unless --now is given. Ctrl-C or SIGTERM stops
+        between parts (a part in flight is dropped); finished parts are kept for the next run.
+        Exit status: 0 all verified (or nothing to do), 1 some files failed, 3 stopped (credentials, bucket).
+        """)
     @OptionGroup var options: GlobalOptions
+    @Flag(help: "Upload now, even outside the upload windows.") var now = false
+    @OptionGroup var selection: FileSelection
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
@@ -56,13 +80,23 @@ struct UploadCommand: ParsableCommand {
             let configuration = try options.loadConfiguration()
             let credentials = try Credentials.load(configuration.store.credentials)
             let ledger = try options.openLedger(configuration)
+            let ids = selection.isEmpty ? nil : try selection.resolve(ledger).map(\.id)
             let runner = UploadRunner(configuration: configuration, credentials: credentials, ledger: ledger,
                                       logger: Logger(label: "uploader.upload"))
-            let report = try runner.run()
+            TerminationSignals.install()
+            let progress = ProgressLine(ledger: ledger, enabled: !json && isatty(STDOUT_FILENO) == 1)
+            progress.start()
+            let report = try runner.run(ids: ids, force: now, stop: TerminationSignals.flag)
+            progress.stop()
             if json {
                 try Output.json(report)
+            } else if report.windowClosed {
+                let windows = configuration.schedule.windows.map(\.text).joined(separator: ", ")
+                print("outside the upload windows (\(windows)); next one opens \(report.nextWindowOpens.map(Output.local) ?? "never"); use --now to upload anyway")
             } else {
-                print("upload: \(report.verified) verified, \(report.failed) failed, \(ByteCount.format(report.bytesSent)) sent, \(report.retries) retries")
+                print("upload: \(report.verified) verified, \(report.failed) failed, \(ByteCount.format(report.bytesSent)) sent, \(report.retries) retries"
+                      + (report.paused ? "; paused, the rest resumes on the next run" : "")
+                      + (report.staleUploadsAborted > 0 ? "; \(report.staleUploadsAborted) abandoned multipart uploads aborted" : ""))
             }
             if let reason = report.stoppedBecause {
                 FileHandle.standardError.write(Data("error: \(reason)\n".utf8))
@@ -72,6 +106,76 @@ struct UploadCommand: ParsableCommand {
             }
         }
         if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+}
+
+struct PrioritizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prioritize", abstract: "Move files ahead of the upload queue (higher priority goes first).")
+    @OptionGroup var options: GlobalOptions
+    @OptionGroup var selection: FileSelection
+    @Option(help: "The priority (default 10; 0 is normal).") var priority = 10
+
+    func validate() throws {
+        if selection.isEmpty { throw ValidationError("name files, --device or --user") }
+    }
+
+    func run() throws {
+        try options.run {
+            let ledger = try options.openLedger(try options.loadConfiguration())
+            let files = try selection.resolve(ledger).filter { $0.state != .verified }
+            try ledger.prioritize(files.map(\.id), priority: priority)
+            print("priority \(priority) for \(files.count) file\(files.count == 1 ? "" : "s") not yet verified")
+        }
+    }
+}
+
+struct CancelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel", abstract: "Stop uploading files: aborts their multipart uploads on the store, keeps the spool copies.")
+    @OptionGroup var options: GlobalOptions
+    @OptionGroup var selection: FileSelection
+
+    func validate() throws {
+        if selection.isEmpty { throw ValidationError("name files or --device") }
+    }
+
+    func run() throws {
+        try options.run {
+            let configuration = try options.loadConfiguration()
+            let ledger = try options.openLedger(configuration)
+            let files = try selection.resolve(ledger).filter { ![.verified, .cancelled].contains($0.state) }
+            var client: S3Client?
+            for file in files {
+                if let uploadID = file.uploadID, let key = file.objectKey {
+                    if client == nil { client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials)) }
+                    try client!.abortMultipartUpload(key: key, uploadID: uploadID)
+                }
+                try ledger.markCancelled(file.id, reason: "cancelled by an admin; the spool copy is kept (`uploader retry #\(file.id)` queues it again)")
+            }
+            print("cancelled \(files.count) file\(files.count == 1 ? "" : "s"); their spool copies are kept")
+        }
+    }
+}
+
+struct RetryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry", abstract: "Queue failed (or cancelled) files again, without waiting for their backoff.")
+    @OptionGroup var options: GlobalOptions
+    @OptionGroup var selection: FileSelection
+    @Flag(help: "Every failed file.") var allFailed = false
+
+    func validate() throws {
+        if selection.isEmpty == !allFailed { throw ValidationError("name files, --device, --user, or --all-failed") }
+    }
+
+    func run() throws {
+        try options.run {
+            let ledger = try options.openLedger(try options.loadConfiguration())
+            let ids = allFailed ? try ledger.failedFileIDs() : try selection.resolve(ledger).map(\.id)
+            let changed = try ledger.retryNow(ids)
+            print("queued \(changed.count) file\(changed.count == 1 ? "" : "s") again; they go up on the next upload run (or `uploader upload --now`)")
+        }
     }
 }
 

@@ -13,6 +13,7 @@ struct Uploader: ParsableCommand {
         discussion: "Configuration: --config, else $UPLOADER_CONFIG, else /etc/uploader/uploader.toml.",
         subcommands: [
             StatusCommand.self, LogCommand.self, IngestCommand.self, UploadCommand.self,
+            PrioritizeCommand.self, CancelCommand.self, RetryCommand.self,
             DeviceCommand.self, DockCommand.self, DaemonCommand.self, UdevRulesCommand.self,
             ConfigCommand.self, AccountCommand.self, StoreCommand.self, SimulateCameraCommand.self,
         ]
@@ -90,6 +91,14 @@ enum Output {
         if seconds < 5400 { return "\(seconds / 60)m ago" }
         if seconds < 172_800 { return "\(seconds / 3600)h ago" }
         return "\(seconds / 86400)d ago"
+    }
+
+    /// "06:00", or "Tue 06:00" when not today.
+    static func shortTime(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = Calendar.current.isDateInToday(date) ? "HH:mm" : "EEE HH:mm"
+        return formatter.string(from: date)
     }
 
     static func local(_ date: Date) -> String {

@@ -30,6 +30,7 @@ struct StatusCommand: ParsableCommand {
         var uploading: [Uploading]
         var problems: [MediaFile]
         var spool: SpoolReport
+        var backlog: BacklogForecast
     }
 
     struct SpoolReport: Encodable {
@@ -54,12 +55,16 @@ struct StatusCommand: ParsableCommand {
                                  etaSeconds: rate.map { Double(file.sourceSize - file.bytesSent) / $0 })
             }
             let space = Spool(root: configuration.spoolDirectory).space()
+            let waiting = ["spooled", "uploading", "uploaded", "failed"].reduce(Int64(0)) { $0 + (summary.states[$1]?.bytes ?? 0) }
+            let backlog = BacklogForecast.make(waitingBytes: waiting, measuredRate: try ledger.measuredUploadRate(),
+                                               schedule: configuration.schedule, bandwidth: configuration.bandwidth, now: now)
             let report = Report(
                 generatedAt: now, store: "\(configuration.store.endpoint)/\(configuration.store.bucket)", ledger: ledger.path,
                 states: summary.states, devices: summary.devices, oldestUnverified: summary.oldestUnverified,
                 uploading: uploading, problems: summary.problems,
                 spool: SpoolReport(path: configuration.spoolDirectory, files: summary.spoolFiles, bytes: summary.spoolBytes,
-                                   freeBytes: space?.available, totalBytes: space?.total))
+                                   freeBytes: space?.available, totalBytes: space?.total),
+                backlog: backlog)
             if json { return try Output.json(report) }
             printHuman(report, now: now)
         }
@@ -111,6 +116,7 @@ struct StatusCommand: ParsableCommand {
             }
         }
         print("")
+        print("Backlog: \(report.backlog.sentence(formatTime: Output.shortTime))")
         var spoolLine = "Spool: \(report.spool.files) files, \(ByteCount.format(report.spool.bytes)) in \(report.spool.path)"
         if let free = report.spool.freeBytes, let totalBytes = report.spool.totalBytes {
             spoolLine += "; disk \(ByteCount.format(free)) free of \(ByteCount.format(totalBytes))"

@@ -1,0 +1,92 @@
+import Foundation
+import Ledger
+import Logging
+import ServiceLifecycle
+import UploaderCore
+
+/// The daemon's upload service: whenever an upload window is open and files
+/// are due, one upload run (on threads of its own); otherwise it sleeps
+/// until the next window or a minute, whichever comes first. On graceful
+/// shutdown the run in progress stops between parts (a part in flight is
+/// dropped) and every finished part stays recorded.
+public struct UploadSchedulerService: Service {
+    let runner: UploadRunner
+    let configuration: Configuration
+    let ledger: Ledger
+    let logger: Logger
+    let checkInterval: Duration
+
+    public init(runner: UploadRunner, configuration: Configuration, ledger: Ledger, logger: Logger, checkInterval: Duration = .seconds(60)) {
+        self.runner = runner
+        self.configuration = configuration
+        self.ledger = ledger
+        self.logger = logger
+        self.checkInterval = checkInterval
+    }
+
+    public func run() async throws {
+        let stop = StopFlag()
+        try await withGracefulShutdownHandler {
+            while !stop.isRequested {
+                let now = Date()
+                if configuration.schedule.isOpen(at: now), !((try? ledger.uploadQueue(now: now).isEmpty) ?? true) {
+                    let outcome = await BlockingThread.run(name: "uploader.upload-run") { [runner] in
+                        Result { try runner.run(now: now, stop: stop) }
+                    }
+                    switch outcome {
+                    case .success(let report):
+                        logger.notice("upload run: \(report.verified) verified, \(report.failed) failed\(report.paused ? ", paused" : "")")
+                        // Credentials or bucket refused: retrying every minute only fills the log.
+                        if report.stoppedBecause != nil { try await sleep(.seconds(900), unless: stop) }
+                    case .failure(let error):
+                        logger.error("upload run failed: \(error)")
+                        try await sleep(checkInterval, unless: stop)
+                    }
+                    continue
+                }
+                var wait = checkInterval
+                if let opening = configuration.schedule.nextOpening(after: now), opening > now {
+                    wait = min(wait, .seconds(max(1, opening.timeIntervalSince(now))))
+                }
+                try await sleep(wait, unless: stop)
+            }
+        } onGracefulShutdown: {
+            stop.request()
+        }
+    }
+
+    /// Sleeps, ending early (without error) when shutdown starts.
+    private func sleep(_ duration: Duration, unless stop: StopFlag) async throws {
+        do {
+            try await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
+        } catch is CancellationError {
+            stop.request()
+        }
+    }
+}
+
+/// Tells systemd the daemon is ready, pings its watchdog while the process
+/// is healthy, and says STOPPING on shutdown.
+public struct SystemdNotifyService: Service {
+    let notifier: SystemdNotifier
+    let status: @Sendable () -> String
+
+    public init(notifier: SystemdNotifier, status: @escaping @Sendable () -> String) {
+        self.notifier = notifier
+        self.status = status
+    }
+
+    public func run() async throws {
+        notifier.notify("READY=1\nSTATUS=\(status())")
+        let interval = notifier.watchdogInterval ?? .seconds(30)
+        do {
+            try await cancelWhenGracefulShutdown {
+                while true {
+                    try await Task.sleep(for: interval)
+                    notifier.notify((notifier.watchdogInterval != nil ? "WATCHDOG=1\n" : "") + "STATUS=\(status())")
+                }
+            }
+        } catch is CancellationError {}
+        notifier.notify("STOPPING=1")
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Ledger
+import UploaderCore
+
+/// A live progress line for a person at a terminal: files, bytes, rate,
+/// ETA, redrawn twice a second from the ledger by a thread of its own.
+/// Off when stdout is not a terminal (then the log lines are the record).
+final class ProgressLine: @unchecked Sendable {
+    private let ledger: Ledger
+    private let enabled: Bool
+    private let stopped = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private var thread: Thread?
+    private let started = Date()
+
+    init(ledger: Ledger, enabled: Bool) {
+        self.ledger = ledger
+        self.enabled = enabled
+    }
+
+    func start() {
+        guard enabled else { return }
+        let initial = (try? ledger.summary()).map { ($0.states["verified"]?.count ?? 0, $0.states["verified"]?.bytes ?? 0) } ?? (0, 0)
+        let thread = Thread { [self] in
+            while stopped.wait(timeout: .now() + 0.5) == .timedOut {
+                guard let summary = try? ledger.summary() else { continue }
+                let verified = (summary.states["verified"]?.count ?? 0) - initial.0
+                let inFlight = summary.uploading.reduce(Int64(0)) { $0 + $1.bytesSent }
+                let done = (summary.states["verified"]?.bytes ?? 0) - initial.1 + inFlight
+                let waiting = ["spooled", "uploading", "uploaded", "failed"].reduce(Int64(0)) { $0 + (summary.states[$1]?.bytes ?? 0) }
+                let elapsed = Date().timeIntervalSince(started)
+                let rate = elapsed > 0 ? Double(done) / elapsed : 0
+                let remaining = max(0, waiting - inFlight)
+                let eta = rate > 0 ? " ETA \(Int(Double(remaining) / rate))s" : ""
+                let line = "\r\u{1B}[K\(verified) verified, \(summary.uploading.count) uploading, \(ByteCount.format(done)) sent at \(ByteCount.format(Int64(rate)))/s,\(eta) \(ByteCount.format(remaining)) to go"
+                FileHandle.standardOutput.write(Data(line.utf8))
+            }
+            FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+            finished.signal()
+        }
+        thread.name = "uploader.progress"
+        self.thread = thread
+        thread.start()
+    }
+
+    func stop() {
+        guard thread != nil else { return }
+        stopped.signal()
+        // The thread clears the line before the summary prints.
+        finished.wait()
+    }
+}
