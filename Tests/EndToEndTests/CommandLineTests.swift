@@ -189,6 +189,46 @@ import UploaderCore
         #expect(try Ledger(path: site.ledgerPath).files().first?.sha256 == CameraVolume.sha256(ofFile: path).hex)
     }
 
+    @Test func theDaemonSpeaksSystemdsNotifyProtocolAndStopsOnSigterm() throws {
+        let folder = TemporaryDirectory()
+        let models = folder.sub("cameras.toml")
+        try "[[model]]\nid = \"x\"\nusb_ids = [\"2b4c:0001\"]\n".write(toFile: models, atomically: true, encoding: .utf8)
+        let site = try TestSite(root: folder.sub("site"), extra: "[docking]\nmodels = \"\(models)\"\nmount_root = \"mnt\"\n")
+        // systemd's side: a datagram socket the daemon is told about through NOTIFY_SOCKET.
+        let socketPath = folder.sub("notify.sock")
+        let listener = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8)) }
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        #expect(bound == 0)
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        func receive() -> String? {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = recv(listener, &buffer, buffer.count, 0)
+            return count > 0 ? String(decoding: buffer.prefix(count), as: UTF8.self) : nil
+        }
+
+        let daemon = try UploaderProcess.start(["daemon"], config: site.configPath,
+                                               environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
+        let ready = receive()
+        #expect(ready?.hasPrefix("READY=1\nSTATUS=") == true, "\(ready ?? "nothing")")
+        let ping = receive()
+        #expect(ping?.hasPrefix("WATCHDOG=1") == true, "\(ping ?? "nothing")")
+        daemon.signal(SIGTERM)
+        var stopping = false
+        while let message = receive() {
+            if message.hasPrefix("STOPPING=1") { stopping = true; break }
+        }
+        #expect(stopping)
+        let result = daemon.finish()
+        #expect(result.status == 0, "\(result.stderr)")
+        let kinds = try Ledger(path: site.ledgerPath).events(EventFilter(minimumLevel: .debug)).map(\.kind)
+        #expect(kinds.contains("daemon.started") && kinds.contains("daemon.stopped"))
+    }
+
     /// A spool whose disk fills mid-copy: a real 1 MiB tmpfs under spool/tmp, mounted in a
     /// user+mount namespace (no root needed), so the pre-copy space check passes and
     /// the write itself meets ENOSPC.

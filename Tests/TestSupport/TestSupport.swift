@@ -228,7 +228,7 @@ public struct UploaderProcess {
     }
 
     /// Starts `uploader ARGS` without waiting; `finish()` waits for it.
-    public static func start(_ arguments: [String], config: String) throws -> Running {
+    public static func start(_ arguments: [String], config: String, environment: [String: String] = [:]) throws -> Running {
         let out = TemporaryDirectory("uploader-proc")
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
@@ -238,6 +238,7 @@ public struct UploaderProcess {
         posix_spawn_file_actions_addopen(&fileActions, 2, out.sub("stderr"), O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         var env = ProcessInfo.processInfo.environment
         env["UPLOADER_CONFIG"] = config
+        for (key, value) in environment { env[key] = value }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }

@@ -21,10 +21,10 @@ struct StoreFixture {
     /// The keys this test's uploads created.
     func storedKeys() throws -> [String] { try client.listObjectKeys(prefix: area.prefix + "/") }
 
-    init(_ label: String, partSize: String = "5MiB") throws {
+    init(_ label: String, partSize: String = "5MiB", extra: String = "") throws {
         store = try TestStore.fromEnvironment()
         area = try store.makeArea(label)
-        site = try TestSite.withStore(store, area: area, root: folder.sub("site"), partSize: partSize)
+        site = try TestSite.withStore(store, area: area, root: folder.sub("site"), partSize: partSize, extra: extra)
         configuration = try site.configuration()
         ledger = try Ledger(path: configuration.ledgerPath)
         try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
