@@ -220,12 +220,15 @@ public final class S3Client {
             throw S3Failure.from(HTTPResponse(status: response.status, headers: response.headers,
                                               body: Array("<Code>HTTP\(response.status)</Code>".utf8)))
         }
+        // An answer cut short can still parse as "200": without its length it proves nothing.
+        guard let length = response.headers["content-length"].flatMap({ Int64($0) }) else {
+            throw S3Failure(kind: .transient, status: 200, code: "IncompleteHead", message: "the store's answer to HEAD \(key) had no Content-Length")
+        }
         var metadata: [String: String] = [:]
         for (name, value) in response.headers where name.hasPrefix("x-amz-meta-") {
             metadata[String(name.dropFirst("x-amz-meta-".count))] = value
         }
-        return ObjectHead(size: Int64(response.headers["content-length"] ?? "") ?? -1,
-                          checksumSHA256: response.headers["x-amz-checksum-sha256"], metadata: metadata)
+        return ObjectHead(size: length, checksumSHA256: response.headers["x-amz-checksum-sha256"], metadata: metadata)
     }
 
     public struct MultipartUpload: Sendable {

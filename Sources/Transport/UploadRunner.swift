@@ -263,9 +263,9 @@ public final class UploadRunner: Sendable {
                     try uploadMultipart(file, parts: parts, from: fd, client: client)
                 }
             } catch let failure as S3Failure where failure.kind == .alreadyExists {
-                // Ours from an earlier run that died before writing it down, or someone else's object.
-                if let head = try client.headObject(key: file.objectKey!), head.checksumSHA256 == expected, head.size == file.sourceSize {
-                    try ledger.note(id, level: .notice, kind: "upload.found", "the store already holds this exact object (an earlier run finished it)")
+                // Ours from an earlier attempt whose answer was lost, or someone else's object.
+                if try storeHoldsExactly(file, key: file.objectKey!, expected: expected, client: client) {
+                    try ledger.note(id, level: .notice, kind: "upload.found", "the store already holds this exact object (an earlier attempt finished it)")
                 } else {
                     let key = renamedKey(file.objectKey!, sha: sha)
                     try ledger.changeObjectKey(id, to: key, reason: "another object with different content already has the key \(file.objectKey!); it is never overwritten")
@@ -305,13 +305,25 @@ public final class UploadRunner: Sendable {
         } catch let failure as S3Failure where failure.kind == .noSuchUpload {
             // Completed by a run that died before recording it, or aborted/expired: the HEAD decides.
             let expected = Self.expectedChecksum(parts: parts, wholeFile: file.sha256!)
-            if let head = try client.headObject(key: key), head.checksumSHA256 == expected, head.size == file.sourceSize {
+            if try storeHoldsExactly(file, key: key, expected: expected, client: client) {
                 return
             }
             try ledger.recordUploadID(file.id, uploadID: nil)
             throw S3Failure(kind: .transient, status: failure.status, code: failure.code,
                             message: "the multipart upload is gone on the store; starting it again")
         }
+    }
+
+    /// Whether the object under `key` is this file, byte for byte: by the
+    /// store's checksum, or by reading it back when the store keeps none.
+    /// Throws (to retry) when the store's answer cannot tell.
+    func storeHoldsExactly(_ file: MediaFile, key: String, expected: String, client: S3Client) throws -> Bool {
+        guard let head = try client.headObject(key: key) else { return false }
+        if let checksum = head.checksumSHA256 {
+            return checksum == expected && head.size == file.sourceSize
+        }
+        let downloaded = try client.hashObject(key: key)
+        return downloaded.size == file.sourceSize && downloaded.sha256.hex == file.sha256
     }
 
     /// Confirms the object: the store's size and its own SHA-256 checksum must
