@@ -16,6 +16,8 @@ public struct IngestReport: Sendable, Codable, Equatable {
     public var waitingToSettle = 0
     /// Set when the run stopped early (camera removed, spool full).
     public var stoppedBecause: String?
+    /// Files left on the camera because the spool is above its watermark.
+    public var leftOnCamera = 0
     /// The process's peak resident memory at the end of the run.
     public var peakMemoryBytes: Int64?
 
@@ -31,6 +33,8 @@ public final class Ingestor {
     let ledger: Ledger
     let spool: Spool
     let logger: Logger
+    /// Replaced in tests to play a filling disk.
+    public var pressure: SpoolPressure
     static let chunkSize = 1 << 20
 
     public init(configuration: Configuration, ledger: Ledger, logger: Logger) {
@@ -38,6 +42,8 @@ public final class Ingestor {
         self.ledger = ledger
         self.spool = Spool(root: configuration.spoolDirectory)
         self.logger = logger
+        self.pressure = SpoolPressure(spool: Spool(root: configuration.spoolDirectory), highPercent: configuration.ingest.highWatermarkPercent,
+                                      lowPercent: configuration.ingest.lowWatermarkPercent)
     }
 
     /// Ingests every media file under `volume` for the camera `serial`.
@@ -60,7 +66,7 @@ public final class Ingestor {
         let rootFD = try FileDescriptor.open(FilePath(volume), .readOnly, options: [.directory, .closeOnExec])
         defer { try? rootFD.close() }
 
-        for entry in entries {
+        for (index, entry) in entries.enumerated() {
             if stop?.isRequested == true {
                 report.stoppedBecause = "stop requested (camera unplugged or agent stopping); the next dock resumes"
                 break
@@ -82,6 +88,12 @@ public final class Ingestor {
             }
             let (file, _) = try ledger.discover(serial: serial, sourcePath: entry.relativePath, size: entry.size,
                                                 modifiedNanoseconds: entry.modifiedNanoseconds)
+            if needsCopy(file), let reason = pressure.mayCopy() {
+                report.leftOnCamera = entries[index...].filter { if case .media = $0.kind { return true } else { return false } }.count
+                report.stoppedBecause = reason
+                try ledger.log(EventDraft(.warning, "spool.full", serial: serial, reason))
+                break
+            }
             guard needsCopy(file) else {
                 if file.state == .quarantined, file.holdReason == HoldReason.unknownDevice.rawValue { report.held += 1 } else { report.alreadySecured += 1 }
                 continue

@@ -136,6 +136,27 @@ extension Ledger {
         }
     }
 
+    /// Verified files whose spool copy is older than the retention period.
+    public func purgeCandidates(verifiedBefore cutoff: Date) throws -> [MediaFile] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM media_file WHERE state = 'verified' AND spool_name IS NOT NULL AND spool_purged_at IS NULL
+                  AND verified_at <= ? ORDER BY verified_at
+                """, arguments: [cutoff]).map(MediaFile.init(row:))
+        }
+    }
+
+    /// The spool copy is gone; the store holds the verified original.
+    public func markPurged(_ id: Int64) throws {
+        try write("record a purged spool copy") { db in
+            try db.execute(sql: "UPDATE media_file SET spool_purged_at = ?, updated_at = ? WHERE id = ? AND state = 'verified'", arguments: [Date(), Date(), id])
+            guard db.changesCount == 1 else { throw UploaderError(.ledger, "file #\(id) is not verified: its spool copy is kept") }
+            let file = try Ledger.file(id, in: db)
+            try Ledger.append(EventDraft(.info, "spool.purged", fileID: id, serial: file?.serial, user: file?.user,
+                                         "spool copy deleted per retention policy; verified in the store as \(file?.objectKey ?? "?")"), in: db)
+        }
+    }
+
     /// An event about a file that is not a state change (for example a retry).
     public func note(_ id: Int64, level: LedgerEvent.Level, kind: String, _ message: String) throws {
         try write("write to the custody log") { db in

@@ -80,7 +80,7 @@ extension Ledger {
             let oldest = try Row.fetchOne(db, sql: "SELECT * FROM media_file WHERE state NOT IN ('verified','cancelled') ORDER BY discovered_at, id LIMIT 1").map(MediaFile.init(row:))
             let uploading = try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE state = 'uploading' ORDER BY updated_at DESC").map(MediaFile.init(row:))
             let problems = try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE state IN ('failed','quarantined') ORDER BY updated_at DESC LIMIT 10").map(MediaFile.init(row:))
-            let spool = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(source_size), 0) AS bytes FROM media_file WHERE spool_name IS NOT NULL")!
+            let spool = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(source_size), 0) AS bytes FROM media_file WHERE spool_name IS NOT NULL AND spool_purged_at IS NULL")!
             return LedgerSummary(states: states, devices: devices, oldestUnverified: oldest, uploading: uploading,
                                  problems: problems, spoolFiles: spool["n"], spoolBytes: spool["bytes"])
         }

@@ -67,10 +67,13 @@ public struct MediaFile: Sendable, Equatable, Codable {
     public var updatedAt: Date
     /// Higher goes first; `uploader prioritize` sets it.
     public var priority: Int
+    /// When the spool copy was deleted by the retention policy (the file was verified long before).
+    public var spoolPurgedAt: Date?
 
     init(row: Row) {
         id = row["id"]
         priority = row["priority"] ?? 0
+        spoolPurgedAt = row["spool_purged_at"]
         serial = row["serial"]
         sourcePath = row["source_path"]
         sourceSize = row["source_size"]

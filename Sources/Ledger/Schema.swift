@@ -111,6 +111,9 @@ enum Schema {
                 );
                 """)
         }
+        migrator.registerMigration("v3: spool purges") { db in
+            try db.execute(sql: "ALTER TABLE media_file ADD COLUMN spool_purged_at DATETIME")
+        }
         return migrator
     }
 }

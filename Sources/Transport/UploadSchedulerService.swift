@@ -15,9 +15,13 @@ public struct UploadSchedulerService: Service {
     let ledger: Ledger
     let logger: Logger
     let checkInterval: Duration
+    /// Blocking housekeeping after each run (the daemon purges the spool and checks alerts).
+    let afterRun: @Sendable () -> Void
 
-    public init(runner: UploadRunner, configuration: Configuration, ledger: Ledger, logger: Logger, checkInterval: Duration = .seconds(60)) {
+    public init(runner: UploadRunner, configuration: Configuration, ledger: Ledger, logger: Logger, checkInterval: Duration = .seconds(60),
+                afterRun: @escaping @Sendable () -> Void = {}) {
         self.runner = runner
+        self.afterRun = afterRun
         self.configuration = configuration
         self.ledger = ledger
         self.logger = logger
@@ -35,6 +39,7 @@ public struct UploadSchedulerService: Service {
                     }
                     switch outcome {
                     case .success(let report):
+                        await BlockingThread.run(name: "uploader.after-run", afterRun)
                         logger.notice("upload run: \(report.verified) verified, \(report.failed) failed\(report.paused ? ", paused" : "")")
                         // Credentials or bucket refused: retrying every minute only fills the log.
                         if report.stoppedBecause != nil { try await sleep(.seconds(900), unless: stop) }

@@ -72,6 +72,14 @@ public enum ConfigRenderer {
         # Space kept free on the spool disk.
         spool_reserve = \(quoted("\(c.ingest.spoolReserveBytes / 1024 / 1024)MiB"))
 
+        [spool]
+        # Above this share of the spool disk in use, docks leave the rest on the camera…
+        high_watermark_percent = \(c.ingest.highWatermarkPercent)
+        # …until use falls below this (uploads verified and their copies purged).
+        low_watermark_percent = \(c.ingest.lowWatermarkPercent)
+        # Spool copies of files verified in the store are deleted after this many days.
+        keep_verified_days = \(c.ingest.keepVerifiedDays)
+
         [docking]
         # Supported camera models (USB ids, media folders, serial, recording time).
         models = \(quoted(c.docking.modelsPath))

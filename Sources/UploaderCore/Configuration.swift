@@ -56,6 +56,13 @@ public struct Configuration: Sendable, Equatable {
         public var settleSeconds: Double
         /// Space left free on the spool's disk for the ledger and the system.
         public var spoolReserveBytes: Int64
+        /// Above this share of the spool disk in use, docks leave the remaining
+        /// files on the camera (the safest buffer) …
+        public var highWatermarkPercent: Double
+        /// … and copying starts again only once use is below this.
+        public var lowWatermarkPercent: Double
+        /// Spool copies of verified files are deleted after this many days (0: at once).
+        public var keepVerifiedDays: Double
     }
 
     public struct Docking: Sendable, Equatable {
@@ -212,6 +219,10 @@ public enum ConfigurationLoader {
         }()
         let settleSeconds = reader.double("ingest", "settle_seconds", default: 5, range: 0...86400)
         let spoolReserve = reader.byteSize("ingest", "spool_reserve", default: 256 * 1024 * 1024)
+        let high = reader.double("spool", "high_watermark_percent", default: 90, range: 1...100)
+        let low = reader.double("spool", "low_watermark_percent", default: 80, range: 0...100)
+        if low > high { reader.problem("spool", "low_watermark_percent", "must not be above high_watermark_percent (\(high))") }
+        let keepDays = reader.double("spool", "keep_verified_days", default: 7, range: 0...3650)
         let modelsPath = absolute(reader.string("docking", "models", default: "/etc/uploader/cameras.toml"))
         let mountRoot = absolute(reader.string("docking", "mount_root", default: "/run/uploader/mnt"))
         let maxDocks = reader.int("docking", "max_concurrent_docks", default: 2, range: 1...16)
@@ -224,6 +235,7 @@ public enum ConfigurationLoader {
             "schedule": ["windows", "bandwidth"],
             "ingest": ["media_extensions", "camera_clock", "settle_seconds", "spool_reserve"],
             "docking": ["models", "mount_root", "max_concurrent_docks"],
+            "spool": ["high_watermark_percent", "low_watermark_percent", "keep_verified_days"],
             "agent": ["host_name"],
         ])
         if !reader.problems.isEmpty {
@@ -238,7 +250,8 @@ public enum ConfigurationLoader {
             upload: .init(partSize: partSize, concurrency: concurrency, maxAttempts: maxAttempts,
                           retryBaseDelay: retryBaseDelay, retryMaxDelay: retryMaxDelay,
                           connectTimeout: connectTimeout, stallTimeout: stallTimeout, abortStaleMultipartAfter: staleHours * 3600),
-            ingest: .init(mediaExtensions: extensions, cameraClock: clock, settleSeconds: settleSeconds, spoolReserveBytes: spoolReserve),
+            ingest: .init(mediaExtensions: extensions, cameraClock: clock, settleSeconds: settleSeconds, spoolReserveBytes: spoolReserve,
+                          highWatermarkPercent: high, lowWatermarkPercent: low, keepVerifiedDays: keepDays),
             docking: .init(modelsPath: modelsPath, mountRoot: mountRoot, maxConcurrentDocks: maxDocks),
             schedule: UploadSchedule(windows: windows),
             bandwidth: bandwidth,

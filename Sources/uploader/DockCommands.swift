@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dock
 import Foundation
+import Ingest
 import Ledger
 import Logging
 import ServiceLifecycle
@@ -66,7 +67,9 @@ struct DaemonCommand: ParsableCommand {
             // Uploads run from the daemon too, inside the windows; without credentials it only docks.
             if let credentials = try? Credentials.load(configuration.store.credentials) {
                 let uploads = UploadRunner(configuration: configuration, credentials: credentials, ledger: ledger, logger: Logger(label: "uploader.upload"))
-                services.append(.init(service: UploadSchedulerService(runner: uploads, configuration: configuration, ledger: ledger, logger: logger)))
+                services.append(.init(service: UploadSchedulerService(runner: uploads, configuration: configuration, ledger: ledger, logger: logger) {
+                    do { try SpoolPurger(configuration: configuration, ledger: ledger).purge() } catch { logger.error("spool purge failed: \(error)") }
+                }))
             } else {
                 try ledger.log(EventDraft(.warning, "daemon.no-uploads", "the credentials cannot be loaded: the daemon docks cameras but does not upload; run `uploader config check`"))
             }

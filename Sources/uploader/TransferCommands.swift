@@ -28,6 +28,9 @@ struct IngestCommand: ParsableCommand {
             if json {
                 try Output.json(report)
             } else {
+                if report.leftOnCamera > 0 {
+                    print("\(report.leftOnCamera) file\(report.leftOnCamera == 1 ? "" : "s") left on the camera: the spool is above its high watermark")
+                }
                 print("ingest \(path) (camera \(serial)): \(report.copied) copied (\(ByteCount.format(report.bytesCopied))), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed" + (report.waitingToSettle > 0 ? ", \(report.waitingToSettle) still being written" : ""))
                 if report.held > 0 {
                     print("camera \(serial) is not registered: its files are secured in the spool and held; run `uploader device add \(serial) --user ID` to release them")
@@ -88,6 +91,8 @@ struct UploadCommand: ParsableCommand {
             progress.start()
             let report = try runner.run(ids: ids, force: now, stop: TerminationSignals.flag)
             progress.stop()
+            // Space for the next docks: copies verified long enough ago go.
+            try SpoolPurger(configuration: configuration, ledger: ledger).purge()
             if json {
                 try Output.json(report)
             } else if report.windowClosed {
@@ -106,6 +111,21 @@ struct UploadCommand: ParsableCommand {
             }
         }
         if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+}
+
+struct PurgeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "purge", abstract: "Delete spool copies of files verified in the store more than [spool] keep_verified_days ago.")
+    @OptionGroup var options: GlobalOptions
+    @Flag(help: "Only say what would be deleted.") var dryRun = false
+
+    func run() throws {
+        try options.run {
+            let configuration = try options.loadConfiguration()
+            let result = try SpoolPurger(configuration: configuration, ledger: try options.openLedger(configuration)).purge(dryRun: dryRun)
+            print("\(dryRun ? "would delete" : "deleted") \(result.files) verified spool cop\(result.files == 1 ? "y" : "ies") (\(ByteCount.format(result.bytes)))")
+        }
     }
 }
 

@@ -39,6 +39,9 @@ struct StatusCommand: ParsableCommand {
         var bytes: Int64
         var freeBytes: Int64?
         var totalBytes: Int64?
+        var usedPercent: Double?
+        /// Above the high watermark: new docks leave files on the camera.
+        var holdingDocks: Bool
     }
 
     func run() throws {
@@ -55,6 +58,8 @@ struct StatusCommand: ParsableCommand {
                                  etaSeconds: rate.map { Double(file.sourceSize - file.bytesSent) / $0 })
             }
             let space = Spool(root: configuration.spoolDirectory).space()
+            let pressure = SpoolPressure(spool: Spool(root: configuration.spoolDirectory), highPercent: configuration.ingest.highWatermarkPercent,
+                                         lowPercent: configuration.ingest.lowWatermarkPercent)
             let waiting = ["spooled", "uploading", "uploaded", "failed"].reduce(Int64(0)) { $0 + (summary.states[$1]?.bytes ?? 0) }
             let backlog = BacklogForecast.make(waitingBytes: waiting, measuredRate: try ledger.measuredUploadRate(),
                                                schedule: configuration.schedule, bandwidth: configuration.bandwidth, now: now)
@@ -63,7 +68,8 @@ struct StatusCommand: ParsableCommand {
                 states: summary.states, devices: summary.devices, oldestUnverified: summary.oldestUnverified,
                 uploading: uploading, problems: summary.problems,
                 spool: SpoolReport(path: configuration.spoolDirectory, files: summary.spoolFiles, bytes: summary.spoolBytes,
-                                   freeBytes: space?.available, totalBytes: space?.total),
+                                   freeBytes: space?.available, totalBytes: space?.total,
+                                   usedPercent: pressure.usedPercent, holdingDocks: pressure.isHolding),
                 backlog: backlog)
             if json { return try Output.json(report) }
             printHuman(report, now: now)
@@ -121,7 +127,11 @@ struct StatusCommand: ParsableCommand {
         if let free = report.spool.freeBytes, let totalBytes = report.spool.totalBytes {
             spoolLine += "; disk \(ByteCount.format(free)) free of \(ByteCount.format(totalBytes))"
         }
+        if let used = report.spool.usedPercent { spoolLine += String(format: " (%.0f%% used)", used) }
         print(spoolLine)
+        if report.spool.holdingDocks {
+            print("  → ABOVE THE HIGH WATERMARK: docked cameras keep their files until uploads are verified and purged")
+        }
     }
 }
 

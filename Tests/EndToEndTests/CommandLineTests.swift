@@ -229,6 +229,51 @@ import UploaderCore
         #expect(kinds.contains("daemon.started") && kinds.contains("daemon.stopped"))
     }
 
+    /// The whole backpressure cycle on a real 8 MiB file system (tmpfs in a user+mount
+    /// namespace): the spool fills, a dock leaves files on the camera, uploads are
+    /// verified and purged, and the next dock copies the rest.
+    @Test func aFullSpoolLeavesFilesOnTheCameraUntilUploadsFreeIt() throws {
+        let store = try TestStore.fromEnvironment()
+        let area = try store.makeArea("watermark")
+        let folder = TemporaryDirectory()
+        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"),
+                                          extra: "[spool]\nhigh_watermark_percent = 60.0\nlow_watermark_percent = 30.0\nkeep_verified_days = 0.0\n")
+        for index in 0..<3 {
+            try CameraVolume.writeRecording(at: folder.sub("cam/DCIM/VID\(index).MP4"), recordedAt: Date(), payloadSize: 5 << 19, seed: UInt64(index))
+        }
+        try FileManager.default.createDirectory(atPath: site.spool, withIntermediateDirectories: true)
+        let log = folder.sub("steps.log")
+        let uploader = UploaderProcess.executable
+        let script = """
+            mount -t tmpfs -o size=8m tmpfs "$SPOOL" || exit 90
+            export UPLOADER_CONFIG="$CONFIG"
+            for step in "ingest $CAM --serial BWC-W" "device add BWC-W --user officer-w" "status" "upload --now" "ingest $CAM --serial BWC-W" "status"; do
+                echo "== $step" >> "$LOG"
+                "$UPLOADER" $step >> "$LOG" 2>&1
+                echo "rc=$?" >> "$LOG"
+            done
+            """
+        let result = try UploaderProcess.run([], config: site.configPath,
+                                             environment: ["SPOOL": site.spool, "CONFIG": site.configPath, "CAM": folder.sub("cam"), "LOG": log, "UPLOADER": uploader],
+                                             wrapper: ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh"], runExecutable: false)
+        let steps = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(result.status == 0, "\(steps)")
+        let sections = steps.components(separatedBy: "== ")
+        #expect(sections.count == 7, "\(steps)")
+        guard sections.count == 7 else { return }
+        // 2.5 MiB files on 8 MiB: two fit below 60 %, the third stays on the camera.
+        #expect(sections[1].contains("1 file left on the camera"))
+        #expect(sections[1].contains("2 copied"))
+        #expect(sections[1].contains("rc=3"))
+        #expect(sections[3].contains("ABOVE THE HIGH WATERMARK"))
+        #expect(sections[4].contains("upload: 2 verified"))
+        #expect(sections[5].contains("1 copied") && sections[5].contains("rc=0"))
+        #expect(!sections[6].contains("ABOVE THE HIGH WATERMARK"))
+        let files = try Ledger(path: site.ledgerPath).files()
+        #expect(files.count == 3)
+        #expect(files.filter { $0.state == .verified }.count == 2 && files.filter { $0.state == .spooled }.count == 1)
+    }
+
     /// A spool whose disk fills mid-copy: a real 1 MiB tmpfs under spool/tmp, mounted in a
     /// user+mount namespace (no root needed), so the pre-copy space check passes and
     /// the write itself meets ENOSPC.

@@ -193,13 +193,14 @@ public struct UploaderProcess {
 
     /// Runs `uploader ARGS` and waits. `environment` adds to the inherited one.
     @discardableResult
+    /// `runExecutable: false` runs the wrapper alone (a script that calls the executable itself).
     public static func run(_ arguments: [String], config: String? = nil, environment: [String: String] = [:],
-                           wrapper: [String] = []) throws -> Result {
+                           wrapper: [String] = [], runExecutable: Bool = true) throws -> Result {
         var env = ProcessInfo.processInfo.environment
         env["UPLOADER_CONFIG"] = config
         for (key, value) in environment { env[key] = value }
         let out = TemporaryDirectory("uploader-proc")
-        let command = wrapper + [executable] + arguments
+        let command = wrapper + (runExecutable ? [executable] + arguments : [])
         let stdoutPath = out.sub("stdout"), stderrPath = out.sub("stderr")
         FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
