@@ -119,7 +119,7 @@ final class CurlEasy {
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
             list = curl_slist_append(list, "\(name): \(value)")
         }
-        // libcurl would otherwise add a form content type to POSTs, which S3 does not want.
+        // libcurl would otherwise add a form content type to POSTs.
         if method == "POST", headers["Content-Type"] == nil { list = curl_slist_append(list, "Content-Type: application/xml") }
 
         try check(uploader_curl_setopt_string(handle, CURLOPT_URL, url))
@@ -128,9 +128,11 @@ final class CurlEasy {
         try check(uploader_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024))
         try check(uploader_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, settings.stallTimeout))
         try check(uploader_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
-        try check(uploader_curl_setopt_string(handle, CURLOPT_AWS_SIGV4, "aws:amz:\(settings.region):s3"))
-        try check(uploader_curl_setopt_string(handle, CURLOPT_USERNAME, settings.accessKeyID))
-        try check(uploader_curl_setopt_string(handle, CURLOPT_PASSWORD, settings.secretAccessKey))
+        if !settings.accessKeyID.isEmpty {
+            try check(uploader_curl_setopt_string(handle, CURLOPT_AWS_SIGV4, "aws:amz:\(settings.region):s3"))
+            try check(uploader_curl_setopt_string(handle, CURLOPT_USERNAME, settings.accessKeyID))
+            try check(uploader_curl_setopt_string(handle, CURLOPT_PASSWORD, settings.secretAccessKey))
+        }
         if let caBundle = settings.caBundle { try check(uploader_curl_setopt_string(handle, CURLOPT_CAINFO, caBundle)) }
         try check(uploader_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, list))
         if Self.verbose { try check(uploader_curl_setopt_long(handle, CURLOPT_VERBOSE, 1)) }

@@ -15,13 +15,14 @@ public struct UploadSchedulerService: Service {
     let ledger: Ledger
     let logger: Logger
     let checkInterval: Duration
-    /// Blocking housekeeping after each run (the daemon purges the spool and checks alerts).
-    let afterRun: @Sendable () -> Void
+    /// Blocking housekeeping before each check (the daemon purges the spool,
+    /// sends due alerts and rewrites the metrics file).
+    let housekeeping: @Sendable () -> Void
 
     public init(runner: UploadRunner, configuration: Configuration, ledger: Ledger, logger: Logger, checkInterval: Duration = .seconds(60),
-                afterRun: @escaping @Sendable () -> Void = {}) {
+                housekeeping: @escaping @Sendable () -> Void = {}) {
         self.runner = runner
-        self.afterRun = afterRun
+        self.housekeeping = housekeeping
         self.configuration = configuration
         self.ledger = ledger
         self.logger = logger
@@ -32,6 +33,7 @@ public struct UploadSchedulerService: Service {
         let stop = StopFlag()
         try await withGracefulShutdownHandler {
             while !stop.isRequested {
+                await BlockingThread.run(name: "uploader.housekeeping", housekeeping)
                 let now = Date()
                 if configuration.schedule.isOpen(at: now), !((try? ledger.uploadQueue(now: now).isEmpty) ?? true) {
                     let outcome = await BlockingThread.run(name: "uploader.upload-run") { [runner] in
@@ -39,7 +41,6 @@ public struct UploadSchedulerService: Service {
                     }
                     switch outcome {
                     case .success(let report):
-                        await BlockingThread.run(name: "uploader.after-run", afterRun)
                         logger.notice("upload run: \(report.verified) verified, \(report.failed) failed\(report.paused ? ", paused" : "")")
                         // Credentials or bucket refused: retrying every minute only fills the log.
                         if report.stoppedBecause != nil { try await sleep(.seconds(900), unless: stop) }

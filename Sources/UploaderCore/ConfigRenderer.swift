@@ -80,6 +80,20 @@ public enum ConfigRenderer {
         # Spool copies of files verified in the store are deleted after this many days.
         keep_verified_days = \(c.ingest.keepVerifiedDays)
 
+        [monitoring]
+        # Failure-only alerts: a command (run with sh -c; UPLOADER_ALERT_KEY and
+        # UPLOADER_ALERT_MESSAGE set, the alert as JSON on stdin) and/or a webhook (JSON POST).
+        alert_command = \(quoted(c.monitoring.alertCommand ?? ""))
+        alert_webhook = \(quoted(c.monitoring.alertWebhook ?? ""))
+        # Alert when the oldest file not yet verified is older than this.
+        oldest_unverified_hours = \(c.monitoring.oldestUnverifiedHours)
+        # Alert when a camera has been docked this long with nothing copied.
+        docked_idle_minutes = \(c.monitoring.dockedIdleMinutes)
+        # The same alert is not repeated within this many hours.
+        repeat_hours = \(c.monitoring.repeatHours)
+        # Prometheus textfile-collector file, rewritten after every run ("" for none).
+        metrics_textfile = \(quoted(c.monitoring.metricsTextfile ?? ""))
+
         [docking]
         # Supported camera models (USB ids, media folders, serial, recording time).
         models = \(quoted(c.docking.modelsPath))

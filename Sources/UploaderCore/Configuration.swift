@@ -87,6 +87,21 @@ public struct Configuration: Sendable, Equatable {
     public var schedule: UploadSchedule
     /// The shared upload bandwidth limit by time of day.
     public var bandwidth: BandwidthTimetable
+    public var monitoring: Monitoring
+
+    /// Failure-only alerts and Prometheus metrics.
+    public struct Monitoring: Sendable, Equatable {
+        /// Run with `sh -c` for each alert (UPLOADER_ALERT_* in its environment, JSON on stdin).
+        public var alertCommand: String?
+        /// POST each alert as JSON here.
+        public var alertWebhook: String?
+        public var oldestUnverifiedHours: Double
+        public var dockedIdleMinutes: Double
+        /// The same alert is not sent again within this many hours.
+        public var repeatHours: Double
+        /// Prometheus textfile-collector file, rewritten after every run.
+        public var metricsTextfile: String?
+    }
     public var hostName: String
 
     public var ledgerPath: String { stateDirectory + "/ledger.sqlite" }
@@ -223,6 +238,15 @@ public enum ConfigurationLoader {
         let low = reader.double("spool", "low_watermark_percent", default: 80, range: 0...100)
         if low > high { reader.problem("spool", "low_watermark_percent", "must not be above high_watermark_percent (\(high))") }
         let keepDays = reader.double("spool", "keep_verified_days", default: 7, range: 0...3650)
+        let alertCommand = reader.string("monitoring", "alert_command", default: "")
+        let alertWebhook = reader.string("monitoring", "alert_webhook", default: "")
+        if !alertWebhook.isEmpty, !(alertWebhook.hasPrefix("https://") || (alertWebhook.hasPrefix("http://") && isLoopback(alertWebhook))) {
+            reader.problem("monitoring", "alert_webhook", "must be an https:// URL (http:// only for this machine)")
+        }
+        let oldestHours = reader.double("monitoring", "oldest_unverified_hours", default: 36, range: 0.01...8760)
+        let idleMinutes = reader.double("monitoring", "docked_idle_minutes", default: 30, range: 0.1...10080)
+        let repeatHours = reader.double("monitoring", "repeat_hours", default: 6, range: 0...8760)
+        let metricsTextfile = reader.string("monitoring", "metrics_textfile", default: "")
         let modelsPath = absolute(reader.string("docking", "models", default: "/etc/uploader/cameras.toml"))
         let mountRoot = absolute(reader.string("docking", "mount_root", default: "/run/uploader/mnt"))
         let maxDocks = reader.int("docking", "max_concurrent_docks", default: 2, range: 1...16)
@@ -236,6 +260,7 @@ public enum ConfigurationLoader {
             "ingest": ["media_extensions", "camera_clock", "settle_seconds", "spool_reserve"],
             "docking": ["models", "mount_root", "max_concurrent_docks"],
             "spool": ["high_watermark_percent", "low_watermark_percent", "keep_verified_days"],
+            "monitoring": ["alert_command", "alert_webhook", "oldest_unverified_hours", "docked_idle_minutes", "repeat_hours", "metrics_textfile"],
             "agent": ["host_name"],
         ])
         if !reader.problems.isEmpty {
@@ -255,6 +280,9 @@ public enum ConfigurationLoader {
             docking: .init(modelsPath: modelsPath, mountRoot: mountRoot, maxConcurrentDocks: maxDocks),
             schedule: UploadSchedule(windows: windows),
             bandwidth: bandwidth,
+            monitoring: .init(alertCommand: alertCommand.isEmpty ? nil : alertCommand, alertWebhook: alertWebhook.isEmpty ? nil : alertWebhook,
+                              oldestUnverifiedHours: oldestHours, dockedIdleMinutes: idleMinutes, repeatHours: repeatHours,
+                              metricsTextfile: metricsTextfile.isEmpty ? nil : absolute(metricsTextfile)),
             hostName: configuredHost.isEmpty ? hostName : configuredHost
         )
     }

@@ -68,7 +68,7 @@ struct DaemonCommand: ParsableCommand {
             if let credentials = try? Credentials.load(configuration.store.credentials) {
                 let uploads = UploadRunner(configuration: configuration, credentials: credentials, ledger: ledger, logger: Logger(label: "uploader.upload"))
                 services.append(.init(service: UploadSchedulerService(runner: uploads, configuration: configuration, ledger: ledger, logger: logger) {
-                    do { try SpoolPurger(configuration: configuration, ledger: ledger).purge() } catch { logger.error("spool purge failed: \(error)") }
+                    Housekeeping.run(configuration: configuration, ledger: ledger, logger: logger)
                 }))
             } else {
                 try ledger.log(EventDraft(.warning, "daemon.no-uploads", "the credentials cannot be loaded: the daemon docks cameras but does not upload; run `uploader config check`"))

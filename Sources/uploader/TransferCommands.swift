@@ -91,8 +91,8 @@ struct UploadCommand: ParsableCommand {
             progress.start()
             let report = try runner.run(ids: ids, force: now, stop: TerminationSignals.flag)
             progress.stop()
-            // Space for the next docks: copies verified long enough ago go.
-            try SpoolPurger(configuration: configuration, ledger: ledger).purge()
+            // Space for the next docks, due alerts, fresh metrics.
+            Housekeeping.run(configuration: configuration, ledger: ledger, logger: Logger(label: "uploader.upload"))
             if json {
                 try Output.json(report)
             } else if report.windowClosed {
@@ -111,6 +111,55 @@ struct UploadCommand: ParsableCommand {
             }
         }
         if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+}
+
+/// After every upload run (CLI, timer or daemon): purge, alerts, metrics.
+/// Each step logs its own failure and never stops the others.
+enum Housekeeping {
+    static func run(configuration: Configuration, ledger: Ledger, logger: Logger) {
+        do { try SpoolPurger(configuration: configuration, ledger: ledger).purge() } catch { logger.error("spool purge failed: \(error)") }
+        do { try AlertDispatcher(configuration: configuration, ledger: ledger, logger: logger).run() } catch { logger.error("alert check failed: \(error)") }
+        do { try MetricsFile.write(configuration: configuration, ledger: ledger) } catch { logger.error("metrics file: \(error)") }
+    }
+}
+
+struct AlertsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alerts", abstract: "Check the alert conditions now and send the ones due ([monitoring]).")
+    @OptionGroup var options: GlobalOptions
+    @Flag(help: "Only list what is due; send nothing.") var dryRun = false
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try options.run {
+            let configuration = try options.loadConfiguration()
+            let alerts = try AlertDispatcher(configuration: configuration, ledger: try options.openLedger(configuration),
+                                             logger: Logger(label: "uploader.alerts")).run(send: !dryRun)
+            if json { return try Output.json(alerts) }
+            if alerts.isEmpty { print("no alert due"); return }
+            for alert in alerts { print("\(dryRun ? "due" : "sent"): [\(alert.key)] \(alert.message)") }
+        }
+    }
+}
+
+struct MetricsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics", abstract: "Print Prometheus metrics (or --write the [monitoring] metrics_textfile).")
+    @OptionGroup var options: GlobalOptions
+    @Flag(help: "Write the textfile instead of printing.") var write = false
+
+    func run() throws {
+        try options.run {
+            let configuration = try options.loadConfiguration()
+            let ledger = try options.openLedger(configuration, readOnly: !write)
+            if write {
+                try MetricsFile.write(configuration: configuration, ledger: ledger)
+                print("wrote \(configuration.monitoring.metricsTextfile ?? "nothing: [monitoring] metrics_textfile is not set")")
+            } else {
+                print(try MetricsFile.text(configuration: configuration, ledger: ledger), terminator: "")
+            }
+        }
     }
 }
 

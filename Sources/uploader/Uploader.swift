@@ -13,7 +13,7 @@ struct Uploader: ParsableCommand {
         discussion: "Configuration: --config, else $UPLOADER_CONFIG, else /etc/uploader/uploader.toml.",
         subcommands: [
             StatusCommand.self, LogCommand.self, IngestCommand.self, UploadCommand.self,
-            PrioritizeCommand.self, CancelCommand.self, RetryCommand.self, PurgeCommand.self,
+            PrioritizeCommand.self, CancelCommand.self, RetryCommand.self, PurgeCommand.self, AlertsCommand.self, MetricsCommand.self,
             DeviceCommand.self, DockCommand.self, DaemonCommand.self, UdevRulesCommand.self,
             ConfigCommand.self, AccountCommand.self, StoreCommand.self, SimulateCameraCommand.self,
         ]

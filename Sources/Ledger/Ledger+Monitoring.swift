@@ -1,0 +1,109 @@
+import Foundation
+import GRDB
+import UploaderCore
+
+/// Something an admin must hear about. `key` identifies the condition, so
+/// the same alert is not sent again and again.
+public struct Alert: Sendable, Codable, Equatable {
+    public var key: String
+    public var message: String
+    public var fileID: Int64?
+    public var serial: String?
+}
+
+extension Ledger {
+    /// The failure-only alert conditions that hold now.
+    public func alertConditions(now: Date, oldestUnverifiedHours: Double, dockedIdleMinutes: Double,
+                                spoolAboveHighWatermark: Bool) throws -> [Alert] {
+        try read { db in
+            var alerts: [Alert] = []
+            let stuck = try Row.fetchAll(db, sql: """
+                SELECT * FROM media_file
+                WHERE (state = 'failed' AND next_attempt_at IS NULL)
+                   OR (state = 'quarantined' AND hold_reason IN (?, ?, ?, ?))
+                ORDER BY id
+                """, arguments: [HoldReason.spoolCorrupted.rawValue, HoldReason.cameraFileChanged.rawValue,
+                                 HoldReason.unreadable.rawValue, HoldReason.hostileEntry.rawValue]).map(MediaFile.init(row:))
+            for file in stuck {
+                let why = file.holdReason.map { "quarantined (\($0))" } ?? "failed and will not be retried on its own"
+                alerts.append(Alert(key: "file-\(file.id)-\(file.state.rawValue)", message: "\(file.serial) \(file.sourcePath) \(why): \(file.lastError ?? "")",
+                                    fileID: file.id, serial: file.serial))
+            }
+            if let oldest = try Row.fetchOne(db, sql: "SELECT * FROM media_file WHERE state NOT IN ('verified','cancelled') ORDER BY discovered_at LIMIT 1").map(MediaFile.init(row:)),
+               now.timeIntervalSince(oldest.discoveredAt) > oldestUnverifiedHours * 3600 {
+                alerts.append(Alert(key: "oldest-unverified-\(oldest.id)",
+                                    message: String(format: "the oldest file not yet verified (%@ on %@, %@) was found %.0f hours ago",
+                                                    oldest.sourcePath, oldest.serial, oldest.state.rawValue, now.timeIntervalSince(oldest.discoveredAt) / 3600),
+                                    fileID: oldest.id, serial: oldest.serial))
+            }
+            // A dock that started long ago and has neither finished nor copied anything since.
+            let docks = try Row.fetchAll(db, sql: """
+                SELECT started.id, started.serial, started.at FROM event AS started
+                WHERE started.kind = 'dock.started' AND started.at <= ?
+                  AND NOT EXISTS (SELECT 1 FROM event AS later WHERE later.id > started.id AND later.serial = started.serial
+                                  AND later.kind IN ('dock.finished', 'dock.interrupted', 'dock.refused', 'file.spooled', 'dock.started'))
+                """, arguments: [now.addingTimeInterval(-dockedIdleMinutes * 60)])
+            for dock in docks {
+                let serial: String = dock["serial"]
+                let at: Date = dock["at"]
+                alerts.append(Alert(key: "dock-idle-\(dock["id"] as Int64)",
+                                    message: "camera \(serial) has been docked since \(Timestamps.iso(at)) with nothing copied", serial: serial))
+            }
+            if spoolAboveHighWatermark {
+                alerts.append(Alert(key: "spool-high-watermark", message: "the spool is above its high watermark: docked cameras keep their files until uploads are verified and purged"))
+            }
+            return alerts
+        }
+    }
+
+    /// When an alert with this key was last sent.
+    public func lastAlert(key: String) throws -> Date? {
+        try read { db in
+            try Date.fetchOne(db, sql: "SELECT MAX(at) FROM event WHERE kind = 'alert.sent' AND message LIKE ?", arguments: ["[\(key)] %"])
+        }
+    }
+
+    public func recordAlertSent(_ alert: Alert, via channels: [String]) throws {
+        try log(EventDraft(.warning, "alert.sent", fileID: alert.fileID, serial: alert.serial,
+                           "[\(alert.key)] \(alert.message) (sent to \(channels.joined(separator: ", ")))"))
+    }
+
+    /// Prometheus text exposition of the ledger's state.
+    public func metricsText(now: Date = Date(), spoolUsedRatio: Double?, spoolAboveHighWatermark: Bool) throws -> String {
+        try read { db in
+            var lines: [String] = []
+            func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
+                lines.append("# HELP \(name) \(help)")
+                lines.append("# TYPE \(name) \(type)")
+                for (labels, value) in samples {
+                    lines.append("\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value))")
+                }
+            }
+            var counts: [String: (Int, Int64)] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n, COALESCE(SUM(source_size), 0) AS bytes FROM media_file GROUP BY state") {
+                counts[row["state"]] = (row["n"], row["bytes"])
+            }
+            metric("uploader_files", "gauge", "Camera files in the ledger, by state.",
+                   FileState.allCases.map { ("state=\"\($0.rawValue)\"", Double(counts[$0.rawValue]?.0 ?? 0)) })
+            metric("uploader_file_bytes", "gauge", "Bytes of camera files in the ledger, by state.",
+                   FileState.allCases.map { ("state=\"\($0.rawValue)\"", Double(counts[$0.rawValue]?.1 ?? 0)) })
+            let oldest = try Date.fetchOne(db, sql: "SELECT MIN(discovered_at) FROM media_file WHERE state NOT IN ('verified','cancelled')")
+            metric("uploader_oldest_unverified_age_seconds", "gauge", "Age of the oldest file not yet verified in the store (0 when none).",
+                   [("", oldest.map { max(0, now.timeIntervalSince($0)) } ?? 0)])
+            metric("uploader_uploaded_bytes_total", "counter", "Bytes sent to the evidence store by upload runs.",
+                   [("", Double(try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes_sent), 0) FROM upload_run") ?? 0))])
+            metric("uploader_upload_retries_total", "counter", "Upload attempts retried after a transient failure.",
+                   [("", Double(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM event WHERE kind = 'upload.retry'") ?? 0))])
+            metric("uploader_verification_failures_total", "counter", "Copies that did not match the camera's SHA-256 (spool or store).",
+                   [("", Double(try Int.fetchOne(db, sql: """
+                       SELECT COUNT(*) FROM event WHERE kind = 'file.mismatch' OR (kind = 'file.quarantined' AND message LIKE '%spool copy corrupted%')
+                       """) ?? 0))])
+            if let spoolUsedRatio {
+                metric("uploader_spool_used_ratio", "gauge", "Share of the spool's file system in use.", [("", spoolUsedRatio)])
+            }
+            metric("uploader_spool_above_high_watermark", "gauge", "1 while docks leave files on the camera for lack of spool space.",
+                   [("", spoolAboveHighWatermark ? 1 : 0)])
+            return lines.joined(separator: "\n") + "\n"
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import Ledger
+import Logging
+import UploaderCore
+
+/// Sends the failure-only alerts (command and/or webhook) for the conditions
+/// that hold now, each at most once per `repeat_hours`, and records every
+/// sent alert in the custody log. Blocking: runs on a thread of its own.
+public struct AlertDispatcher {
+    let configuration: Configuration
+    let ledger: Ledger
+    let logger: Logger
+
+    public init(configuration: Configuration, ledger: Ledger, logger: Logger) {
+        self.configuration = configuration
+        self.ledger = ledger
+        self.logger = logger
+    }
+
+    /// The alerts due now; `send: false` only lists them.
+    @discardableResult
+    public func run(now: Date = Date(), send: Bool = true) throws -> [Alert] {
+        let monitoring = configuration.monitoring
+        let pressure = SpoolPressure(spool: Spool(root: configuration.spoolDirectory), highPercent: configuration.ingest.highWatermarkPercent,
+                                     lowPercent: configuration.ingest.lowWatermarkPercent)
+        let conditions = try ledger.alertConditions(now: now, oldestUnverifiedHours: monitoring.oldestUnverifiedHours,
+                                                    dockedIdleMinutes: monitoring.dockedIdleMinutes, spoolAboveHighWatermark: pressure.isHolding)
+        var due: [Alert] = []
+        for alert in conditions {
+            if let last = try ledger.lastAlert(key: alert.key), now.timeIntervalSince(last) < monitoring.repeatHours * 3600 { continue }
+            due.append(alert)
+        }
+        guard send else { return due }
+        for alert in due {
+            var channels: [String] = []
+            if let command = monitoring.alertCommand {
+                if runCommand(command, alert: alert) { channels.append("command") }
+            }
+            if let webhook = monitoring.alertWebhook {
+                if post(webhook, alert: alert) { channels.append("webhook") }
+            }
+            if channels.isEmpty, monitoring.alertCommand != nil || monitoring.alertWebhook != nil {
+                // Not recorded as sent: the next check tries again.
+                try ledger.log(EventDraft(.error, "alert.failed", fileID: alert.fileID, serial: alert.serial,
+                                          "[\(alert.key)] could not be delivered: \(alert.message)"))
+                continue
+            }
+            try ledger.recordAlertSent(alert, via: channels.isEmpty ? ["log"] : channels)
+        }
+        return due
+    }
+
+    func json(_ alert: Alert) -> Data {
+        let payload: [String: Any] = [
+            "source": "uploader", "host": configuration.hostName, "key": alert.key, "message": alert.message,
+            "serial": alert.serial ?? NSNull(), "file_id": alert.fileID.map { NSNumber(value: $0) } ?? NSNull(),
+            "at": Timestamps.iso(Date()),
+        ]
+        return (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])) ?? Data()
+    }
+
+    func runCommand(_ command: String, alert: Alert) -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        var environment = ProcessInfo.processInfo.environment
+        environment["UPLOADER_ALERT_KEY"] = alert.key
+        environment["UPLOADER_ALERT_MESSAGE"] = alert.message
+        environment["UPLOADER_ALERT_HOST"] = configuration.hostName
+        process.environment = environment
+        let input = Pipe()
+        process.standardInput = input
+        do {
+            try process.run()
+            input.fileHandleForWriting.write(json(alert))
+            try? input.fileHandleForWriting.close()
+            process.waitUntilExit()
+            if process.terminationStatus != 0 { logger.error("alert command exited \(process.terminationStatus)") }
+            return process.terminationStatus == 0
+        } catch {
+            logger.error("alert command could not start: \(error)")
+            return false
+        }
+    }
+
+    func post(_ url: String, alert: Alert) -> Bool {
+        let settings = CurlSettings(region: "", accessKeyID: "", secretAccessKey: "", connectTimeout: configuration.upload.connectTimeout,
+                                    stallTimeout: configuration.upload.stallTimeout, caBundle: configuration.store.caBundle)
+        do {
+            let response = try CurlEasy().perform(method: "POST", url: url, headers: ["Content-Type": "application/json"],
+                                                   body: .bytes(Array(json(alert))), settings: settings)
+            if !(200..<300).contains(response.status) { logger.error("alert webhook answered HTTP \(response.status)") }
+            return (200..<300).contains(response.status)
+        } catch {
+            logger.error("alert webhook failed: \(error)")
+            return false
+        }
+    }
+}
+
+/// Writes the Prometheus textfile (atomically, for node-exporter's textfile collector).
+public enum MetricsFile {
+    public static func text(configuration: Configuration, ledger: Ledger) throws -> String {
+        let pressure = SpoolPressure(spool: Spool(root: configuration.spoolDirectory), highPercent: configuration.ingest.highWatermarkPercent,
+                                     lowPercent: configuration.ingest.lowWatermarkPercent)
+        return try ledger.metricsText(spoolUsedRatio: pressure.usedPercent.map { $0 / 100 }, spoolAboveHighWatermark: pressure.isHolding)
+    }
+
+    public static func write(configuration: Configuration, ledger: Ledger) throws {
+        guard let path = configuration.monitoring.metricsTextfile else { return }
+        let text = try self.text(configuration: configuration, ledger: ledger)
+        let temporary = path + ".tmp"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
+        guard rename(temporary, path) == 0 else {
+            throw UploaderError(.io, "cannot write the metrics file \(path): check [monitoring] metrics_textfile")
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Logging
+import Testing
+import TestSupport
+import UploaderCore
+@testable import Ledger
+@testable import Transport
+
+@Suite(.serialized) struct MonitoringTests {
+    @Test func aQuarantinedFileAlertsOnceThroughTheCommandAndTheWebhook() throws {
+        let server = try RecordingHTTPServer()
+        let folder = TemporaryDirectory()
+        let received = folder.sub("alerts.jsonl")
+        let site = try TestSite(root: folder.sub("site"), extra: """
+            [monitoring]
+            alert_command = "cat >> '\(received)'; echo >> '\(received)'; echo \\"$UPLOADER_ALERT_KEY\\" >> '\(received).keys'"
+            alert_webhook = "\(server.url)"
+            """)
+        try FileManager.default.createDirectory(atPath: folder.sub("cam"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: folder.sub("cam/evil.mp4"), withDestinationPath: "/etc/shadow")
+        _ = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-A"], config: site.configPath)
+
+        let first = try UploaderProcess.run(["alerts"], config: site.configPath)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("sent: [file-1-quarantined] BWC-A evil.mp4 quarantined (hostile entry)"))
+        #expect(try String(contentsOfFile: received + ".keys", encoding: .utf8) == "file-1-quarantined\n")
+        let payload = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: received))) as? [String: Any])
+        #expect(payload["key"] as? String == "file-1-quarantined")
+        #expect(payload["serial"] as? String == "BWC-A")
+        #expect(server.wait(for: 1))
+        #expect(server.requests.first?.contains("\"key\":\"file-1-quarantined\"") == true)
+
+        // Still true a minute later, but not sent again within repeat_hours.
+        let second = try UploaderProcess.run(["alerts"], config: site.configPath)
+        #expect(second.stdout == "no alert due\n")
+        #expect(try String(contentsOfFile: received + ".keys", encoding: .utf8) == "file-1-quarantined\n")
+        #expect(try Ledger(path: site.ledgerPath).events(EventFilter(minimumLevel: .warning)).filter { $0.kind == "alert.sent" }.count == 1)
+    }
+
+    @Test func oldBacklogsAndIdleDocksRaiseAlerts() throws {
+        let folder = TemporaryDirectory()
+        let site = try TestSite(root: folder.sub("site"))
+        let ledger = try Ledger(path: site.ledgerPath)
+        _ = try ledger.discover(serial: "BWC-B", sourcePath: "DCIM/A.MP4", size: 10, modifiedNanoseconds: 1)
+        try ledger.log(EventDraft(.notice, "dock.started", serial: "BWC-C", "docked"))
+        let dispatcher = AlertDispatcher(configuration: try site.configuration(), ledger: ledger, logger: Logger(label: "t"))
+        #expect(try dispatcher.run(send: false).isEmpty)
+        let later = try dispatcher.run(now: Date().addingTimeInterval(40 * 3600), send: false)
+        #expect(Set(later.map { $0.key.split(separator: "-").prefix(2).joined(separator: "-") }) == ["oldest-unverified", "dock-idle"])
+    }
+
+    @Test func metricsDescribeTheLedgerInPrometheusFormat() throws {
+        let fixture = try StoreFixture("metrics")
+        try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
+        try CameraVolume.writeRecording(at: fixture.volume + "/B.MP4", recordedAt: Date(), payloadSize: 2000, seed: 3)
+        try fixture.ingest()
+        #expect(try fixture.upload().verified == 2)
+        let text = try fixture.cli(["metrics"]).stdout
+        #expect(text.contains("# TYPE uploader_files gauge"))
+        #expect(text.contains("uploader_files{state=\"verified\"} 2"))
+        #expect(text.contains("uploader_files{state=\"failed\"} 0"))
+        let bytes = try fixture.ledger.files().reduce(Int64(0)) { $0 + $1.sourceSize }
+        #expect(text.contains("uploader_uploaded_bytes_total \(bytes)"))
+        #expect(text.contains("uploader_oldest_unverified_age_seconds 0"))
+        #expect(text.contains("uploader_spool_above_high_watermark 0"))
+        #expect(text.contains("uploader_spool_used_ratio 0."))
+    }
+}
