@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Ledger
 import Logging
+import Synchronization
 import SystemPackage
 import UploaderCore
 
@@ -81,7 +82,9 @@ public final class Ingestor {
                 continue
             }
             let age = now.timeIntervalSince1970 - Double(entry.modifiedNanoseconds) / 1e9
-            if age < configuration.ingest.settleSeconds {
+            // A time in the future says the camera's clock is wrong, not that the file is
+            // being written: copy it (the size/time check around the copy still guards it).
+            if age >= 0, age < configuration.ingest.settleSeconds {
                 report.waitingToSettle += 1
                 logger.info("still being written, will copy on the next run", metadata: ["file": "\(entry.relativePath)"])
                 continue
@@ -188,13 +191,21 @@ public final class Ingestor {
         _ = try Syscall.tryLockExclusive(output)
 
         let whole = SHA256Hasher()
-        var partHashes: [String] = []
-        var part = SHA256Hasher()
-        var inPart: Int64 = 0
+        // A file of one part has one hash: the whole file's. Larger files get their
+        // part hashes from a second thread while this one hashes the whole and writes.
+        let parts = file.sourceSize > partSize ? PartHasher(partSize: partSize) : nil
         var total: Int64 = 0
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)
-        defer { buffer.deallocate() }
+        // Two buffers: the next chunk is read while the part hasher finishes the last one.
+        let buffers = [UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096),
+                       UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)]
+        defer {
+            _ = parts?.finish()
+            buffers.forEach { $0.deallocate() }
+        }
+        var index = 0
         while true {
+            let buffer = buffers[index % 2]
+            index += 1
             let count: Int
             do {
                 count = try source.read(into: buffer)
@@ -204,19 +215,8 @@ public final class Ingestor {
             }
             if count == 0 { break }
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+            parts?.submit(chunk)
             whole.update(chunk)
-            var consumed = 0
-            while consumed < count {
-                let take = Int(min(Int64(count - consumed), partSize - inPart))
-                part.update(UnsafeRawBufferPointer(rebasing: chunk[consumed..<(consumed + take)]))
-                consumed += take
-                inPart += Int64(take)
-                if inPart == partSize {
-                    partHashes.append(part.finalize().hex)
-                    part = SHA256Hasher()
-                    inPart = 0
-                }
-            }
             do {
                 _ = try output.writeAll(chunk)
             } catch let error as Errno {
@@ -227,21 +227,22 @@ public final class Ingestor {
             if stop?.isRequested == true {
                 throw UploaderError(.sourceVanished, "copying \(file.sourcePath) was stopped (camera unplugged or agent stopping); the next dock copies it again")
             }
+            // The next chunk goes to the other buffer: this one may still be with the part hasher.
         }
-        if inPart > 0 || partHashes.isEmpty { partHashes.append(part.finalize().hex) }
         let after = try Syscall.fstat(source)
         guard total == file.sourceSize, after.st_size == before.st_size,
               after.st_mtim.tv_sec == before.st_mtim.tv_sec, after.st_mtim.tv_nsec == before.st_mtim.tv_nsec else {
             throw UploaderError(.sourceChanged, "\(file.sourcePath) changed while it was being copied (is the camera still writing it?); its new version will be copied on the next run")
         }
         let digest = whole.finalize()
+        let partHashes = parts?.finish() ?? [digest.hex]
         do {
             try Syscall.fsync(output)
         } catch {
             throw spoolWriteError(error, file: file)
         }
         FailPoints.hit("ingest.copy-synced")
-        try verifyFromDisk(output, expected: digest, file: file)
+        try verifyFromDisk(expected: digest, partHashes: partHashes, partSize: partSize, file: file)
         let spoolName = Spool.spoolName(fileID: file.id, sourcePath: file.sourcePath)
         try Syscall.renameAt(temporaryDirectory, temporaryName, objectsDirectory, spoolName)
         renamed = true
@@ -255,24 +256,57 @@ public final class Ingestor {
     }
 
     /// Re-reads the fsynced copy after dropping its cached pages, so the bytes
-    /// come from the disk, and compares their hash with the camera's.
-    func verifyFromDisk(_ output: FileDescriptor, expected: SHA256Digest, file: MediaFile) throws {
+    /// come from the disk, and compares them with the camera read: part by
+    /// part on two threads for a multipart file (every byte is in one part),
+    /// or by the whole-file hash for a file of one part.
+    func verifyFromDisk(expected: SHA256Digest, partHashes: [String], partSize: Int64, file: MediaFile) throws {
         let reader = try FileDescriptor.open(FilePath(spool.temporaryDirectory + "/\(file.id).partial"), .readOnly, options: [.closeOnExec])
         defer { try? reader.close() }
         try Syscall.dropCachedPages(reader)
         Syscall.adviseSequential(reader)
-        let hasher = SHA256Hasher()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)
-        defer { buffer.deallocate() }
-        while true {
-            let count = try reader.read(into: buffer)
-            if count == 0 { break }
-            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+
+        /// Hashes the byte ranges of `parts` (by index) and returns the indexes that differ.
+        @Sendable func check(_ indexes: [Int]) -> [Int] {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)
+            defer { buffer.deallocate() }
+            var mismatched: [Int] = []
+            for index in indexes {
+                let hasher = SHA256Hasher()
+                var offset = Int64(index) * partSize
+                let end = min(file.sourceSize, offset + partSize)
+                while offset < end {
+                    let want = Int(min(Int64(buffer.count), end - offset))
+                    guard let got = try? Syscall.pread(reader, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset), got > 0 else { break }
+                    hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+                    offset += Int64(got)
+                }
+                let expectedHex = partHashes.count == 1 ? expected.hex : partHashes[index]
+                if offset != end || hasher.finalize().hex != expectedHex { mismatched.append(index) }
+            }
+            return mismatched
         }
-        let actual = hasher.finalize()
-        guard actual == expected else {
+
+        let all = Array(0..<partHashes.count)
+        var mismatched: [Int]
+        if all.count > 1 {
+            let odd = all.filter { $0 % 2 == 1 }
+            let helperResult = Mutex<[Int]>([])
+            let helperDone = DispatchSemaphore(value: 0)
+            let helper = Thread {
+                helperResult.withLock { $0 = check(odd) }
+                helperDone.signal()
+            }
+            helper.name = "uploader.ingest.verify"
+            helper.start()
+            mismatched = check(all.filter { $0 % 2 == 0 })
+            helperDone.wait()
+            mismatched += helperResult.withLock { $0 }
+        } else {
+            mismatched = check(all)
+        }
+        guard mismatched.isEmpty else {
             throw UploaderError(.io, "the spool copy of \(file.sourcePath) read back differently from the camera (disk fault?); it will be copied again on the next run",
-                                cause: "camera \(expected.hex), spool \(actual.hex)")
+                                cause: "parts \(mismatched.sorted().map { String($0 + 1) }.joined(separator: ", ")) differ")
         }
         // The verified copy need not stay in the page cache.
         try? Syscall.dropCachedPages(reader)

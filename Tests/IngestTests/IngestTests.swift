@@ -157,6 +157,18 @@ struct IngestFixture {
         #expect(try fixture.ledger.files().isEmpty)
     }
 
+    @Test func aFileStampedInTheFutureIsCopiedNotWaitedForForever() throws {
+        let fixture = try IngestFixture()
+        var configuration = fixture.configuration
+        configuration.ingest.settleSeconds = 60
+        try CameraVolume.writeRecording(at: fixture.volume + "/VID1.MP4", recordedAt: Date(), payloadSize: 1000)
+        // A camera whose clock runs a day ahead.
+        var times = [timespec(tv_sec: Int(Date().timeIntervalSince1970) + 86400, tv_nsec: 0), timespec(tv_sec: Int(Date().timeIntervalSince1970) + 86400, tv_nsec: 0)]
+        utimensat(AT_FDCWD, fixture.volume + "/VID1.MP4", &times, 0)
+        let report = try Ingestor(configuration: configuration, ledger: fixture.ledger, logger: Logger(label: "t")).ingest(volume: fixture.volume, serial: "BWC-1")
+        #expect(report.copied == 1 && report.waitingToSettle == 0)
+    }
+
     @Test func aFullSpoolStopsBeforeCopyingAndSaysWhatToDo() throws {
         let fixture = try IngestFixture(extra: "")
         var configuration = fixture.configuration

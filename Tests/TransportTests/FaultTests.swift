@@ -80,7 +80,7 @@ import UploaderCore
         #expect(retry.message.contains("SlowDown (HTTP 503)"))
         #expect(retry.message.contains("retrying in 1.0 s"))
         let row = try #require(try fixture.ledger.files().first)
-        #expect(row.nextAttemptAt.map { $0.timeIntervalSince(row.updatedAt) >= 1 } == true)
+        #expect(row.nextAttemptAt.map { $0.timeIntervalSince(row.updatedAt) >= 0.9 } == true)
         proxy.setFaultRate(0)
         #expect(try runner.run(now: Date().addingTimeInterval(60)).verified == 1)
     }
