@@ -118,6 +118,10 @@ public final class S3Client {
     /// Aborts a running body transfer when set.
     public var stop: StopFlag?
     static let emptyPayloadHash = SHA256Hasher.hash([UInt8]()).hex
+    /// Media bodies are not hashed into the signature: the signed
+    /// `x-amz-checksum-sha256` header already binds the body, and the store
+    /// verifies it (one SHA-256 on the store's side instead of two).
+    static let unsignedPayload = "UNSIGNED-PAYLOAD"
 
     public init(target: Target, region: String, credentials: Credentials, connectTimeout: Int = 15,
                 stallTimeout: Int = 60, caBundle: String? = nil) {
@@ -148,7 +152,7 @@ public final class S3Client {
     public func putObject(key: String, file: FileDescriptor, size: Int64, sha256: SHA256Digest,
                           metadata: [String: String], progress: ((Int64) -> Void)? = nil) throws -> String {
         var headers = metadataHeaders(metadata)
-        headers["x-amz-content-sha256"] = sha256.hex
+        headers["x-amz-content-sha256"] = Self.unsignedPayload
         headers["x-amz-checksum-sha256"] = sha256.base64
         headers["If-None-Match"] = "*"
         let response = try send("PUT", key: key, query: [], headers: headers,
@@ -169,7 +173,7 @@ public final class S3Client {
 
     public func uploadPart(key: String, uploadID: String, number: Int, file: FileDescriptor, offset: Int64,
                            size: Int64, sha256: SHA256Digest, progress: ((Int64) -> Void)? = nil) throws -> String {
-        let headers = ["x-amz-content-sha256": sha256.hex, "x-amz-checksum-sha256": sha256.base64]
+        let headers = ["x-amz-content-sha256": Self.unsignedPayload, "x-amz-checksum-sha256": sha256.base64]
         let response = try send("PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
                                 headers: headers, body: .file(file, offset: offset, length: size), progress: progress)
         guard response.status == 200, let etag = response.headers["etag"] else { throw S3Failure.from(response) }
