@@ -9,16 +9,19 @@ import UploaderCore
 /// the transfer's own thread.
 public final class BandwidthLimiter: Sendable {
     let timetable: BandwidthTimetable
+    let unlimited: Bool
     private let bucket = Mutex<(tokens: Double, last: ContinuousClock.Instant)>((0, ContinuousClock.now))
     /// Never more than this many seconds of traffic in one burst.
     static let burstSeconds = 0.25
 
     public init(timetable: BandwidthTimetable) {
         self.timetable = timetable
+        self.unlimited = timetable.isUnlimited
     }
 
     /// Waits until `bytes` may be sent under the limit in force now.
     public func acquire(_ bytes: Int) {
+        if unlimited { return }
         let wait = reserve(bytes, at: ContinuousClock.now, wallClock: Date())
         if wait > 0 { Thread.sleep(forTimeInterval: wait) }
     }

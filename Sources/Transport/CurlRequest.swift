@@ -136,6 +136,8 @@ final class CurlEasy {
         if let caBundle = settings.caBundle { try check(uploader_curl_setopt_string(handle, CURLOPT_CAINFO, caBundle)) }
         try check(uploader_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, list))
         if Self.verbose { try check(uploader_curl_setopt_long(handle, CURLOPT_VERBOSE, 1)) }
+        // Large reads from the spool: fewer callbacks and syscalls per part (libcurl's default is 64 KiB).
+        try check(uploader_curl_setopt_long(handle, CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20))
         try errorBuffer.withUnsafeMutableBytes { raw in
             try check(uploader_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, raw.baseAddress))
         }

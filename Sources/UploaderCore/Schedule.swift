@@ -123,6 +123,9 @@ public struct BandwidthTimetable: Sendable, Equatable {
     public var entries: [Entry]
     public var timeZone: TimeZone
 
+    /// No entry limits anything ("off" all day): the hot path skips the clock.
+    public var isUnlimited: Bool { entries.allSatisfy { $0.bytesPerSecond == nil } }
+
     public static let unlimited = BandwidthTimetable(entries: [], timeZone: .current)
 
     /// The timetable in the configuration's notation.
@@ -175,7 +178,7 @@ public struct BandwidthTimetable: Sendable, Equatable {
     /// The limit in force at `date`: the last entry at or before that time of
     /// day, else the day's last entry (still in force since yesterday).
     public func bytesPerSecond(at date: Date) -> Int64? {
-        guard let last = entries.last else { return nil }
+        guard let last = entries.last, !isUnlimited else { return nil }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = timeZone
         let parts = calendar.dateComponents([.hour, .minute], from: date)
