@@ -25,6 +25,31 @@ public struct IngestReport: Sendable, Codable, Equatable {
     public init() {}
 }
 
+/// What an ingest has done so far, for `uploader ingest`'s progress line.
+public final class IngestProgress: Sendable {
+    private let state = Mutex<(files: Int, totalFiles: Int, bytes: Int64, totalBytes: Int64, started: Date)>((0, 0, 0, 0, Date()))
+
+    func begin(files: Int, bytes: Int64) { state.withLock { $0 = (0, files, 0, bytes, Date()) } }
+    func add(bytes: Int64) { state.withLock { $0.bytes += bytes } }
+    /// A file done; one that needed no copy leaves the total.
+    func finishedFile(size: Int64, copied: Bool) {
+        state.withLock { state in
+            state.files += 1
+            if !copied { state.totalBytes -= size }
+        }
+    }
+
+    /// "12/40 files, 1.2 GiB of 9.8 GiB at 180.0 MiB/s, ETA 49s"
+    public var line: String {
+        state.withLock { state in
+            let elapsed = Date().timeIntervalSince(state.started)
+            let rate = elapsed > 0 ? Double(state.bytes) / elapsed : 0
+            let eta = rate > 0 ? ", ETA \(Int(Double(max(0, state.totalBytes - state.bytes)) / rate))s" : ""
+            return "\(state.files)/\(state.totalFiles) files, \(ByteCount.format(state.bytes)) copied at \(ByteCount.format(Int64(rate)))/s\(eta)"
+        }
+    }
+}
+
 /// Copies a camera volume's media into the spool: one streaming pass that
 /// copies and hashes (whole file and each planned upload part), fsync, a
 /// verifying re-read from disk, then an atomic rename, and a ledger entry at
@@ -36,6 +61,8 @@ public final class Ingestor {
     let logger: Logger
     /// Replaced in tests to play a filling disk.
     public var pressure: SpoolPressure
+    /// Live counters for a progress display (read from another thread).
+    public let progress = IngestProgress()
     static let chunkSize = 1 << 20
 
     public init(configuration: Configuration, ledger: Ledger, logger: Logger) {
@@ -61,6 +88,7 @@ public final class Ingestor {
         }
         var report = IngestReport()
         let entries = try VolumeScanner(profile: profile).scan(root: volume)
+        progress.begin(files: entries.count, bytes: entries.reduce(0) { $0 + $1.size })
         report.found = entries.count
         try ledger.log(EventDraft(.notice, "ingest.started", serial: serial, "ingest of \(volume) started: \(entries.count) entries"))
 
@@ -98,11 +126,13 @@ public final class Ingestor {
                 break
             }
             guard needsCopy(file) else {
+                progress.finishedFile(size: entry.size, copied: false)
                 if file.state == .quarantined, file.holdReason == HoldReason.unknownDevice.rawValue { report.held += 1 } else { report.alreadySecured += 1 }
                 continue
             }
             do {
                 let spooled = try copy(file, from: rootFD, profile: profile, stop: stop)
+                progress.finishedFile(size: entry.size, copied: true)
                 report.copied += 1
                 report.bytesCopied += file.sourceSize
                 if spooled.state == .quarantined { report.held += 1 }
@@ -223,6 +253,7 @@ public final class Ingestor {
                 throw spoolWriteError(error, file: file)
             }
             total += Int64(count)
+            progress.add(bytes: Int64(count))
             FailPoints.hit("ingest.chunk-written")
             if stop?.isRequested == true {
                 throw UploaderError(.sourceVanished, "copying \(file.sourcePath) was stopped (camera unplugged or agent stopping); the next dock copies it again")

@@ -6,7 +6,8 @@ import UploaderCore
 /// ETA, redrawn twice a second from the ledger by a thread of its own.
 /// Off when stdout is not a terminal (then the log lines are the record).
 final class ProgressLine: @unchecked Sendable {
-    private let ledger: Ledger
+    private let ledger: Ledger?
+    private let sample: (@Sendable () -> String)?
     private let enabled: Bool
     private let stopped = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
@@ -15,11 +16,33 @@ final class ProgressLine: @unchecked Sendable {
 
     init(ledger: Ledger, enabled: Bool) {
         self.ledger = ledger
+        self.sample = nil
+        self.enabled = enabled
+    }
+
+    /// A line from any source (the ingest's counters).
+    init(enabled: Bool, sample: @escaping @Sendable () -> String) {
+        self.ledger = nil
+        self.sample = sample
         self.enabled = enabled
     }
 
     func start() {
         guard enabled else { return }
+        if let sample {
+            let thread = Thread { [self] in
+                while stopped.wait(timeout: .now() + 0.5) == .timedOut {
+                    FileHandle.standardOutput.write(Data("\r\u{1B}[K\(sample())".utf8))
+                }
+                FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+                finished.signal()
+            }
+            thread.name = "uploader.progress"
+            self.thread = thread
+            thread.start()
+            return
+        }
+        guard let ledger else { return }
         let initial = (try? ledger.summary()).map { ($0.states["verified"]?.count ?? 0, $0.states["verified"]?.bytes ?? 0) } ?? (0, 0)
         let thread = Thread { [self] in
             while stopped.wait(timeout: .now() + 0.5) == .timedOut {

@@ -24,7 +24,11 @@ struct IngestCommand: ParsableCommand {
             let ingestor = Ingestor(configuration: configuration, ledger: ledger, logger: Logger(label: "uploader.ingest"))
             // Ctrl-C or SIGTERM ends the copy cleanly: no half file, the ledger says so.
             TerminationSignals.install()
+            let counters = ingestor.progress
+            let progress = ProgressLine(enabled: !json && isatty(STDOUT_FILENO) == 1) { counters.line }
+            progress.start()
             let report = try ingestor.ingest(volume: path, serial: serial, stop: TerminationSignals.flag)
+            progress.stop()
             if json {
                 try Output.json(report)
             } else {
