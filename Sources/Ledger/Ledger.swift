@@ -42,6 +42,7 @@ public final class Ledger: Sendable {
 
     // MARK: - Plumbing
 
+    @discardableResult
     func write<T>(_ action: String, _ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.write(body)

@@ -40,7 +40,7 @@ public struct SpoolPressure: Sendable {
             return String(format: "the spool is %.0f%% full and waits to fall below %.0f%% (low watermark): files stay on the camera until uploads are verified and purged", used, lowPercent)
         }
         if used >= highPercent {
-            FileManager.default.createFile(atPath: markerPath, contents: Data(String(format: "%.1f\n", used).utf8))
+            _ = FileManager.default.createFile(atPath: markerPath, contents: Data(String(format: "%.1f\n", used).utf8))
             return String(format: "the spool is %.0f%% full (high watermark %.0f%%): the remaining files stay on the camera and are copied once space frees", used, highPercent)
         }
         return nil
