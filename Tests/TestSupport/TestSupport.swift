@@ -191,45 +191,18 @@ public struct UploaderProcess {
         return packageRoot.appendingPathComponent(".build/debug/uploader").path
     }
 
-    /// Runs `uploader ARGS` and waits. `environment` adds to the inherited one.
+    /// Runs `uploader ARGS` and waits. `environment` adds to the inherited one;
+    /// `wrapper` goes before the executable (`runExecutable: false` runs the wrapper alone,
+    /// for a script that calls the executable itself).
     @discardableResult
-    /// `runExecutable: false` runs the wrapper alone (a script that calls the executable itself).
     public static func run(_ arguments: [String], config: String? = nil, environment: [String: String] = [:],
                            wrapper: [String] = [], runExecutable: Bool = true) throws -> Result {
-        var env = ProcessInfo.processInfo.environment
-        env["UPLOADER_CONFIG"] = config
-        for (key, value) in environment { env[key] = value }
-        let out = TemporaryDirectory("uploader-proc")
-        let command = wrapper + (runExecutable ? [executable] + arguments : [])
-        let stdoutPath = out.sub("stdout"), stderrPath = out.sub("stderr")
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
-
-        var fileActions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fileActions)
-        defer { posix_spawn_file_actions_destroy(&fileActions) }
-        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&fileActions, 1, stdoutPath, O_WRONLY | O_TRUNC, 0)
-        posix_spawn_file_actions_addopen(&fileActions, 2, stderrPath, O_WRONLY | O_TRUNC, 0)
-        let argv = command.map { strdup($0) } + [nil]
-        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawnp(&pid, command[0], &fileActions, nil, argv, envp)
-        guard spawned == 0 else { throw TestFailure.message("cannot start \(command[0]): errno \(spawned)") }
-        var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) == -1 && errno == EINTR {}
-        let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
-        return Result(
-            status: signaled ? -1 : (status >> 8) & 0xff,
-            stdout: (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "",
-            killedBySignal: signaled ? status & 0x7f : nil)
+        try start(arguments, config: config, environment: environment, wrapper: wrapper, runExecutable: runExecutable).finish()
     }
 
     /// Starts `uploader ARGS` without waiting; `finish()` waits for it.
-    public static func start(_ arguments: [String], config: String, environment: [String: String] = [:]) throws -> Running {
+    public static func start(_ arguments: [String], config: String?, environment: [String: String] = [:],
+                             wrapper: [String] = [], runExecutable: Bool = true) throws -> Running {
         let out = TemporaryDirectory("uploader-proc")
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
@@ -240,12 +213,13 @@ public struct UploaderProcess {
         var env = ProcessInfo.processInfo.environment
         env["UPLOADER_CONFIG"] = config
         for (key, value) in environment { env[key] = value }
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let command = wrapper + (runExecutable ? [executable] + arguments : [])
+        let argv = command.map { strdup($0) } + [nil]
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &fileActions, nil, argv, envp)
-        guard spawned == 0 else { throw TestFailure.message("cannot start \(executable): errno \(spawned)") }
+        let spawned = posix_spawnp(&pid, command[0], &fileActions, nil, argv, envp)
+        guard spawned == 0 else { throw TestFailure.message("cannot start \(command[0]): errno \(spawned)") }
         return Running(pid: pid, output: out)
     }
 
