@@ -53,8 +53,10 @@ public final class IngestProgress: Sendable {
 /// Copies a camera volume's media into the spool: one streaming pass that
 /// copies and hashes (whole file and each planned upload part), fsync, a
 /// verifying re-read from disk, then an atomic rename, and a ledger entry at
-/// every step.
-public final class Ingestor {
+/// every step. `@unchecked Sendable`: its copy threads share only Sendable
+/// state (configuration, ledger, spool, logger, progress); `pressure` is set
+/// before a run starts and read only during it.
+public final class Ingestor: @unchecked Sendable {
     let configuration: Configuration
     let ledger: Ledger
     let spool: Spool
@@ -95,7 +97,9 @@ public final class Ingestor {
         let rootFD = try FileDescriptor.open(FilePath(volume), .readOnly, options: [.directory, .closeOnExec])
         defer { try? rootFD.close() }
 
-        for (index, entry) in entries.enumerated() {
+        // First, in order: what each entry is, one ledger row each, and what needs a copy.
+        var jobs: [MediaFile] = []
+        for entry in entries {
             if stop?.isRequested == true {
                 report.stoppedBecause = "stop requested (camera unplugged or agent stopping); the next dock resumes"
                 break
@@ -119,62 +123,125 @@ public final class Ingestor {
             }
             let (file, _) = try ledger.discover(serial: serial, sourcePath: entry.relativePath, size: entry.size,
                                                 modifiedNanoseconds: entry.modifiedNanoseconds)
-            if needsCopy(file), let reason = pressure.mayCopy() {
-                report.leftOnCamera = entries[index...].filter { if case .media = $0.kind { return true } else { return false } }.count
-                report.stoppedBecause = reason
-                try ledger.log(EventDraft(.warning, "spool.full", serial: serial, reason))
-                break
-            }
             guard needsCopy(file) else {
                 progress.finishedFile(size: entry.size, copied: false)
                 if file.state == .quarantined, file.holdReason == HoldReason.unknownDevice.rawValue { report.held += 1 } else { report.alreadySecured += 1 }
                 continue
             }
-            do {
-                let spooled = try copy(file, from: rootFD, profile: profile, stop: stop)
-                progress.finishedFile(size: entry.size, copied: true)
-                report.copied += 1
-                report.bytesCopied += file.sourceSize
-                if spooled.state == .quarantined { report.held += 1 }
-            } catch let error as UploaderError {
-                switch error.code {
-                case .diskFull:
-                    try? ledger.markFailed(file.id, error: error.message, retryAt: nil)
-                    report.failed += 1
-                    report.stoppedBecause = error.message
-                case .sourceVanished:
-                    try? ledger.markFailed(file.id, error: "interrupted: \(error.message)", retryAt: nil)
-                    report.failed += 1
-                    report.stoppedBecause = error.message
-                case .verification:
-                    report.quarantined += 1
-                    continue
-                case .sourceChanged:
-                    try ledger.markSuperseded(file.id, reason: error.message)
-                    report.failed += 1
-                    continue
-                case .hostileEntry:
-                    try ledger.quarantine(file.id, reason: .hostileEntry, message: error.message)
-                    report.quarantined += 1
-                    continue
-                case .unreadable:
-                    try ledger.quarantine(file.id, reason: .unreadable, message: error.message)
-                    report.quarantined += 1
-                    continue
-                default:
-                    try ledger.markFailed(file.id, error: error.message, retryAt: nil)
-                    report.failed += 1
-                    continue
-                }
-                logger.error("ingest stopped: \(error.message)", metadata: ["device": "\(serial)"])
-                break
-            }
+            jobs.append(file)
+        }
+        if report.stoppedBecause == nil, !jobs.isEmpty {
+            report = copyAll(jobs, from: rootFD, profile: profile, stop: stop, serial: serial, report: report)
         }
         report.peakMemoryBytes = ProcessMemory.peakResidentBytes()
         let summary = "ingest of \(volume) finished: \(report.copied) copied (\(report.bytesCopied) bytes), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed; peak memory \(ByteCount.format(report.peakMemoryBytes ?? 0))"
         try ledger.log(EventDraft(report.stoppedBecause == nil ? .notice : .error, "ingest.finished", serial: serial,
                                   summary + (report.stoppedBecause.map { "; stopped: \($0)" } ?? "")))
         return report
+    }
+
+    struct CopyQueue {
+        var next = 0
+        var inFlightBytes: Int64 = 0
+        var report: IngestReport
+    }
+
+    /// Copies the files `parallel_copies` at a time (hashing is CPU-bound: one
+    /// copy per core). A stop, a removed camera or a full spool ends the run:
+    /// copies under way finish or are discarded, no new one starts.
+    func copyAll(_ jobs: [MediaFile], from root: FileDescriptor, profile: IngestProfile, stop: StopFlag?,
+                 serial: String, report: IngestReport) -> IngestReport {
+        let queue = Mutex(CopyQueue(report: report))
+        let work: @Sendable () -> Void = { [self] in
+            while true {
+                enum Next { case copy(MediaFile), full(String), done }
+                let next: Next = queue.withLock { state in
+                    guard state.report.stoppedBecause == nil, state.next < jobs.count else { return .done }
+                    if stop?.isRequested == true {
+                        state.report.stoppedBecause = "stop requested (camera unplugged or agent stopping); the next dock resumes"
+                        return .done
+                    }
+                    let file = jobs[state.next]
+                    // Copies under way count as if they had landed, so two at once cannot overshoot.
+                    if let reason = pressure.mayCopy(pendingBytes: state.inFlightBytes) {
+                        state.report.stoppedBecause = reason
+                        state.report.leftOnCamera = jobs.count - state.next
+                        return .full(reason)
+                    }
+                    state.next += 1
+                    state.inFlightBytes += file.sourceSize
+                    return .copy(file)
+                }
+                switch next {
+                case .done:
+                    return
+                case .full(let reason):
+                    try? ledger.log(EventDraft(.warning, "spool.full", serial: serial, reason))
+                    return
+                case .copy(let file):
+                    let outcome = copyOne(file, from: root, profile: profile, stop: stop, serial: serial)
+                    queue.withLock { state in
+                        state.inFlightBytes -= file.sourceSize
+                        outcome(&state.report)
+                    }
+                }
+            }
+        }
+        let helpers = max(0, min(configuration.ingest.parallelCopies, jobs.count) - 1)
+        let done = DispatchGroup()
+        for index in 0..<helpers {
+            done.enter()
+            let thread = Thread {
+                work()
+                done.leave()
+            }
+            thread.name = "uploader.ingest.copy.\(index + 1)"
+            thread.start()
+        }
+        work()
+        done.wait()
+        return queue.withLock { $0.report }
+    }
+
+    /// One file's copy and what it adds to the report.
+    func copyOne(_ file: MediaFile, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag?,
+                 serial: String) -> (inout IngestReport) -> Void {
+        do {
+            let spooled = try copy(file, from: root, profile: profile, stop: stop)
+            progress.finishedFile(size: file.sourceSize, copied: true)
+            return { report in
+                report.copied += 1
+                report.bytesCopied += file.sourceSize
+                if spooled.state == .quarantined { report.held += 1 }
+            }
+        } catch let error as UploaderError {
+            switch error.code {
+            case .diskFull, .sourceVanished:
+                let message = error.code == .diskFull ? error.message : "interrupted: \(error.message)"
+                try? ledger.markFailed(file.id, error: message, retryAt: nil)
+                logger.error("ingest stopped: \(error.message)", metadata: ["device": "\(serial)"])
+                return { report in
+                    report.failed += 1
+                    if report.stoppedBecause == nil { report.stoppedBecause = error.message }
+                }
+            case .verification:
+                return { $0.quarantined += 1 }
+            case .sourceChanged:
+                try? ledger.markSuperseded(file.id, reason: error.message)
+            case .hostileEntry:
+                try? ledger.quarantine(file.id, reason: .hostileEntry, message: error.message)
+                return { $0.quarantined += 1 }
+            case .unreadable:
+                try? ledger.quarantine(file.id, reason: .unreadable, message: error.message)
+                return { $0.quarantined += 1 }
+            default:
+                try? ledger.markFailed(file.id, error: error.message, retryAt: nil)
+            }
+            return { $0.failed += 1 }
+        } catch {
+            try? ledger.markFailed(file.id, error: "\(error)", retryAt: nil)
+            return { $0.failed += 1 }
+        }
     }
 
     func needsCopy(_ file: MediaFile) -> Bool {

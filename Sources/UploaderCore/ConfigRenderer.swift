@@ -71,6 +71,8 @@ public enum ConfigRenderer {
         settle_seconds = \(c.ingest.settleSeconds)
         # Space kept free on the spool disk.
         spool_reserve = \(quoted("\(c.ingest.spoolReserveBytes / 1024 / 1024)MiB"))
+        # Files of one camera copied at the same time (one per core is right).
+        parallel_copies = \(c.ingest.parallelCopies)
 
         [spool]
         # Above this share of the spool disk in use, docks leave the rest on the camera…

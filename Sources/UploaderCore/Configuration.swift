@@ -63,6 +63,8 @@ public struct Configuration: Sendable, Equatable {
         public var lowWatermarkPercent: Double
         /// Spool copies of verified files are deleted after this many days (0: at once).
         public var keepVerifiedDays: Double
+        /// Files of one camera copied at the same time (hashing is the bottleneck: one per core).
+        public var parallelCopies: Int
     }
 
     public struct Docking: Sendable, Equatable {
@@ -234,6 +236,7 @@ public enum ConfigurationLoader {
         }()
         let settleSeconds = reader.double("ingest", "settle_seconds", default: 5, range: 0...86400)
         let spoolReserve = reader.byteSize("ingest", "spool_reserve", default: 256 * 1024 * 1024)
+        let parallelCopies = reader.int("ingest", "parallel_copies", default: 2, range: 1...16)
         let high = reader.double("spool", "high_watermark_percent", default: 90, range: 1...100)
         let low = reader.double("spool", "low_watermark_percent", default: 80, range: 0...100)
         if low > high { reader.problem("spool", "low_watermark_percent", "must not be above high_watermark_percent (\(high))") }
@@ -257,7 +260,7 @@ public enum ConfigurationLoader {
             "store": ["endpoint", "region", "bucket", "prefix", "addressing", "credentials", "key_template", "ca_bundle"],
             "upload": ["part_size", "concurrency", "max_attempts", "retry_base_delay", "retry_max_delay", "connect_timeout", "stall_timeout", "abort_stale_multipart_hours"],
             "schedule": ["windows", "bandwidth"],
-            "ingest": ["media_extensions", "camera_clock", "settle_seconds", "spool_reserve"],
+            "ingest": ["media_extensions", "camera_clock", "settle_seconds", "spool_reserve", "parallel_copies"],
             "docking": ["models", "mount_root", "max_concurrent_docks"],
             "spool": ["high_watermark_percent", "low_watermark_percent", "keep_verified_days"],
             "monitoring": ["alert_command", "alert_webhook", "oldest_unverified_hours", "docked_idle_minutes", "repeat_hours", "metrics_textfile"],
@@ -276,7 +279,7 @@ public enum ConfigurationLoader {
                           retryBaseDelay: retryBaseDelay, retryMaxDelay: retryMaxDelay,
                           connectTimeout: connectTimeout, stallTimeout: stallTimeout, abortStaleMultipartAfter: staleHours * 3600),
             ingest: .init(mediaExtensions: extensions, cameraClock: clock, settleSeconds: settleSeconds, spoolReserveBytes: spoolReserve,
-                          highWatermarkPercent: high, lowWatermarkPercent: low, keepVerifiedDays: keepDays),
+                          highWatermarkPercent: high, lowWatermarkPercent: low, keepVerifiedDays: keepDays, parallelCopies: parallelCopies),
             docking: .init(modelsPath: modelsPath, mountRoot: mountRoot, maxConcurrentDocks: maxDocks),
             schedule: UploadSchedule(windows: windows),
             bandwidth: bandwidth,

@@ -22,16 +22,19 @@ public struct SpoolPressure: Sendable {
 
     var markerPath: String { spool.root + "/.above-high-watermark" }
 
-    public var usedPercent: Double? {
+    public var usedPercent: Double? { usedPercent(pendingBytes: 0) }
+
+    /// `pendingBytes`: copies under way that will land on the disk, counted as if done.
+    public func usedPercent(pendingBytes: Int64) -> Double? {
         guard let space = probe(), space.total > 0 else { return nil }
-        return Double(space.total - space.available) / Double(space.total) * 100
+        return Double(space.total - space.available + pendingBytes) / Double(space.total) * 100
     }
 
     public var isHolding: Bool { FileManager.default.fileExists(atPath: markerPath) }
 
     /// nil when copying may go on; else the reason to leave files on the camera.
-    public func mayCopy() -> String? {
-        guard let used = usedPercent else { return nil }
+    public func mayCopy(pendingBytes: Int64 = 0) -> String? {
+        guard let used = usedPercent(pendingBytes: pendingBytes) else { return nil }
         if isHolding {
             if used < lowPercent {
                 try? FileManager.default.removeItem(atPath: markerPath)
