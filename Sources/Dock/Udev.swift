@@ -36,6 +36,7 @@ public final class UdevContext {
     let udev: OpaquePointer
 
     public init() throws {
+        BlockingCallCheck.assertNotInTask("libudev")
         guard let udev = udev_new() else {
             throw UploaderError(.io, "cannot start libudev (udev_new failed): is /sys mounted?")
         }

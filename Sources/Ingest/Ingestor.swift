@@ -82,6 +82,7 @@ public final class Ingestor: @unchecked Sendable {
     /// ends the run like a removed camera (nothing half-written is kept).
     public func ingest(volume: String, serial: String, profile: IngestProfile? = nil, stop: StopFlag? = nil,
                        now: Date = Date()) throws -> IngestReport {
+        BlockingCallCheck.assertNotInTask("ingest of \(volume)")
         let profile = profile ?? IngestProfile(configuration)
         try spool.prepare()
         let abandoned = try spool.discardAbandonedTemporaryFiles()

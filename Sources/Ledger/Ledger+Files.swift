@@ -102,7 +102,8 @@ extension Ledger {
         }
     }
 
-    /// A problem that may pass (device pulled, disk full): the next run tries again.
+    /// A failed file: with `retryAt` the upload queue takes it again after that
+    /// time; without, it waits for the next dock (not yet spooled) or an admin's `retry`.
     public func markFailed(_ id: Int64, error: String, retryAt: Date?, level: LedgerEvent.Level = .error) throws {
         try write("record a failure") { db in
             try db.execute(sql: "UPDATE media_file SET state = 'failed', last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?",
@@ -218,8 +219,8 @@ extension Ledger {
             for id in ids {
                 guard let file = try Ledger.file(id, in: db), file.state == .failed || file.state == .cancelled else { continue }
                 let state: FileState = file.spoolName == nil ? .failed : (file.state == .cancelled ? .spooled : .failed)
-                try db.execute(sql: "UPDATE media_file SET state = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ?",
-                               arguments: [state.rawValue, Date(), id])
+                try db.execute(sql: "UPDATE media_file SET state = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                               arguments: [state.rawValue, Date(), Date(), id])
                 try Ledger.append(EventDraft(.notice, "file.retry", fileID: id, serial: file.serial, user: file.user,
                                              "queued again by an admin (was \(file.state.rawValue))"), in: db)
                 changed.append(id)
@@ -256,14 +257,15 @@ extension Ledger {
         }
     }
 
-    /// Files to upload now: spooled ones, interrupted ones, and failed ones whose wait is over.
+    /// Files to upload now: spooled ones, interrupted ones, and failed ones whose
+    /// wait is over. A failed file with no retry time waits for an admin.
     public func uploadQueue(now: Date = Date(), ids: [Int64]? = nil) throws -> [MediaFile] {
         try read { db in
             var sql = """
                 SELECT * FROM media_file
                 WHERE spool_name IS NOT NULL AND user_id IS NOT NULL
                   AND (state IN ('spooled','uploading','uploaded')
-                       OR (state = 'failed' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)))
+                       OR (state = 'failed' AND next_attempt_at <= ?))
                 """
             var arguments: StatementArguments = [now]
             if let ids {

@@ -98,6 +98,13 @@ extension Ledger {
     }
 
     public func events(_ filter: EventFilter) throws -> [LedgerEvent] {
+        var events: [LedgerEvent] = []
+        try forEachEvent(filter) { events.append($0) }
+        return events
+    }
+
+    /// Streams the matching events in order: memory stays flat however long the log.
+    public func forEachEvent(_ filter: EventFilter, _ body: (LedgerEvent) throws -> Void) throws {
         try read { db in
             var clauses = ["level IN (\(LedgerEvent.Level.allCases.filter { $0 >= filter.minimumLevel }.map { "'\($0.rawValue)'" }.joined(separator: ",")))"]
             var arguments: StatementArguments = []
@@ -115,7 +122,8 @@ extension Ledger {
             if let limit = filter.limit {
                 sql = "SELECT * FROM (SELECT * FROM event WHERE " + clauses.joined(separator: " AND ") + " ORDER BY id DESC LIMIT \(limit)) ORDER BY id"
             }
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(LedgerEvent.init(row:))
+            let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try cursor.next() { try body(LedgerEvent(row: row)) }
         }
     }
 

@@ -44,6 +44,7 @@ public final class Ledger: Sendable {
 
     @discardableResult
     func write<T>(_ action: String, _ body: (Database) throws -> T) throws -> T {
+        BlockingCallCheck.assertNotInTask("ledger: \(action)")
         do {
             return try pool.write(body)
         } catch let error as UploaderError {
@@ -54,6 +55,7 @@ public final class Ledger: Sendable {
     }
 
     func read<T>(_ body: (Database) throws -> T) throws -> T {
+        BlockingCallCheck.assertNotInTask("ledger read")
         do {
             return try pool.read(body)
         } catch {

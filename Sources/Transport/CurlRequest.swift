@@ -104,6 +104,7 @@ final class CurlEasy {
     func perform(method: String, url: String, headers: [String: String], body: RequestBody,
                  settings: CurlSettings, responseSink: ((UnsafeRawBufferPointer) -> Void)? = nil,
                  progress: ((Int64) -> Void)? = nil, limiter: BandwidthLimiter? = nil, stop: StopFlag? = nil) throws -> HTTPResponse {
+        BlockingCallCheck.assertNotInTask("curl \(method)")
         curl_easy_reset(handle)
         let context = TransferContext(body: body)
         context.responseSink = responseSink

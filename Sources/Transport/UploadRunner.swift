@@ -189,16 +189,17 @@ public final class UploadRunner: Sendable {
                     update { $0.failed += 1 }
                     return
                 default:
-                    try? ledger.markFailed(file.id, error: "the store refused the upload: \(failure)", retryAt: nil)
+                    // Retrying a request the store refuses outright only fills the log:
+                    // the file waits for an admin (`uploader retry`), and an alert says so.
+                    try? ledger.markFailed(file.id, error: "the store refused the upload: \(failure); fix the cause, then run `uploader retry #\(file.id)`",
+                                           retryAt: nil)
                     update { $0.failed += 1 }
                     return
                 }
-            } catch let error as UploaderError {
-                try? ledger.markFailed(file.id, error: error.message, retryAt: nil)
-                update { $0.failed += 1 }
-                return
             } catch {
-                try? ledger.markFailed(file.id, error: "\(error)", retryAt: nil)
+                // A verification mismatch or a local fault: try again after the longest backoff.
+                let message = (error as? UploaderError)?.message ?? "\(error)"
+                try? ledger.markFailed(file.id, error: message, retryAt: Date().addingTimeInterval(policy.maxDelay))
                 update { $0.failed += 1 }
                 return
             }

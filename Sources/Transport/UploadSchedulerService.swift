@@ -35,7 +35,11 @@ public struct UploadSchedulerService: Service {
             while !stop.isRequested {
                 await BlockingThread.run(name: "uploader.housekeeping", housekeeping)
                 let now = Date()
-                if configuration.schedule.isOpen(at: now), !((try? ledger.uploadQueue(now: now).isEmpty) ?? true) {
+                // The ledger is SQLite: even this look-up stays off the cooperative pool.
+                let due = await BlockingThread.run(name: "uploader.queue-check") { [ledger] in
+                    !((try? ledger.uploadQueue(now: now).isEmpty) ?? true)
+                }
+                if configuration.schedule.isOpen(at: now), due {
                     let outcome = await BlockingThread.run(name: "uploader.upload-run") { [runner] in
                         Result { try runner.run(now: now, stop: stop) }
                     }
@@ -82,14 +86,20 @@ public struct SystemdNotifyService: Service {
         self.status = status
     }
 
+    /// The status line reads the ledger (SQLite): on a thread of its own.
+    private func currentStatus() async -> String {
+        await BlockingThread.run(name: "uploader.notify-status", status)
+    }
+
     public func run() async throws {
-        notifier.notify("READY=1\nSTATUS=\(status())")
+        notifier.notify("READY=1\nSTATUS=\(await currentStatus())")
         let interval = notifier.watchdogInterval ?? .seconds(30)
         do {
             try await cancelWhenGracefulShutdown {
                 while true {
                     try await Task.sleep(for: interval)
-                    notifier.notify((notifier.watchdogInterval != nil ? "WATCHDOG=1\n" : "") + "STATUS=\(status())")
+                    let line = await currentStatus()
+                    notifier.notify((notifier.watchdogInterval != nil ? "WATCHDOG=1\n" : "") + "STATUS=\(line)")
                 }
             }
         } catch is CancellationError {}

@@ -176,34 +176,44 @@ struct LogCommand: ParsableCommand {
             if let file {
                 if let id = Int64(file.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) { filter.fileID = id } else { filter.pathContains = file }
             }
-            var events = try ledger.events(filter)
+            var lastID: Int64?
             if json && !follow {
-                try Output.json(events)
+                // One JSON array, written as the events stream past.
+                var first = true
+                try ledger.forEachEvent(filter) { event in
+                    print((first ? "[" : ",") + eventJSON(event))
+                    first = false
+                }
+                print(first ? "[]" : "]")
             } else {
-                events.forEach(printEvent)
+                try ledger.forEachEvent(filter) { printEvent($0); lastID = $0.id }
             }
             guard follow else { return }
             filter.limit = nil
             while true {
-                filter.afterID = events.last?.id ?? filter.afterID ?? 0
+                filter.afterID = lastID ?? filter.afterID ?? 0
                 // Polling a WAL database is cheap, and a reader never blocks the writer.
                 Thread.sleep(forTimeInterval: 1)
-                events = try ledger.events(filter)
-                events.forEach(printEvent)
+                try ledger.forEachEvent(filter) { printEvent($0); lastID = $0.id }
                 fflush(nil)
             }
         }
     }
 
+    /// One event as a line of JSON.
+    func eventJSON(_ event: LedgerEvent) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(Timestamps.iso(date))
+        }
+        return (try? encoder.encode(event)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
     func printEvent(_ event: LedgerEvent) {
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            encoder.dateEncodingStrategy = .custom { date, encoder in
-                var container = encoder.singleValueContainer()
-                try container.encode(Timestamps.iso(date))
-            }
-            if let data = try? encoder.encode(event) { print(String(decoding: data, as: UTF8.self)) }
+            print(eventJSON(event))
             return
         }
         var subject: [String] = []

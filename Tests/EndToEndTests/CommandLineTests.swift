@@ -189,6 +189,9 @@ import UploaderCore
         #expect(try Ledger(path: site.ledgerPath).files().first?.sha256 == CameraVolume.sha256(ofFile: path).hex)
     }
 
+    /// Also the test of invariant 7: the daemon runs its services with the
+    /// blocking-call check on, so a ledger, curl or libudev call made on the
+    /// cooperative pool would abort it and fail this test.
     @Test func theDaemonSpeaksSystemdsNotifyProtocolAndStopsOnSigterm() throws {
         let folder = TemporaryDirectory()
         let models = folder.sub("cameras.toml")
@@ -212,7 +215,9 @@ import UploaderCore
         }
 
         let daemon = try UploaderProcess.start(["daemon"], config: site.configPath,
-                                               environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
+                                               environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000",
+                                                             // Invariant 7: any SQLite, curl or libudev call inside a Swift task aborts the daemon.
+                                                             "UPLOADER_CHECK_BLOCKING": "1"])
         let ready = receive()
         #expect(ready?.hasPrefix("READY=1\nSTATUS=") == true, "\(ready ?? "nothing")")
         let ping = receive()

@@ -10,6 +10,8 @@ import Synchronization
 public final class FaultProxy: @unchecked Sendable {
     public enum Fault: String, Sendable, CaseIterable {
         case pass, slowDown, resetMidBody, stall, truncateResponse
+        /// `400 InvalidRequest`: a refusal no retry can fix.
+        case reject
     }
 
     public let port: UInt16
@@ -96,6 +98,11 @@ public final class FaultProxy: @unchecked Sendable {
             _ = drain(client, leftover: leftover.count, total: contentLength)
             let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
             writeAll(client, Array("HTTP/1.1 503 Slow Down\r\nRetry-After: 1\r\nContent-Type: application/xml\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8))
+            return
+        case .reject:
+            _ = drain(client, leftover: leftover.count, total: contentLength)
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidRequest</Code><Message>Refused by policy.</Message></Error>"
+            writeAll(client, Array("HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8))
             return
         case .stall:
             // Read nothing and answer nothing: the client's stall timeout must notice.

@@ -60,6 +60,31 @@ import UploaderCore
         #expect(try fixture.ledger.verifyChain().intact)
     }
 
+    @Test func aRefusalIsNotRetriedOnItsOwnButAlertsAndWaitsForAnAdmin() throws {
+        let fixture = try StoreFixture("refused")
+        try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
+        try fixture.ingest()
+        let proxy = try FaultProxy(upstream: fixture.store.endpoint, seed: 1, faultRate: 1, faults: [.reject])
+        defer { proxy.stop() }
+        var configuration = fixture.configuration
+        configuration.store.endpoint = proxy.endpoint
+        let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))
+        let first = try runner.run()
+        #expect(first.failed == 1 && first.retries == 0)
+        let row = try #require(try fixture.ledger.files().first)
+        #expect(row.state == .failed && row.nextAttemptAt == nil)
+        #expect(row.lastError?.contains("InvalidRequest") == true && row.lastError?.contains("uploader retry #\(row.id)") == true)
+        // The store would take it now, but nothing retries a refusal on its own…
+        proxy.setFaultRate(0)
+        #expect(try runner.run(now: Date().addingTimeInterval(86400)).verified == 0)
+        #expect(try AlertDispatcher(configuration: configuration, ledger: fixture.ledger, logger: Logger(label: "t")).run(send: false)
+                    .contains { $0.key == "file-\(row.id)-failed" })
+        // …until an admin says so.
+        try fixture.ledger.retryNow([row.id])
+        #expect(try runner.run().verified == 1)
+    }
+
     @Test func slowDownWithRetryAfterIsHonoured() throws {
         let fixture = try StoreFixture("slowdown")
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
