@@ -38,12 +38,20 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
 
-        // Pure Swift domain: no C library below it, so its tests run in milliseconds.
+        // Pure Swift domain: no I/O, so its tests run in milliseconds.
         .target(
             name: "UploaderCore",
             dependencies: [
-                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        // The one home of syscalls, the spool's file layout, blocking-work threads,
+        // signals, fail points and systemd notify.
+        .target(
+            name: "Platform",
+            dependencies: [
+                "UploaderCore",
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .target(
@@ -53,14 +61,14 @@ let package = Package(
         .target(
             name: "Ledger",
             dependencies: [
-                "UploaderCore", "Crypto",
+                "UploaderCore", "Platform", "Crypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .target(
             name: "Ingest",
             dependencies: [
-                "UploaderCore", "Ledger", "Crypto",
+                "UploaderCore", "Platform", "Ledger", "Crypto",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -68,7 +76,7 @@ let package = Package(
         .target(
             name: "Transport",
             dependencies: [
-                "CCurl", "UploaderCore", "Ledger", "Crypto",
+                "CCurl", "UploaderCore", "Platform", "Ledger", "Crypto",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -78,7 +86,7 @@ let package = Package(
         .target(
             name: "Dock",
             dependencies: [
-                "CUdev", "CLibUSB", "UploaderCore", "Ledger", "Ingest",
+                "CUdev", "CLibUSB", "UploaderCore", "Platform", "Ledger", "Ingest",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -87,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "uploader",
             dependencies: [
-                "UploaderCore", "Ledger", "Ingest", "Transport", "Crypto", "Dock",
+                "UploaderCore", "Platform", "Ledger", "Ingest", "Transport", "Crypto", "Dock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -97,14 +105,14 @@ let package = Package(
         // Shared by the test targets: real SeaweedFS, temporary volumes, subprocesses.
         .target(
             name: "TestSupport",
-            dependencies: ["UploaderCore", "Crypto", "Transport"],
+            dependencies: ["UploaderCore", "Platform", "Crypto", "Ingest", "Transport"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "UploaderCoreTests", dependencies: ["UploaderCore", "TestSupport"]),
+        .testTarget(name: "UploaderCoreTests", dependencies: ["UploaderCore", "Platform", "Ingest", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "TestSupport"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Ledger", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Ingest", "Ledger", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Ledger", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Ledger", "TestSupport"]),
         // Emulated USB cameras (umockdev); linked by the tests only, never by the product.
         .systemLibrary(
             name: "CUMockdev",

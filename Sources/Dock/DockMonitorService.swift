@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import UploaderCore
+import Platform
 
 /// The daemon's docking service: a udev monitor (with coldplug) feeding
 /// docks, at most `maxConcurrentDocks` at once, each on its own thread.

@@ -4,6 +4,7 @@ import Ledger
 import Logging
 import SystemPackage
 import UploaderCore
+import Platform
 
 /// What one dock did; its `exitCode` is what `uploader dock` exits with,
 /// so systemd's journal and `systemctl status` say what happened.
@@ -82,7 +83,7 @@ public final class DockRunner: Sendable {
         let described = "\(device.devnode) (\(device.id)\(device.manufacturer.map { " \($0)" } ?? "")\(device.product.map { " \($0)" } ?? ""))"
         guard let model = models.model(for: device.id) else {
             let message = "\(described) is not a supported camera; ignored (add its id to \(models.sourcePath) if it is one)"
-            try? ledger.log(EventDraft(.info, "dock.ignored", message))
+            try? ledger.log(EventDraft(.info, .dockIgnored, message))
             logger.info("\(message)")
             return DockOutcome(result: .ignored, device: device, message: message)
         }
@@ -96,7 +97,7 @@ public final class DockRunner: Sendable {
         }
         defer { lock.release() }
         for stale in mounter.releaseStaleMounts(under: configuration.docking.mountRoot) {
-            try? ledger.log(EventDraft(.warning, "dock.stale-mount", "released \(stale), left mounted by a camera removed during an earlier dock"))
+            try? ledger.log(EventDraft(.warning, .dockStaleMount, "released \(stale), left mounted by a camera removed during an earlier dock"))
         }
         let mountPoint = configuration.docking.mountRoot + "/" + ObjectKeyTemplate.sanitize(device.sysname)
         let volume: String
@@ -109,7 +110,7 @@ public final class DockRunner: Sendable {
         }
         defer {
             do { try mounter.unmount(mountPoint) } catch {
-                try? ledger.log(EventDraft(.warning, "dock.unmount", "could not unmount \(mountPoint): \(error); it is detached at the next dock"))
+                try? ledger.log(EventDraft(.warning, .dockUnmount, "could not unmount \(mountPoint): \(error); it is detached at the next dock"))
             }
         }
         let serial: String
@@ -119,7 +120,7 @@ public final class DockRunner: Sendable {
         }
         outcome.serial = serial
         let options = mounter.mountOptions(volume).map { " (\($0))" } ?? ""
-        try? ledger.log(EventDraft(.notice, "dock.started", serial: serial,
+        try? ledger.log(EventDraft(.notice, .dockStarted, serial: serial,
                                    "\(model.name) \(serial) docked on \(described), mounted read-only at \(volume)\(options)"))
         do {
             let report = try Ingestor(configuration: configuration, ledger: ledger, logger: logger)
@@ -128,22 +129,22 @@ public final class DockRunner: Sendable {
             if let reason = report.stoppedBecause {
                 outcome.result = .interrupted
                 outcome.message = "interrupted: \(reason)"
-                try? ledger.log(EventDraft(.error, "dock.interrupted", serial: serial,
+                try? ledger.log(EventDraft(.error, .dockInterrupted, serial: serial,
                                            "dock of \(serial) interrupted: \(reason); the next dock resumes where this one stopped"))
             } else {
                 outcome.result = report.failed > 0 || report.quarantined > 0 ? .partial : .ingested
                 outcome.message = "\(report.copied) copied, \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed"
-                try? ledger.log(EventDraft(outcome.result == .ingested ? .notice : .warning, "dock.finished", serial: serial,
+                try? ledger.log(EventDraft(outcome.result == .ingested ? .notice : .warning, .dockFinished, serial: serial,
                                            "dock of \(serial) finished: \(outcome.message)"))
             }
         } catch let error as UploaderError {
             outcome.result = .interrupted
             outcome.message = "interrupted: \(error.message)"
-            try? ledger.log(EventDraft(.error, "dock.interrupted", serial: serial, "dock of \(serial) interrupted: \(error.message)"))
+            try? ledger.log(EventDraft(.error, .dockInterrupted, serial: serial, "dock of \(serial) interrupted: \(error.message)"))
         } catch {
             outcome.result = .interrupted
             outcome.message = "interrupted: \(error)"
-            try? ledger.log(EventDraft(.error, "dock.interrupted", serial: serial, "dock of \(serial) interrupted: \(error)"))
+            try? ledger.log(EventDraft(.error, .dockInterrupted, serial: serial, "dock of \(serial) interrupted: \(error)"))
         }
         return outcome
     }
@@ -151,7 +152,7 @@ public final class DockRunner: Sendable {
     private func refuse(_ outcome: inout DockOutcome, _ message: String, serial: String?) -> DockOutcome {
         outcome.result = .refused
         outcome.message = message
-        try? ledger.log(EventDraft(.error, "dock.refused", serial: serial, message))
+        try? ledger.log(EventDraft(.error, .dockRefused, serial: serial, message))
         logger.error("\(message)")
         return outcome
     }

@@ -1,6 +1,7 @@
 internal import CUdev
 import Foundation
 import UploaderCore
+import Platform
 
 /// What udev knows about a docked block device and the USB device it hangs off.
 public struct DockedDevice: Sendable, Equatable, Codable {

@@ -5,6 +5,7 @@ import Logging
 import Synchronization
 import SystemPackage
 import UploaderCore
+import Platform
 
 public struct IngestReport: Sendable, Codable, Equatable {
     public var found = 0
@@ -85,15 +86,19 @@ public final class Ingestor: @unchecked Sendable {
         BlockingCallCheck.assertNotInTask("ingest of \(volume)")
         let profile = profile ?? IngestProfile(configuration)
         try spool.prepare()
+        // One ingest of a camera at a time, whatever process runs it: a second
+        // one waits, then finds the files secured.
+        let cameraLock = try spool.lockCamera(serial, stop: { stop?.isRequested == true })
+        defer { try? cameraLock.close() }
         let abandoned = try spool.discardAbandonedTemporaryFiles()
         if !abandoned.isEmpty {
-            try ledger.log(EventDraft(.warning, "spool.cleanup", "discarded \(abandoned.count) unfinished copies left by an interrupted run"))
+            try ledger.log(EventDraft(.warning, .spoolCleanup, "discarded \(abandoned.count) unfinished copies left by an interrupted run"))
         }
         var report = IngestReport()
         let entries = try VolumeScanner(profile: profile).scan(root: volume)
         progress.begin(files: entries.count, bytes: entries.reduce(0) { $0 + $1.size })
         report.found = entries.count
-        try ledger.log(EventDraft(.notice, "ingest.started", serial: serial, "ingest of \(volume) started: \(entries.count) entries"))
+        try ledger.log(EventDraft(.notice, .ingestStarted, serial: serial, "ingest of \(DisplayText.escaped(volume)) started: \(entries.count) entries"))
 
         let rootFD = try FileDescriptor.open(FilePath(volume), .readOnly, options: [.directory, .closeOnExec])
         defer { try? rootFD.close() }
@@ -108,8 +113,8 @@ public final class Ingestor: @unchecked Sendable {
             if case .hostile(let why) = entry.kind {
                 let (file, isNew) = try ledger.discover(serial: serial, sourcePath: entry.relativePath, size: entry.size,
                                                         modifiedNanoseconds: entry.modifiedNanoseconds)
-                if isNew || file.state != .quarantined {
-                    try ledger.quarantine(file.id, reason: .hostileEntry, message: "\(entry.relativePath) is \(why)")
+                if isNew || [.discovered, .copying, .failed].contains(file.state) {
+                    try ledger.quarantine(file.id, reason: .hostileEntry, message: "\(DisplayText.escaped(entry.relativePath)) is \(why)")
                 }
                 report.quarantined += 1
                 continue
@@ -124,9 +129,9 @@ public final class Ingestor: @unchecked Sendable {
             }
             let (file, _) = try ledger.discover(serial: serial, sourcePath: entry.relativePath, size: entry.size,
                                                 modifiedNanoseconds: entry.modifiedNanoseconds)
-            guard needsCopy(file) else {
+            guard file.needsCopy else {
                 progress.finishedFile(size: entry.size, copied: false)
-                if file.state == .quarantined, file.holdReason == HoldReason.unknownDevice.rawValue { report.held += 1 } else { report.alreadySecured += 1 }
+                if file.state == .quarantined, file.holdReason == .unknownDevice { report.held += 1 } else { report.alreadySecured += 1 }
                 continue
             }
             jobs.append(file)
@@ -136,7 +141,7 @@ public final class Ingestor: @unchecked Sendable {
         }
         report.peakMemoryBytes = ProcessMemory.peakResidentBytes()
         let summary = "ingest of \(volume) finished: \(report.copied) copied (\(report.bytesCopied) bytes), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed; peak memory \(ByteCount.format(report.peakMemoryBytes ?? 0))"
-        try ledger.log(EventDraft(report.stoppedBecause == nil ? .notice : .error, "ingest.finished", serial: serial,
+        try ledger.log(EventDraft(report.stoppedBecause == nil ? .notice : .error, .ingestFinished, serial: serial,
                                   summary + (report.stoppedBecause.map { "; stopped: \($0)" } ?? "")))
         return report
     }
@@ -177,7 +182,7 @@ public final class Ingestor: @unchecked Sendable {
                 case .done:
                     return
                 case .full(let reason):
-                    try? ledger.log(EventDraft(.warning, "spool.full", serial: serial, reason))
+                    try? ledger.log(EventDraft(.warning, .spoolFull, serial: serial, reason))
                     return
                 case .copy(let file):
                     let outcome = copyOne(file, from: root, profile: profile, stop: stop, serial: serial)
@@ -208,8 +213,12 @@ public final class Ingestor: @unchecked Sendable {
     func copyOne(_ file: MediaFile, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag?,
                  serial: String) -> (inout IngestReport) -> Void {
         do {
-            let spooled = try copy(file, from: root, profile: profile, stop: stop)
+            guard let spooled = try copy(file, from: root, profile: profile, stop: stop) else {
+                progress.finishedFile(size: file.sourceSize, copied: false)
+                return { $0.alreadySecured += 1 }
+            }
             progress.finishedFile(size: file.sourceSize, copied: true)
+            if spooled.holdReason == .cameraFileChanged { return { $0.quarantined += 1 } }
             return { report in
                 report.copied += 1
                 report.bytesCopied += file.sourceSize
@@ -217,9 +226,13 @@ public final class Ingestor: @unchecked Sendable {
             }
         } catch let error as UploaderError {
             switch error.code {
+            case .transitionRefused, .busy:
+                // Another process secured or took the file meanwhile: its row says what happened.
+                logger.notice("\(error.message)", metadata: ["device": "\(serial)"])
+                return { $0.alreadySecured += 1 }
             case .diskFull, .sourceVanished:
                 let message = error.code == .diskFull ? error.message : "interrupted: \(error.message)"
-                try? ledger.markFailed(file.id, error: message, retryAt: nil)
+                try? ledger.markCopyFailed(file.id, error: message)
                 logger.error("ingest stopped: \(error.message)", metadata: ["device": "\(serial)"])
                 return { report in
                     report.failed += 1
@@ -236,35 +249,21 @@ public final class Ingestor: @unchecked Sendable {
                 try? ledger.quarantine(file.id, reason: .unreadable, message: error.message)
                 return { $0.quarantined += 1 }
             default:
-                try? ledger.markFailed(file.id, error: error.message, retryAt: nil)
+                try? ledger.markCopyFailed(file.id, error: error.message)
             }
             return { $0.failed += 1 }
         } catch {
-            try? ledger.markFailed(file.id, error: "\(error)", retryAt: nil)
+            try? ledger.markCopyFailed(file.id, error: "\(error)")
             return { $0.failed += 1 }
-        }
-    }
-
-    func needsCopy(_ file: MediaFile) -> Bool {
-        switch file.state {
-        case .discovered, .copying: return true
-        case .failed: return file.spoolName == nil
-        case .quarantined:
-            switch HoldReason(rawValue: file.holdReason ?? "") {
-            case .spoolCorrupted, .unreadable: return true
-            case .unknownDevice: return file.spoolName == nil
-            case .hostileEntry, .cameraFileChanged, nil: return false
-            }
-        case .spooled, .uploading, .uploaded, .verified, .cancelled: return false
         }
     }
 
     /// The single pass: read the camera once, write the spool copy, hash both
     /// the whole file and each upload part; then fsync, re-read from disk to
-    /// verify, and rename into place.
-    func copy(_ file: MediaFile, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag? = nil) throws -> MediaFile {
+    /// verify, and rename into place. Nil when the file needs no copy any more.
+    func copy(_ file: MediaFile, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag? = nil) throws -> MediaFile? {
+        guard try ledger.markCopying(file.id) != nil else { return nil }
         try ensureSpace(for: file.sourceSize)
-        try ledger.markCopying(file.id)
         let source = try openBeneath(root, file.sourcePath)
         defer { try? source.close() }
         let before = try Syscall.fstat(source)
@@ -280,13 +279,13 @@ public final class Ingestor: @unchecked Sendable {
         defer { try? temporaryDirectory.close() }
         let objectsDirectory = try FileDescriptor.open(FilePath(spool.objectsDirectory), .readOnly, options: [.directory, .closeOnExec])
         defer { try? objectsDirectory.close() }
-        let output = try Syscall.openAt(temporaryDirectory, temporaryName, O_WRONLY | O_CREAT | O_TRUNC, permissions: 0o640)
+        let output = try spool.createTemporaryFile(temporaryName, in: temporaryDirectory)
         var renamed = false
         defer {
-            try? output.close()
+            // Unlinked while still locked: nobody else can have taken the name meanwhile.
             if !renamed { try? Syscall.unlinkAt(temporaryDirectory, temporaryName) }
+            try? output.close()
         }
-        _ = try Syscall.tryLockExclusive(output)
 
         let whole = SHA256Hasher()
         // A file of one part has one hash: the whole file's. Larger files get their

@@ -2,6 +2,7 @@ import Foundation
 import Ledger
 import SystemPackage
 import UploaderCore
+import Platform
 
 /// Deletes spool copies of files the store verified more than
 /// `keep_verified_days` ago. Only `verified` files qualify: a copy is never
@@ -20,22 +21,32 @@ public struct SpoolPurger {
         public var bytes: Int64 = 0
     }
 
+    /// Streams the candidates in pages; each copy is claimed first, so a
+    /// second purge (or anything else) never works on the same file, and a
+    /// copy is deleted only as a regular file directly inside the spool.
     @discardableResult
     public func purge(now: Date = Date(), dryRun: Bool = false) throws -> Result {
         let cutoff = now.addingTimeInterval(-configuration.ingest.keepVerifiedDays * 86400)
         var result = Result()
         let spool = Spool(root: configuration.spoolDirectory)
-        for file in try ledger.purgeCandidates(verifiedBefore: cutoff) {
-            guard let name = file.spoolName else { continue }
+        let owner = ProcessIdentity.newOwner("purge")
+        try ledger.forEachPurgeCandidate(verifiedBefore: cutoff) { candidate in
+            if dryRun {
+                result.files += 1
+                result.bytes += candidate.sourceSize
+                return
+            }
+            guard let file = try ledger.claimForPurge(candidate.id, owner: owner, now: now), let name = file.spoolName else { return }
+            do {
+                // Already gone (an earlier purge died before recording it): record it now.
+                try spool.removeObject(name)
+            } catch {
+                try? ledger.releaseClaim(file.id, owner: owner)
+                throw error
+            }
+            try ledger.markPurged(file.id, owner: owner)
             result.files += 1
             result.bytes += file.sourceSize
-            if dryRun { continue }
-            do {
-                try FileManager.default.removeItem(atPath: spool.objectPath(name))
-            } catch CocoaError.fileNoSuchFile {
-                // Already gone (an earlier purge died before recording it): record it now.
-            }
-            try ledger.markPurged(file.id)
         }
         return result
     }

@@ -1,6 +1,7 @@
 import Foundation
 import SystemPackage
 import UploaderCore
+import Platform
 
 /// One entry found on a camera volume.
 public struct VolumeEntry: Sendable, Equatable {

@@ -21,7 +21,86 @@ public struct SpooledCopy: Sendable {
     }
 }
 
+extension MediaFile {
+    /// Whether a dock copies this file (again): never copied, interrupted,
+    /// failed before it was secured, or held for a reason a new copy fixes.
+    public var needsCopy: Bool {
+        switch state {
+        case .discovered, .copying: return true
+        case .failed: return spoolName == nil
+        case .quarantined:
+            guard let holdReason else { return false }
+            return holdReason.copiedAgainOnDock || (holdReason == .unknownDevice && spoolName == nil)
+        case .spooled, .uploading, .uploaded, .verified, .cancelled: return false
+        }
+    }
+}
+
 extension Ledger {
+    /// How long a claim lasts without a ledger write from its holder. Only
+    /// matters for a holder on another host: a holder on this host is checked
+    /// directly, and a dead one loses its claims at once.
+    static let claimLease: TimeInterval = 3600
+
+    // MARK: - The one way a file's state changes
+
+    /// Changes a file's state with `UPDATE … WHERE id = ? AND state IN (from)`
+    /// and checks that exactly one row changed: a state this caller did not
+    /// expect is never overwritten. `from` must be allowed by the domain's
+    /// transition table. With `claim`, the row must be claimed by that owner
+    /// (and `releasing` drops the claim in the same statement).
+    @discardableResult
+    static func change(_ id: Int64, to state: FileState, from sources: Set<FileState>? = nil,
+                       set assignments: [String] = [], _ arguments: StatementArguments = [],
+                       claim: ClaimOwner? = nil, releasing: Bool = false, releaseAnyClaim: Bool = false,
+                       in db: Database) throws -> MediaFile {
+        let sources = sources ?? state.allowedSources
+        precondition(sources.isSubset(of: state.allowedSources), "\(sources) → \(state) is not in the transition table")
+        var sets = ["state = ?", "updated_at = ?"] + assignments
+        if releasing || releaseAnyClaim { sets += ["claim_owner = NULL", "claim_until = NULL"] }
+        var sql = "UPDATE media_file SET \(sets.joined(separator: ", ")) WHERE id = ? AND state IN (\(sources.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")))"
+        var all: StatementArguments = [state, Date()]
+        all += arguments
+        all += [id]
+        if let claim {
+            sql += " AND claim_owner = ?"
+            all += [claim.token]
+        }
+        try db.execute(sql: sql, arguments: all)
+        guard db.changesCount == 1, let file = try file(id, in: db) else {
+            throw try refusal(id, to: state, in: db)
+        }
+        return file
+    }
+
+    /// The typed error for a change the row's current state does not allow.
+    static func refusal(_ id: Int64, to state: FileState, in db: Database) throws -> UploaderError {
+        guard let current = try file(id, in: db) else {
+            return UploaderError(.notFound, "file #\(id) is not in the ledger", underlying: .transition(from: nil, to: state))
+        }
+        let holder = current.claimOwner.flatMap(ClaimOwner.init(token:)).map { ", claimed by \($0)" } ?? ""
+        return UploaderError(.transitionRefused,
+                             "file #\(id) is \(current.state.rawValue)\(holder), so it cannot become \(state.rawValue): another process or an admin changed it first",
+                             underlying: .transition(from: current.state, to: state))
+    }
+
+    /// A write that changes no state but belongs to the claim holder (upload
+    /// ids, parts, keys): refused once the file was cancelled or taken over.
+    static func updateClaimed(_ id: Int64, owner: ClaimOwner, in state: FileState, set assignments: [String],
+                              _ arguments: StatementArguments, in db: Database) throws {
+        var all = arguments
+        all += [Date().addingTimeInterval(claimLease), Date(), id, state, owner.token]
+        try db.execute(sql: """
+            UPDATE media_file SET \((assignments + ["claim_until = ?", "updated_at = ?"]).joined(separator: ", "))
+            WHERE id = ? AND state = ? AND claim_owner = ?
+            """, arguments: all)
+        guard db.changesCount == 1 else { throw try refusal(id, to: state, in: db) }
+    }
+
+    static func fileEvent(_ file: MediaFile, _ level: LedgerEvent.Level, _ kind: EventKind, _ message: String) -> EventDraft {
+        EventDraft(level, kind, fileID: file.id, serial: file.serial, user: file.user, message)
+    }
+
     // MARK: - Ingest
 
     /// Finds the row for this camera file, creating it the first time it is
@@ -30,8 +109,8 @@ extension Ledger {
         try write("record a discovered file") { db in
             let identity: StatementArguments = [serial, sourcePath, size, modifiedNanoseconds]
             let select = "SELECT * FROM media_file WHERE serial = ? AND source_path = ? AND source_size = ? AND source_mtime_ns = ?"
-            if let row = try Row.fetchOne(db, sql: select, arguments: identity) {
-                return (MediaFile(row: row), false)
+            if let existing = try MediaFile.fetchOne(db, sql: select, arguments: identity) {
+                return (existing, false)
             }
             let now = Date()
             try db.execute(sql: """
@@ -39,14 +118,21 @@ extension Ledger {
                 VALUES (?, ?, ?, ?, 'discovered', ?, ?)
                 """, arguments: [serial, sourcePath, size, modifiedNanoseconds, now, now])
             let id = db.lastInsertedRowID
-            try Ledger.append(EventDraft(.info, "file.discovered", fileID: id, serial: serial,
-                                         "found \(sourcePath) (\(size) bytes) on camera \(serial)"), in: db)
-            return (MediaFile(row: try Row.fetchOne(db, sql: select, arguments: identity)!), true)
+            try Ledger.append(EventDraft(.info, .fileDiscovered, fileID: id, serial: serial,
+                                         "found \(DisplayText.escaped(sourcePath)) (\(size) bytes) on camera \(serial)"), in: db)
+            return (try MediaFile.fetchOne(db, sql: select, arguments: identity)!, true)
         }
     }
 
-    public func markCopying(_ id: Int64) throws {
-        try transition(id, to: .copying, kind: "file.copying", level: .debug, message: "copying into the spool")
+    /// Takes the file for copying, if it still needs a copy. Returns nil when
+    /// another process secured it since it was listed.
+    public func markCopying(_ id: Int64) throws -> MediaFile? {
+        try write("record a copy starting") { db in
+            guard let current = try Ledger.file(id, in: db), current.needsCopy else { return nil }
+            let file = try Ledger.change(id, to: .copying, from: [current.state], in: db)
+            try Ledger.append(Ledger.fileEvent(file, .debug, .fileCopying, "copying into the spool"), in: db)
+            return file
+        }
     }
 
     /// The copy is fsynced, re-read from disk, verified and renamed. The file
@@ -54,26 +140,23 @@ extension Ledger {
     public func markSpooled(_ id: Int64, copy: SpooledCopy) throws -> MediaFile {
         try write("record a spooled file") { db in
             guard let current = try Ledger.file(id, in: db) else {
-                throw UploaderError(.ledger, "file #\(id) vanished from the ledger")
+                throw UploaderError(.notFound, "file #\(id) vanished from the ledger")
             }
             if let firstHash = current.sha256, firstHash != copy.sha256 {
                 // The same camera file (path, size, mtime) now reads differently from
                 // its first read: never replace the first hash, hold it for a person.
-                let message = "camera file \(current.sourcePath) no longer matches its first read (was \(firstHash), now \(copy.sha256)); hold it for review"
-                try Ledger.setState(id, .quarantined, hold: .cameraFileChanged, error: message, in: db)
-                try Ledger.append(EventDraft(.error, "file.mismatch", fileID: id, serial: current.serial, message), in: db)
-                throw UploaderError(.verification, message)
+                let message = "camera file \(DisplayText.escaped(current.sourcePath)) no longer matches its first read (was \(firstHash), now \(copy.sha256)); hold it for review"
+                let held = try Ledger.change(id, to: .quarantined, from: [.copying],
+                                             set: ["hold_reason = ?", "last_error = ?"], [HoldReason.cameraFileChanged, message], in: db)
+                try Ledger.append(Ledger.fileEvent(held, .error, .fileMismatch, message), in: db)
+                return held
             }
             let user = try Ledger.attributedUser(serial: current.serial, recordedAt: copy.recordedAt, in: db)
-            let state: FileState = user == nil ? .quarantined : .spooled
-            try db.execute(sql: """
-                UPDATE media_file SET state = ?, hold_reason = ?, sha256 = ?, spool_name = ?, part_size = ?,
-                    recorded_at = ?, recorded_at_source = ?, user_id = ?, last_error = NULL, next_attempt_at = NULL,
-                    spooled_at = ?, updated_at = ?
-                WHERE id = ?
-                """, arguments: [state.rawValue, user == nil ? HoldReason.unknownDevice.rawValue : nil, copy.sha256,
-                                 copy.spoolName, copy.partSize, copy.recordedAt, copy.recordedAtSource.rawValue, user,
-                                 Date(), Date(), id])
+            let file = try Ledger.change(id, to: user == nil ? .quarantined : .spooled, from: [.copying], set: [
+                "hold_reason = ?", "sha256 = ?", "spool_name = ?", "part_size = ?", "recorded_at = ?", "recorded_at_source = ?",
+                "user_id = ?", "last_error = NULL", "next_attempt_at = NULL", "spooled_at = ?",
+            ], [user == nil ? HoldReason.unknownDevice : nil, copy.sha256, copy.spoolName, copy.partSize,
+                copy.recordedAt, copy.recordedAtSource, user, Date()], in: db)
             try db.execute(sql: "DELETE FROM file_part WHERE file_id = ?", arguments: [id])
             var offset: Int64 = 0
             for (index, hash) in copy.partHashes.enumerated() {
@@ -82,48 +165,31 @@ extension Ledger {
                                arguments: [id, index + 1, offset, size, hash])
                 offset += size
             }
-            try Ledger.append(EventDraft(.info, "file.spooled", fileID: id, serial: current.serial, user: user,
-                                         "copied and verified: sha256 \(copy.sha256), recorded \(Timestamps.iso(copy.recordedAt)) (from \(copy.recordedAtSource.rawValue))"), in: db)
+            try Ledger.append(Ledger.fileEvent(file, .info, .fileSpooled,
+                                               "copied and verified: sha256 \(copy.sha256), recorded \(Timestamps.iso(copy.recordedAt)) (from \(copy.recordedAtSource.rawValue))"), in: db)
             if user == nil {
-                try Ledger.append(EventDraft(.warning, "file.held", fileID: id, serial: current.serial,
-                                             "held: camera \(current.serial) is not registered; run `uploader device add \(current.serial) --user ID` to release it"), in: db)
+                try Ledger.append(Ledger.fileEvent(file, .warning, .fileHeld,
+                                                   "held: camera \(current.serial) is not registered; run `uploader device add \(current.serial) --user ID` to release it"), in: db)
             }
-            return try Ledger.file(id, in: db)!
+            return file
         }
     }
 
-    /// A problem with the file itself (hostile name, unreadable): held for a person.
+    /// A problem with the camera file itself (hostile name, unreadable): held for a person.
     public func quarantine(_ id: Int64, reason: HoldReason, message: String) throws {
         try write("quarantine a file") { db in
-            try Ledger.setState(id, .quarantined, hold: reason, error: message, in: db)
-            let file = try Ledger.file(id, in: db)
-            try Ledger.append(EventDraft(.error, "file.quarantined", fileID: id, serial: file?.serial, user: file?.user,
-                                         "quarantined (\(reason.rawValue)): \(message)"), in: db)
+            let file = try Ledger.change(id, to: .quarantined, from: [.discovered, .copying, .failed, .quarantined],
+                                         set: ["hold_reason = ?", "last_error = ?"], [reason, message], in: db)
+            try Ledger.append(Ledger.fileEvent(file, .error, .fileQuarantined, "quarantined (\(reason.rawValue)): \(message)"), in: db)
         }
     }
 
-    /// A failed file: with `retryAt` the upload queue takes it again after that
-    /// time; without, it waits for the next dock (not yet spooled) or an admin's `retry`.
-    public func markFailed(_ id: Int64, error: String, retryAt: Date?, level: LedgerEvent.Level = .error) throws {
-        try write("record a failure") { db in
-            try db.execute(sql: "UPDATE media_file SET state = 'failed', last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?",
-                           arguments: [error, retryAt, Date(), id])
-            let file = try Ledger.file(id, in: db)
-            try Ledger.append(EventDraft(level, "file.failed", fileID: id, serial: file?.serial, user: file?.user,
-                                         error + (retryAt.map { "; next attempt after \(Timestamps.iso($0))" } ?? "")), in: db)
-        }
-    }
-
-    /// The upload could not start for a reason outside the file (credentials,
-    /// bucket): back to `spooled`, with the reason shown in `status`.
-    public func markWaiting(_ id: Int64, reason: String) throws {
-        try write("record a refused upload") { db in
-            try db.execute(sql: """
-                UPDATE media_file SET state = 'spooled', last_error = ?, attempts = MAX(attempts - 1, 0), updated_at = ?
-                WHERE id = ? AND state = 'uploading'
-                """, arguments: [reason, Date(), id])
-            let file = try Ledger.file(id, in: db)
-            try Ledger.append(EventDraft(.error, "upload.refused", fileID: id, serial: file?.serial, user: file?.user, reason), in: db)
+    /// A copy that failed: the file waits for the next dock.
+    public func markCopyFailed(_ id: Int64, error: String) throws {
+        try write("record a failed copy") { db in
+            let file = try Ledger.change(id, to: .failed, from: [.copying],
+                                         set: ["last_error = ?", "next_attempt_at = NULL"], [error], in: db)
+            try Ledger.append(Ledger.fileEvent(file, .error, .fileFailed, error + "; the next dock copies it again"), in: db)
         }
     }
 
@@ -131,60 +197,118 @@ extension Ledger {
     /// identity (path, size, time) is gone; the new version gets a row of its own.
     public func markSuperseded(_ id: Int64, reason: String) throws {
         try write("record a superseded file") { db in
-            try Ledger.setState(id, .cancelled, error: reason, in: db)
-            let file = try Ledger.file(id, in: db)
-            try Ledger.append(EventDraft(.warning, "file.superseded", fileID: id, serial: file?.serial, user: file?.user, reason), in: db)
-        }
-    }
-
-    /// Verified files whose spool copy is older than the retention period.
-    public func purgeCandidates(verifiedBefore cutoff: Date) throws -> [MediaFile] {
-        try read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT * FROM media_file WHERE state = 'verified' AND spool_name IS NOT NULL AND spool_purged_at IS NULL
-                  AND verified_at <= ? ORDER BY verified_at
-                """, arguments: [cutoff]).map(MediaFile.init(row:))
-        }
-    }
-
-    /// The spool copy is gone; the store holds the verified original.
-    public func markPurged(_ id: Int64) throws {
-        try write("record a purged spool copy") { db in
-            try db.execute(sql: "UPDATE media_file SET spool_purged_at = ?, updated_at = ? WHERE id = ? AND state = 'verified'", arguments: [Date(), Date(), id])
-            guard db.changesCount == 1 else { throw UploaderError(.ledger, "file #\(id) is not verified: its spool copy is kept") }
-            let file = try Ledger.file(id, in: db)
-            try Ledger.append(EventDraft(.info, "spool.purged", fileID: id, serial: file?.serial, user: file?.user,
-                                         "spool copy deleted per retention policy; verified in the store as \(file?.objectKey ?? "?")"), in: db)
+            let file = try Ledger.change(id, to: .cancelled, from: [.discovered, .copying], set: ["last_error = ?"], [reason], in: db)
+            try Ledger.append(Ledger.fileEvent(file, .warning, .fileSuperseded, reason), in: db)
         }
     }
 
     /// An event about a file that is not a state change (for example a retry).
-    public func note(_ id: Int64, level: LedgerEvent.Level, kind: String, _ message: String) throws {
+    public func note(_ id: Int64, level: LedgerEvent.Level, kind: EventKind, _ message: String) throws {
         try write("write to the custody log") { db in
             let file = try Ledger.file(id, in: db)
             try Ledger.append(EventDraft(level, kind, fileID: id, serial: file?.serial, user: file?.user, message), in: db)
         }
     }
 
-    // MARK: - Upload
+    // MARK: - Claims
+
+    /// Takes the file for an upload run: atomically, only if it still waits
+    /// for an upload (spooled, interrupted, failed and due) and nobody alive
+    /// holds it. Returns nil when it is not this run's to upload.
+    public func claimForUpload(_ id: Int64, owner: ClaimOwner, now: Date = Date(), force: Bool = false) throws -> MediaFile? {
+        try write("claim a file for upload") { db in
+            guard let file = try Ledger.file(id, in: db), file.spoolName != nil, file.spoolPurgedAt == nil, file.user != nil,
+                  [.spooled, .uploading, .uploaded, .failed].contains(file.state) else { return nil }
+            if file.state == .failed, !force, (file.nextAttemptAt.map { $0 > now } ?? true) { return nil }
+            guard try takeClaim(file, owner: owner, now: now, in: db) else { return nil }
+            return try Ledger.file(id, in: db)
+        }
+    }
+
+    /// Takes the spool copy of a verified file for the purge.
+    public func claimForPurge(_ id: Int64, owner: ClaimOwner, now: Date = Date()) throws -> MediaFile? {
+        try write("claim a spool copy for purging") { db in
+            guard let file = try Ledger.file(id, in: db), file.state == .verified, file.spoolName != nil, file.spoolPurgedAt == nil else { return nil }
+            guard try takeClaim(file, owner: owner, now: now, in: db) else { return nil }
+            return try Ledger.file(id, in: db)
+        }
+    }
+
+    /// Inside a write: claims `file` as observed, unless a live holder has it.
+    private func takeClaim(_ file: MediaFile, owner: ClaimOwner, now: Date, in db: Database) throws -> Bool {
+        if let token = file.claimOwner, token != owner.token {
+            let holder = ClaimOwner(token: token)
+            let lapsed = (file.claimUntil.map { $0 < now } ?? true)
+            if let holder, isAlive(holder), !lapsed { return false }
+            try Ledger.append(Ledger.fileEvent(file, .warning, .uploadTakenOver,
+                                               "taken over from \(holder.map(String.init(describing:)) ?? token), which is gone; finished parts are kept"), in: db)
+        }
+        try db.execute(sql: """
+            UPDATE media_file SET claim_owner = ?, claim_until = ? WHERE id = ? AND state = ? AND claim_owner IS ?
+            """, arguments: [owner.token, now.addingTimeInterval(Ledger.claimLease), file.id, file.state, file.claimOwner])
+        return db.changesCount == 1
+    }
+
+    /// Lets go of a file this owner holds (a run that paused or stopped).
+    public func releaseClaim(_ id: Int64, owner: ClaimOwner) throws {
+        try write("release a claim") { db in
+            try db.execute(sql: "UPDATE media_file SET claim_owner = NULL, claim_until = NULL WHERE id = ? AND claim_owner = ?",
+                           arguments: [id, owner.token])
+        }
+    }
+
+    // MARK: - Spool retention
+
+    /// Verified files whose spool copy is older than the retention period, in
+    /// pages by id (a million-file ledger is never loaded at once).
+    public func forEachPurgeCandidate(verifiedBefore cutoff: Date, _ body: (MediaFile) throws -> Void) throws {
+        var after: Int64 = 0
+        while true {
+            let page = try read { db in
+                try MediaFile.fetchAll(db, sql: """
+                    SELECT * FROM media_file INDEXED BY media_file_purge
+                    WHERE state = 'verified' AND spool_name IS NOT NULL AND spool_purged_at IS NULL AND verified_at <= ? AND id > ?
+                    ORDER BY id LIMIT 500
+                    """, arguments: [cutoff, after])
+            }
+            for file in page { try body(file) }
+            guard let last = page.last else { return }
+            after = last.id
+        }
+    }
+
+    /// The spool copy is gone; the store holds the verified original.
+    public func markPurged(_ id: Int64, owner: ClaimOwner) throws {
+        try write("record a purged spool copy") { db in
+            try db.execute(sql: """
+                UPDATE media_file SET spool_purged_at = ?, updated_at = ?, claim_owner = NULL, claim_until = NULL
+                WHERE id = ? AND state = 'verified' AND spool_purged_at IS NULL AND claim_owner = ?
+                """, arguments: [Date(), Date(), id, owner.token])
+            guard db.changesCount == 1, let file = try Ledger.file(id, in: db) else { throw try Ledger.refusal(id, to: .verified, in: db) }
+            try Ledger.append(Ledger.fileEvent(file, .info, .spoolPurged,
+                                               "spool copy deleted per retention policy; verified in the store as \(file.objectKey ?? "?")"), in: db)
+        }
+    }
+
+    // MARK: - Admin queue control
 
     /// Files named by an admin: `#12` or `12` (ledger id), else a part of the
     /// camera path or object key; with a serial or user, all of theirs.
     public func select(files: [String] = [], serial: String? = nil, user: String? = nil) throws -> [MediaFile] {
         try read { db in
-            var rows: [Row] = []
+            var found: [MediaFile] = []
             for item in files {
                 if let id = Int64(item.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) {
-                    rows += try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE id = ?", arguments: [id])
+                    found += try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE id = ?", arguments: [id])
                 } else {
-                    rows += try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE instr(source_path, ?) > 0 OR instr(object_key, ?) > 0",
-                                             arguments: [item, item])
+                    found += try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE instr(source_path, ?) > 0 OR instr(object_key, ?) > 0",
+                                                    arguments: [item, item])
                 }
             }
-            if let serial { rows += try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE serial = ?", arguments: [serial]) }
-            if let user { rows += try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE user_id = ?", arguments: [user]) }
+            if let serial { found += try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE serial = ?", arguments: [serial]) }
+            if let user { found += try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE user_id = ?", arguments: [user]) }
             var seen: Set<Int64> = []
-            return rows.map(MediaFile.init(row:)).filter { seen.insert($0.id).inserted }.sorted { $0.id < $1.id }
+            return found.filter { seen.insert($0.id).inserted }.sorted { $0.id < $1.id }
         }
     }
 
@@ -194,20 +318,23 @@ extension Ledger {
             for id in ids {
                 try db.execute(sql: "UPDATE media_file SET priority = ?, updated_at = ? WHERE id = ?", arguments: [priority, Date(), id])
                 let file = try Ledger.file(id, in: db)
-                try Ledger.append(EventDraft(.notice, "file.prioritized", fileID: id, serial: file?.serial, user: file?.user,
+                try Ledger.append(EventDraft(.notice, .filePrioritized, fileID: id, serial: file?.serial, user: file?.user,
                                              "priority set to \(priority)"), in: db)
             }
         }
     }
 
     /// Cancelled files are never uploaded (until retried); the spool copy stays.
-    public func markCancelled(_ id: Int64, reason: String) throws {
+    /// A run uploading the file loses its claim and stops at its next write.
+    /// Returns the file as it was, so the caller can abort its multipart upload.
+    public func markCancelled(_ id: Int64, reason: String) throws -> MediaFile {
         try write("cancel a file") { db in
-            try db.execute(sql: "UPDATE media_file SET state = 'cancelled', upload_id = NULL, last_error = ?, updated_at = ? WHERE id = ?",
-                           arguments: [reason, Date(), id])
+            guard let before = try Ledger.file(id, in: db) else { throw try Ledger.refusal(id, to: .cancelled, in: db) }
+            let file = try Ledger.change(id, to: .cancelled, from: [.spooled, .uploading, .failed],
+                                         set: ["upload_id = NULL", "last_error = ?"], [reason], releaseAnyClaim: true, in: db)
             try db.execute(sql: "UPDATE file_part SET etag = NULL, uploaded_at = NULL WHERE file_id = ?", arguments: [id])
-            let file = try Ledger.file(id, in: db)
-            try Ledger.append(EventDraft(.notice, "file.cancelled", fileID: id, serial: file?.serial, user: file?.user, reason), in: db)
+            try Ledger.append(Ledger.fileEvent(file, .notice, .fileCancelled, reason), in: db)
+            return before
         }
     }
 
@@ -218,11 +345,9 @@ extension Ledger {
             var changed: [Int64] = []
             for id in ids {
                 guard let file = try Ledger.file(id, in: db), file.state == .failed || file.state == .cancelled else { continue }
-                let state: FileState = file.spoolName == nil ? .failed : (file.state == .cancelled ? .spooled : .failed)
-                try db.execute(sql: "UPDATE media_file SET state = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?",
-                               arguments: [state.rawValue, Date(), Date(), id])
-                try Ledger.append(EventDraft(.notice, "file.retry", fileID: id, serial: file.serial, user: file.user,
-                                             "queued again by an admin (was \(file.state.rawValue))"), in: db)
+                let state: FileState = file.state == .cancelled && file.spoolName != nil ? .spooled : .failed
+                let queued = try Ledger.change(id, to: state, from: [file.state], set: ["next_attempt_at = ?"], [Date()], in: db)
+                try Ledger.append(Ledger.fileEvent(queued, .notice, .fileRetry, "queued again by an admin (was \(file.state.rawValue))"), in: db)
                 changed.append(id)
             }
             return changed
@@ -257,8 +382,11 @@ extension Ledger {
         }
     }
 
+    // MARK: - Upload
+
     /// Files to upload now: spooled ones, interrupted ones, and failed ones whose
     /// wait is over. A failed file with no retry time waits for an admin.
+    /// Each must still be claimed (`claimForUpload`) before it is touched.
     public func uploadQueue(now: Date = Date(), ids: [Int64]? = nil) throws -> [MediaFile] {
         try read { db in
             var sql = """
@@ -273,82 +401,133 @@ extension Ledger {
                 arguments += StatementArguments(ids)
             }
             sql += " ORDER BY priority DESC, recorded_at, id"
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(MediaFile.init(row:))
+            return try MediaFile.fetchAll(db, sql: sql, arguments: arguments)
         }
     }
 
-    /// Fixes the object key (once) and counts an attempt.
-    public func beginUpload(_ id: Int64, objectKey: String) throws -> MediaFile {
+    /// Fixes the object key (once, unique among the ledger's keys) and counts an attempt.
+    public func beginUpload(_ id: Int64, objectKey proposed: String, owner: ClaimOwner) throws -> MediaFile {
         try write("start an upload") { db in
-            try db.execute(sql: """
-                UPDATE media_file SET state = 'uploading', object_key = ?, attempts = attempts + 1,
-                    upload_started_at = COALESCE(upload_started_at, ?), next_attempt_at = NULL, updated_at = ?
-                WHERE id = ?
-                """, arguments: [objectKey, Date(), Date(), id])
-            let file = try Ledger.file(id, in: db)!
-            try Ledger.append(EventDraft(.info, "upload.started", fileID: id, serial: file.serial, user: file.user,
-                                         "upload attempt \(file.attempts) to \(objectKey)"), in: db)
+            guard let current = try Ledger.file(id, in: db) else { throw try Ledger.refusal(id, to: .uploading, in: db) }
+            var key = current.objectKey ?? proposed
+            if current.objectKey == nil {
+                var attempt = 0
+                // Keys are unique by construction: a key another file already has gets this file's id.
+                while try Int.fetchOne(db, sql: "SELECT 1 FROM media_file WHERE object_key = ? AND id != ?", arguments: [key, id]) != nil {
+                    attempt += 1
+                    key = ObjectKeyTemplate.disambiguated(proposed, fileID: id, attempt: attempt)
+                }
+            }
+            let file = try Ledger.change(id, to: .uploading, from: [.spooled, .uploading, .failed], set: [
+                "object_key = ?", "attempts = attempts + 1", "upload_started_at = COALESCE(upload_started_at, ?)",
+                "next_attempt_at = NULL", "claim_until = ?",
+            ], [key, Date(), Date().addingTimeInterval(Ledger.claimLease)], claim: owner, in: db)
+            var message = "upload attempt \(file.attempts) to \(key)"
+            if key != proposed, current.objectKey == nil { message += " (\(proposed) belongs to another file)" }
+            try Ledger.append(Ledger.fileEvent(file, .info, .uploadStarted, message), in: db)
             return file
         }
     }
 
-    public func recordUploadID(_ id: Int64, uploadID: String?) throws {
+    public func recordUploadID(_ id: Int64, uploadID: String?, owner: ClaimOwner) throws {
         try write("record a multipart upload id") { db in
-            try db.execute(sql: "UPDATE media_file SET upload_id = ?, updated_at = ? WHERE id = ?", arguments: [uploadID, Date(), id])
+            try Ledger.updateClaimed(id, owner: owner, in: .uploading, set: ["upload_id = ?"], [uploadID], in: db)
             if uploadID == nil {
                 try db.execute(sql: "UPDATE file_part SET etag = NULL, uploaded_at = NULL WHERE file_id = ?", arguments: [id])
                 try db.execute(sql: "UPDATE media_file SET bytes_sent = 0 WHERE id = ?", arguments: [id])
             }
-            let file = try Ledger.file(id, in: db)
+            let file = try Ledger.file(id, in: db)!
             let message = uploadID.map { "multipart upload \($0) created" } ?? "multipart upload discarded; parts will be sent again"
-            try Ledger.append(EventDraft(.debug, "upload.multipart", fileID: id, serial: file?.serial, user: file?.user, message), in: db)
+            try Ledger.append(Ledger.fileEvent(file, .debug, .uploadMultipart, message), in: db)
         }
     }
 
     public func parts(of id: Int64) throws -> [FilePart] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM file_part WHERE file_id = ? ORDER BY part_number", arguments: [id]).map(FilePart.init(row:))
+            try FilePart.fetchAll(db, sql: "SELECT * FROM file_part WHERE file_id = ? ORDER BY part_number", arguments: [id])
         }
     }
 
     /// A part the store accepted (with its checksum verified): never sent again.
-    public func recordPart(_ id: Int64, number: Int, etag: String) throws {
+    public func recordPart(_ id: Int64, number: Int, etag: String, owner: ClaimOwner) throws {
         try write("record an uploaded part") { db in
             try db.execute(sql: "UPDATE file_part SET etag = ?, uploaded_at = ? WHERE file_id = ? AND part_number = ?",
                            arguments: [etag, Date(), id, number])
-            try db.execute(sql: """
-                UPDATE media_file SET bytes_sent = (SELECT COALESCE(SUM(size), 0) FROM file_part WHERE file_id = ? AND etag IS NOT NULL),
-                    updated_at = ? WHERE id = ?
-                """, arguments: [id, Date(), id])
+            try Ledger.updateClaimed(id, owner: owner, in: .uploading, set: [
+                "bytes_sent = (SELECT COALESCE(SUM(size), 0) FROM file_part WHERE file_id = media_file.id AND etag IS NOT NULL)",
+            ], [], in: db)
         }
     }
 
-    public func changeObjectKey(_ id: Int64, to key: String, reason: String) throws {
+    public func changeObjectKey(_ id: Int64, to key: String, reason: String, owner: ClaimOwner) throws {
         try write("change an object key") { db in
-            try db.execute(sql: "UPDATE media_file SET object_key = ?, upload_id = NULL, updated_at = ? WHERE id = ?", arguments: [key, Date(), id])
+            try Ledger.updateClaimed(id, owner: owner, in: .uploading, set: ["object_key = ?", "upload_id = NULL"], [key], in: db)
             try db.execute(sql: "UPDATE file_part SET etag = NULL, uploaded_at = NULL WHERE file_id = ?", arguments: [id])
-            let file = try Ledger.file(id, in: db)
-            try Ledger.append(EventDraft(.warning, "upload.rekeyed", fileID: id, serial: file?.serial, user: file?.user,
-                                         "object key changed to \(key): \(reason)"), in: db)
+            let file = try Ledger.file(id, in: db)!
+            try Ledger.append(Ledger.fileEvent(file, .warning, .uploadRekeyed, "object key changed to \(key): \(reason)"), in: db)
         }
     }
 
-    public func markUploaded(_ id: Int64) throws {
-        try transition(id, to: .uploaded, kind: "upload.completed", level: .info, message: "the store accepted every byte; verifying") { db in
-            try db.execute(sql: "UPDATE media_file SET bytes_sent = source_size WHERE id = ?", arguments: [id])
+    public func markUploaded(_ id: Int64, owner: ClaimOwner) throws {
+        try write("record a finished upload") { db in
+            let file = try Ledger.change(id, to: .uploaded, set: ["bytes_sent = source_size"], claim: owner, in: db)
+            try Ledger.append(Ledger.fileEvent(file, .info, .uploadCompleted, "the store accepted every byte; verifying"), in: db)
+        }
+    }
+
+    /// The store does not hold the object it accepted (a HEAD found nothing):
+    /// the whole upload starts again.
+    public func markUploadLost(_ id: Int64, owner: ClaimOwner) throws {
+        try write("record a lost upload") { db in
+            let file = try Ledger.change(id, to: .uploading, from: [.uploaded, .uploading],
+                                         set: ["upload_id = NULL", "bytes_sent = 0"], claim: owner, in: db)
+            try db.execute(sql: "UPDATE file_part SET etag = NULL, uploaded_at = NULL WHERE file_id = ?", arguments: [id])
+            try Ledger.append(Ledger.fileEvent(file, .warning, .uploadMultipart, "the store does not hold the uploaded object; it will be sent again"), in: db)
         }
     }
 
     /// The store confirmed an object with the size and SHA-256 from the first read.
-    public func markVerified(_ id: Int64, storeChecksum: String) throws {
+    public func markVerified(_ id: Int64, storeChecksum: String, owner: ClaimOwner) throws {
         try write("record a verified upload") { db in
-            try db.execute(sql: """
-                UPDATE media_file SET state = 'verified', store_checksum = ?, upload_id = NULL, last_error = NULL,
-                    verified_at = ?, updated_at = ? WHERE id = ?
-                """, arguments: [storeChecksum, Date(), Date(), id])
-            let file = try Ledger.file(id, in: db)!
-            try Ledger.append(EventDraft(.notice, "upload.verified", fileID: id, serial: file.serial, user: file.user,
-                                         "verified in the store as \(file.objectKey ?? "?"): size \(file.sourceSize), checksum \(storeChecksum) matches sha256 \(file.sha256 ?? "?")"), in: db)
+            let file = try Ledger.change(id, to: .verified, set: [
+                "store_checksum = ?", "upload_id = NULL", "last_error = NULL", "verified_at = ?",
+            ], [storeChecksum, Date()], claim: owner, releasing: true, in: db)
+            try Ledger.append(Ledger.fileEvent(file, .notice, .uploadVerified,
+                                               "verified in the store as \(file.objectKey ?? "?"): size \(file.sourceSize), checksum \(storeChecksum) matches sha256 \(file.sha256 ?? "?")"), in: db)
+        }
+    }
+
+    /// An upload that failed: with `retryAt` the queue takes it again after
+    /// that time; without, it waits for an admin's `retry`.
+    public func markUploadFailed(_ id: Int64, error: String, retryAt: Date?, owner: ClaimOwner,
+                                 level: LedgerEvent.Level = .error) throws {
+        try write("record a failed upload") { db in
+            let file = try Ledger.change(id, to: .failed, from: [.spooled, .uploading, .uploaded, .failed],
+                                         set: ["last_error = ?", "next_attempt_at = ?"], [error, retryAt],
+                                         claim: owner, releasing: true, in: db)
+            try Ledger.append(Ledger.fileEvent(file, level, .fileFailed,
+                                               error + (retryAt.map { "; next attempt after \(Timestamps.iso($0))" } ?? "")), in: db)
+        }
+    }
+
+    /// The spool copy no longer matches the camera read: held until a dock copies it again.
+    public func markSpoolCorrupted(_ id: Int64, message: String, owner: ClaimOwner) throws {
+        try write("quarantine a corrupted spool copy") { db in
+            let file = try Ledger.change(id, to: .quarantined, from: [.spooled, .uploading, .uploaded, .failed],
+                                         set: ["hold_reason = ?", "last_error = ?"], [HoldReason.spoolCorrupted, message],
+                                         claim: owner, releasing: true, in: db)
+            try Ledger.append(Ledger.fileEvent(file, .error, .fileQuarantined, "quarantined (\(HoldReason.spoolCorrupted.rawValue)): \(message)"), in: db)
+        }
+    }
+
+    /// The upload could not start for a reason outside the file (credentials,
+    /// bucket, TLS): back to `spooled`, with the reason shown in `status`.
+    public func markWaiting(_ id: Int64, reason: String, owner: ClaimOwner) throws {
+        try write("record a refused upload") { db in
+            let file = try Ledger.change(id, to: .spooled, from: [.uploading], set: [
+                "last_error = ?", "attempts = MAX(attempts - 1, 0)",
+            ], [reason], claim: owner, releasing: true, in: db)
+            try Ledger.append(Ledger.fileEvent(file, .error, .uploadRefused, reason), in: db)
         }
     }
 
@@ -357,21 +536,6 @@ extension Ledger {
     }
 
     static func file(_ id: Int64, in db: Database) throws -> MediaFile? {
-        try Row.fetchOne(db, sql: "SELECT * FROM media_file WHERE id = ?", arguments: [id]).map(MediaFile.init(row:))
-    }
-
-    static func setState(_ id: Int64, _ state: FileState, hold: HoldReason? = nil, error: String? = nil, in db: Database) throws {
-        try db.execute(sql: "UPDATE media_file SET state = ?, hold_reason = ?, last_error = ?, updated_at = ? WHERE id = ?",
-                       arguments: [state.rawValue, hold?.rawValue, error, Date(), id])
-    }
-
-    func transition(_ id: Int64, to state: FileState, kind: String, level: LedgerEvent.Level, message: String,
-                    also extra: ((Database) throws -> Void)? = nil) throws {
-        try write("record state \(state.rawValue)") { db in
-            try Ledger.setState(id, state, in: db)
-            try extra?(db)
-            let file = try Ledger.file(id, in: db)
-            try Ledger.append(EventDraft(level, kind, fileID: id, serial: file?.serial, user: file?.user, message), in: db)
-        }
+        try MediaFile.fetchOne(db, sql: "SELECT * FROM media_file WHERE id = ?", arguments: [id])
     }
 }

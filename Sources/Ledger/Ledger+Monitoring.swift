@@ -17,19 +17,19 @@ extension Ledger {
                                 spoolAboveHighWatermark: Bool) throws -> [Alert] {
         try read { db in
             var alerts: [Alert] = []
-            let stuck = try Row.fetchAll(db, sql: """
+            let stuck = try MediaFile.fetchAll(db, sql: """
                 SELECT * FROM media_file
                 WHERE (state = 'failed' AND next_attempt_at IS NULL)
                    OR (state = 'quarantined' AND hold_reason IN (?, ?, ?, ?))
                 ORDER BY id
                 """, arguments: [HoldReason.spoolCorrupted.rawValue, HoldReason.cameraFileChanged.rawValue,
-                                 HoldReason.unreadable.rawValue, HoldReason.hostileEntry.rawValue]).map(MediaFile.init(row:))
+                                 HoldReason.unreadable.rawValue, HoldReason.hostileEntry.rawValue])
             for file in stuck {
-                let why = file.holdReason.map { "quarantined (\($0))" } ?? "failed and will not be retried on its own"
+                let why = file.holdReason.map { "quarantined (\($0.rawValue))" } ?? "failed and will not be retried on its own"
                 alerts.append(Alert(key: "file-\(file.id)-\(file.state.rawValue)", message: "\(file.serial) \(file.sourcePath) \(why): \(file.lastError ?? "")",
                                     fileID: file.id, serial: file.serial))
             }
-            if let oldest = try Row.fetchOne(db, sql: "SELECT * FROM media_file WHERE state NOT IN ('verified','cancelled') ORDER BY discovered_at LIMIT 1").map(MediaFile.init(row:)),
+            if let oldest = try MediaFile.fetchOne(db, sql: "SELECT * FROM media_file WHERE state NOT IN ('verified','cancelled') ORDER BY discovered_at LIMIT 1"),
                now.timeIntervalSince(oldest.discoveredAt) > oldestUnverifiedHours * 3600 {
                 alerts.append(Alert(key: "oldest-unverified-\(oldest.id)",
                                     message: String(format: "the oldest file not yet verified (%@ on %@, %@) was found %.0f hours ago",
@@ -64,7 +64,7 @@ extension Ledger {
     }
 
     public func recordAlertSent(_ alert: Alert, via channels: [String]) throws {
-        try log(EventDraft(.warning, "alert.sent", fileID: alert.fileID, serial: alert.serial,
+        try log(EventDraft(.warning, .alertSent, fileID: alert.fileID, serial: alert.serial,
                            "[\(alert.key)] \(alert.message) (sent to \(channels.joined(separator: ", ")))"))
     }
 

@@ -77,9 +77,9 @@ extension Ledger {
                     states: try totals("SELECT state, COUNT(*) AS n, COALESCE(SUM(source_size), 0) AS bytes FROM media_file WHERE serial = ? GROUP BY state", [serial]),
                     lastDiscoveredAt: try Date.fetchOne(db, sql: "SELECT MAX(discovered_at) FROM media_file WHERE serial = ?", arguments: [serial])))
             }
-            let oldest = try Row.fetchOne(db, sql: "SELECT * FROM media_file WHERE state NOT IN ('verified','cancelled') ORDER BY discovered_at, id LIMIT 1").map(MediaFile.init(row:))
-            let uploading = try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE state = 'uploading' ORDER BY updated_at DESC").map(MediaFile.init(row:))
-            let problems = try Row.fetchAll(db, sql: "SELECT * FROM media_file WHERE state IN ('failed','quarantined') ORDER BY updated_at DESC LIMIT 10").map(MediaFile.init(row:))
+            let oldest = try MediaFile.fetchOne(db, sql: "SELECT * FROM media_file WHERE state NOT IN ('verified','cancelled') ORDER BY discovered_at, id LIMIT 1")
+            let uploading = try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE state = 'uploading' ORDER BY updated_at DESC")
+            let problems = try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE state IN ('failed','quarantined') ORDER BY updated_at DESC LIMIT 10")
             let spool = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(source_size), 0) AS bytes FROM media_file WHERE spool_name IS NOT NULL AND spool_purged_at IS NULL")!
             return LedgerSummary(states: states, devices: devices, oldestUnverified: oldest, uploading: uploading,
                                  problems: problems, spoolFiles: spool["n"], spoolBytes: spool["bytes"])
@@ -93,7 +93,7 @@ extension Ledger {
             if let serial { clauses.append("serial = ?"); arguments += [serial] }
             if let states { clauses.append("state IN (\(states.map { "'\($0.rawValue)'" }.joined(separator: ",")))") }
             let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-            return try Row.fetchAll(db, sql: "SELECT * FROM media_file \(whereClause) ORDER BY id", arguments: arguments).map(MediaFile.init(row:))
+            return try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file \(whereClause) ORDER BY id", arguments: arguments)
         }
     }
 
@@ -122,8 +122,8 @@ extension Ledger {
             if let limit = filter.limit {
                 sql = "SELECT * FROM (SELECT * FROM event WHERE " + clauses.joined(separator: " AND ") + " ORDER BY id DESC LIMIT \(limit)) ORDER BY id"
             }
-            let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-            while let row = try cursor.next() { try body(LedgerEvent(row: row)) }
+            let cursor = try LedgerEvent.fetchCursor(db, sql: sql, arguments: arguments)
+            while let event = try cursor.next() { try body(event) }
         }
     }
 

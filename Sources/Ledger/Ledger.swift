@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import UploaderCore
+import Platform
 
 /// The transfer ledger: one SQLite file (WAL) holding devices, custody
 /// periods, one row per camera file, the multipart part plans and the
@@ -13,12 +14,16 @@ import UploaderCore
 public final class Ledger: Sendable {
     public let path: String
     let pool: DatabasePool
+    /// Whether a claim's holder still runs (a dead holder's files are taken over).
+    let isAlive: @Sendable (ClaimOwner) -> Bool
 
     public static let genesisHash = String(repeating: "0", count: 64)
 
     /// Opens (and migrates) the ledger. `readOnly` is for the viewing commands.
-    public init(path: String, readOnly: Bool = false) throws {
+    public init(path: String, readOnly: Bool = false,
+                isAlive: @escaping @Sendable (ClaimOwner) -> Bool = ProcessIdentity.isAlive) throws {
         self.path = path
+        self.isAlive = isAlive
         var configuration = GRDB.Configuration()
         configuration.readonly = readOnly
         configuration.busyMode = .timeout(15)
@@ -31,7 +36,11 @@ public final class Ledger: Sendable {
                 try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                         withIntermediateDirectories: true)
             }
+            let folder = (path as NSString).deletingLastPathComponent
+            try FolderSafety.check(folder.isEmpty ? "." : folder, what: "state folder", forWriting: !readOnly)
             pool = try DatabasePool(path: path, configuration: configuration)
+            // The custody log is not for every user of the PC to read.
+            if !readOnly { chmod(path, 0o640) }
             if !readOnly { try Schema.migrator.migrate(pool) }
         } catch let error as UploaderError {
             throw error
@@ -86,12 +95,12 @@ public final class Ledger: Sendable {
     static func append(_ draft: EventDraft, in db: Database, at date: Date = Date()) throws -> String {
         let previous = try String.fetchOne(db, sql: "SELECT hash FROM event ORDER BY id DESC LIMIT 1") ?? genesisHash
         let atText = String.fromDatabaseValue(date.databaseValue)!
-        let hash = eventHash(previous: previous, at: atText, level: draft.level.rawValue, kind: draft.kind,
+        let hash = eventHash(previous: previous, at: atText, level: draft.level.rawValue, kind: draft.kind.rawValue,
                              fileID: draft.fileID, serial: draft.serial, user: draft.user, message: draft.message)
         try db.execute(sql: """
             INSERT INTO event (at, level, kind, file_id, serial, user_id, message, prev_hash, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [atText, draft.level.rawValue, draft.kind, draft.fileID, draft.serial, draft.user,
+            """, arguments: [atText, draft.level.rawValue, draft.kind.rawValue, draft.fileID, draft.serial, draft.user,
                              draft.message, previous, hash])
         return hash
     }
@@ -113,10 +122,12 @@ public final class Ledger: Sendable {
     /// "unknown device". Returns how many files were released.
     @discardableResult
     public func addDevice(serial: String, defaultUser: String, name: String?, model: String?) throws -> Int {
-        try write("register device \(serial)") { db in
+        try Ledger.checkIdentifier(serial, "the serial")
+        try Ledger.checkIdentifier(defaultUser, "the user")
+        return try write("register device \(serial)") { db in
             let now = Date()
-            if let existing = try Row.fetchOne(db, sql: "SELECT removed_at FROM device WHERE serial = ?", arguments: [serial]) {
-                if (existing["removed_at"] as Date?) == nil {
+            if let existing = try Device.fetchOne(db, sql: "SELECT * FROM device WHERE serial = ?", arguments: [serial]) {
+                if existing.removedAt == nil {
                     throw UploaderError(.usage, "device \(serial) is already registered: use `uploader device assign` to change who holds it")
                 }
                 try db.execute(sql: "UPDATE device SET default_user = ?, name = ?, model = ?, registered_at = ?, removed_at = NULL WHERE serial = ?",
@@ -125,9 +136,17 @@ public final class Ledger: Sendable {
                 try db.execute(sql: "INSERT INTO device (serial, default_user, name, model, registered_at) VALUES (?, ?, ?, ?, ?)",
                                arguments: [serial, defaultUser, name, model, now])
             }
-            try Ledger.append(EventDraft(.notice, "device.registered", serial: serial, user: defaultUser,
+            try Ledger.append(EventDraft(.notice, .deviceRegistered, serial: serial, user: defaultUser,
                                          "device \(serial) registered to \(defaultUser)\(name.map { " (\($0))" } ?? "")"), in: db)
             return try Ledger.releaseHeldFiles(serial: serial, in: db)
+        }
+    }
+
+    /// Refuses what would break a signed header or mislead a reader: empty
+    /// values, control characters, leading or trailing spaces.
+    static func checkIdentifier(_ value: String, _ what: String) throws {
+        if let problem = DisplayText.problemWithIdentifier(value, what: what) {
+            throw UploaderError(.usage, problem + ": give a printable value")
         }
     }
 
@@ -137,14 +156,14 @@ public final class Ledger: Sendable {
             guard db.changesCount == 1 else {
                 throw UploaderError(.notFound, "no registered device has serial \(serial): see `uploader device list`")
             }
-            try Ledger.append(EventDraft(.notice, "device.removed", serial: serial,
+            try Ledger.append(EventDraft(.notice, .deviceRemoved, serial: serial,
                                          "device \(serial) removed from the registry; its files and history stay in the ledger"), in: db)
         }
     }
 
     public func devices(includeRemoved: Bool = false) throws -> [Device] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM device \(includeRemoved ? "" : "WHERE removed_at IS NULL") ORDER BY serial").map(Device.init(row:))
+            try Device.fetchAll(db, sql: "SELECT * FROM device \(includeRemoved ? "" : "WHERE removed_at IS NULL") ORDER BY serial")
         }
     }
 
@@ -153,55 +172,95 @@ public final class Ledger: Sendable {
     }
 
     static func activeDevice(serial: String, in db: Database) throws -> Device? {
-        try Row.fetchOne(db, sql: "SELECT * FROM device WHERE serial = ? AND removed_at IS NULL", arguments: [serial]).map(Device.init(row:))
+        try Device.fetchOne(db, sql: "SELECT * FROM device WHERE serial = ? AND removed_at IS NULL", arguments: [serial])
+    }
+
+    /// What `assign` did, for the admin.
+    public struct Assignment: Sendable {
+        public var reattributed: Int
+        /// An open period of the previous holder that this hand-over ended.
+        public var endedPeriod: CustodyRecord?
     }
 
     /// Records that `user` holds the camera from `from` until `until`, and
-    /// re-attributes files recorded in that period that have not started uploading.
-    @discardableResult
-    public func assign(serial: String, user: String, from: Date, until: Date?) throws -> Int {
-        try write("assign device \(serial)") { db in
+    /// re-attributes files recorded in that period that have not started
+    /// uploading. Periods never overlap: an open period that started earlier
+    /// is ended at `from` (a hand-over, said in the log); any other overlap is
+    /// refused, so no recording time has two holders.
+    public func assign(serial: String, user: String, from: Date, until: Date?) throws -> Assignment {
+        try Ledger.checkIdentifier(user, "the user")
+        if let until, until <= from {
+            throw UploaderError(.usage, "--to must be later than --from")
+        }
+        return try write("assign device \(serial)") { db in
             guard try Ledger.activeDevice(serial: serial, in: db) != nil else {
                 throw UploaderError(.notFound, "no registered device has serial \(serial): register it first with `uploader device add \(serial) --user ID`")
             }
-            if let until, until <= from {
-                throw UploaderError(.usage, "--to must be later than --from")
+            let new = CustodyPeriod(user: user, from: from, until: until)
+            var ended: CustodyRecord?
+            for existing in try Ledger.periods(serial: serial, in: db) where existing.period.overlaps(new) {
+                if existing.until == nil, existing.from < from, ended == nil {
+                    try db.execute(sql: "UPDATE custody_period SET valid_until = ? WHERE id = ?", arguments: [from, existing.id])
+                    try Ledger.append(EventDraft(.notice, .deviceUnassigned, serial: serial, user: existing.user,
+                                                 "custody period #\(existing.id) of \(existing.user) (from \(Timestamps.iso(existing.from))) ended at \(Timestamps.iso(from)): the camera went to \(user)"), in: db)
+                    ended = existing
+                    continue
+                }
+                throw UploaderError(.usage, "the period overlaps custody period #\(existing.id) (\(existing.user) from \(Timestamps.iso(existing.from)) to \(existing.until.map(Timestamps.iso) ?? "open end")): remove it with `uploader device unassign \(serial) \(existing.id)` or choose times that do not overlap")
             }
             try db.execute(sql: "INSERT INTO custody_period (serial, user_id, valid_from, valid_until, created_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [serial, user, from, until, Date()])
             let range = "\(Timestamps.iso(from)) to \(until.map(Timestamps.iso) ?? "open end")"
-            try Ledger.append(EventDraft(.notice, "device.assigned", serial: serial, user: user,
-                                         "device \(serial) held by \(user) from \(range)"), in: db)
-            return try Ledger.reattribute(serial: serial, in: db)
+            try Ledger.append(EventDraft(.notice, .deviceAssigned, serial: serial, user: user,
+                                         "device \(serial) held by \(user) from \(range) (custody period #\(db.lastInsertedRowID))"), in: db)
+            return Assignment(reattributed: try Ledger.reattribute(serial: serial, in: db), endedPeriod: ended)
+        }
+    }
+
+    /// Withdraws a custody period entered by mistake; files not yet uploaded
+    /// follow the periods that remain. The period stays in the ledger, marked removed.
+    @discardableResult
+    public func unassign(serial: String, periodID: Int64) throws -> (period: CustodyRecord, reattributed: Int) {
+        try write("remove a custody period of \(serial)") { db in
+            guard let period = try CustodyRecord.fetchOne(db, sql: "SELECT * FROM custody_period WHERE id = ? AND serial = ? AND removed_at IS NULL",
+                                                          arguments: [periodID, serial]) else {
+                throw UploaderError(.notFound, "device \(serial) has no custody period #\(periodID): see `uploader device show \(serial)`")
+            }
+            try db.execute(sql: "UPDATE custody_period SET removed_at = ? WHERE id = ?", arguments: [Date(), periodID])
+            try Ledger.append(EventDraft(.notice, .deviceUnassigned, serial: serial, user: period.user,
+                                         "custody period #\(periodID) (\(period.user) from \(Timestamps.iso(period.from)) to \(period.until.map(Timestamps.iso) ?? "open end")) removed"), in: db)
+            return (period, try Ledger.reattribute(serial: serial, in: db))
         }
     }
 
     public func custody(serial: String) throws -> [CustodyRecord] {
-        try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM custody_period WHERE serial = ? ORDER BY valid_from", arguments: [serial]).map(CustodyRecord.init(row:))
-        }
+        try read { db in try Ledger.periods(serial: serial, in: db) }
+    }
+
+    static func periods(serial: String, in db: Database) throws -> [CustodyRecord] {
+        try CustodyRecord.fetchAll(db, sql: "SELECT * FROM custody_period WHERE serial = ? AND removed_at IS NULL ORDER BY valid_from", arguments: [serial])
     }
 
     static func attributedUser(serial: String, recordedAt: Date, in db: Database) throws -> String? {
         guard let device = try activeDevice(serial: serial, in: db) else { return nil }
-        let periods = try Row.fetchAll(db, sql: "SELECT * FROM custody_period WHERE serial = ?", arguments: [serial])
-            .map { CustodyRecord(row: $0).period }
-        return Attribution.user(recordedAt: recordedAt, periods: periods, defaultUser: device.defaultUser)
+        return Attribution.user(recordedAt: recordedAt, periods: try periods(serial: serial, in: db).map(\.period),
+                                defaultUser: device.defaultUser)
     }
 
     /// Files whose key is not fixed yet follow the custody periods as they are now.
     static func reattribute(serial: String, in db: Database) throws -> Int {
-        let rows = try Row.fetchAll(db, sql: """
-            SELECT id, recorded_at, user_id FROM media_file
+        let files = try MediaFile.fetchAll(db, sql: """
+            SELECT * FROM media_file
             WHERE serial = ? AND object_key IS NULL AND recorded_at IS NOT NULL AND state IN ('spooled','failed','discovered','copying')
             """, arguments: [serial])
         var changed = 0
-        for row in rows {
-            let id: Int64 = row["id"]
-            let recordedAt: Date = row["recorded_at"]
-            guard let user = try attributedUser(serial: serial, recordedAt: recordedAt, in: db), user != (row["user_id"] as String?) else { continue }
-            try db.execute(sql: "UPDATE media_file SET user_id = ?, updated_at = ? WHERE id = ?", arguments: [user, Date(), id])
-            try append(EventDraft(.notice, "file.attributed", fileID: id, serial: serial, user: user,
+        for file in files {
+            guard let recordedAt = file.recordedAt,
+                  let user = try attributedUser(serial: serial, recordedAt: recordedAt, in: db), user != file.user else { continue }
+            try db.execute(sql: "UPDATE media_file SET user_id = ?, updated_at = ? WHERE id = ? AND object_key IS NULL",
+                           arguments: [user, Date(), file.id])
+            guard db.changesCount == 1 else { continue }
+            try append(EventDraft(.notice, .fileAttributed, fileID: file.id, serial: serial, user: user,
                                   "attributed to \(user) (recorded \(Timestamps.iso(recordedAt)))"), in: db)
             changed += 1
         }
@@ -209,18 +268,16 @@ public final class Ledger: Sendable {
     }
 
     static func releaseHeldFiles(serial: String, in db: Database) throws -> Int {
-        let rows = try Row.fetchAll(db, sql: """
-            SELECT id, recorded_at FROM media_file WHERE serial = ? AND state = 'quarantined' AND hold_reason = ?
-            """, arguments: [serial, HoldReason.unknownDevice.rawValue])
-        for row in rows {
-            let id: Int64 = row["id"]
-            let recordedAt: Date = row["recorded_at"]
-            let user = try attributedUser(serial: serial, recordedAt: recordedAt, in: db)
-            try db.execute(sql: "UPDATE media_file SET state = 'spooled', hold_reason = NULL, user_id = ?, last_error = NULL, updated_at = ? WHERE id = ?",
-                           arguments: [user, Date(), id])
-            try append(EventDraft(.notice, "file.released", fileID: id, serial: serial, user: user,
-                                  "released from quarantine: device \(serial) is now registered; attributed to \(user ?? "?")"), in: db)
+        let held = try MediaFile.fetchAll(db, sql: """
+            SELECT * FROM media_file WHERE serial = ? AND state = 'quarantined' AND hold_reason = ? AND spool_name IS NOT NULL
+            """, arguments: [serial, HoldReason.unknownDevice])
+        for file in held {
+            let user = try file.recordedAt.flatMap { try attributedUser(serial: serial, recordedAt: $0, in: db) }
+            let released = try change(file.id, to: .spooled, from: [.quarantined],
+                                      set: ["hold_reason = NULL", "user_id = ?", "last_error = NULL"], [user], in: db)
+            try append(fileEvent(released, .notice, .fileReleased,
+                                 "released from quarantine: device \(serial) is now registered; attributed to \(user ?? "?")"), in: db)
         }
-        return rows.count
+        return held.count
     }
 }

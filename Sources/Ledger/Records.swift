@@ -2,55 +2,89 @@ import Foundation
 import GRDB
 import UploaderCore
 
-public struct Device: Sendable, Equatable, Codable {
+// Enum columns are stored as their text.
+extension FileState: DatabaseValueConvertible {}
+extension HoldReason: DatabaseValueConvertible {}
+extension RecordingTimeSource: DatabaseValueConvertible {}
+extension EventKind: DatabaseValueConvertible {}
+extension LedgerEvent.Level: DatabaseValueConvertible {}
+
+/// Maps Swift property names to the schema's column names (and back), so a
+/// record is `Codable` + `FetchableRecord` with no hand-written `init(row:)`,
+/// and its JSON keeps the Swift names.
+protocol ColumnNamed: FetchableRecord, TableRecord, Decodable {
+    /// Swift property name → column name, for the names that differ.
+    static var columnNames: [String: String] { get }
+}
+
+extension ColumnNamed {
+    static var propertyNames: [String: String] {
+        Dictionary(uniqueKeysWithValues: columnNames.map { ($1, $0) })
+    }
+
+    public static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy {
+        let properties = propertyNames
+        return .custom { column in AnyCodingKey(properties[column] ?? column) }
+    }
+}
+
+struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+public struct Device: Sendable, Equatable, Codable, ColumnNamed {
+    public static let databaseTableName = "device"
+    static let columnNames = ["defaultUser": "default_user", "registeredAt": "registered_at", "removedAt": "removed_at"]
+
     public var serial: String
     public var defaultUser: String
     public var name: String?
     public var model: String?
     public var registeredAt: Date
     public var removedAt: Date?
-
-    init(row: Row) {
-        serial = row["serial"]
-        defaultUser = row["default_user"]
-        name = row["name"]
-        model = row["model"]
-        registeredAt = row["registered_at"]
-        removedAt = row["removed_at"]
-    }
 }
 
-public struct CustodyRecord: Sendable, Equatable, Codable {
+public struct CustodyRecord: Sendable, Equatable, Codable, ColumnNamed {
+    public static let databaseTableName = "custody_period"
+    static let columnNames = ["user": "user_id", "from": "valid_from", "until": "valid_until", "createdAt": "created_at"]
+
     public var id: Int64
     public var serial: String
     public var user: String
     public var from: Date
     public var until: Date?
 
-    init(row: Row) {
-        id = row["id"]
-        serial = row["serial"]
-        user = row["user_id"]
-        from = row["valid_from"]
-        until = row["valid_until"]
-    }
-
     public var period: CustodyPeriod { CustodyPeriod(user: user, from: from, until: until) }
 }
 
 /// One camera file as the ledger knows it.
-public struct MediaFile: Sendable, Equatable, Codable {
+public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
+    public static let databaseTableName = "media_file"
+    static let columnNames = [
+        "sourcePath": "source_path", "sourceSize": "source_size", "sourceModifiedNanoseconds": "source_mtime_ns",
+        "holdReason": "hold_reason", "spoolName": "spool_name", "recordedAt": "recorded_at",
+        "recordedAtSource": "recorded_at_source", "user": "user_id", "partSize": "part_size", "objectKey": "object_key",
+        "uploadID": "upload_id", "storeChecksum": "store_checksum", "bytesSent": "bytes_sent", "lastError": "last_error",
+        "nextAttemptAt": "next_attempt_at", "discoveredAt": "discovered_at", "spooledAt": "spooled_at",
+        "uploadStartedAt": "upload_started_at", "verifiedAt": "verified_at", "updatedAt": "updated_at",
+        "spoolPurgedAt": "spool_purged_at", "claimOwner": "claim_owner", "claimUntil": "claim_until",
+    ]
+
     public var id: Int64
     public var serial: String
     public var sourcePath: String
     public var sourceSize: Int64
     public var sourceModifiedNanoseconds: Int64
     public var state: FileState
-    public var holdReason: String?
+    public var holdReason: HoldReason?
     public var sha256: String?
     public var spoolName: String?
     public var recordedAt: Date?
-    public var recordedAtSource: String?
+    public var recordedAtSource: RecordingTimeSource?
     public var user: String?
     public var partSize: Int64?
     public var objectKey: String?
@@ -69,43 +103,19 @@ public struct MediaFile: Sendable, Equatable, Codable {
     public var priority: Int
     /// When the spool copy was deleted by the retention policy (the file was verified long before).
     public var spoolPurgedAt: Date?
-
-    init(row: Row) {
-        id = row["id"]
-        priority = row["priority"] ?? 0
-        spoolPurgedAt = row["spool_purged_at"]
-        serial = row["serial"]
-        sourcePath = row["source_path"]
-        sourceSize = row["source_size"]
-        sourceModifiedNanoseconds = row["source_mtime_ns"]
-        state = FileState(rawValue: row["state"]) ?? .failed
-        holdReason = row["hold_reason"]
-        sha256 = row["sha256"]
-        spoolName = row["spool_name"]
-        recordedAt = row["recorded_at"]
-        recordedAtSource = row["recorded_at_source"]
-        user = row["user_id"]
-        partSize = row["part_size"]
-        objectKey = row["object_key"]
-        uploadID = row["upload_id"]
-        storeChecksum = row["store_checksum"]
-        bytesSent = row["bytes_sent"]
-        attempts = row["attempts"]
-        lastError = row["last_error"]
-        nextAttemptAt = row["next_attempt_at"]
-        discoveredAt = row["discovered_at"]
-        spooledAt = row["spooled_at"]
-        uploadStartedAt = row["upload_started_at"]
-        verifiedAt = row["verified_at"]
-        updatedAt = row["updated_at"]
-    }
+    /// The process working on the file now (an upload or a purge), see `ClaimOwner`.
+    public var claimOwner: String?
+    public var claimUntil: Date?
 
     /// The file's name on the camera (last path component).
     public var name: String { String(sourcePath.split(separator: "/").last ?? Substring(sourcePath)) }
 }
 
 /// One part of a file's multipart plan.
-public struct FilePart: Sendable, Equatable, Codable {
+public struct FilePart: Sendable, Equatable, Codable, ColumnNamed {
+    public static let databaseTableName = "file_part"
+    static let columnNames = ["fileID": "file_id", "number": "part_number", "uploadedAt": "uploaded_at"]
+
     public var fileID: Int64
     public var number: Int
     public var offset: Int64
@@ -121,19 +131,13 @@ public struct FilePart: Sendable, Equatable, Codable {
         self.sha256 = sha256
         self.etag = etag
     }
-
-    init(row: Row) {
-        fileID = row["file_id"]
-        number = row["part_number"]
-        offset = row["offset"]
-        size = row["size"]
-        sha256 = row["sha256"]
-        etag = row["etag"]
-    }
 }
 
 /// One entry of the custody log.
-public struct LedgerEvent: Sendable, Equatable, Codable {
+public struct LedgerEvent: Sendable, Equatable, Codable, ColumnNamed {
+    public static let databaseTableName = "event"
+    static let columnNames = ["fileID": "file_id", "user": "user_id", "previousHash": "prev_hash"]
+
     public enum Level: String, Sendable, Codable, CaseIterable, Comparable {
         case debug, info, notice, warning, error
 
@@ -145,38 +149,25 @@ public struct LedgerEvent: Sendable, Equatable, Codable {
     public var id: Int64
     public var at: Date
     public var level: Level
-    public var kind: String
+    public var kind: EventKind
     public var fileID: Int64?
     public var serial: String?
     public var user: String?
     public var message: String
     public var previousHash: String
     public var hash: String
-
-    init(row: Row) {
-        id = row["id"]
-        at = row["at"]
-        level = Level(rawValue: row["level"]) ?? .info
-        kind = row["kind"]
-        fileID = row["file_id"]
-        serial = row["serial"]
-        user = row["user_id"]
-        message = row["message"]
-        previousHash = row["prev_hash"]
-        hash = row["hash"]
-    }
 }
 
 /// What a caller wants written to the custody log alongside a state change.
 public struct EventDraft: Sendable {
     public var level: LedgerEvent.Level
-    public var kind: String
+    public var kind: EventKind
     public var fileID: Int64?
     public var serial: String?
     public var user: String?
     public var message: String
 
-    public init(_ level: LedgerEvent.Level, _ kind: String, fileID: Int64? = nil, serial: String? = nil,
+    public init(_ level: LedgerEvent.Level, _ kind: EventKind, fileID: Int64? = nil, serial: String? = nil,
                 user: String? = nil, _ message: String) {
         self.level = level
         self.kind = kind

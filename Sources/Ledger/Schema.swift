@@ -114,6 +114,18 @@ enum Schema {
         migrator.registerMigration("v3: spool purges") { db in
             try db.execute(sql: "ALTER TABLE media_file ADD COLUMN spool_purged_at DATETIME")
         }
+        migrator.registerMigration("v4: claims") { db in
+            // The process working on a file now (an upload or a purge). Others skip the
+            // file until the holder is gone or its lease ran out.
+            try db.execute(sql: """
+                ALTER TABLE media_file ADD COLUMN claim_owner TEXT;
+                ALTER TABLE media_file ADD COLUMN claim_until DATETIME;
+                -- A custody period entered by mistake is withdrawn, never deleted.
+                ALTER TABLE custody_period ADD COLUMN removed_at DATETIME;
+                CREATE INDEX media_file_purge ON media_file(id)
+                    WHERE state = 'verified' AND spool_name IS NOT NULL AND spool_purged_at IS NULL;
+                """)
+        }
         return migrator
     }
 }

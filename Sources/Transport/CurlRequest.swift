@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import SystemPackage
 import UploaderCore
+import Platform
 
 /// What a request sends as its body.
 enum RequestBody {
@@ -129,6 +130,11 @@ final class CurlEasy {
         try check(uploader_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024))
         try check(uploader_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, settings.stallTimeout))
         try check(uploader_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
+        // Evidence goes over http(s) only (the configuration allows plain http for
+        // this machine alone), and never over anything older than TLS 1.2.
+        try check(uploader_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+        try check(uploader_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "https"))
+        try check(uploader_curl_setopt_long(handle, CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_2)))
         if !settings.accessKeyID.isEmpty {
             try check(uploader_curl_setopt_string(handle, CURLOPT_AWS_SIGV4, "aws:amz:\(settings.region):s3"))
             try check(uploader_curl_setopt_string(handle, CURLOPT_USERNAME, settings.accessKeyID))

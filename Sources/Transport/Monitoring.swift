@@ -2,6 +2,7 @@ import Foundation
 import Ledger
 import Logging
 import UploaderCore
+import Platform
 
 /// Sends the failure-only alerts (command and/or webhook) for the conditions
 /// that hold now, each at most once per `repeat_hours`, and records every
@@ -41,7 +42,7 @@ public struct AlertDispatcher {
             }
             if channels.isEmpty, monitoring.alertCommand != nil || monitoring.alertWebhook != nil {
                 // Not recorded as sent: the next check tries again.
-                try ledger.log(EventDraft(.error, "alert.failed", fileID: alert.fileID, serial: alert.serial,
+                try ledger.log(EventDraft(.error, .alertFailed, fileID: alert.fileID, serial: alert.serial,
                                           "[\(alert.key)] could not be delivered: \(alert.message)"))
                 continue
             }
@@ -63,7 +64,10 @@ public struct AlertDispatcher {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", command]
-        var environment = ProcessInfo.processInfo.environment
+        // Only what a command needs: never the store's credentials (UPLOADER_SECRET_ACCESS_KEY…)
+        // or anything else of the agent's environment.
+        let inherited = ProcessInfo.processInfo.environment
+        var environment = ["PATH": inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin", "LANG": inherited["LANG"] ?? "C.UTF-8"]
         environment["UPLOADER_ALERT_KEY"] = alert.key
         environment["UPLOADER_ALERT_MESSAGE"] = alert.message
         environment["UPLOADER_ALERT_HOST"] = configuration.hostName

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import SystemPackage
 import UploaderCore
+import Platform
 
 /// An S3 error answer, or a transport failure, classified for the caller:
 /// "should we retry?" is answered here; "how long to wait?" by `RetryPolicy`.
@@ -13,6 +14,9 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
         case authentication
         /// The bucket does not exist: nothing will upload until an admin acts.
         case missingBucket
+        /// The TLS handshake failed (unknown CA, name mismatch, old protocol):
+        /// a site-wide condition, so the run stops and the next one tries again.
+        case tls
         /// The store received bytes whose SHA-256 is not the one we sent.
         case checksumMismatch
         /// `If-None-Match: *` refused: an object already has this key.
@@ -47,6 +51,8 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
             return "the evidence store refused our credentials (\(code)): check the access key and secret in the credentials file, then run `uploader upload` again"
         case .missingBucket:
             return "the evidence store has no such bucket (\(code)): check [store] bucket in the configuration"
+        case .tls:
+            return "the evidence store's TLS connection could not be trusted (\(message)): check [store] endpoint and ca_bundle, or this PC's CA certificates; the files wait and the next run tries again"
         default:
             return description
         }
@@ -84,7 +90,21 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
         if let readError = failure.localReadError {
             return S3Failure(kind: .localRead, status: 0, code: "SpoolReadError", message: "reading the spool file failed: \(readError.summary)")
         }
+        if tlsCodes.contains(failure.code) {
+            return S3Failure(kind: .tls, status: 0, code: "curl-\(failure.code)", message: failure.text)
+        }
         return S3Failure(kind: failure.isTransient ? .transient : .rejected, status: 0, code: "curl-\(failure.code)", message: failure.text)
+    }
+
+    /// libcurl's TLS failures: handshake (35), certificate problems (51, 58, 60, 77, 83, 90, 91), cipher (59).
+    static let tlsCodes: Set<Int> = [35, 51, 58, 59, 60, 77, 83, 90, 91]
+
+    /// Every file of the run would fail the same way: stop, leave files as they are.
+    public var isSiteWide: Bool {
+        switch kind {
+        case .authentication, .missingBucket, .tls: true
+        default: false
+        }
     }
 }
 

@@ -5,6 +5,7 @@ import Logging
 import Synchronization
 import SystemPackage
 import UploaderCore
+import Platform
 
 public struct UploadReport: Sendable, Codable, Equatable {
     public var verified = 0
@@ -45,8 +46,11 @@ public final class UploadRunner: Sendable {
 
     struct SharedState {
         var queue: [MediaFile] = []
+        /// This run's claim on the files it works on.
+        var owner = ProcessIdentity.newOwner("upload")
         var report = UploadReport()
         var force = false
+        var now = Date()
         var stop: StopFlag?
     }
 
@@ -72,7 +76,10 @@ public final class UploadRunner: Sendable {
         }
         let startedAt = Date()
         let files = try ledger.uploadQueue(now: now, ids: ids)
-        state.withLock { $0.queue = files.reversed(); $0.report = UploadReport(); $0.force = force; $0.stop = stop }
+        state.withLock {
+            $0.queue = files.reversed(); $0.report = UploadReport(); $0.force = force; $0.stop = stop; $0.now = now
+            $0.owner = ProcessIdentity.newOwner("upload")
+        }
         var staleAborted = 0
         if ids == nil {
             staleAborted = abortStaleUploads(now: now)
@@ -82,7 +89,7 @@ public final class UploadRunner: Sendable {
             report.staleUploadsAborted = staleAborted
             return report
         }
-        try ledger.log(EventDraft(.notice, "upload.run", "upload run started\(force ? " (forced)" : ""): \(files.count) files, \(ByteCount.format(files.reduce(0) { $0 + $1.sourceSize }))"))
+        try ledger.log(EventDraft(.notice, .uploadRun, "upload run started\(force ? " (forced)" : ""): \(files.count) files, \(ByteCount.format(files.reduce(0) { $0 + $1.sourceSize }))"))
         let workers = min(configuration.upload.concurrency, files.count)
         let done = DispatchGroup()
         for index in 0..<workers {
@@ -104,7 +111,7 @@ public final class UploadRunner: Sendable {
         report.staleUploadsAborted = staleAborted
         report.peakMemoryBytes = ProcessMemory.peakResidentBytes()
         try ledger.recordRun(startedAt: startedAt, finishedAt: Date(), bytesSent: report.bytesSent, filesVerified: report.verified, forced: force)
-        try ledger.log(EventDraft(report.stoppedBecause == nil ? .notice : .error, "upload.run",
+        try ledger.log(EventDraft(report.stoppedBecause == nil ? .notice : .error, .uploadRun,
                                   "upload run finished: \(report.verified) verified, \(report.failed) failed, \(ByteCount.format(report.bytesSent)) sent; peak memory \(ByteCount.format(report.peakMemoryBytes ?? 0))"
                                       + (report.paused ? "; paused (window closed or stopping), the rest resumes next run" : "")
                                       + (report.stoppedBecause.map { "; stopped: \($0)" } ?? "")))
@@ -129,19 +136,31 @@ public final class UploadRunner: Sendable {
             guard let initiated = upload.initiated, now.timeIntervalSince(initiated) > configuration.upload.abortStaleMultipartAfter else { continue }
             if (try? client.abortMultipartUpload(key: upload.key, uploadID: upload.uploadID)) != nil {
                 aborted += 1
-                try? ledger.log(EventDraft(.notice, "upload.stale-aborted",
+                try? ledger.log(EventDraft(.notice, .uploadStaleAborted,
                                            "aborted the abandoned multipart upload \(upload.uploadID) of \(upload.key), started \(Timestamps.iso(initiated))"))
             }
         }
         return aborted
     }
 
+    var owner: ClaimOwner { state.withLock { $0.owner } }
+
+    /// The next file this run claims: one another process finished, cancelled
+    /// or is uploading right now since the queue was read is skipped.
     private func nextFile() -> MediaFile? {
-        if shouldPause() {
-            state.withLock { if !$0.queue.isEmpty { $0.report.paused = true } }
-            return nil
+        while true {
+            if shouldPause() {
+                state.withLock { if !$0.queue.isEmpty { $0.report.paused = true } }
+                return nil
+            }
+            let (candidate, now) = state.withLock { ($0.report.stoppedBecause == nil ? $0.queue.popLast() : nil, $0.now) }
+            guard let candidate else { return nil }
+            do {
+                if let claimed = try ledger.claimForUpload(candidate.id, owner: owner, now: max(now, Date())) { return claimed }
+            } catch {
+                logger.error("cannot claim file #\(candidate.id): \(error)")
+            }
         }
-        return state.withLock { $0.report.stoppedBecause == nil ? $0.queue.popLast() : nil }
     }
 
     private func update(_ change: (inout UploadReport) -> Void) {
@@ -158,48 +177,54 @@ public final class UploadRunner: Sendable {
                 try upload(file.id, client: client)
                 update { $0.verified += 1 }
                 return
+            } catch let error as UploaderError where error.code == .transitionRefused || error.code == .notFound {
+                // An admin cancelled the file, or another process took it over: not ours any more.
+                logger.notice("\(error.message)", metadata: ["file": "#\(file.id)"])
+                try? ledger.releaseClaim(file.id, owner: owner)
+                return
             } catch let failure as S3Failure {
                 switch failure.kind {
-                case .authentication, .missingBucket:
+                case .authentication, .missingBucket, .tls:
                     // Every file would fail the same way: stop the run, leave files as they are.
                     update { if $0.stoppedBecause == nil { $0.stoppedBecause = failure.advice } }
-                    try? ledger.markWaiting(file.id, reason: failure.advice)
+                    try? ledger.markWaiting(file.id, reason: failure.advice, owner: owner)
                     return
                 case .stopped:
                     // Finished parts stay recorded; the file resumes next run.
-                    try? ledger.note(file.id, level: .notice, kind: "upload.paused", "upload paused (window closed or agent stopping); finished parts are kept")
+                    try? ledger.note(file.id, level: .notice, kind: .uploadPaused, "upload paused (window closed or agent stopping); finished parts are kept")
+                    try? ledger.releaseClaim(file.id, owner: owner)
                     update { $0.paused = true }
                     return
                 case .checksumMismatch, .localRead:
                     let message = "the spool copy no longer matches the SHA-256 taken from the camera (\(failure.code)); dock the camera again to re-copy it"
-                    try? ledger.quarantine(file.id, reason: .spoolCorrupted, message: message)
+                    try? ledger.markSpoolCorrupted(file.id, message: message, owner: owner)
                     logger.error("\(message)", metadata: ["file": "\(file.sourcePath)"])
                     update { $0.failed += 1 }
                     return
                 case .transient where attempt < policy.maxAttempts:
                     let wait = policy.delay(afterAttempt: attempt, retryAfter: failure.retryAfter, using: &generator)
-                    try? ledger.note(file.id, level: .warning, kind: "upload.retry",
+                    try? ledger.note(file.id, level: .warning, kind: .uploadRetry,
                                      "attempt \(attempt) failed: \(failure); retrying in \(String(format: "%.1f", wait)) s")
                     update { $0.retries += 1 }
                     Thread.sleep(forTimeInterval: wait)
                 case .transient:
                     let wait = policy.delay(afterAttempt: attempt, retryAfter: failure.retryAfter, using: &generator)
-                    try? ledger.markFailed(file.id, error: "gave up after \(attempt) attempts in this run: \(failure)",
-                                           retryAt: Date().addingTimeInterval(max(wait, policy.baseDelay)))
+                    try? ledger.markUploadFailed(file.id, error: "gave up after \(attempt) attempts in this run: \(failure)",
+                                                 retryAt: Date().addingTimeInterval(max(wait, policy.baseDelay)), owner: owner)
                     update { $0.failed += 1 }
                     return
                 default:
                     // Retrying a request the store refuses outright only fills the log:
                     // the file waits for an admin (`uploader retry`), and an alert says so.
-                    try? ledger.markFailed(file.id, error: "the store refused the upload: \(failure); fix the cause, then run `uploader retry #\(file.id)`",
-                                           retryAt: nil)
+                    try? ledger.markUploadFailed(file.id, error: "the store refused the upload: \(failure); fix the cause, then run `uploader retry #\(file.id)`",
+                                                 retryAt: nil, owner: owner)
                     update { $0.failed += 1 }
                     return
                 }
             } catch {
                 // A verification mismatch or a local fault: try again after the longest backoff.
                 let message = (error as? UploaderError)?.message ?? "\(error)"
-                try? ledger.markFailed(file.id, error: message, retryAt: Date().addingTimeInterval(policy.maxDelay))
+                try? ledger.markUploadFailed(file.id, error: message, retryAt: Date().addingTimeInterval(policy.maxDelay), owner: owner)
                 update { $0.failed += 1 }
                 return
             }
@@ -221,7 +246,7 @@ public final class UploadRunner: Sendable {
             "device-serial": file.serial,
             "user": file.user ?? "",
             "recorded-at": file.recordedAt.map(Timestamps.iso) ?? "",
-            "recording-time-source": file.recordedAtSource ?? "",
+            "recording-time-source": file.recordedAtSource?.rawValue ?? "",
             "ingested-at": file.spooledAt.map(Timestamps.iso) ?? "",
             "source-path": file.sourcePath,
             "host": configuration.hostName,
@@ -242,7 +267,7 @@ public final class UploadRunner: Sendable {
         let parts = try ledger.parts(of: id)
         let expected = Self.expectedChecksum(parts: parts, wholeFile: sha)
         if file.state != .uploaded {
-            file = try ledger.beginUpload(id, objectKey: file.objectKey ?? objectKey(for: file))
+            file = try ledger.beginUpload(id, objectKey: file.objectKey ?? objectKey(for: file), owner: owner)
             let path = Spool(root: configuration.spoolDirectory).objectPath(spoolName)
             let fd: FileDescriptor
             do {
@@ -266,15 +291,15 @@ public final class UploadRunner: Sendable {
             } catch let failure as S3Failure where failure.kind == .alreadyExists {
                 // Ours from an earlier attempt whose answer was lost, or someone else's object.
                 if try storeHoldsExactly(file, key: file.objectKey!, expected: expected, client: client) {
-                    try ledger.note(id, level: .notice, kind: "upload.found", "the store already holds this exact object (an earlier attempt finished it)")
+                    try ledger.note(id, level: .notice, kind: .uploadFound, "the store already holds this exact object (an earlier attempt finished it)")
                 } else {
                     let key = renamedKey(file.objectKey!, sha: sha)
-                    try ledger.changeObjectKey(id, to: key, reason: "another object with different content already has the key \(file.objectKey!); it is never overwritten")
+                    try ledger.changeObjectKey(id, to: key, reason: "another object with different content already has the key \(file.objectKey!); it is never overwritten", owner: owner)
                     throw S3Failure(kind: .transient, status: 412, code: "KeyTaken", message: "retrying under \(key)")
                 }
             }
             FailPoints.hit("upload.stored")
-            try ledger.markUploaded(id)
+            try ledger.markUploaded(id, owner: owner)
             file = try ledger.file(id)!
         }
         try verify(file, expected: expected, client: client)
@@ -284,8 +309,15 @@ public final class UploadRunner: Sendable {
         let key = file.objectKey!
         var uploadID = file.uploadID
         if uploadID == nil {
-            uploadID = try client.createMultipartUpload(key: key, metadata: metadata(for: file))
-            try ledger.recordUploadID(file.id, uploadID: uploadID)
+            let created = try client.createMultipartUpload(key: key, metadata: metadata(for: file))
+            do {
+                try ledger.recordUploadID(file.id, uploadID: created, owner: owner)
+            } catch {
+                // Cancelled or taken over meanwhile: the upload just made is nobody's.
+                try? client.abortMultipartUpload(key: key, uploadID: created)
+                throw error
+            }
+            uploadID = created
         }
         var current = try ledger.parts(of: file.id)
         do {
@@ -295,7 +327,7 @@ public final class UploadRunner: Sendable {
                 }
                 let etag = try client.uploadPart(key: key, uploadID: uploadID!, number: part.number, file: fd,
                                                  offset: part.offset, size: part.size, sha256: SHA256Digest(hex: part.sha256)!)
-                try ledger.recordPart(file.id, number: part.number, etag: etag)
+                try ledger.recordPart(file.id, number: part.number, etag: etag, owner: owner)
                 update { $0.bytesSent += part.size }
                 FailPoints.hit("upload.part-recorded")
             }
@@ -309,7 +341,7 @@ public final class UploadRunner: Sendable {
             if try storeHoldsExactly(file, key: key, expected: expected, client: client) {
                 return
             }
-            try ledger.recordUploadID(file.id, uploadID: nil)
+            try ledger.recordUploadID(file.id, uploadID: nil, owner: owner)
             throw S3Failure(kind: .transient, status: failure.status, code: failure.code,
                             message: "the multipart upload is gone on the store; starting it again")
         }
@@ -331,7 +363,7 @@ public final class UploadRunner: Sendable {
     /// equal what the camera read produced.
     func verify(_ file: MediaFile, expected: String, client: S3Client) throws {
         guard let key = file.objectKey, let head = try client.headObject(key: key) else {
-            try ledger.recordUploadID(file.id, uploadID: nil)
+            try ledger.markUploadLost(file.id, owner: owner)
             throw S3Failure(kind: .transient, status: 404, code: "NoSuchKey", message: "the object is not in the store after upload")
         }
         var proof = head.checksumSHA256
@@ -345,7 +377,7 @@ public final class UploadRunner: Sendable {
         } else if head.size != file.sourceSize || proof != expected {
             throw UploaderError(.verification, "the store holds \(key) with size \(head.size) and checksum \(proof ?? "none"), expected \(file.sourceSize) and \(expected)")
         }
-        try ledger.markVerified(file.id, storeChecksum: proof!)
+        try ledger.markVerified(file.id, storeChecksum: proof!, owner: owner)
         FailPoints.hit("upload.verified")
     }
 

@@ -3,6 +3,7 @@ import Ledger
 import Logging
 import ServiceLifecycle
 import UploaderCore
+import Platform
 
 /// The daemon's upload service: whenever an upload window is open and files
 /// are due, one upload run (on threads of its own); otherwise it sleeps

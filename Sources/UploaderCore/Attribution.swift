@@ -26,3 +26,12 @@ public enum Attribution {
         periods.filter { $0.covers(recordedAt) }.max { $0.from < $1.from }?.user ?? defaultUser
     }
 }
+
+extension CustodyPeriod {
+    /// Whether the two periods share an instant (an open end reaches forever).
+    public func overlaps(_ other: CustodyPeriod) -> Bool {
+        let endsAfterOtherStarts = until.map { $0 > other.from } ?? true
+        let otherEndsAfterThisStarts = other.until.map { $0 > from } ?? true
+        return endsAfterOtherStarts && otherEndsAfterThisStarts
+    }
+}

@@ -235,7 +235,7 @@ public enum ConfigurationLoader {
             return .utc
         }()
         let settleSeconds = reader.double("ingest", "settle_seconds", default: 5, range: 0...86400)
-        let spoolReserve = reader.byteSize("ingest", "spool_reserve", default: 256 * 1024 * 1024)
+        let spoolReserve = reader.byteSize("ingest", "spool_reserve", default: 256 * 1024 * 1024, range: 0...(1 << 44))
         let parallelCopies = reader.int("ingest", "parallel_copies", default: 2, range: 1...16)
         let high = reader.double("spool", "high_watermark_percent", default: 90, range: 1...100)
         let low = reader.double("spool", "low_watermark_percent", default: 80, range: 0...100)
@@ -290,9 +290,18 @@ public enum ConfigurationLoader {
         )
     }
 
+    /// Whether the URL's host is this machine: `localhost`, an IPv4 literal in
+    /// 127.0.0.0/8 or the IPv6 literal ::1. A name is never trusted by its
+    /// prefix (`127.evil.example` and `127.0.0.1.nip.io` are other machines).
     static func isLoopback(_ endpoint: String) -> Bool {
-        guard let host = URLComponents(string: endpoint)?.host else { return false }
-        return host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
+        guard let host = URLComponents(string: endpoint)?.host?.lowercased() else { return false }
+        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard octets.count == 4,
+              octets.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) && Int($0)! <= 255 }) else {
+            return false
+        }
+        return octets[0] == "127"
     }
 
     static func isValidBucketName(_ name: String) -> Bool {
@@ -301,11 +310,13 @@ public enum ConfigurationLoader {
             && name.first != "-" && name.first != "." && name.last != "-" && name.last != "."
     }
 
+    public static let maximumByteSize: Int64 = 1 << 50
+
     /// Parses "64MiB", "5 GB", "1048576".
     public static func parseByteSize(_ text: String) -> Int64? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        let digits = trimmed.prefix { $0.isNumber || $0 == "." }
-        guard let number = Double(digits), number >= 0 else { return nil }
+        let digits = trimmed.prefix { ($0.isASCII && $0.isNumber) || $0 == "." }
+        guard let number = Double(digits), number.isFinite, number >= 0 else { return nil }
         let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).lowercased()
         let multipliers: [String: Double] = [
             "": 1, "b": 1,
@@ -313,7 +324,8 @@ public enum ConfigurationLoader {
             "m": 1024 * 1024, "mb": 1_000_000, "mib": 1024 * 1024,
             "g": 1024 * 1024 * 1024, "gb": 1_000_000_000, "gib": 1024 * 1024 * 1024,
         ]
-        guard let multiplier = multipliers[unit] else { return nil }
+        // Anything above 1 PiB is a typing mistake, and would overflow the arithmetic it feeds.
+        guard let multiplier = multipliers[unit], number * multiplier <= Double(maximumByteSize) else { return nil }
         return Int64(number * multiplier)
     }
 }
@@ -412,12 +424,21 @@ struct TableReader {
         return number
     }
 
-    mutating func byteSize(_ section: String, _ key: String, default defaultValue: Int64) -> Int64 {
+    mutating func byteSize(_ section: String, _ key: String, default defaultValue: Int64,
+                           range: ClosedRange<Int64> = 0...ConfigurationLoader.maximumByteSize) -> Int64 {
         guard let value = value(section, key) else { return defaultValue }
-        if let number = value.int { return Int64(number) }
-        if let text = value.string, let size = ConfigurationLoader.parseByteSize(text) { return size }
-        problem(section, key, "must be a size like \"64MiB\" or a number of bytes")
-        return defaultValue
+        var size: Int64?
+        if let number = value.int { size = Int64(number) }
+        if let text = value.string { size = ConfigurationLoader.parseByteSize(text) }
+        guard let size else {
+            problem(section, key, "must be a size like \"64MiB\" (at most 1PiB) or a number of bytes")
+            return defaultValue
+        }
+        guard range.contains(size) else {
+            problem(section, key, "must be between \(ByteCount.format(range.lowerBound)) and \(ByteCount.format(range.upperBound))")
+            return defaultValue
+        }
+        return size
     }
 
     mutating func reportUnknownKeys(known: [String: Set<String>]) {

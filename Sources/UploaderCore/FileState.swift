@@ -1,8 +1,28 @@
 /// Where one camera file is on its way to the evidence store.
 ///
 /// `discovered → copying → spooled → uploading → uploaded → verified`, with
-/// `failed` (will be retried), `quarantined` (held for a person: unknown
-/// device, hostile name, corrupted spool copy…) and `cancelled`.
+/// `failed` (will be retried, or waits for an admin), `quarantined` (held for
+/// a person: unknown device, hostile name, corrupted spool copy…) and
+/// `cancelled`.
+///
+/// The allowed transitions are the table below and nowhere else: the ledger
+/// applies a change only with `UPDATE … WHERE state IN (sources)` and checks
+/// the row count, so no process can overwrite a state it did not expect.
+///
+/// | to            | from                                                     |
+/// |---------------|----------------------------------------------------------|
+/// | copying       | discovered, copying¹, failed, quarantined                 |
+/// | spooled       | copying, quarantined², uploading³, cancelled⁴             |
+/// | uploading     | spooled, uploading¹, uploaded, failed                     |
+/// | uploaded      | uploading                                                |
+/// | verified      | uploaded                                                 |
+/// | failed        | discovered, copying, spooled, uploading, uploaded, failed, cancelled⁴ |
+/// | quarantined   | discovered, copying, spooled, uploading, uploaded, quarantined, failed |
+/// | cancelled     | discovered, copying, spooled, uploading, failed           |
+///
+/// ¹ taken over from a process that died holding it. ² released when its
+/// camera is registered. ³ the store refused the run (credentials, bucket):
+/// back in the queue. ⁴ an admin's `retry`. `verified` is final.
 public enum FileState: String, Sendable, CaseIterable, Codable {
     case discovered
     case copying
@@ -14,6 +34,23 @@ public enum FileState: String, Sendable, CaseIterable, Codable {
     case quarantined
     case cancelled
 
+    /// The states a file may be in for a change to `self`.
+    public var allowedSources: Set<FileState> {
+        switch self {
+        case .discovered: []
+        case .copying: [.discovered, .copying, .failed, .quarantined]
+        case .spooled: [.copying, .quarantined, .uploading, .cancelled]
+        case .uploading: [.spooled, .uploading, .uploaded, .failed]
+        case .uploaded: [.uploading]
+        case .verified: [.uploaded]
+        case .failed: [.discovered, .copying, .spooled, .uploading, .uploaded, .failed, .cancelled]
+        case .quarantined: [.discovered, .copying, .spooled, .uploading, .uploaded, .quarantined, .failed]
+        case .cancelled: [.discovered, .copying, .spooled, .uploading, .failed]
+        }
+    }
+
+    public func canChange(to next: FileState) -> Bool { next.allowedSources.contains(self) }
+
     /// States in which the spool holds a complete, verified copy.
     public static let secured: Set<FileState> = [.spooled, .uploading, .uploaded, .verified]
 
@@ -22,7 +59,7 @@ public enum FileState: String, Sendable, CaseIterable, Codable {
 }
 
 /// Why a file is held in quarantine; shown in `status` and the log.
-public enum HoldReason: String, Sendable, Codable {
+public enum HoldReason: String, Sendable, Codable, CaseIterable {
     case unknownDevice = "unknown device"
     case hostileEntry = "hostile entry"
     case unreadable = "unreadable"
@@ -30,6 +67,17 @@ public enum HoldReason: String, Sendable, Codable {
     /// The same camera file (path, size, time) read differently the second
     /// time: kept for a person to look at, never silently replaced.
     case cameraFileChanged = "camera file changed since first read"
+    /// A name the scanner cannot copy safely (not UTF-8, control characters,
+    /// only dots): recorded so that an admin sees it, copied by nobody.
+    case unsafeName = "name cannot be copied safely"
+
+    /// Whether a new dock copies the file again.
+    public var copiedAgainOnDock: Bool {
+        switch self {
+        case .spoolCorrupted, .unreadable: true
+        case .unknownDevice, .hostileEntry, .cameraFileChanged, .unsafeName: false
+        }
+    }
 }
 
 /// Where a file's recording time came from, recorded in the ledger because
@@ -38,4 +86,61 @@ public enum RecordingTimeSource: String, Sendable, Codable {
     case containerMetadata = "mp4-mvhd"
     case fileName = "file-name"
     case fileModificationTime = "file-mtime"
+}
+
+/// What a custody-log event records. Stored as its text; alerts, metrics and
+/// the views select on these, never on message text.
+public enum EventKind: String, Sendable, Codable, CaseIterable {
+    case deviceRegistered = "device.registered"
+    case deviceRemoved = "device.removed"
+    case deviceAssigned = "device.assigned"
+    case deviceUnassigned = "device.unassigned"
+
+    case fileDiscovered = "file.discovered"
+    case fileCopying = "file.copying"
+    case fileSpooled = "file.spooled"
+    case fileHeld = "file.held"
+    case fileReleased = "file.released"
+    case fileAttributed = "file.attributed"
+    case fileQuarantined = "file.quarantined"
+    case fileMismatch = "file.mismatch"
+    case fileFailed = "file.failed"
+    case fileSuperseded = "file.superseded"
+    case fileCancelled = "file.cancelled"
+    case fileRetry = "file.retry"
+    case filePrioritized = "file.prioritized"
+
+    case ingestStarted = "ingest.started"
+    case ingestFinished = "ingest.finished"
+    case spoolCleanup = "spool.cleanup"
+    case spoolFull = "spool.full"
+    case spoolPurged = "spool.purged"
+
+    case uploadRun = "upload.run"
+    case uploadStarted = "upload.started"
+    case uploadMultipart = "upload.multipart"
+    case uploadRetry = "upload.retry"
+    case uploadPaused = "upload.paused"
+    case uploadRefused = "upload.refused"
+    case uploadRekeyed = "upload.rekeyed"
+    case uploadFound = "upload.found"
+    case uploadCompleted = "upload.completed"
+    case uploadVerified = "upload.verified"
+    case uploadStaleAborted = "upload.stale-aborted"
+    case uploadTakenOver = "upload.taken-over"
+
+    case dockStarted = "dock.started"
+    case dockFinished = "dock.finished"
+    case dockInterrupted = "dock.interrupted"
+    case dockRefused = "dock.refused"
+    case dockIgnored = "dock.ignored"
+    case dockUnmount = "dock.unmount"
+    case dockStaleMount = "dock.stale-mount"
+
+    case daemonStarted = "daemon.started"
+    case daemonStopped = "daemon.stopped"
+    case daemonNoUploads = "daemon.no-uploads"
+
+    case alertSent = "alert.sent"
+    case alertFailed = "alert.failed"
 }

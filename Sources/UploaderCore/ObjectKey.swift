@@ -89,3 +89,18 @@ public enum ObjectKeyTemplate {
         return result
     }
 }
+
+extension ObjectKeyTemplate {
+    /// `key` made distinct for one file: "~ID" (then "~ID-2", "~ID-3"…) before the
+    /// extension of its last segment. Two camera files whose template values are
+    /// all equal (the same name in two folders, recorded the same day) get
+    /// distinct keys this way, whatever the template.
+    public static func disambiguated(_ key: String, fileID: Int64, attempt: Int = 1) -> String {
+        let suffix = "~\(fileID)" + (attempt > 1 ? "-\(attempt)" : "")
+        let segmentStart = key.lastIndex(of: "/").map { key.index(after: $0) } ?? key.startIndex
+        if let dot = key[segmentStart...].lastIndex(of: "."), dot > segmentStart {
+            return key[..<dot] + suffix + key[dot...]
+        }
+        return key + suffix
+    }
+}

@@ -159,6 +159,9 @@ public struct BandwidthTimetable: Sendable, Equatable {
         return .success(BandwidthTimetable(entries: entries.sorted { $0.minute < $1.minute }, timeZone: timeZone))
     }
 
+    /// 1 TiB/s: above any link a dock has; larger numbers are typing mistakes.
+    static let maximumRate: Double = 1_099_511_627_776
+
     /// `.some(nil)` for off, `.some(n)` for a rate, nil when unreadable.
     static func parseRate(_ text: String) -> (value: Int64?, Void)? {
         if text.lowercased() == "off" { return (nil, ()) }
@@ -171,8 +174,9 @@ public struct BandwidthTimetable: Sendable, Equatable {
         case "G": multiplier = 1024 * 1024 * 1024; number = String(text.dropLast())
         default: break
         }
-        guard let value = Double(number), value > 0 else { return nil }
-        return (Int64(value * Double(multiplier)), ())
+        // "inf", "nan" and absurd rates are refused here, before any arithmetic traps on them.
+        guard let value = Double(number), value.isFinite, value > 0, value * Double(multiplier) <= maximumRate else { return nil }
+        return (max(1, Int64(value * Double(multiplier))), ())
     }
 
     /// The limit in force at `date`: the last entry at or before that time of

@@ -22,18 +22,41 @@ public struct UploaderError: Error, CustomStringConvertible, Sendable {
         case verification
         case usage
         case notFound
+        /// A state change the transition table does not allow from the file's
+        /// current state: another process (or an admin) got there first.
+        case transitionRefused
+        /// Another process is working on the same thing right now.
+        case busy
+        /// Something the operating system must fix: folder owners and modes.
+        case insecure
+    }
+
+    /// The typed cause, for code that branches on it (`cause` is its text).
+    public enum Underlying: Sendable, Equatable {
+        /// A system call's errno.
+        case errno(Int32)
+        /// A libcurl result code with curl's own error text.
+        case curl(code: Int32, text: String)
+        /// An SQLite result code.
+        case sqlite(Int32)
+        /// The S3 error the store answered.
+        case s3(status: Int, code: String)
+        /// A refused state change: the file's state, and the one asked for.
+        case transition(from: FileState?, to: FileState)
     }
 
     public var code: Code
     public var message: String
     public var cause: String?
+    public var underlying: Underlying?
     public var origin: String
 
-    public init(_ code: Code, _ message: String, cause: String? = nil,
+    public init(_ code: Code, _ message: String, cause: String? = nil, underlying: Underlying? = nil,
                 origin: String = #fileID, line: Int = #line) {
         self.code = code
         self.message = message
         self.cause = cause
+        self.underlying = underlying
         self.origin = "\(origin):\(line)"
     }
 

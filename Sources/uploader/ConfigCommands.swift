@@ -73,16 +73,18 @@ struct AccountCommand: ParsableCommand {
         func run() throws {
             try options.run {
                 let account = try readAccount()
-                let configPath = options.configPath
+                // Absolute paths: a relative --config must not turn into a credentials
+                // path that resolves against the configuration's folder a second time.
+                let configPath = Self.absolute(options.configPath)
                 let folder = (configPath as NSString).deletingLastPathComponent
-                let credentialsPath = credentials ?? ((folder.isEmpty ? "." : folder) as NSString).appendingPathComponent("credentials")
-                try FileManager.default.createDirectory(atPath: folder.isEmpty ? "." : folder, withIntermediateDirectories: true)
+                let credentialsPath = Self.absolute(credentials ?? (folder as NSString).appendingPathComponent("credentials"))
+                guard let addressing = Configuration.Addressing(rawValue: account.addressing ?? "path") else {
+                    throw UploaderError(.config, "the account file \(file) has addressing \"\(account.addressing ?? "")\"; it must be \"path\" or \"virtual-hosted\": nothing was changed")
+                }
 
                 var base: Configuration
                 if FileManager.default.fileExists(atPath: configPath) {
                     base = try ConfigurationLoader.load(path: configPath)
-                    try? FileManager.default.removeItem(atPath: configPath + ".bak")
-                    try FileManager.default.copyItem(atPath: configPath, toPath: configPath + ".bak")
                 } else {
                     base = try ConfigurationLoader.parse("""
                         [store]
@@ -97,22 +99,36 @@ struct AccountCommand: ParsableCommand {
                 base.store.region = account.region ?? "us-east-1"
                 base.store.bucket = account.bucket
                 base.store.prefix = account.prefix ?? ""
-                base.store.addressing = Configuration.Addressing(rawValue: account.addressing ?? "path") ?? .path
+                base.store.addressing = addressing
                 base.store.credentials = .file(credentialsPath)
 
+                // Everything is checked before anything is written: a refused import
+                // leaves the working configuration and credentials as they were.
+                let rendered = ConfigRenderer.render(base)
+                do {
+                    _ = try ConfigurationLoader.parse(rendered, path: configPath)
+                } catch let error as ConfigurationError {
+                    throw UploaderError(.config, "the account file \(file) does not make a valid configuration (\(error.problems.map(\.description).joined(separator: "; "))): nothing was changed")
+                }
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                if FileManager.default.fileExists(atPath: configPath) {
+                    try? FileManager.default.removeItem(atPath: configPath + ".bak")
+                    try FileManager.default.copyItem(atPath: configPath, toPath: configPath + ".bak")
+                }
                 try writePrivately(credentialsPath, """
                     # Written by `uploader account import` from \(file). Keep this file mode 0600.
                     access_key_id = "\(account.accessKeyID)"
                     secret_access_key = "\(account.secretAccessKey)"
 
                     """)
-                let rendered = ConfigRenderer.render(base)
-                // Refuse to leave a configuration behind that would not load.
-                _ = try ConfigurationLoader.parse(rendered, path: configPath)
                 try Data(rendered.utf8).write(to: URL(fileURLWithPath: configPath), options: .atomic)
                 print("wrote \(configPath) (store \(account.endpoint), bucket \(account.bucket)) and \(credentialsPath) (mode 0600)")
                 print("next: `uploader config check` and `uploader store check`")
             }
+        }
+
+        static func absolute(_ path: String) -> String {
+            path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
         }
 
         func readAccount() throws -> AccountFile {

@@ -6,7 +6,7 @@ import UploaderCore
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Register cameras and record who holds them.",
-        subcommands: [Add.self, List.self, Show.self, Remove.self, Assign.self, Scan.self])
+        subcommands: [Add.self, List.self, Show.self, Remove.self, Assign.self, Unassign.self, Scan.self])
 
     struct Scan: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List connected cameras: model, serial, registered or not, user.")
@@ -39,8 +39,8 @@ struct DeviceCommand: ParsableCommand {
 
         func validate() throws {
             if connected == (serial != nil) { throw ValidationError("give either a SERIAL or --connected") }
-            if let serial, serial.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("the serial must not be empty") }
-            if user.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--user must not be empty") }
+            if let serial, let problem = DisplayText.problemWithIdentifier(serial, what: "the serial") { throw ValidationError(problem) }
+            if let problem = DisplayText.problemWithIdentifier(user, what: "--user") { throw ValidationError(problem) }
         }
 
         func run() throws {
@@ -109,10 +109,10 @@ struct DeviceCommand: ParsableCommand {
                     print("\(serial): NOT REGISTERED — its files are held; run `uploader device add \(serial) --user ID`")
                 }
                 for period in detail.custody {
-                    print("  held by \(period.user) from \(Output.local(period.from)) \(period.until.map { "to \(Output.local($0))" } ?? "on")")
+                    print("  #\(period.id) held by \(period.user) from \(Output.local(period.from)) \(period.until.map { "to \(Output.local($0))" } ?? "on")")
                 }
                 for file in files {
-                    print("  #\(file.id) \(file.sourcePath)  \(file.state.rawValue)\(file.holdReason.map { " (\($0))" } ?? "")  user \(file.user ?? "-")  \(file.sha256?.prefix(16) ?? "")")
+                    print("  #\(file.id) \(DisplayText.escaped(file.sourcePath))  \(file.state.rawValue)\(file.holdReason.map { " (\($0.rawValue))" } ?? "")  user \(file.user ?? "-")  \(file.sha256?.prefix(16) ?? "")")
                 }
             }
         }
@@ -154,8 +154,29 @@ struct DeviceCommand: ParsableCommand {
                     end = parsed
                 }
                 let ledger = try options.openLedger(try options.loadConfiguration())
-                let changed = try ledger.assign(serial: serial, user: user, from: start, until: end)
+                let result = try ledger.assign(serial: serial, user: user, from: start, until: end)
+                if let ended = result.endedPeriod {
+                    print("ended custody period #\(ended.id) of \(ended.user) (from \(Output.local(ended.from))) at \(Output.local(start))")
+                }
+                let changed = result.reattributed
                 print("\(serial) held by \(user) from \(Output.local(start))\(end.map { " to \(Output.local($0))" } ?? ""); \(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed")
+            }
+        }
+    }
+
+    struct Unassign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Withdraw a custody period entered by mistake (its id is in `uploader device show SERIAL`).",
+            discussion: "Files not yet uploaded follow the periods that remain. The period stays in the ledger, marked removed.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var serial: String
+        @Argument(help: "The custody period's number.") var period: Int64
+
+        func run() throws {
+            try options.run {
+                let ledger = try options.openLedger(try options.loadConfiguration())
+                let (removed, changed) = try ledger.unassign(serial: serial, periodID: period)
+                print("removed custody period #\(removed.id) (\(removed.user) from \(Output.local(removed.from))\(removed.until.map { " to \(Output.local($0))" } ?? "")); \(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed")
             }
         }
     }

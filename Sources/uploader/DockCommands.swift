@@ -8,6 +8,7 @@ import ServiceLifecycle
 import Synchronization
 import Transport
 import UploaderCore
+import Platform
 
 struct DockCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,7 +34,7 @@ struct DockCommand: ParsableCommand {
             do {
                 device = try UdevContext().dockedDevice(devnode: devnode)
             } catch let error as UploaderError {
-                try? ledger.log(EventDraft(.error, "dock.refused", "\(devnode): \(error.message)"))
+                try? ledger.log(EventDraft(.error, .dockRefused, "\(devnode): \(error.message)"))
                 throw error
             }
             let runner = DockRunner(configuration: configuration, models: models, ledger: ledger,
@@ -71,7 +72,7 @@ struct DaemonCommand: ParsableCommand {
                     Housekeeping.run(configuration: configuration, ledger: ledger, logger: logger)
                 }))
             } else {
-                try ledger.log(EventDraft(.warning, "daemon.no-uploads", "the credentials cannot be loaded: the daemon docks cameras but does not upload; run `uploader config check`"))
+                try ledger.log(EventDraft(.warning, .daemonNoUploads, "the credentials cannot be loaded: the daemon docks cameras but does not upload; run `uploader config check`"))
             }
             let notifier = SystemdNotifier()
             services.append(.init(service: SystemdNotifyService(notifier: notifier) {
@@ -83,7 +84,7 @@ struct DaemonCommand: ParsableCommand {
                 services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-            try ledger.log(EventDraft(.notice, "daemon.started", "uploader daemon started on \(configuration.hostName) (models: \(models.models.map(\.id).joined(separator: ", ")))"))
+            try ledger.log(EventDraft(.notice, .daemonStarted, "uploader daemon started on \(configuration.hostName) (models: \(models.models.map(\.id).joined(separator: ", ")))"))
             // The main thread waits here; the services run on Swift's executors and
             // put every blocking call on threads of their own.
             let result = Mutex<Result<Void, any Error>?>(nil)
@@ -93,7 +94,7 @@ struct DaemonCommand: ParsableCommand {
                 done.signal()
             }
             done.wait()
-            try ledger.log(EventDraft(.notice, "daemon.stopped", "uploader daemon stopped"))
+            try ledger.log(EventDraft(.notice, .daemonStopped, "uploader daemon stopped"))
             try result.withLock { $0 }?.get()
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Ingest
 import Ledger
+import Platform
 import Logging
 import SystemPackage
 import Transport
@@ -217,16 +218,26 @@ struct CancelCommand: ParsableCommand {
         try options.run {
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration)
-            let files = try selection.resolve(ledger).filter { ![.verified, .cancelled].contains($0.state) }
+            let files = try selection.resolve(ledger).filter { [.spooled, .uploading, .failed].contains($0.state) }
             var client: S3Client?
+            var cancelled = 0
             for file in files {
-                if let uploadID = file.uploadID, let key = file.objectKey {
+                // The ledger first: a run uploading the file loses it at its next write,
+                // then its multipart upload (as it was at that moment) is aborted.
+                let before: MediaFile
+                do {
+                    before = try ledger.markCancelled(file.id, reason: "cancelled by an admin; the spool copy is kept (`uploader retry #\(file.id)` queues it again)")
+                } catch let error as UploaderError where error.code == .transitionRefused {
+                    print("#\(file.id) not cancelled: \(error.message)")
+                    continue
+                }
+                cancelled += 1
+                if let uploadID = before.uploadID, let key = before.objectKey {
                     if client == nil { client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials)) }
                     try client!.abortMultipartUpload(key: key, uploadID: uploadID)
                 }
-                try ledger.markCancelled(file.id, reason: "cancelled by an admin; the spool copy is kept (`uploader retry #\(file.id)` queues it again)")
             }
-            print("cancelled \(files.count) file\(files.count == 1 ? "" : "s"); their spool copies are kept")
+            print("cancelled \(cancelled) file\(cancelled == 1 ? "" : "s"); their spool copies are kept")
         }
     }
 }

@@ -51,6 +51,8 @@ struct GlobalOptions: ParsableArguments {
     /// stderr (plus the technical chain with --verbose) and an exit code.
     func run(_ body: () throws -> Void) throws {
         bootstrapLogging()
+        // Spool copies, the ledger and every file the agent makes: never for other users.
+        umask(0o027)
         do {
             try body()
         } catch let error as ExitCode {

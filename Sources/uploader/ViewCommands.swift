@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Ledger
 import UploaderCore
+import Platform
 
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -100,7 +101,7 @@ struct StatusCommand: ParsableCommand {
         }
         print("")
         if let oldest = report.oldestUnverified {
-            print("Oldest not yet verified: #\(oldest.id) \(oldest.sourcePath) on \(oldest.serial), \(oldest.state.rawValue)\(oldest.holdReason.map { " (\($0))" } ?? ""), found \(Output.relative(oldest.discoveredAt, now: now))")
+            print("Oldest not yet verified: #\(oldest.id) \(oldest.sourcePath) on \(oldest.serial), \(oldest.state.rawValue)\(oldest.holdReason.map { " (\($0.rawValue))" } ?? ""), found \(Output.relative(oldest.discoveredAt, now: now))")
         } else {
             print("Oldest not yet verified: none — everything is verified in the store")
         }
@@ -118,7 +119,7 @@ struct StatusCommand: ParsableCommand {
             print("")
             print("Problems (latest first):")
             for file in report.problems {
-                print("  #\(file.id) \(file.serial) \(file.sourcePath): \(file.state.rawValue)\(file.holdReason.map { " (\($0))" } ?? "") — \(file.lastError ?? "")")
+                print("  #\(file.id) \(file.serial) \(file.sourcePath): \(file.state.rawValue)\(file.holdReason.map { " (\($0.rawValue))" } ?? "") — \(file.lastError ?? "")")
             }
         }
         print("")
@@ -220,7 +221,7 @@ struct LogCommand: ParsableCommand {
         if let serial = event.serial { subject.append(serial) }
         if let user = event.user { subject.append(user) }
         if let fileID = event.fileID { subject.append("#\(fileID)") }
-        print("\(Output.local(event.at)) \(event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(event.kind.padding(toLength: 18, withPad: " ", startingAt: 0)) \(subject.isEmpty ? "" : "[\(subject.joined(separator: " "))] ")\(event.message)")
+        print("\(Output.local(event.at)) \(event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(event.kind.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) \(subject.isEmpty ? "" : "[\(subject.joined(separator: " "))] ")\(event.message)")
     }
 }
 

@@ -8,6 +8,7 @@ import UploaderCore
 @testable import Dock
 @testable import Ingest
 @testable import Ledger
+import Platform
 
 /// Collects what another thread reports and lets a test wait for it, with a
 /// timeout that only turns a missing event into a failure.
@@ -126,7 +127,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         #expect(outcome.result == .ignored)
         #expect(outcome.exitCode == 5)
         #expect(try site.ledger.files().isEmpty)
-        let ignored = try site.ledger.events(EventFilter()).filter { $0.kind == "dock.ignored" }
+        let ignored = try site.ledger.events(EventFilter()).filter { $0.kind == .dockIgnored }
         #expect(ignored.count == 1)
         #expect(ignored.first?.message.contains("0781:5567 SanDisk Cruzer Blade") == true)
     }
@@ -145,8 +146,8 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         // Only the model's media folder is evidence.
         #expect(files.map(\.sourcePath) == ["DCIM/100ACME/VID0001.MP4"])
         #expect(files.first?.sha256 == cameraHash.hex)
-        #expect(files.first?.holdReason == "unknown device")
-        #expect(try site.ledger.events(EventFilter()).map(\.kind).contains("dock.started"))
+        #expect(files.first?.holdReason == .unknownDevice)
+        #expect(try site.ledger.events(EventFilter()).map(\.kind).contains(.dockStarted))
         try site.ledger.addDevice(serial: "BWC0001234", defaultUser: "officer-12", name: nil, model: nil)
         #expect(try site.ledger.files().first?.state == .spooled)
     }
@@ -164,7 +165,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         #expect(outcome.serial == "VC3-00042")
         let file = try #require(try site.ledger.files().first)
         #expect(file.serial == "VC3-00042")
-        #expect(file.recordedAtSource == "file-name")
+        #expect(file.recordedAtSource == .fileName)
         // 2026-11-23 21:30:00 UTC, from the name (this model's clock is UTC).
         #expect(file.recordedAt == Date(timeIntervalSince1970: 1_795_469_400))
     }
@@ -177,7 +178,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         let outcome = runner.dock(try UdevContext().dockedDevice(devnode: "/dev/sdb1"))
         #expect(outcome.result == .interrupted)
         #expect(outcome.exitCode == 3)
-        #expect(try site.ledger.events(EventFilter(minimumLevel: .error)).contains { $0.kind == "dock.interrupted" })
+        #expect(try site.ledger.events(EventFilter(minimumLevel: .error)).contains { $0.kind == .dockInterrupted })
     }
 
     @Test func deviceScanShowsConnectedCamerasAndAddConnectedRegistersThem() throws {
@@ -210,7 +211,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         let missing = try UploaderProcess.run(["dock", "/dev/sdz1"], config: site.site.configPath)
         #expect(missing.status == 1)
         #expect(missing.stderr.hasPrefix("error: /dev/sdz1 is not a block device udev knows"))
-        #expect(try site.ledger.events(EventFilter()).map(\.kind).contains("dock.ignored"))
+        #expect(try site.ledger.events(EventFilter()).map(\.kind).contains(.dockIgnored))
         _ = testbed
     }
 

@@ -144,7 +144,7 @@ import UploaderCore
         let row = try #require(try Ledger(path: site.ledgerPath).files().first)
         #expect(row.sha256 == cameraHash.hex)
         #expect(try CameraVolume.sha256(ofFile: site.spool + "/objects/" + row.spoolName!) == cameraHash)
-        #expect(try Ledger(path: site.ledgerPath).events(EventFilter(minimumLevel: .warning)).contains { $0.kind == "spool.cleanup" })
+        #expect(try Ledger(path: site.ledgerPath).events(EventFilter(minimumLevel: .warning)).contains { $0.kind == .spoolCleanup })
     }
 
     @Test func aKillAfterTheRenameButBeforeTheLedgerIsHarmless() throws {
@@ -180,7 +180,7 @@ import UploaderCore
         let result = running.finish()
         #expect(result.status == 3, "\(result.stderr)")
         #expect(result.stderr.contains("stopped"))
-        #expect(CameraVolume.files(under: site.spool).isEmpty)
+        #expect(CameraVolume.evidenceFiles(inSpool: site.spool).isEmpty)
         let row = try #require(try Ledger(path: site.ledgerPath).files().first)
         #expect(row.state == .failed)
         #expect(row.lastError?.contains("interrupted") == true)
@@ -231,7 +231,7 @@ import UploaderCore
         let result = daemon.finish()
         #expect(result.status == 0, "\(result.stderr)")
         let kinds = try Ledger(path: site.ledgerPath).events(EventFilter(minimumLevel: .debug)).map(\.kind)
-        #expect(kinds.contains("daemon.started") && kinds.contains("daemon.stopped"))
+        #expect(kinds.contains(.daemonStarted) && kinds.contains(.daemonStopped))
     }
 
     /// The whole backpressure cycle on a real 8 MiB file system (tmpfs in a user+mount
@@ -250,7 +250,7 @@ import UploaderCore
         let log = folder.sub("steps.log")
         let uploader = UploaderProcess.executable
         let script = """
-            mount -t tmpfs -o size=8m tmpfs "$SPOOL" || exit 90
+            mount -t tmpfs -o size=8m,mode=0750 tmpfs "$SPOOL" || exit 90
             export UPLOADER_CONFIG="$CONFIG"
             for step in "ingest $CAM --serial BWC-W" "device add BWC-W --user officer-w" "status" "upload --now" "ingest $CAM --serial BWC-W" "status"; do
                 echo "== $step" >> "$LOG"
@@ -289,11 +289,11 @@ import UploaderCore
         try FileManager.default.createDirectory(atPath: site.spool + "/objects", withIntermediateDirectories: true)
         try CameraVolume.writeRecording(at: folder.sub("cam/VID1.MP4"), recordedAt: Date(), payloadSize: 3 << 20)
         let mountThenRun = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-                            "mount -t tmpfs -o size=1m tmpfs \"$0\" && exec \"$@\"", site.spool + "/tmp"]
+                            "mount -t tmpfs -o size=1m,mode=0750 tmpfs \"$0\" && exec \"$@\"", site.spool + "/tmp"]
         let result = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath, wrapper: mountThenRun)
         #expect(result.status == 3, "\(result.stderr)")
         #expect(result.stderr.contains("error: the spool disk filled up while copying VID1.MP4: free space, then dock again; nothing half-written was kept"))
-        #expect(CameraVolume.files(under: site.spool).isEmpty)
+        #expect(CameraVolume.evidenceFiles(inSpool: site.spool).isEmpty)
         let row = try #require(try Ledger(path: site.ledgerPath).files().first)
         #expect(row.state == .failed)
         #expect(row.lastError?.contains("filled up") == true)

@@ -6,6 +6,7 @@ import TestSupport
 import UploaderCore
 @testable import Ingest
 @testable import Ledger
+import Platform
 
 @Suite struct BackpressureTests {
     /// A disk whose use the test sets, for the watermark logic.
@@ -32,7 +33,7 @@ import UploaderCore
         let full = try ingestor.ingest(volume: fixture.volume, serial: "BWC-1")
         #expect(full.copied == 0 && full.leftOnCamera == 3)
         #expect(full.stoppedBecause?.contains("high watermark 90%") == true)
-        #expect(try fixture.ledger.events(EventFilter(minimumLevel: .warning)).contains { $0.kind == "spool.full" })
+        #expect(try fixture.ledger.events(EventFilter(minimumLevel: .warning)).contains { $0.kind == .spoolFull })
 
         // Some space back, but not below the low watermark: still holding.
         disk.used.withLock { $0 = 85 }
@@ -54,9 +55,11 @@ import UploaderCore
         _ = try fixture.ingest()
         let files = try fixture.ledger.files()
         // The first one is verified (as the upload path records it), the second is not.
-        _ = try fixture.ledger.beginUpload(files[0].id, objectKey: "k0")
-        try fixture.ledger.markUploaded(files[0].id)
-        try fixture.ledger.markVerified(files[0].id, storeChecksum: "x")
+        let owner = ProcessIdentity.newOwner("test")
+        _ = try #require(try fixture.ledger.claimForUpload(files[0].id, owner: owner))
+        _ = try fixture.ledger.beginUpload(files[0].id, objectKey: "k0", owner: owner)
+        try fixture.ledger.markUploaded(files[0].id, owner: owner)
+        try fixture.ledger.markVerified(files[0].id, storeChecksum: "x", owner: owner)
         var configuration = fixture.configuration
         configuration.ingest.keepVerifiedDays = 7
         let purger = SpoolPurger(configuration: configuration, ledger: fixture.ledger)

@@ -6,6 +6,7 @@ import TestSupport
 import UploaderCore
 @testable import Ingest
 @testable import Ledger
+import Platform
 
 /// A site (config, spool, ledger) and a camera volume in one temporary folder.
 struct IngestFixture {
@@ -41,7 +42,7 @@ struct IngestFixture {
         let files = try fixture.ledger.files()
         #expect(files.map(\.state) == [.spooled, .spooled])
         #expect(files.map(\.sha256) == [small.hex, large.hex])
-        #expect(files.map(\.recordedAtSource) == ["mp4-mvhd", "mp4-mvhd"])
+        #expect(files.map(\.recordedAtSource) == [.containerMetadata, .containerMetadata])
         #expect(files[1].recordedAt == Date(timeIntervalSince1970: 1_795_000_600))
         // The spool copy is byte-identical, checked by an independent streaming hash.
         for file in files {
@@ -92,11 +93,11 @@ struct IngestFixture {
         let report = try fixture.ingest()
         #expect(report.copied == 2)
         let files = try fixture.ledger.files()
-        let quarantined = files.filter { $0.state == .quarantined && $0.holdReason == "hostile entry" }
+        let quarantined = files.filter { $0.state == .quarantined && $0.holdReason == .hostileEntry }
         #expect(Set(quarantined.map(\.sourcePath)) == ["DCIM/evil.mp4", "DCIM/up", "passwd.mp4", "DCIM/pipe.mp4", "DCIM/b\u{FFFD}d.mp4"])
         #expect(quarantined.allSatisfy { $0.spoolName == nil && $0.lastError != nil })
         // The spool holds exactly the two real files, under names we chose.
-        let spoolFiles = CameraVolume.files(under: fixture.site.spool)
+        let spoolFiles = CameraVolume.evidenceFiles(inSpool: fixture.site.spool)
         #expect(spoolFiles.count == 2)
         #expect(spoolFiles.allSatisfy { $0.hasPrefix("objects/") && !$0.contains("..") && !$0.contains("\n") })
         #expect(!files.contains { $0.sha256 == (try? CameraVolume.sha256(ofFile: outside + "/secret.mp4").hex) })
@@ -113,7 +114,7 @@ struct IngestFixture {
         let report = try fixture.ingest(serial: "BWC-NEW")
         #expect(report.held == 1)
         let row = try #require(try fixture.ledger.files().first)
-        #expect(row.state == .quarantined && row.holdReason == "unknown device")
+        #expect(row.state == .quarantined && row.holdReason == .unknownDevice)
         #expect(FileManager.default.fileExists(atPath: fixture.site.spool + "/objects/" + row.spoolName!))
         #expect(try fixture.ledger.addDevice(serial: "BWC-NEW", defaultUser: "officer-5", name: nil, model: nil) == 1)
         // Released without copying again.
@@ -143,7 +144,7 @@ struct IngestFixture {
         utimensat(AT_FDCWD, fixture.volume + "/AUDIO1.WAV", &times, 0)
         _ = try fixture.ingest()
         let row = try #require(try fixture.ledger.files().first)
-        #expect(row.recordedAtSource == "file-mtime")
+        #expect(row.recordedAtSource == .fileModificationTime)
         #expect(row.recordedAt == Date(timeIntervalSince1970: 1_790_000_000))
     }
 
@@ -177,7 +178,7 @@ struct IngestFixture {
         let report = try Ingestor(configuration: configuration, ledger: fixture.ledger, logger: Logger(label: "t")).ingest(volume: fixture.volume, serial: "BWC-1")
         #expect(report.stoppedBecause?.contains("spool disk is full") == true)
         #expect(try fixture.ledger.files().first?.state == .failed)
-        #expect(CameraVolume.files(under: fixture.site.spool).isEmpty)
+        #expect(CameraVolume.evidenceFiles(inSpool: fixture.site.spool).isEmpty)
         // Space again: the next run copies it.
         #expect(try fixture.ingest().copied == 1)
     }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 import TestSupport
+import Platform
 import UploaderCore
 @testable import Ledger
 
@@ -19,7 +20,7 @@ import UploaderCore
     @Test func theLogRefusesUpdatesAndDeletes() throws {
         let folder = TemporaryDirectory()
         let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
-        try ledger.log(EventDraft(.info, "test", "first"))
+        try ledger.log(EventDraft(.info, .ingestStarted, "first"))
         #expect(throws: (any Error).self) {
             try ledger.pool.write { try $0.execute(sql: "UPDATE event SET message = 'rewritten'") }
         }
@@ -33,7 +34,7 @@ import UploaderCore
         let path = folder.sub("ledger.sqlite")
         do {
             let ledger = try Ledger(path: path)
-            for index in 1...5 { try ledger.log(EventDraft(.info, "test", "event \(index)")) }
+            for index in 1...5 { try ledger.log(EventDraft(.info, .ingestStarted, "event \(index)")) }
         }
         // Someone with raw database access drops the guard and edits history.
         let raw = try DatabaseQueue(path: path)
@@ -83,11 +84,12 @@ import UploaderCore
         let folder = TemporaryDirectory()
         let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
         let row = try ledger.discover(serial: "BWC-9", sourcePath: "a.mp4", size: 1, modifiedNanoseconds: 1).file
+        _ = try ledger.markCopying(row.id)
         let held = try ledger.markSpooled(row.id, copy: SpooledCopy(sha256: String(repeating: "a", count: 64), spoolName: "1.mp4",
                                                                      partSize: 5 << 20, partHashes: [String(repeating: "a", count: 64)],
                                                                      recordedAt: Date(), recordedAtSource: .containerMetadata))
         #expect(held.state == .quarantined)
-        #expect(held.holdReason == "unknown device")
+        #expect(held.holdReason == .unknownDevice)
         #expect(try ledger.uploadQueue().isEmpty)
         #expect(try ledger.addDevice(serial: "BWC-9", defaultUser: "officer-9", name: nil, model: nil) == 1)
         let released = try #require(try ledger.file(row.id))
@@ -101,16 +103,17 @@ import UploaderCore
         let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
         try ledger.addDevice(serial: "POOL-1", defaultUser: "pool", name: nil, model: nil)
         let recorded = Date(timeIntervalSince1970: 1_795_000_000)
-        let row = try ledger.discover(serial: "POOL-1", sourcePath: "a.mp4", size: 1, modifiedNanoseconds: 1).file
-        _ = try ledger.markSpooled(row.id, copy: SpooledCopy(sha256: String(repeating: "b", count: 64), spoolName: "1.mp4", partSize: 5 << 20,
-                                                             partHashes: [String(repeating: "b", count: 64)], recordedAt: recorded,
-                                                             recordedAtSource: .containerMetadata))
+        let row = try spooledFile(ledger, serial: "POOL-1", recordedAt: recorded)
         #expect(try ledger.file(row.id)?.user == "pool")
-        #expect(try ledger.assign(serial: "POOL-1", user: "officer-3", from: recorded - 60, until: recorded + 60) == 1)
+        #expect(try ledger.assign(serial: "POOL-1", user: "officer-3", from: recorded - 60, until: recorded + 60).reattributed == 1)
         #expect(try ledger.file(row.id)?.user == "officer-3")
         // Once its key is fixed the attribution does not move.
-        _ = try ledger.beginUpload(row.id, objectKey: "k")
-        #expect(try ledger.assign(serial: "POOL-1", user: "officer-4", from: recorded - 30, until: recorded + 30) == 0)
+        let owner = ProcessIdentity.newOwner("test")
+        _ = try #require(try ledger.claimForUpload(row.id, owner: owner))
+        _ = try ledger.beginUpload(row.id, objectKey: "k", owner: owner)
+        let period = try #require(try ledger.custody(serial: "POOL-1").first)
+        #expect(try ledger.unassign(serial: "POOL-1", periodID: period.id).reattributed == 0)
+        #expect(try ledger.assign(serial: "POOL-1", user: "officer-4", from: recorded - 30, until: recorded + 30).reattributed == 0)
         #expect(try ledger.file(row.id)?.user == "officer-3")
     }
 
@@ -118,5 +121,133 @@ import UploaderCore
         let folder = TemporaryDirectory()
         let error = #expect(throws: UploaderError.self) { try Ledger(path: folder.sub("none.sqlite"), readOnly: true) }
         #expect(error?.message.contains("nothing has been ingested") == true)
+    }
+}
+
+/// A file discovered, copied and spooled through the ledger's own transitions.
+func spooledFile(_ ledger: Ledger, serial: String, path: String = "a.mp4", recordedAt: Date = Date()) throws -> MediaFile {
+    let row = try ledger.discover(serial: serial, sourcePath: path, size: 1, modifiedNanoseconds: 1).file
+    _ = try #require(try ledger.markCopying(row.id))
+    let hash = String(repeating: "b", count: 64)
+    return try ledger.markSpooled(row.id, copy: SpooledCopy(sha256: hash, spoolName: "\(row.id).mp4", partSize: 5 << 20, partHashes: [hash],
+                                                           recordedAt: recordedAt, recordedAtSource: .containerMetadata))
+}
+
+@Suite struct StateMachineTests {
+    @Test func theTransitionTableAllowsNoWayOutOfVerified() {
+        for state in FileState.allCases {
+            #expect(!FileState.verified.canChange(to: state))
+        }
+        #expect(FileState.uploaded.canChange(to: .verified))
+        #expect(!FileState.spooled.canChange(to: .verified))
+        #expect(!FileState.copying.canChange(to: .uploading))
+    }
+
+    @Test func aChangeFromAStateTheWriterDidNotExpectIsRefused() throws {
+        let folder = TemporaryDirectory()
+        let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
+        try ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let file = try spooledFile(ledger, serial: "BWC-1")
+        // A late copy failure from a second process must not overwrite `spooled`.
+        let error = #expect(throws: UploaderError.self) { try ledger.markCopyFailed(file.id, error: "late") }
+        #expect(error?.code == .transitionRefused)
+        #expect(error?.underlying == .transition(from: .spooled, to: .failed))
+        #expect(try ledger.file(file.id)?.state == .spooled)
+        // The state machine does not copy a secured file again.
+        #expect(try ledger.markCopying(file.id) == nil)
+    }
+
+    @Test func oneUploaderHoldsAFileAndAVerifiedFileIsNeverClaimed() throws {
+        let folder = TemporaryDirectory()
+        let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
+        try ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let file = try spooledFile(ledger, serial: "BWC-1")
+        let first = ProcessIdentity.newOwner("a"), second = ProcessIdentity.newOwner("b")
+        #expect(try ledger.claimForUpload(file.id, owner: first) != nil)
+        // The same (live) process's other run is refused: one holder at a time.
+        #expect(try ledger.claimForUpload(file.id, owner: second) == nil)
+        _ = try ledger.beginUpload(file.id, objectKey: "k", owner: first)
+        let refused = #expect(throws: UploaderError.self) { try ledger.markUploaded(file.id, owner: second) }
+        #expect(refused?.code == .transitionRefused)
+        try ledger.markUploaded(file.id, owner: first)
+        try ledger.markVerified(file.id, storeChecksum: "x", owner: first)
+        #expect(try ledger.claimForUpload(file.id, owner: second) == nil)
+        #expect(try ledger.claimForUpload(file.id, owner: second, force: true) == nil)
+    }
+
+    @Test func aDeadHoldersClaimIsTakenOverAtOnce() throws {
+        let folder = TemporaryDirectory()
+        let dead = ClaimOwner(host: "h", boot: "b", pid: 1, startTime: 1, nonce: "gone")
+        let ledger = try Ledger(path: folder.sub("ledger.sqlite"), isAlive: { $0 != dead })
+        try ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let file = try spooledFile(ledger, serial: "BWC-1")
+        #expect(try ledger.claimForUpload(file.id, owner: dead) != nil)
+        let heir = ProcessIdentity.newOwner("heir")
+        #expect(try ledger.claimForUpload(file.id, owner: heir)?.claimOwner == heir.token)
+        #expect(try ledger.events(EventFilter(minimumLevel: .warning)).contains { $0.kind == .uploadTakenOver })
+    }
+
+    @Test func cancellingTakesTheFileFromItsUploader() throws {
+        let folder = TemporaryDirectory()
+        let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
+        try ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let file = try spooledFile(ledger, serial: "BWC-1")
+        let owner = ProcessIdentity.newOwner("upload")
+        _ = try ledger.claimForUpload(file.id, owner: owner)
+        _ = try ledger.beginUpload(file.id, objectKey: "k", owner: owner)
+        try ledger.recordUploadID(file.id, uploadID: "u-1", owner: owner)
+        let before = try ledger.markCancelled(file.id, reason: "admin")
+        #expect(before.uploadID == "u-1")
+        let late = #expect(throws: UploaderError.self) { try ledger.recordPart(file.id, number: 1, etag: "e", owner: owner) }
+        #expect(late?.code == .transitionRefused)
+        #expect(try ledger.file(file.id)?.state == .cancelled)
+        #expect(try ledger.retryNow([file.id]) == [file.id])
+        #expect(try ledger.file(file.id)?.state == .spooled)
+    }
+
+    @Test func twoFilesWhoseTemplateValuesAreEqualGetDistinctKeys() throws {
+        let folder = TemporaryDirectory()
+        let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
+        try ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let a = try spooledFile(ledger, serial: "BWC-1", path: "DCIM/100BWC/FILE0001.MP4")
+        let b = try spooledFile(ledger, serial: "BWC-1", path: "DCIM/101BWC/FILE0001.MP4")
+        let owner = ProcessIdentity.newOwner("upload")
+        _ = try ledger.claimForUpload(a.id, owner: owner)
+        _ = try ledger.claimForUpload(b.id, owner: owner)
+        let first = try ledger.beginUpload(a.id, objectKey: "p/officer-1/FILE0001.MP4", owner: owner)
+        let second = try ledger.beginUpload(b.id, objectKey: "p/officer-1/FILE0001.MP4", owner: owner)
+        #expect(first.objectKey == "p/officer-1/FILE0001.MP4")
+        #expect(second.objectKey == "p/officer-1/FILE0001~\(b.id).MP4")
+    }
+}
+
+@Suite struct CustodyPeriodTests {
+    @Test func overlappingPeriodsAreRefusedAndAnOpenOneIsHandedOver() throws {
+        let folder = TemporaryDirectory()
+        let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
+        try ledger.addDevice(serial: "POOL-1", defaultUser: "pool", name: nil, model: nil)
+        let t = Date(timeIntervalSince1970: 1_795_000_000)
+        _ = try ledger.assign(serial: "POOL-1", user: "officer-1", from: t, until: t + 3600)
+        let same = #expect(throws: UploaderError.self) {
+            try ledger.assign(serial: "POOL-1", user: "officer-2", from: t, until: t + 3600)
+        }
+        #expect(same?.message.contains("overlaps custody period") == true)
+        #expect(throws: UploaderError.self) { try ledger.assign(serial: "POOL-1", user: "officer-2", from: t + 1800, until: t + 7200) }
+        // An open period is a hand-over: the earlier holder's period ends, and the log says so.
+        _ = try ledger.assign(serial: "POOL-1", user: "officer-2", from: t + 3600, until: nil)
+        let handover = try ledger.assign(serial: "POOL-1", user: "officer-3", from: t + 7200, until: nil)
+        #expect(handover.endedPeriod?.user == "officer-2")
+        #expect(try ledger.custody(serial: "POOL-1").map(\.user) == ["officer-1", "officer-2", "officer-3"])
+        #expect(try ledger.events(EventFilter()).contains { $0.kind == .deviceUnassigned })
+    }
+
+    @Test func emptyOrControlCharacterNamesAreRefused() throws {
+        let folder = TemporaryDirectory()
+        let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
+        #expect(throws: UploaderError.self) { try ledger.addDevice(serial: "", defaultUser: "u", name: nil, model: nil) }
+        #expect(throws: UploaderError.self) { try ledger.addDevice(serial: "S1", defaultUser: "bad\u{1b}[2J", name: nil, model: nil) }
+        try ledger.addDevice(serial: "S1", defaultUser: "u", name: nil, model: nil)
+        #expect(throws: UploaderError.self) { try ledger.assign(serial: "S1", user: "", from: Date(), until: nil) }
+        #expect(throws: UploaderError.self) { try ledger.assign(serial: "S1", user: " x", from: Date(), until: nil) }
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Ingest
 import SystemPackage
 import Transport
 import UploaderCore
@@ -159,6 +160,11 @@ public enum CameraVolume {
             _ = lstat(root + "/" + path, &info)
             return "\(path) \(try sha256(ofFile: root + "/" + path).hex) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(info.st_mode)"
         }
+    }
+
+    /// The files in a spool's `objects/` and `tmp/` (its `locks/` hold no evidence).
+    public static func evidenceFiles(inSpool spool: String) -> [String] {
+        files(under: spool).filter { !$0.hasPrefix("locks/") }
     }
 
     /// Every regular file below `root`, relative paths, sorted.

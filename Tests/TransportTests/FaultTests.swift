@@ -100,7 +100,7 @@ import UploaderCore
         let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))
         let first = try runner.run()
         #expect(first.failed == 1 && first.retries == 1)
-        let retry = try #require(try fixture.ledger.events(EventFilter(minimumLevel: .warning)).first { $0.kind == "upload.retry" })
+        let retry = try #require(try fixture.ledger.events(EventFilter(minimumLevel: .warning)).first { $0.kind == .uploadRetry })
         // The wait is the server's Retry-After (1 s), not the 0.01 s backoff.
         #expect(retry.message.contains("SlowDown (HTTP 503)"))
         #expect(retry.message.contains("retrying in 1.0 s"))

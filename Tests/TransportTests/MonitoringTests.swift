@@ -34,7 +34,7 @@ import UploaderCore
         let second = try UploaderProcess.run(["alerts"], config: site.configPath)
         #expect(second.stdout == "no alert due\n")
         #expect(try String(contentsOfFile: received + ".keys", encoding: .utf8) == "file-1-quarantined\n")
-        #expect(try Ledger(path: site.ledgerPath).events(EventFilter(minimumLevel: .warning)).filter { $0.kind == "alert.sent" }.count == 1)
+        #expect(try Ledger(path: site.ledgerPath).events(EventFilter(minimumLevel: .warning)).filter { $0.kind == .alertSent }.count == 1)
     }
 
     @Test func oldBacklogsAndIdleDocksRaiseAlerts() throws {
@@ -42,7 +42,7 @@ import UploaderCore
         let site = try TestSite(root: folder.sub("site"))
         let ledger = try Ledger(path: site.ledgerPath)
         _ = try ledger.discover(serial: "BWC-B", sourcePath: "DCIM/A.MP4", size: 10, modifiedNanoseconds: 1)
-        try ledger.log(EventDraft(.notice, "dock.started", serial: "BWC-C", "docked"))
+        try ledger.log(EventDraft(.notice, .dockStarted, serial: "BWC-C", "docked"))
         let dispatcher = AlertDispatcher(configuration: try site.configuration(), ledger: ledger, logger: Logger(label: "t"))
         #expect(try dispatcher.run(send: false).isEmpty)
         let later = try dispatcher.run(now: Date().addingTimeInterval(40 * 3600), send: false)

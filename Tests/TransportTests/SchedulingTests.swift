@@ -5,6 +5,7 @@ import TestSupport
 import UploaderCore
 @testable import Ledger
 @testable import Transport
+import Platform
 
 @Suite(.serialized) struct SchedulingTests {
     func runner(_ fixture: StoreFixture, _ change: (inout Configuration) -> Void = { _ in }) -> UploadRunner {
@@ -129,7 +130,7 @@ import UploaderCore
         #expect(report.staleUploadsAborted == 1)
         #expect(report.verified == 1)
         #expect(!(try fixture.client.listMultipartUploads(prefix: fixture.area.prefix + "/").map(\.uploadID).contains(orphan)))
-        #expect(try fixture.ledger.events(EventFilter()).contains { $0.kind == "upload.stale-aborted" && $0.message.contains(orphan) })
+        #expect(try fixture.ledger.events(EventFilter()).contains { $0.kind == .uploadStaleAborted && $0.message.contains(orphan) })
         _ = ours
     }
 

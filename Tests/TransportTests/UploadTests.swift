@@ -112,7 +112,7 @@ struct StoreFixture {
         #expect(row.state == .spooled)
         #expect(row.lastError?.contains("refused our credentials") == true)
         #expect(try fixture.storedKeys().isEmpty)
-        #expect(try fixture.ledger.events(EventFilter(minimumLevel: .error)).contains { $0.kind == "upload.refused" })
+        #expect(try fixture.ledger.events(EventFilter(minimumLevel: .error)).contains { $0.kind == .uploadRefused })
     }
 
     @Test func anUnreachableStoreIsRetriedThenTheFileWaitsForTheNextRun() throws {
@@ -136,7 +136,7 @@ struct StoreFixture {
         #expect(row.state == .failed)
         #expect(row.lastError?.contains("gave up after 3 attempts") == true)
         #expect(row.nextAttemptAt != nil)
-        #expect(try fixture.ledger.events(EventFilter(minimumLevel: .warning)).filter { $0.kind == "upload.retry" }.count == 2)
+        #expect(try fixture.ledger.events(EventFilter(minimumLevel: .warning)).filter { $0.kind == .uploadRetry }.count == 2)
 
         // The store is back; once the wait is over the same file goes up, under the same key.
         let online = UploadRunner(configuration: fixture.configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))
@@ -171,7 +171,7 @@ struct StoreFixture {
         let report = try fixture.upload()
         #expect(report.verified == 0 && report.failed == 2)
         let rows = try fixture.ledger.files()
-        #expect(rows.allSatisfy { $0.state == .quarantined && $0.holdReason == "spool copy corrupted" })
+        #expect(rows.allSatisfy { $0.state == .quarantined && $0.holdReason == .spoolCorrupted })
         #expect(try fixture.storedKeys().isEmpty)
         // Docking again re-copies from the camera, and then it uploads.
         #expect(try fixture.ingest().copied == 2)
@@ -243,7 +243,7 @@ struct StoreFixture {
         #expect(row.state == .verified)
         #expect(try fixture.storedKeys() == [row.objectKey!])
         #expect(try fixture.client.hashObject(key: row.objectKey!).sha256 == cameraHash)
-        #expect(try fixture.ledger.events(EventFilter()).contains { $0.kind == "upload.found" })
+        #expect(try fixture.ledger.events(EventFilter()).contains { $0.kind == .uploadFound })
     }
 
     @Test func memoryStaysFlatWhileUploadingALargeFile() throws {

@@ -1,4 +1,5 @@
 import Foundation
+@testable import Ingest
 import SystemPackage
 import Testing
 import TestSupport

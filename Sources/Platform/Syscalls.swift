@@ -83,6 +83,11 @@ public enum Syscall {
         }
     }
 
+    /// Takes a shared or exclusive advisory lock, waiting for it.
+    public static func lock(_ fd: FileDescriptor, exclusive: Bool) throws(Errno) {
+        _ = try retryingEINTR { flock(fd.rawValue, exclusive ? LOCK_EX : LOCK_SH) }
+    }
+
     /// Free and total bytes of the filesystem holding `path`.
     public static func filesystemSpace(_ path: String) throws(Errno) -> (available: Int64, total: Int64) {
         var info = statvfs()

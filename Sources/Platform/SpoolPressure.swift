@@ -1,4 +1,5 @@
 import Foundation
+import UploaderCore
 
 /// Spool backpressure with hysteresis: once the spool disk is above its high
 /// watermark, copying stops (files stay on the camera) until use falls below

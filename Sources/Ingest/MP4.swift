@@ -1,4 +1,5 @@
 import Foundation
+import UploaderCore
 import SystemPackage
 
 /// Reads the recording time from an ISO BMFF (MP4/MOV) file's `moov/mvhd`
@@ -114,17 +115,4 @@ public enum MP4Writer {
 
     static func be32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.bigEndian, Array.init) }
     static func be64(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.bigEndian, Array.init) }
-}
-
-/// A tiny deterministic generator for fixture bytes (not for secrets).
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -1,0 +1,36 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import UploaderCore
+
+/// The spool and state folders hold evidence and its record: another user who
+/// can write there could rename, replace or delete a copy. The agent refuses
+/// to use a folder that is a link, that another user owns, or that its group
+/// or others may write to.
+public enum FolderSafety {
+    /// Checks `path` (which must exist). `forWriting`: this process will write
+    /// there, so it must own the folder too.
+    public static func check(_ path: String, what: String, forWriting: Bool = true) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            let error = errno
+            throw UploaderError(.io, "cannot inspect the \(what) \(path): check [paths] in the configuration",
+                                cause: String(cString: strerror(error)), underlying: .errno(error))
+        }
+        if info.st_mode & S_IFMT == S_IFLNK {
+            throw UploaderError(.insecure, "the \(what) \(path) is a symbolic link: point [paths] at the real folder")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw UploaderError(.insecure, "the \(what) \(path) is not a folder: check [paths] in the configuration")
+        }
+        let mode = info.st_mode & 0o7777
+        let user = geteuid()
+        if forWriting, info.st_uid != user {
+            throw UploaderError(.insecure, "the \(what) \(path) belongs to uid \(info.st_uid), not to this agent's user (uid \(user)): run `chown \(user) \(path)` or run the agent as its owner")
+        }
+        let foreignWrite: mode_t = forWriting ? 0o022 : 0o002
+        if mode & foreignWrite != 0 {
+            throw UploaderError(.insecure, "the \(what) \(path) may be written by other users (mode \(String(mode, radix: 8))): run `chmod 0750 \(path)`")
+        }
+    }
+}

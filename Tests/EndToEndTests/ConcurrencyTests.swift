@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+import TestSupport
+import Transport
+import UploaderCore
+@testable import Ledger
+
+/// Several `uploader` processes on one ledger and spool, as on a docking PC
+/// (daemon, dock units, a timer's upload, an admin's commands). The result
+/// must equal some serial order of them: every file verified exactly once,
+/// one object per file, nothing quarantined, an intact custody log.
+@Suite(.serialized) struct ConcurrencyTests {
+    struct Site {
+        let store: TestStore
+        let area: StoreArea
+        let folder = TemporaryDirectory()
+        let site: TestSite
+        let camera: String
+        var hashes: [String: String] = [:]
+
+        init(_ label: String, extra: String = "") throws {
+            store = try TestStore.fromEnvironment()
+            area = try store.makeArea(label)
+            site = try TestSite.withStore(store, area: area, root: folder.sub("site"), extra: extra)
+            camera = folder.sub("camera")
+        }
+
+        mutating func record(_ count: Int, size: (Int) -> Int64) throws {
+            for index in 1...count {
+                let name = String(format: "DCIM/VID%04d.MP4", index)
+                hashes[name] = try CameraVolume.writeRecording(at: camera + "/" + name, recordedAt: Date(timeIntervalSince1970: 1_795_000_000 + Double(index) * 60),
+                                                               payloadSize: size(index), seed: UInt64(index)).hex
+            }
+        }
+
+        func cli(_ arguments: [String]) throws -> UploaderProcess.Result {
+            try UploaderProcess.run(arguments, config: site.configPath)
+        }
+
+        func start(_ arguments: [String]) throws -> UploaderProcess.Running {
+            try UploaderProcess.start(arguments, config: site.configPath)
+        }
+
+        /// Every file verified once, with the camera's hash, one object each, a whole log.
+        func expectEachFileVerifiedOnce() throws {
+            let ledger = try Ledger(path: site.ledgerPath)
+            let files = try ledger.files()
+            #expect(files.count == hashes.count)
+            #expect(files.filter { $0.state != .verified }.map { "#\($0.id) \($0.state.rawValue) \($0.lastError ?? "")" } == [])
+            #expect(Dictionary(uniqueKeysWithValues: files.map { ($0.sourcePath, $0.sha256 ?? "") }) == hashes)
+            let verifications = try ledger.events(EventFilter(minimumLevel: .debug)).filter { $0.kind == .uploadVerified }
+            #expect(verifications.count == files.count, "each file is verified exactly once")
+            #expect(Set(verifications.compactMap(\.fileID)).count == files.count)
+            #expect(try ledger.events(EventFilter(minimumLevel: .debug)).filter { $0.kind == .fileQuarantined || $0.kind == .fileFailed }.isEmpty)
+            let keys = try store.client(bucket: area.bucket).listObjectKeys(prefix: area.prefix + "/")
+            #expect(keys.count == files.count)
+            #expect(Set(keys) == Set(files.compactMap(\.objectKey)))
+            #expect(try ledger.verifyChain().intact)
+        }
+    }
+
+    @Test func twoUploadsAndAPurgeAtOnceUploadEachFileOnceAndQuarantineNothing() throws {
+        var site = try Site("concurrent-upload", extra: "[spool]\nkeep_verified_days = 0")
+        try site.record(18) { index in index % 6 == 0 ? 12 << 20 : 200_000 + Int64(index) * 1000 }
+        let ingest = try site.cli(["ingest", site.camera, "--serial", "BWC-C"])
+        #expect(ingest.status == 1 || ingest.status == 0, "\(ingest.stderr)")
+        #expect(try site.cli(["device", "add", "BWC-C", "--user", "officer-c"]).status == 0)
+
+        let first = try site.start(["upload", "--now"])
+        let second = try site.start(["upload", "--now"])
+        // Purges run beside the uploads, deleting spool copies as soon as files are verified.
+        var purges: [Int32] = []
+        for _ in 0..<4 { purges.append(try site.cli(["purge"]).status) }
+        let results = [first.finish(), second.finish()]
+        for result in results { #expect(result.status == 0, "\(result.stderr)") }
+        purges.append(try site.cli(["purge"]).status)
+        #expect(purges.allSatisfy { $0 == 0 })
+        try site.expectEachFileVerifiedOnce()
+        // Every spool copy was purged, and only those.
+        #expect(CameraVolume.files(under: site.site.spool + "/objects").isEmpty)
+    }
+
+    @Test func twoIngestsOfOneCameraAtOnceSecureEveryFileOnce() throws {
+        var site = try Site("concurrent-ingest")
+        try site.record(10) { index in index % 3 == 0 ? 6 << 20 : 300_000 }
+        #expect(try site.cli(["device", "add", "BWC-C", "--user", "officer-c"]).status == 0)
+        let first = try site.start(["ingest", site.camera, "--serial", "BWC-C"])
+        let second = try site.start(["ingest", site.camera, "--serial", "BWC-C"])
+        let results = [first.finish(), second.finish()]
+        for result in results { #expect(result.status == 0, "\(result.stderr)") }
+
+        let ledger = try Ledger(path: site.site.ledgerPath)
+        let files = try ledger.files()
+        #expect(files.count == 10)
+        #expect(files.allSatisfy { $0.state == .spooled }, "\(files.map { "\($0.state) \($0.lastError ?? "")" })")
+        #expect(CameraVolume.files(under: site.site.spool + "/objects").count == 10)
+        #expect(CameraVolume.files(under: site.site.spool + "/tmp").isEmpty)
+        #expect(try ledger.events(EventFilter(minimumLevel: .debug)).filter { $0.kind == .fileSpooled }.count == 10)
+        for file in files {
+            #expect(try CameraVolume.sha256(ofFile: site.site.spool + "/objects/" + file.spoolName!).hex == site.hashes[file.sourcePath])
+        }
+        #expect(try site.cli(["upload", "--now"]).status == 0)
+        try site.expectEachFileVerifiedOnce()
+    }
+
+    @Test func cancelDuringAnUploadWinsAndRetryUploadsItOnce() throws {
+        // 1 MiB/s: a 12 MiB file of three parts takes long enough to be cancelled mid-way.
+        var site = try Site("cancel-mid-upload", extra: "[schedule]\nbandwidth = \"1M\"")
+        try site.record(1) { _ in 12 << 20 }
+        #expect(try site.cli(["device", "add", "BWC-C", "--user", "officer-c"]).status == 0)
+        #expect(try site.cli(["ingest", site.camera, "--serial", "BWC-C"]).status == 0)
+        let ledger = try Ledger(path: site.site.ledgerPath)
+        let id = try #require(try ledger.files().first?.id)
+
+        let upload = try site.start(["upload", "--now"])
+        // Wait (bounded) until the first part is recorded: the upload is under way.
+        let deadline = Date().addingTimeInterval(60)
+        while try ledger.parts(of: id).allSatisfy({ $0.etag == nil }), Date() < deadline {
+            usleep(50_000)
+        }
+        #expect(try ledger.file(id)?.state == .uploading)
+        let cancel = try site.cli(["cancel", "#\(id)"])
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        #expect(cancel.stdout.contains("cancelled 1 file"))
+        let stopped = upload.finish()
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        #expect(try ledger.file(id)?.state == .cancelled, "the running upload must not override the cancel")
+        let client = site.store.client(bucket: site.area.bucket)
+        #expect(try client.listObjectKeys(prefix: site.area.prefix + "/").isEmpty)
+        #expect(try client.listMultipartUploads(prefix: site.area.prefix + "/").isEmpty)
+
+        #expect(try site.cli(["retry", "#\(id)"]).status == 0)
+        #expect(try site.cli(["upload", "--now"]).status == 0)
+        try site.expectEachFileVerifiedOnce()
+    }
+}
