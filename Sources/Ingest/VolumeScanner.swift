@@ -65,6 +65,11 @@ public struct VolumeScanner {
         return entries
     }
 
+    static let hostMetadata: Set<String> = [
+        ".", "..", "System Volume Information", "$RECYCLE.BIN", ".Trashes", ".Spotlight-V100", ".fseventsd",
+        ".DS_Store", ".TemporaryItems", ".Trash-1000", "lost+found",
+    ]
+
     private func walk(_ directory: FileDescriptor, prefix: String, depth: Int, into entries: inout [VolumeEntry]) throws {
         let names: [String]
         do {
@@ -74,12 +79,13 @@ public struct VolumeScanner {
                                 cause: error.summary)
         }
         for name in names {
-            // Hidden entries are the file system's or the host OS's, not the camera's.
-            if name.hasPrefix(".") || name == "System Volume Information" { continue }
+            // What host operating systems leave on a volume is not the camera's. Any other
+            // name, even one that starts with a dot ("..MP4"), is looked at like the rest.
+            if Self.hostMetadata.contains(name) || name.hasPrefix("._") { continue }
             let relative = prefix.isEmpty ? name : prefix + "/" + name
             if name.contains("\u{FFFD}") {
                 entries.append(VolumeEntry(relativePath: relative, size: 0, modifiedNanoseconds: 0,
-                                           kind: .hostile("the name is not valid UTF-8")))
+                                           kind: .hostile("a name that is not valid UTF-8, which cannot be copied safely; copy it off the camera by hand (its bytes are intact there)")))
                 continue
             }
             let info: stat

@@ -76,7 +76,9 @@ public struct AlertDispatcher {
         process.standardInput = input
         do {
             try process.run()
-            input.fileHandleForWriting.write(json(alert))
+            // A command that does not read its input closes the pipe early: that is
+            // its business, not a reason for the agent to stop (SIGPIPE is ignored).
+            try? input.fileHandleForWriting.write(contentsOf: json(alert))
             try? input.fileHandleForWriting.close()
             process.waitUntilExit()
             if process.terminationStatus != 0 { logger.error("alert command exited \(process.terminationStatus)") }

@@ -112,7 +112,7 @@ struct DeviceCommand: ParsableCommand {
                     print("  #\(period.id) held by \(period.user) from \(Output.local(period.from)) \(period.until.map { "to \(Output.local($0))" } ?? "on")")
                 }
                 for file in files {
-                    print("  #\(file.id) \(DisplayText.escaped(file.sourcePath))  \(file.state.rawValue)\(file.holdReason.map { " (\($0.rawValue))" } ?? "")  user \(file.user ?? "-")  \(file.sha256?.prefix(16) ?? "")")
+                    print("  #\(file.id) \(DisplayText.terminalSafe(file.sourcePath))  \(file.state.rawValue)\(file.holdReason.map { " (\($0.rawValue))" } ?? "")  user \(file.user ?? "-")  \(file.sha256?.prefix(16) ?? "")")
                 }
             }
         }

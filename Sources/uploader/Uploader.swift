@@ -53,6 +53,8 @@ struct GlobalOptions: ParsableArguments {
         bootstrapLogging()
         // Spool copies, the ledger and every file the agent makes: never for other users.
         umask(0o027)
+        // A closed pipe (an alert command that does not read its input) is an error to handle, not death.
+        signal(SIGPIPE, SIG_IGN)
         do {
             try body()
         } catch let error as ExitCode {

@@ -101,7 +101,7 @@ struct StatusCommand: ParsableCommand {
         }
         print("")
         if let oldest = report.oldestUnverified {
-            print("Oldest not yet verified: #\(oldest.id) \(oldest.sourcePath) on \(oldest.serial), \(oldest.state.rawValue)\(oldest.holdReason.map { " (\($0.rawValue))" } ?? ""), found \(Output.relative(oldest.discoveredAt, now: now))")
+            print("Oldest not yet verified: #\(oldest.id) \(DisplayText.terminalSafe(oldest.sourcePath)) on \(oldest.serial), \(oldest.state.rawValue)\(oldest.holdReason.map { " (\($0.rawValue))" } ?? ""), found \(Output.relative(oldest.discoveredAt, now: now))")
         } else {
             print("Oldest not yet verified: none — everything is verified in the store")
         }
@@ -112,14 +112,14 @@ struct StatusCommand: ParsableCommand {
             for item in report.uploading {
                 let rate = item.bytesPerSecond.map { "\(ByteCount.format(Int64($0)))/s" } ?? "rate unknown"
                 let eta = item.etaSeconds.map { "ETA \(Int($0))s" } ?? ""
-                print("  #\(item.id) \(item.sourcePath) (\(item.serial)) \(ByteCount.format(item.bytesSent)) of \(ByteCount.format(item.size)), \(rate) \(eta)")
+                print("  #\(item.id) \(DisplayText.terminalSafe(item.sourcePath)) (\(item.serial)) \(ByteCount.format(item.bytesSent)) of \(ByteCount.format(item.size)), \(rate) \(eta)")
             }
         }
         if !report.problems.isEmpty {
             print("")
             print("Problems (latest first):")
             for file in report.problems {
-                print("  #\(file.id) \(file.serial) \(file.sourcePath): \(file.state.rawValue)\(file.holdReason.map { " (\($0.rawValue))" } ?? "") — \(file.lastError ?? "")")
+                print("  #\(file.id) \(DisplayText.terminalSafe(file.serial)) \(DisplayText.terminalSafe(file.sourcePath)): \(file.state.rawValue)\(file.holdReason.map { " (\($0.rawValue))" } ?? "") — \(DisplayText.terminalSafe(file.lastError ?? ""))")
             }
         }
         print("")
@@ -221,7 +221,7 @@ struct LogCommand: ParsableCommand {
         if let serial = event.serial { subject.append(serial) }
         if let user = event.user { subject.append(user) }
         if let fileID = event.fileID { subject.append("#\(fileID)") }
-        print("\(Output.local(event.at)) \(event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(event.kind.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) \(subject.isEmpty ? "" : "[\(subject.joined(separator: " "))] ")\(event.message)")
+        print("\(Output.local(event.at)) \(event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(event.kind.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) \(subject.isEmpty ? "" : "[\(DisplayText.terminalSafe(subject.joined(separator: " ")))] ")\(DisplayText.terminalSafe(event.message))")
     }
 }
 
