@@ -66,7 +66,7 @@ extension Ledger {
             sql += " AND claim_owner = ?"
             all += [claim.token]
         }
-        try db.execute(sql: sql, arguments: all)
+        try db.cachedStatement(sql: sql).execute(arguments: all)
         guard db.changesCount == 1, let file = try file(id, in: db) else {
             throw try refusal(id, to: state, in: db)
         }
@@ -265,17 +265,19 @@ extension Ledger {
         var after: Int64 = 0
         while true {
             let page = try read { db in
-                try MediaFile.fetchAll(db, sql: """
-                    SELECT * FROM media_file INDEXED BY media_file_purge
-                    WHERE state = 'verified' AND spool_name IS NOT NULL AND spool_purged_at IS NULL AND verified_at <= ? AND id > ?
-                    ORDER BY id LIMIT 500
-                    """, arguments: [cutoff, after])
+                try MediaFile.fetchAll(db, sql: Ledger.purgePageSQL, arguments: [cutoff, after])
             }
             for file in page { try body(file) }
             guard let last = page.last else { return }
             after = last.id
         }
     }
+
+    static let purgePageSQL = """
+        SELECT * FROM media_file INDEXED BY media_file_purge
+        WHERE state = 'verified' AND spool_name IS NOT NULL AND spool_purged_at IS NULL AND verified_at <= ? AND id > ?
+        ORDER BY id LIMIT 500
+        """
 
     /// The spool copy is gone; the store holds the verified original.
     public func markPurged(_ id: Int64, owner: ClaimOwner) throws {
@@ -389,12 +391,7 @@ extension Ledger {
     /// Each must still be claimed (`claimForUpload`) before it is touched.
     public func uploadQueue(now: Date = Date(), ids: [Int64]? = nil) throws -> [MediaFile] {
         try read { db in
-            var sql = """
-                SELECT * FROM media_file
-                WHERE spool_name IS NOT NULL AND user_id IS NOT NULL
-                  AND (state IN ('spooled','uploading','uploaded')
-                       OR (state = 'failed' AND next_attempt_at <= ?))
-                """
+            var sql = Ledger.uploadQueueSQL
             var arguments: StatementArguments = [now]
             if let ids {
                 sql += " AND id IN (\(ids.map { _ in "?" }.joined(separator: ",")))"
@@ -404,6 +401,14 @@ extension Ledger {
             return try MediaFile.fetchAll(db, sql: sql, arguments: arguments)
         }
     }
+
+    /// Through the state index: the queue is the unfinished files, never the million verified ones.
+    static let uploadQueueSQL = """
+        SELECT * FROM media_file INDEXED BY media_file_state
+        WHERE state IN ('spooled','uploading','uploaded','failed')
+          AND (state != 'failed' OR next_attempt_at <= ?)
+          AND spool_name IS NOT NULL AND user_id IS NOT NULL
+        """
 
     /// Fixes the object key (once, unique among the ledger's keys) and counts an attempt.
     public func beginUpload(_ id: Int64, objectKey proposed: String, owner: ClaimOwner) throws -> MediaFile {
@@ -516,7 +521,7 @@ extension Ledger {
             let file = try Ledger.change(id, to: .quarantined, from: [.spooled, .uploading, .uploaded, .failed],
                                          set: ["hold_reason = ?", "last_error = ?"], [HoldReason.spoolCorrupted, message],
                                          claim: owner, releasing: true, in: db)
-            try Ledger.append(Ledger.fileEvent(file, .error, .fileQuarantined, "quarantined (\(HoldReason.spoolCorrupted.rawValue)): \(message)"), in: db)
+            try Ledger.append(Ledger.fileEvent(file, .error, .spoolCorrupted, "quarantined (\(HoldReason.spoolCorrupted.rawValue)): \(message)"), in: db)
         }
     }
 
@@ -536,6 +541,6 @@ extension Ledger {
     }
 
     static func file(_ id: Int64, in db: Database) throws -> MediaFile? {
-        try MediaFile.fetchOne(db, sql: "SELECT * FROM media_file WHERE id = ?", arguments: [id])
+        try MediaFile.fetchOne(db.cachedStatement(sql: "SELECT * FROM media_file WHERE id = ?"), arguments: [id])
     }
 }

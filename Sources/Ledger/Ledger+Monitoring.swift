@@ -17,36 +17,26 @@ extension Ledger {
                                 spoolAboveHighWatermark: Bool) throws -> [Alert] {
         try read { db in
             var alerts: [Alert] = []
-            let stuck = try MediaFile.fetchAll(db, sql: """
-                SELECT * FROM media_file
-                WHERE (state = 'failed' AND next_attempt_at IS NULL)
-                   OR (state = 'quarantined' AND hold_reason IN (?, ?, ?, ?))
-                ORDER BY id
-                """, arguments: [HoldReason.spoolCorrupted.rawValue, HoldReason.cameraFileChanged.rawValue,
+            let stuck = try MediaFile.fetchAll(db, sql: Ledger.stuckFilesSQL, arguments: [HoldReason.spoolCorrupted.rawValue, HoldReason.cameraFileChanged.rawValue,
                                  HoldReason.unreadable.rawValue, HoldReason.hostileEntry.rawValue])
             for file in stuck {
                 let why = file.holdReason.map { "quarantined (\($0.rawValue))" } ?? "failed and will not be retried on its own"
-                alerts.append(Alert(key: "file-\(file.id)-\(file.state.rawValue)", message: "\(file.serial) \(file.sourcePath) \(why): \(file.lastError ?? "")",
+                alerts.append(Alert(key: "file-\(file.id)-\(file.state.rawValue)", message: "\(file.serial) \(DisplayText.escaped(file.sourcePath)) \(why): \(file.lastError ?? "")",
                                     fileID: file.id, serial: file.serial))
             }
-            if let oldest = try MediaFile.fetchOne(db, sql: "SELECT * FROM media_file WHERE state NOT IN ('verified','cancelled') ORDER BY discovered_at LIMIT 1"),
+            if let oldest = try MediaFile.fetchOne(db, sql: Ledger.oldestUnverifiedSQL),
                now.timeIntervalSince(oldest.discoveredAt) > oldestUnverifiedHours * 3600 {
                 alerts.append(Alert(key: "oldest-unverified-\(oldest.id)",
                                     message: String(format: "the oldest file not yet verified (%@ on %@, %@) was found %.0f hours ago",
-                                                    oldest.sourcePath, oldest.serial, oldest.state.rawValue, now.timeIntervalSince(oldest.discoveredAt) / 3600),
+                                                    DisplayText.escaped(oldest.sourcePath), oldest.serial, oldest.state.rawValue, now.timeIntervalSince(oldest.discoveredAt) / 3600),
                                     fileID: oldest.id, serial: oldest.serial))
             }
             // A dock that started long ago and has neither finished nor copied anything since.
-            let docks = try Row.fetchAll(db, sql: """
-                SELECT started.id, started.serial, started.at FROM event AS started
-                WHERE started.kind = 'dock.started' AND started.at <= ?
-                  AND NOT EXISTS (SELECT 1 FROM event AS later WHERE later.id > started.id AND later.serial = started.serial
-                                  AND later.kind IN ('dock.finished', 'dock.interrupted', 'dock.refused', 'file.spooled', 'dock.started'))
-                """, arguments: [now.addingTimeInterval(-dockedIdleMinutes * 60)])
-            for dock in docks {
+            for dock in try Row.fetchAll(db, sql: "SELECT serial, event_id, at FROM dock_open WHERE at <= ?",
+                                         arguments: [now.addingTimeInterval(-dockedIdleMinutes * 60)]) {
                 let serial: String = dock["serial"]
                 let at: Date = dock["at"]
-                alerts.append(Alert(key: "dock-idle-\(dock["id"] as Int64)",
+                alerts.append(Alert(key: "dock-idle-\(dock["event_id"] as Int64)",
                                     message: "camera \(serial) has been docked since \(Timestamps.iso(at)) with nothing copied", serial: serial))
             }
             if spoolAboveHighWatermark {
@@ -56,16 +46,31 @@ extension Ledger {
         }
     }
 
+    /// Files no run will move on its own: failed for good, or held for a reason a person must look at.
+    static let stuckFilesSQL = """
+        SELECT * FROM media_file WHERE state = 'failed' AND next_attempt_at IS NULL
+        UNION ALL
+        SELECT * FROM media_file WHERE state = 'quarantined' AND hold_reason IN (?, ?, ?, ?)
+        ORDER BY id LIMIT 1000
+        """
+
     /// When an alert with this key was last sent.
     public func lastAlert(key: String) throws -> Date? {
         try read { db in
-            try Date.fetchOne(db, sql: "SELECT MAX(at) FROM event WHERE kind = 'alert.sent' AND message LIKE ?", arguments: ["[\(key)] %"])
+            try Date.fetchOne(db, sql: "SELECT last_sent_at FROM alert WHERE key = ?", arguments: [key])
         }
     }
 
+    /// Records a sent alert: in the custody log, and in the alert table that de-duplicates by key.
     public func recordAlertSent(_ alert: Alert, via channels: [String]) throws {
-        try log(EventDraft(.warning, .alertSent, fileID: alert.fileID, serial: alert.serial,
-                           "[\(alert.key)] \(alert.message) (sent to \(channels.joined(separator: ", ")))"))
+        try write("record a sent alert") { db in
+            try Ledger.append(EventDraft(.warning, .alertSent, fileID: alert.fileID, serial: alert.serial,
+                                         "[\(alert.key)] \(alert.message) (sent to \(channels.joined(separator: ", ")))"), in: db)
+            try db.execute(sql: """
+                INSERT INTO alert (key, last_sent_at, times_sent, message) VALUES (?, ?, 1, ?)
+                ON CONFLICT (key) DO UPDATE SET last_sent_at = excluded.last_sent_at, times_sent = times_sent + 1, message = excluded.message
+                """, arguments: [alert.key, Date(), alert.message])
+        }
     }
 
     /// Prometheus text exposition of the ledger's state.
@@ -80,24 +85,25 @@ extension Ledger {
                 }
             }
             var counts: [String: (Int, Int64)] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n, COALESCE(SUM(source_size), 0) AS bytes FROM media_file GROUP BY state") {
+            for row in try Row.fetchAll(db, sql: "SELECT state, SUM(files) AS n, SUM(bytes) AS bytes FROM file_count GROUP BY state") {
                 counts[row["state"]] = (row["n"], row["bytes"])
+            }
+            func events(_ kinds: [EventKind]) throws -> Double {
+                Double(try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(events), 0) FROM event_count WHERE kind IN (\(kinds.map { "'\($0.rawValue)'" }.joined(separator: ",")))") ?? 0)
             }
             metric("uploader_files", "gauge", "Camera files in the ledger, by state.",
                    FileState.allCases.map { ("state=\"\($0.rawValue)\"", Double(counts[$0.rawValue]?.0 ?? 0)) })
             metric("uploader_file_bytes", "gauge", "Bytes of camera files in the ledger, by state.",
                    FileState.allCases.map { ("state=\"\($0.rawValue)\"", Double(counts[$0.rawValue]?.1 ?? 0)) })
-            let oldest = try Date.fetchOne(db, sql: "SELECT MIN(discovered_at) FROM media_file WHERE state NOT IN ('verified','cancelled')")
+            let oldest = try MediaFile.fetchOne(db, sql: Ledger.oldestUnverifiedSQL)?.discoveredAt
             metric("uploader_oldest_unverified_age_seconds", "gauge", "Age of the oldest file not yet verified in the store (0 when none).",
                    [("", oldest.map { max(0, now.timeIntervalSince($0)) } ?? 0)])
             metric("uploader_uploaded_bytes_total", "counter", "Bytes sent to the evidence store by upload runs.",
                    [("", Double(try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes_sent), 0) FROM upload_run") ?? 0))])
             metric("uploader_upload_retries_total", "counter", "Upload attempts retried after a transient failure.",
-                   [("", Double(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM event WHERE kind = 'upload.retry'") ?? 0))])
+                   [("", try events([.uploadRetry]))])
             metric("uploader_verification_failures_total", "counter", "Copies that did not match the camera's SHA-256 (spool or store).",
-                   [("", Double(try Int.fetchOne(db, sql: """
-                       SELECT COUNT(*) FROM event WHERE kind = 'file.mismatch' OR (kind = 'file.quarantined' AND message LIKE '%spool copy corrupted%')
-                       """) ?? 0))])
+                   [("", try events([.fileMismatch, .spoolCorrupted]))])
             if let spoolUsedRatio {
                 metric("uploader_spool_used_ratio", "gauge", "Share of the spool's file system in use.", [("", spoolUsedRatio)])
             }

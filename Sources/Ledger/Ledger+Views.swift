@@ -58,33 +58,52 @@ public struct ChainVerification: Sendable, Codable {
 }
 
 extension Ledger {
+    /// What `status` shows. Reads the counters and indexes only, so it costs
+    /// the same on a million files as on ten.
     public func summary() throws -> LedgerSummary {
         try read { db in
-            func totals(_ sql: String, _ arguments: StatementArguments = []) throws -> [String: StateTotals] {
-                var result: [String: StateTotals] = [:]
-                for row in try Row.fetchAll(db, sql: sql, arguments: arguments) {
-                    result[row["state"]] = StateTotals(count: row["n"], bytes: row["bytes"])
+            var states: [String: StateTotals] = [:]
+            var perDevice: [String: [String: StateTotals]] = [:]
+            var spoolFiles = 0
+            var spoolBytes: Int64 = 0
+            for row in try Row.fetchAll(db, sql: "SELECT serial, state, files, bytes FROM file_count WHERE files != 0") {
+                let serial: String = row["serial"], state: String = row["state"]
+                let totals = StateTotals(count: row["files"], bytes: row["bytes"])
+                if state == Ledger.spoolCounter {
+                    spoolFiles += totals.count
+                    spoolBytes += totals.bytes
+                    continue
                 }
-                return result
+                states[state, default: StateTotals(count: 0, bytes: 0)].count += totals.count
+                states[state, default: StateTotals(count: 0, bytes: 0)].bytes += totals.bytes
+                perDevice[serial, default: [:]][state] = totals
             }
-            let states = try totals("SELECT state, COUNT(*) AS n, COALESCE(SUM(source_size), 0) AS bytes FROM media_file GROUP BY state")
+            let registered = try Device.fetchAll(db, sql: "SELECT * FROM device WHERE removed_at IS NULL")
+            let serials = Set(registered.map(\.serial)).union(perDevice.keys).sorted()
             var devices: [DeviceSummary] = []
-            let serials = try String.fetchAll(db, sql: "SELECT serial FROM device WHERE removed_at IS NULL UNION SELECT DISTINCT serial FROM media_file ORDER BY 1")
             for serial in serials {
-                let device = try Ledger.activeDevice(serial: serial, in: db)
+                let device = registered.first { $0.serial == serial }
                 devices.append(DeviceSummary(
                     serial: serial, registered: device != nil, defaultUser: device?.defaultUser, name: device?.name,
-                    states: try totals("SELECT state, COUNT(*) AS n, COALESCE(SUM(source_size), 0) AS bytes FROM media_file WHERE serial = ? GROUP BY state", [serial]),
+                    states: perDevice[serial] ?? [:],
                     lastDiscoveredAt: try Date.fetchOne(db, sql: "SELECT MAX(discovered_at) FROM media_file WHERE serial = ?", arguments: [serial])))
             }
-            let oldest = try MediaFile.fetchOne(db, sql: "SELECT * FROM media_file WHERE state NOT IN ('verified','cancelled') ORDER BY discovered_at, id LIMIT 1")
-            let uploading = try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE state = 'uploading' ORDER BY updated_at DESC")
+            let oldest = try MediaFile.fetchOne(db, sql: Ledger.oldestUnverifiedSQL)
+            let uploading = try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE state = 'uploading' ORDER BY updated_at DESC LIMIT 100")
             let problems = try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE state IN ('failed','quarantined') ORDER BY updated_at DESC LIMIT 10")
-            let spool = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(source_size), 0) AS bytes FROM media_file WHERE spool_name IS NOT NULL AND spool_purged_at IS NULL")!
             return LedgerSummary(states: states, devices: devices, oldestUnverified: oldest, uploading: uploading,
-                                 problems: problems, spoolFiles: spool["n"], spoolBytes: spool["bytes"])
+                                 problems: problems, spoolFiles: spoolFiles, spoolBytes: spoolBytes)
         }
     }
+
+    /// The `file_count` row that counts spool copies instead of a state.
+    static let spoolCounter = "~spool"
+
+    /// The oldest file not yet verified (through the partial index of unverified files).
+    static let oldestUnverifiedSQL = """
+        SELECT * FROM media_file INDEXED BY media_file_unverified
+        WHERE state NOT IN ('verified','cancelled') ORDER BY discovered_at LIMIT 1
+        """
 
     public func files(serial: String? = nil, states: [FileState]? = nil) throws -> [MediaFile] {
         try read { db in
@@ -106,25 +125,38 @@ extension Ledger {
     /// Streams the matching events in order: memory stays flat however long the log.
     public func forEachEvent(_ filter: EventFilter, _ body: (LedgerEvent) throws -> Void) throws {
         try read { db in
-            var clauses = ["level IN (\(LedgerEvent.Level.allCases.filter { $0 >= filter.minimumLevel }.map { "'\($0.rawValue)'" }.joined(separator: ",")))"]
-            var arguments: StatementArguments = []
-            if let since = filter.since { clauses.append("at >= ?"); arguments += [since] }
-            if let serial = filter.serial { clauses.append("serial = ?"); arguments += [serial] }
-            if let user = filter.user { clauses.append("(user_id = ? OR file_id IN (SELECT id FROM media_file WHERE user_id = ?))"); arguments += [user, user] }
-            if let fileID = filter.fileID { clauses.append("file_id = ?"); arguments += [fileID] }
-            if let path = filter.pathContains {
-                clauses.append("file_id IN (SELECT id FROM media_file WHERE source_path LIKE ? ESCAPE '\\' OR object_key LIKE ? ESCAPE '\\')")
-                let pattern = "%" + path.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
-                arguments += [pattern, pattern]
-            }
-            if let afterID = filter.afterID { clauses.append("id > ?"); arguments += [afterID] }
-            var sql = "SELECT * FROM event WHERE " + clauses.joined(separator: " AND ") + " ORDER BY id"
-            if let limit = filter.limit {
-                sql = "SELECT * FROM (SELECT * FROM event WHERE " + clauses.joined(separator: " AND ") + " ORDER BY id DESC LIMIT \(limit)) ORDER BY id"
-            }
+            let (sql, arguments) = Ledger.eventQuery(filter)
             let cursor = try LedgerEvent.fetchCursor(db, sql: sql, arguments: arguments)
             while let event = try cursor.next() { try body(event) }
         }
+    }
+
+    /// The SQL of `log` for a filter (one builder, also used by the query-plan test).
+    static func eventQuery(_ filter: EventFilter) -> (String, StatementArguments) {
+        var clauses: [String] = []
+        if filter.minimumLevel > .debug {
+            clauses.append("level IN (\(LedgerEvent.Level.allCases.filter { $0 >= filter.minimumLevel }.map { "'\($0.rawValue)'" }.joined(separator: ",")))")
+        }
+        var arguments: StatementArguments = []
+        if let since = filter.since { clauses.append("at >= ?"); arguments += [since] }
+        if let serial = filter.serial { clauses.append("serial = ?"); arguments += [serial] }
+        if let user = filter.user { clauses.append("(user_id = ? OR file_id IN (SELECT id FROM media_file WHERE user_id = ?))"); arguments += [user, user] }
+        if let fileID = filter.fileID { clauses.append("file_id = ?"); arguments += [fileID] }
+        if let path = filter.pathContains {
+            clauses.append("file_id IN (SELECT id FROM media_file WHERE source_path LIKE ? ESCAPE '\\' OR object_key LIKE ? ESCAPE '\\')")
+            let pattern = "%" + path.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
+            arguments += [pattern, pattern]
+        }
+        if let afterID = filter.afterID { clauses.append("id > ?"); arguments += [afterID] }
+        let whereClause = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+        // A time bound goes through the time index: the last hour of ten million
+        // events is a range, not a walk of the whole log in id order.
+        let table = filter.since != nil && filter.fileID == nil ? "event INDEXED BY event_at" : "event"
+        var sql = "SELECT * FROM \(table)" + whereClause + " ORDER BY id"
+        if let limit = filter.limit {
+            sql = "SELECT * FROM (SELECT * FROM \(table)" + whereClause + " ORDER BY id DESC LIMIT \(limit)) ORDER BY id"
+        }
+        return (sql, arguments)
     }
 
     /// Recomputes every event's hash from its stored fields and the hash before it.

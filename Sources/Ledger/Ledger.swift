@@ -93,15 +93,16 @@ public final class Ledger: Sendable {
     /// Appends one event to the custody log, chained to the one before it.
     @discardableResult
     static func append(_ draft: EventDraft, in db: Database, at date: Date = Date()) throws -> String {
-        let previous = try String.fetchOne(db, sql: "SELECT hash FROM event ORDER BY id DESC LIMIT 1") ?? genesisHash
+        // Cached statements: every state change appends an event, a bulk load millions.
+        let previous = try String.fetchOne(db.cachedStatement(sql: "SELECT hash FROM event ORDER BY id DESC LIMIT 1")) ?? genesisHash
         let atText = String.fromDatabaseValue(date.databaseValue)!
         let hash = eventHash(previous: previous, at: atText, level: draft.level.rawValue, kind: draft.kind.rawValue,
                              fileID: draft.fileID, serial: draft.serial, user: draft.user, message: draft.message)
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO event (at, level, kind, file_id, serial, user_id, message, prev_hash, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [atText, draft.level.rawValue, draft.kind.rawValue, draft.fileID, draft.serial, draft.user,
-                             draft.message, previous, hash])
+            """).execute(arguments: [atText, draft.level.rawValue, draft.kind.rawValue, draft.fileID, draft.serial, draft.user,
+                                     draft.message, previous, hash])
         return hash
     }
 

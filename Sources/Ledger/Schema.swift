@@ -126,6 +126,99 @@ enum Schema {
                     WHERE state = 'verified' AND spool_name IS NOT NULL AND spool_purged_at IS NULL;
                 """)
         }
+        migrator.registerMigration("v5: counters, alerts and indexes for a million files") { db in
+            try db.execute(sql: """
+                -- Files and bytes per camera and state, kept by triggers in the same
+                -- transaction as every change, so `status` and `metrics` read a few
+                -- hundred rows instead of a million. '~spool' counts the copies in the spool.
+                CREATE TABLE file_count (
+                    serial TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    files INTEGER NOT NULL,
+                    bytes INTEGER NOT NULL,
+                    PRIMARY KEY (serial, state)
+                ) WITHOUT ROWID;
+                INSERT INTO file_count (serial, state, files, bytes)
+                    SELECT serial, state, COUNT(*), COALESCE(SUM(source_size), 0) FROM media_file GROUP BY serial, state;
+                INSERT INTO file_count (serial, state, files, bytes)
+                    SELECT serial, '~spool', COUNT(*), COALESCE(SUM(source_size), 0) FROM media_file
+                    WHERE spool_name IS NOT NULL AND spool_purged_at IS NULL GROUP BY serial;
+
+                CREATE TRIGGER file_count_insert AFTER INSERT ON media_file BEGIN
+                    INSERT INTO file_count (serial, state, files, bytes) VALUES (NEW.serial, NEW.state, 1, NEW.source_size)
+                        ON CONFLICT (serial, state) DO UPDATE SET files = files + 1, bytes = bytes + excluded.bytes;
+                END;
+                CREATE TRIGGER file_count_state AFTER UPDATE OF state ON media_file WHEN OLD.state != NEW.state BEGIN
+                    UPDATE file_count SET files = files - 1, bytes = bytes - OLD.source_size WHERE serial = OLD.serial AND state = OLD.state;
+                    INSERT INTO file_count (serial, state, files, bytes) VALUES (NEW.serial, NEW.state, 1, NEW.source_size)
+                        ON CONFLICT (serial, state) DO UPDATE SET files = files + 1, bytes = bytes + excluded.bytes;
+                END;
+                CREATE TRIGGER file_count_spool AFTER UPDATE OF spool_name, spool_purged_at ON media_file
+                    WHEN (OLD.spool_name IS NOT NULL AND OLD.spool_purged_at IS NULL) != (NEW.spool_name IS NOT NULL AND NEW.spool_purged_at IS NULL)
+                BEGIN
+                    INSERT INTO file_count (serial, state, files, bytes)
+                        VALUES (NEW.serial, '~spool',
+                                CASE WHEN NEW.spool_name IS NOT NULL AND NEW.spool_purged_at IS NULL THEN 1 ELSE -1 END,
+                                CASE WHEN NEW.spool_name IS NOT NULL AND NEW.spool_purged_at IS NULL THEN NEW.source_size ELSE -NEW.source_size END)
+                        ON CONFLICT (serial, state) DO UPDATE SET files = files + excluded.files, bytes = bytes + excluded.bytes;
+                END;
+                -- Rows are never deleted; should one be, the counts still hold.
+                CREATE TRIGGER file_count_delete AFTER DELETE ON media_file BEGIN
+                    UPDATE file_count SET files = files - 1, bytes = bytes - OLD.source_size WHERE serial = OLD.serial AND state = OLD.state;
+                    UPDATE file_count SET files = files - 1, bytes = bytes - OLD.source_size
+                        WHERE serial = OLD.serial AND state = '~spool' AND OLD.spool_name IS NOT NULL AND OLD.spool_purged_at IS NULL;
+                END;
+
+                -- Events per kind (retries, verification failures) for the metrics.
+                CREATE TABLE event_count (kind TEXT PRIMARY KEY NOT NULL, events INTEGER NOT NULL) WITHOUT ROWID;
+                INSERT INTO event_count (kind, events) SELECT kind, COUNT(*) FROM event GROUP BY kind;
+                CREATE TRIGGER event_count_insert AFTER INSERT ON event BEGIN
+                    INSERT INTO event_count (kind, events) VALUES (NEW.kind, 1)
+                        ON CONFLICT (kind) DO UPDATE SET events = events + 1;
+                END;
+
+                -- Cameras docked with nothing copied since: what the idle-dock alert reads.
+                CREATE TABLE dock_open (
+                    serial TEXT PRIMARY KEY NOT NULL,
+                    event_id INTEGER NOT NULL,
+                    at DATETIME NOT NULL
+                ) WITHOUT ROWID;
+                INSERT INTO dock_open (serial, event_id, at)
+                    SELECT started.serial, started.id, started.at FROM event AS started
+                    WHERE started.kind = 'dock.started' AND started.serial IS NOT NULL
+                      AND started.id = (SELECT MAX(id) FROM event WHERE serial = started.serial AND kind = 'dock.started')
+                      AND NOT EXISTS (SELECT 1 FROM event AS later WHERE later.serial = started.serial AND later.id > started.id
+                                      AND later.kind IN ('dock.finished', 'dock.interrupted', 'dock.refused', 'file.spooled'));
+                CREATE TRIGGER dock_open_started AFTER INSERT ON event WHEN NEW.kind = 'dock.started' AND NEW.serial IS NOT NULL BEGIN
+                    INSERT OR REPLACE INTO dock_open (serial, event_id, at) VALUES (NEW.serial, NEW.id, NEW.at);
+                END;
+                CREATE TRIGGER dock_open_progress AFTER INSERT ON event
+                    WHEN NEW.kind IN ('dock.finished', 'dock.interrupted', 'dock.refused', 'file.spooled') AND NEW.serial IS NOT NULL
+                BEGIN
+                    DELETE FROM dock_open WHERE serial = NEW.serial;
+                END;
+
+                -- When each alert was last sent: de-duplication by key, never by message text.
+                CREATE TABLE alert (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    last_sent_at DATETIME NOT NULL,
+                    times_sent INTEGER NOT NULL,
+                    message TEXT NOT NULL
+                ) WITHOUT ROWID;
+                INSERT INTO alert (key, last_sent_at, times_sent, message)
+                    SELECT substr(message, 2, instr(message, ']') - 2), MAX(at), COUNT(*), message FROM event
+                    WHERE kind = 'alert.sent' AND message LIKE '[%]%' GROUP BY substr(message, 2, instr(message, ']') - 2);
+
+                -- An index for every query on a hot path (see Ledger.hotQueries).
+                CREATE INDEX event_at ON event(at);
+                CREATE INDEX event_user ON event(user_id);
+                CREATE INDEX media_file_unverified ON media_file(discovered_at) WHERE state NOT IN ('verified','cancelled');
+                CREATE INDEX media_file_user ON media_file(user_id);
+                CREATE INDEX media_file_upload_id ON media_file(upload_id) WHERE upload_id IS NOT NULL;
+                CREATE INDEX media_file_serial_discovered ON media_file(serial, discovered_at);
+                CREATE INDEX media_file_claim ON media_file(claim_owner) WHERE claim_owner IS NOT NULL;
+                """)
+        }
         return migrator
     }
 }

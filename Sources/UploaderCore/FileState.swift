@@ -115,6 +115,8 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case spoolCleanup = "spool.cleanup"
     case spoolFull = "spool.full"
     case spoolPurged = "spool.purged"
+    /// A spool copy no longer matched the camera's SHA-256 (a verification failure).
+    case spoolCorrupted = "spool.corrupted"
 
     case uploadRun = "upload.run"
     case uploadStarted = "upload.started"

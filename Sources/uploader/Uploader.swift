@@ -15,7 +15,8 @@ struct Uploader: ParsableCommand {
             StatusCommand.self, LogCommand.self, IngestCommand.self, UploadCommand.self,
             PrioritizeCommand.self, CancelCommand.self, RetryCommand.self, PurgeCommand.self, AlertsCommand.self, MetricsCommand.self,
             DeviceCommand.self, DockCommand.self, DaemonCommand.self, UdevRulesCommand.self,
-            ConfigCommand.self, AccountCommand.self, StoreCommand.self, SimulateCameraCommand.self,
+            HousekeepingCommand.self, ConfigCommand.self, AccountCommand.self, StoreCommand.self,
+            SimulateCameraCommand.self, SimulateLedgerCommand.self,
         ]
     )
 }
