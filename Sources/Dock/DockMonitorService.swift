@@ -28,7 +28,7 @@ public struct DockMonitorService: Service {
             guard event.action == .add, let device = event.device, device.fileSystem != nil else { return }
             continuation.yield(device)
         }
-        try monitor.start()
+        try await monitor.started()
         logger.notice("listening for docked cameras")
         let stop = StopFlag()
         await withGracefulShutdownHandler {

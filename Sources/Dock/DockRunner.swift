@@ -169,19 +169,7 @@ public final class DockRunner: Sendable {
             do {
                 let root = try FileDescriptor.open(FilePath(volume), .readOnly, options: [.directory, .closeOnExec])
                 defer { try? root.close() }
-                var current = root
-                var opened: [FileDescriptor] = []
-                defer { for fd in opened { try? fd.close() } }
-                let components = path.split(separator: "/").map(String.init)
-                for component in components.dropLast() {
-                    let names = try Syscall.directoryEntries(current)
-                    guard let actual = names.first(where: { $0.lowercased() == component.lowercased() }) else { throw Errno.noSuchFileOrDirectory }
-                    current = try Syscall.openAt(current, actual, O_RDONLY | O_DIRECTORY)
-                    opened.append(current)
-                }
-                let names = try Syscall.directoryEntries(current)
-                guard let last = components.last, let actual = names.first(where: { $0.lowercased() == last.lowercased() }) else { throw Errno.noSuchFileOrDirectory }
-                let file = try Syscall.openAt(current, actual, O_RDONLY)
+                let file = try Syscall.openBeneath(root, path, ignoringCase: true)
                 defer { try? file.close() }
                 var buffer = [UInt8](repeating: 0, count: 256)
                 let count = try buffer.withUnsafeMutableBytes { try file.read(into: $0) }

@@ -1,5 +1,6 @@
 import Foundation
 import SystemPackage
+import Platform
 import UploaderCore
 
 /// Puts a camera's file system somewhere it can be read. The real one calls
@@ -65,43 +66,22 @@ public struct KernelMounter: VolumeMounting {
 
     public func releaseStaleMounts(under root: String) -> [String] {
         var released: [String] = []
-        for (mountPoint, source) in Self.mounts(under: root) where !FileManager.default.fileExists(atPath: source) {
-            if umount2(mountPoint, Int32(MNT_DETACH)) == 0 {
-                try? FileManager.default.removeItem(atPath: mountPoint)
-                released.append(mountPoint)
+        for entry in MountTable.current().entries(under: root) where !FileManager.default.fileExists(atPath: entry.source) {
+            if umount2(entry.mountPoint, Int32(MNT_DETACH)) == 0 {
+                try? FileManager.default.removeItem(atPath: entry.mountPoint)
+                released.append(entry.mountPoint)
             }
         }
         return released
     }
 
     public func mountOptions(_ mountPoint: String) -> String? {
-        guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
-        for line in table.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            if fields.count > 5, fields[4] == mountPoint { return String(fields[5]) }
-        }
-        return nil
+        MountTable.current().entry(at: mountPoint)?.options
     }
 
-    /// Mount points below `root` with their source devices, from /proc/self/mountinfo.
-    static func mounts(under root: String) -> [(mountPoint: String, source: String)] {
-        guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
-        return table.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ").map { $0.replacingOccurrences(of: "\\040", with: " ") }
-            guard fields.count > 9, let dash = fields.firstIndex(of: "-"), dash + 2 < fields.count,
-                  fields[4].hasPrefix(root + "/") else { return nil }
-            return (fields[4], fields[dash + 2])
-        }
-    }
-
-    /// Whether `path` is a mount point, from /proc/self/mountinfo.
+    /// Whether `path` is a mount point, from the kernel's mount table.
     public static func isMountPoint(_ path: String) -> Bool {
-        guard let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
-        let wanted = path.replacingOccurrences(of: " ", with: "\\040")
-        return table.split(separator: "\n").contains { line in
-            let fields = line.split(separator: " ")
-            return fields.count > 4 && fields[4] == wanted
-        }
+        MountTable.current().entry(at: path) != nil
     }
 }
 

@@ -143,14 +143,38 @@ public final class UdevMonitorThread: @unchecked Sendable {
         close(stopPipe[1])
     }
 
-    /// Starts the thread and returns once the monitor is listening.
+    /// Starts the thread and returns once the monitor is listening. Blocks:
+    /// for threads and synchronous callers; async code uses `started()`.
     public func start() throws {
+        BlockingCallCheck.assertNotInTask("udev monitor start")
+        launch()
+        ready.wait()
+        if let startError { throw startError }
+    }
+
+    /// Starts the thread and resumes once the monitor is listening, without
+    /// holding a thread of the cooperative pool while libudev sets up.
+    public func started() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            onReady = { error in
+                if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+            }
+            launch()
+        }
+    }
+
+    private func launch() {
         let thread = Thread { [self] in run() }
         thread.name = "uploader.udev-monitor"
         self.thread = thread
         thread.start()
-        ready.wait()
-        if let startError { throw startError }
+    }
+
+    /// Told (on the monitor's thread) once it listens or failed to start.
+    private var onReady: ((UploaderError?) -> Void)?
+
+    private func signalReady() {
+        if let onReady { onReady(startError) } else { ready.signal() }
     }
 
     /// Asks the thread to stop; it does within one poll wake-up. Never blocks.
@@ -175,7 +199,7 @@ public final class UdevMonitorThread: @unchecked Sendable {
         defer { finished.signal() }
         guard let context = try? UdevContext(), let monitor = udev_monitor_new_from_netlink(context.udev, "udev") else {
             startError = UploaderError(.io, "cannot open the udev monitor: is systemd-udevd running?")
-            ready.signal()
+            signalReady()
             return
         }
         defer { udev_monitor_unref(monitor) }
@@ -184,10 +208,10 @@ public final class UdevMonitorThread: @unchecked Sendable {
         udev_monitor_set_receive_buffer_size(monitor, 128 * 1024 * 1024)
         guard udev_monitor_enable_receiving(monitor) >= 0 else {
             startError = UploaderError(.io, "cannot listen for udev events (udev_monitor_enable_receiving failed)")
-            ready.signal()
+            signalReady()
             return
         }
-        ready.signal()
+        signalReady()
         if coldplug { announceConnected(context) }
         let monitorFD = udev_monitor_get_fd(monitor)
         while true {

@@ -447,32 +447,27 @@ public final class Ingestor: @unchecked Sendable {
         return UploaderError(.io, "writing the spool copy of \(file.sourcePath) failed: check the spool disk", cause: error.summary)
     }
 
-    /// Opens `relativePath` below `root` one component at a time, refusing
-    /// symbolic links at every level.
+    /// Opens a camera file through the one safe walk, with what each refusal means for the file.
     func openBeneath(_ root: FileDescriptor, _ relativePath: String) throws -> FileDescriptor {
-        let components = relativePath.split(separator: "/").map(String.init)
-        guard !components.isEmpty, !components.contains(".."), !components.contains(".") else {
-            throw UploaderError(.hostileEntry, "refusing the path \(relativePath): it leaves the camera volume")
-        }
-        var current = root
-        var opened: [FileDescriptor] = []
-        defer { for fd in opened { try? fd.close() } }
-        do {
-            for directory in components.dropLast() {
-                current = try Syscall.openAt(current, directory, O_RDONLY | O_DIRECTORY)
-                opened.append(current)
-            }
-            return try Syscall.openAt(current, components.last!, O_RDONLY)
-        } catch {
+        switch Result(catching: { () throws(Errno) -> FileDescriptor in try Syscall.openBeneath(root, relativePath) }) {
+        case .success(let fd):
+            return fd
+        case .failure(.improperLink):
+            throw UploaderError(.hostileEntry, "refusing the path \(DisplayText.escaped(relativePath)): it leaves the camera volume")
+        case .failure(let error):
             switch error {
             case .tooManySymbolicLinkLevels, .notDirectory:
-                throw UploaderError(.hostileEntry, "\(relativePath) was replaced by a symbolic link after it was listed; links are never followed", cause: error.summary)
+                throw UploaderError(.hostileEntry, "\(DisplayText.escaped(relativePath)) was replaced by a symbolic link after it was listed; links are never followed",
+                                    cause: error.summary, underlying: .errno(error.rawValue))
             case .noSuchFileOrDirectory:
-                throw UploaderError(.sourceChanged, "\(relativePath) disappeared from the camera before it could be copied", cause: error.summary)
+                throw UploaderError(.sourceChanged, "\(DisplayText.escaped(relativePath)) disappeared from the camera before it could be copied",
+                                    cause: error.summary, underlying: .errno(error.rawValue))
             case .permissionDenied, .notPermitted:
-                throw UploaderError(.unreadable, "\(relativePath) cannot be read (permission denied); check how the camera is mounted", cause: error.summary)
+                throw UploaderError(.unreadable, "\(DisplayText.escaped(relativePath)) cannot be read (permission denied); check how the camera is mounted",
+                                    cause: error.summary, underlying: .errno(error.rawValue))
             default:
-                throw UploaderError(.sourceVanished, "cannot open \(relativePath) on the camera: the camera was probably removed; dock it again to resume", cause: error.summary)
+                throw UploaderError(.sourceVanished, "cannot open \(DisplayText.escaped(relativePath)) on the camera: the camera was probably removed; dock it again to resume",
+                                    cause: error.summary, underlying: .errno(error.rawValue))
             }
         }
     }

@@ -45,22 +45,17 @@ public struct VolumeScanner {
             return entries
         }
         for folder in profile.mediaFolders {
-            // Each configured folder is opened one component at a time, never through a link.
+            // Each configured folder through the one safe walk; FAT volumes are case-insensitive,
+            // so the camera's spelling may differ from the model file's.
             let components = folder.split(separator: "/").map(String.init).filter { $0 != "." && !$0.isEmpty }
-            guard !components.contains("..") else { continue }
-            var current = rootFD
-            var opened: [FileDescriptor] = []
-            defer { for fd in opened { try? fd.close() } }
-            var found = true
-            for component in components {
-                // FAT volumes are case-insensitive; the camera's spelling may differ from the model file's.
-                let names = (try? Syscall.directoryEntries(current)) ?? []
-                guard let actual = names.first(where: { $0.lowercased() == component.lowercased() }),
-                      let next = try? Syscall.openAt(current, actual, O_RDONLY | O_DIRECTORY) else { found = false; break }
-                opened.append(next)
-                current = next
+            if components.isEmpty {
+                try walk(rootFD, prefix: "", depth: 0, into: &entries)
+                continue
             }
-            if found { try walk(current, prefix: components.joined(separator: "/"), depth: components.count, into: &entries) }
+            guard !components.contains(".."),
+                  let media = try? Syscall.openBeneath(rootFD, components.joined(separator: "/"), directory: true, ignoringCase: true) else { continue }
+            defer { try? media.close() }
+            try walk(media, prefix: components.joined(separator: "/"), depth: components.count, into: &entries)
         }
         return entries
     }

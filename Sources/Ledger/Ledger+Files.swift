@@ -54,6 +54,17 @@ extension Ledger {
                        set assignments: [String] = [], _ arguments: StatementArguments = [],
                        claim: ClaimOwner? = nil, releasing: Bool = false, releaseAnyClaim: Bool = false,
                        in db: Database) throws -> MediaFile {
+        try apply(id, to: state, from: sources, set: assignments, arguments, claim: claim, releasing: releasing,
+                  releaseAnyClaim: releaseAnyClaim, in: db)
+        guard let file = try file(id, in: db) else { throw try refusal(id, to: state, in: db) }
+        return file
+    }
+
+    /// `change` without reading the row back (the bulk simulation's hot loop).
+    static func apply(_ id: Int64, to state: FileState, from sources: Set<FileState>? = nil,
+                      set assignments: [String] = [], _ arguments: StatementArguments = [],
+                      claim: ClaimOwner? = nil, releasing: Bool = false, releaseAnyClaim: Bool = false,
+                      in db: Database) throws {
         let sources = sources ?? state.allowedSources
         precondition(sources.isSubset(of: state.allowedSources), "\(sources) → \(state) is not in the transition table")
         var sets = ["state = ?", "updated_at = ?"] + assignments
@@ -67,10 +78,7 @@ extension Ledger {
             all += [claim.token]
         }
         try db.cachedStatement(sql: sql).execute(arguments: all)
-        guard db.changesCount == 1, let file = try file(id, in: db) else {
-            throw try refusal(id, to: state, in: db)
-        }
-        return file
+        guard db.changesCount == 1 else { throw try refusal(id, to: state, in: db) }
     }
 
     /// The typed error for a change the row's current state does not allow.

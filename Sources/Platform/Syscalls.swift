@@ -83,6 +83,32 @@ public enum Syscall {
         }
     }
 
+    /// The one safe walk below a volume's root: opens `relativePath` one
+    /// component at a time, each relative to its parent's descriptor with
+    /// O_NOFOLLOW, so no symbolic link is followed at any level and nothing
+    /// outside `root` is reached. "..", "." and empty paths are refused with
+    /// EXDEV (what openat2's RESOLVE_BENEATH answers). `ignoringCase` finds
+    /// each component among the directory's entries whatever its case (FAT).
+    public static func openBeneath(_ root: FileDescriptor, _ relativePath: String, directory: Bool = false,
+                                   ignoringCase: Bool = false) throws(Errno) -> FileDescriptor {
+        let components = relativePath.split(separator: "/").map(String.init)
+        guard !components.isEmpty, !components.contains(".."), !components.contains(".") else { throw Errno.improperLink }
+        var current = root
+        var opened: [FileDescriptor] = []
+        defer { for fd in opened { try? fd.close() } }
+        func actualName(_ component: String, in directory: FileDescriptor) throws(Errno) -> String {
+            guard ignoringCase else { return component }
+            let wanted = component.lowercased()
+            guard let match = try directoryEntries(directory).first(where: { $0.lowercased() == wanted }) else { throw Errno.noSuchFileOrDirectory }
+            return match
+        }
+        for component in components.dropLast() {
+            current = try openAt(current, try actualName(component, in: current), O_RDONLY | O_DIRECTORY)
+            opened.append(current)
+        }
+        return try openAt(current, try actualName(components.last!, in: current), O_RDONLY | (directory ? O_DIRECTORY : 0))
+    }
+
     /// Takes a shared or exclusive advisory lock, waiting for it.
     public static func lock(_ fd: FileDescriptor, exclusive: Bool) throws(Errno) {
         _ = try retryingEINTR { flock(fd.rawValue, exclusive ? LOCK_EX : LOCK_SH) }

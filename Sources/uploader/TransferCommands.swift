@@ -349,7 +349,7 @@ struct SimulateLedgerCommand: ParsableCommand {
             let ledger = try options.openLedger(configuration)
             let started = Date()
             try ledger.simulateHistory(devices: devices, files: files, eventsPerFile: eventsPerFile) { done in
-                if done % 50_000 == 0 {
+                if done % 100_000 == 0 || done == files {
                     FileHandle.standardError.write(Data("\(done) files, \(Int(Date().timeIntervalSince(started))) s\n".utf8))
                 }
             }

@@ -103,6 +103,34 @@ import UploaderCore
         try site.expectEachFileVerifiedOnce()
     }
 
+    @Test func theDaemonBesideAnAdminsCommandsUploadsEachFileOnce() throws {
+        var site = try Site("daemon-beside", extra: "[spool]\nkeep_verified_days = 0\n[docking]\nmodels = \"cameras.toml\"\nmount_root = \"mnt\"")
+        try "[[model]]\nid = \"x\"\nusb_ids = [\"2b4c:0001\"]\n".write(toFile: site.site.root + "/cameras.toml", atomically: true, encoding: .utf8)
+        try site.record(12) { index in index % 4 == 0 ? 11 << 20 : 150_000 }
+        #expect(try site.cli(["device", "add", "BWC-C", "--user", "officer-c"]).status == 0)
+        #expect(try site.cli(["ingest", site.camera, "--serial", "BWC-C"]).status == 0)
+
+        // The daemon uploads at once on start; an admin's commands run beside it.
+        let daemon = try UploaderProcess.start(["daemon"], config: site.site.configPath, environment: ["UPLOADER_CHECK_BLOCKING": "1"])
+        let manual = try site.start(["upload", "--now"])
+        #expect(try site.cli(["purge"]).status == 0)
+        #expect(try site.cli(["retry", "--all-failed"]).status == 0)
+        #expect(try site.cli(["ingest", site.camera, "--serial", "BWC-C"]).status == 0)
+        let manualResult = manual.finish()
+        #expect(manualResult.status == 0, "\(manualResult.stderr)")
+        let ledger = try Ledger(path: site.site.ledgerPath)
+        let deadline = Date().addingTimeInterval(120)
+        while try ledger.files().contains(where: { $0.state != .verified }), Date() < deadline {
+            usleep(100_000)
+        }
+        daemon.signal(SIGTERM)
+        let stopped = daemon.finish()
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        #expect(try site.cli(["purge"]).status == 0)
+        try site.expectEachFileVerifiedOnce()
+        #expect(CameraVolume.files(under: site.site.spool + "/objects").isEmpty)
+    }
+
     @Test func cancelDuringAnUploadWinsAndRetryUploadsItOnce() throws {
         // 1 MiB/s: a 12 MiB file of three parts takes long enough to be cancelled mid-way.
         var site = try Site("cancel-mid-upload", extra: "[schedule]\nbandwidth = \"1M\"")
