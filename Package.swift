@@ -92,10 +92,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The workflows and their failure policy, side by side: dock, ingest, upload,
+        // housekeeping (purge, alerts, metrics) and the daemon's services.
+        .target(
+            name: "Agent",
+            dependencies: [
+                "UploaderCore", "Platform", "Ledger", "Crypto", "Ingest", "Transport", "Dock",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "uploader",
             dependencies: [
-                "UploaderCore", "Platform", "Ledger", "Ingest", "Transport", "Crypto", "Dock",
+                "UploaderCore", "Platform", "Ledger", "Ingest", "Transport", "Crypto", "Dock", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -110,8 +122,8 @@ let package = Package(
         ),
         .testTarget(name: "UploaderCoreTests", dependencies: ["UploaderCore", "Platform", "Ingest", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "TestSupport"]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Ledger", "TestSupport"]),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "Ingest", "Ledger", "TestSupport"]),
+        .testTarget(name: "IngestTests", dependencies: ["Agent", "Ingest", "Ledger", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["Agent", "Transport", "Ingest", "Ledger", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Ledger", "TestSupport"]),
         // Emulated USB cameras (umockdev); linked by the tests only, never by the product.
         .systemLibrary(
@@ -122,7 +134,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DockTests",
-            dependencies: ["Dock", "Ingest", "Ledger", "TestSupport", "CUMockdev"],
+            dependencies: ["Agent", "Dock", "Ingest", "Ledger", "TestSupport", "CUMockdev"],
             resources: [.copy("Fixtures")]
         ),
     ],

@@ -5,7 +5,7 @@ import UploaderCore
 /// Hashes upload parts on a thread of its own while the copy loop hashes the
 /// whole file and writes: the two SHA-256 streams of one camera read run on
 /// both cores instead of one after the other.
-final class PartHasher: @unchecked Sendable {
+public final class PartHasher: @unchecked Sendable {
     let partSize: Int64
     private(set) var partHashes: [String] = []
     private var part = SHA256Hasher()
@@ -17,7 +17,7 @@ final class PartHasher: @unchecked Sendable {
     private var finished = false
     private var thread: Thread?
 
-    init(partSize: Int64) {
+    public init(partSize: Int64) {
         self.partSize = partSize
         let thread = Thread { [self] in loop() }
         thread.name = "uploader.ingest.part-hash"
@@ -26,14 +26,14 @@ final class PartHasher: @unchecked Sendable {
     }
 
     /// Hands over a chunk; the caller must not touch it until `waitIdle()` returns.
-    func submit(_ chunk: UnsafeRawBufferPointer) {
+    public func submit(_ chunk: UnsafeRawBufferPointer) {
         done.wait()
         job = chunk
         start.signal()
     }
 
     /// Ends the thread and returns every part's hash. Safe to call again.
-    func finish() -> [String] {
+    public func finish() -> [String] {
         if thread == nil { return partHashes }
         thread = nil
         done.wait()

@@ -80,6 +80,17 @@ final class TransferContext {
 /// One libcurl easy handle. Blocking: `perform` runs on the calling thread,
 /// which is always one of the uploader's own threads, never the cooperative pool.
 /// Not Sendable: a handle belongs to one worker thread.
+/// A JSON POST (alert webhooks) through the same libcurl settings as the
+/// store's requests: http/https only, TLS 1.2 at least. Returns the HTTP status.
+public enum WebhookPost {
+    public static func send(_ body: [UInt8], to url: String, connectTimeout: Int, stallTimeout: Int, caBundle: String?) throws -> Int {
+        let settings = CurlSettings(region: "", accessKeyID: "", secretAccessKey: "", connectTimeout: connectTimeout,
+                                    stallTimeout: stallTimeout, caBundle: caBundle)
+        return try CurlEasy().perform(method: "POST", url: url, headers: ["Content-Type": "application/json"],
+                                      body: .bytes(body), settings: settings).status
+    }
+}
+
 final class CurlEasy {
     private let handle: UnsafeMutableRawPointer
     private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)

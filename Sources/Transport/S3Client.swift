@@ -37,6 +37,14 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var retryAfter: Double?
 
+    public init(kind: Kind, status: Int, code: String, message: String, retryAfter: Double? = nil) {
+        self.kind = kind
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
     public var description: String {
         status > 0 ? "\(code) (HTTP \(status)): \(message)" : "\(code): \(message)"
     }

@@ -404,24 +404,16 @@ struct TableReader {
             problem(section, key, "must be a whole number")
             return defaultValue
         }
-        guard range.contains(number) else {
-            problem(section, key, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)")
-            return defaultValue
-        }
-        return number
+        return checked(number, range, section, key, default: defaultValue) { "\($0)" }
     }
 
     mutating func double(_ section: String, _ key: String, default defaultValue: Double, range: ClosedRange<Double>) -> Double {
         guard let value = value(section, key) else { return defaultValue }
-        guard let number = value.double ?? value.int.map(Double.init) else {
-            problem(section, key, "must be a number of seconds")
+        guard let number = value.double ?? value.int.map(Double.init), number.isFinite else {
+            problem(section, key, "must be a number")
             return defaultValue
         }
-        guard range.contains(number) else {
-            problem(section, key, "must be between \(range.lowerBound) and \(range.upperBound) seconds")
-            return defaultValue
-        }
-        return number
+        return checked(number, range, section, key, default: defaultValue) { "\($0)" }
     }
 
     mutating func byteSize(_ section: String, _ key: String, default defaultValue: Int64,
@@ -434,11 +426,18 @@ struct TableReader {
             problem(section, key, "must be a size like \"64MiB\" (at most 1PiB) or a number of bytes")
             return defaultValue
         }
-        guard range.contains(size) else {
-            problem(section, key, "must be between \(ByteCount.format(range.lowerBound)) and \(ByteCount.format(range.upperBound))")
+        return checked(size, range, section, key, default: defaultValue, show: ByteCount.format)
+    }
+
+    /// The one range check every number goes through: outside the range it is
+    /// a problem with its line, never a value that later overflows.
+    private mutating func checked<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ section: String, _ key: String,
+                                                 default defaultValue: T, show: (T) -> String) -> T {
+        guard range.contains(value) else {
+            problem(section, key, "must be between \(show(range.lowerBound)) and \(show(range.upperBound)), not \(show(value))")
             return defaultValue
         }
-        return size
+        return value
     }
 
     mutating func reportUnknownKeys(known: [String: Set<String>]) {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Agent
 import Dock
 import Foundation
 import Ingest
@@ -48,55 +49,28 @@ struct DockCommand: ParsableCommand {
     }
 }
 
-struct DaemonCommand: ParsableCommand {
+struct DaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
         abstract: "Run the agent: ingest cameras as they are docked (and those docked already). Stops gracefully on SIGTERM.")
     @OptionGroup var options: GlobalOptions
 
-    func run() throws {
-        try options.run {
-            let configuration = try options.loadConfiguration()
-            let models = try CameraModels.load(path: configuration.docking.modelsPath)
-            let ledger = try options.openLedger(configuration)
-            let logger = Logger(label: "uploader.daemon")
-            let runner = DockRunner(configuration: configuration, models: models, ledger: ledger,
-                                    mounter: KernelMounter(), logger: Logger(label: "uploader.dock"))
-            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-                .init(service: DockMonitorService(runner: runner, maxConcurrentDocks: configuration.docking.maxConcurrentDocks, logger: logger)),
-            ]
-            // Uploads run from the daemon too, inside the windows; without credentials it only docks.
-            if let credentials = try? Credentials.load(configuration.store.credentials) {
-                let uploads = UploadRunner(configuration: configuration, credentials: credentials, ledger: ledger, logger: Logger(label: "uploader.upload"))
-                services.append(.init(service: UploadSchedulerService(runner: uploads, configuration: configuration, ledger: ledger, logger: logger) {
-                    Housekeeping.run(configuration: configuration, ledger: ledger, logger: logger)
-                }))
-            } else {
-                try ledger.log(EventDraft(.warning, .daemonNoUploads, "the credentials cannot be loaded: the daemon docks cameras but does not upload; run `uploader config check`"))
+    func run() async throws {
+        // Loading reads files and opens SQLite: on a thread of its own, then the
+        // daemon's services run on Swift's executors.
+        let loaded = await BlockingThread.run(name: "uploader.daemon-load") { [options] in
+            Result { () throws -> (Configuration, CameraModels, Ledger) in
+                var loaded: (Configuration, CameraModels, Ledger)?
+                try options.run {
+                    let configuration = try options.loadConfiguration()
+                    loaded = (configuration, try CameraModels.load(path: configuration.docking.modelsPath), try options.openLedger(configuration))
+                }
+                return loaded!
             }
-            let notifier = SystemdNotifier()
-            services.append(.init(service: SystemdNotifyService(notifier: notifier) {
-                guard let summary = try? ledger.summary() else { return "running" }
-                let waiting = ["spooled", "uploading", "uploaded", "failed"].reduce(0) { $0 + (summary.states[$1]?.count ?? 0) }
-                return "\(summary.states["verified"]?.count ?? 0) verified, \(waiting) waiting, \(summary.states["quarantined"]?.count ?? 0) held"
-            }))
-            let group = ServiceGroup(configuration: .init(
-                services: services,
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-            try ledger.log(EventDraft(.notice, .daemonStarted, "uploader daemon started on \(configuration.hostName) (models: \(models.models.map(\.id).joined(separator: ", ")))"))
-            // The main thread waits here; the services run on Swift's executors and
-            // put every blocking call on threads of their own.
-            let result = Mutex<Result<Void, any Error>?>(nil)
-            let done = DispatchSemaphore(value: 0)
-            Task {
-                do { try await group.run(); result.withLock { $0 = .success(()) } } catch { result.withLock { $0 = .failure(error) } }
-                done.signal()
-            }
-            done.wait()
-            try ledger.log(EventDraft(.notice, .daemonStopped, "uploader daemon stopped"))
-            try result.withLock { $0 }?.get()
         }
+        let (configuration, models, ledger) = try loaded.get()
+        try await AgentDaemon(configuration: configuration, models: models, ledger: ledger, mounter: KernelMounter(),
+                              logger: Logger(label: "uploader.daemon")).run()
     }
 }
 

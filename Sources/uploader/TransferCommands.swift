@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ingest
+import Agent
 import Ledger
 import Platform
 import Logging
@@ -116,16 +117,6 @@ struct UploadCommand: ParsableCommand {
             }
         }
         if exitCode != 0 { throw ExitCode(exitCode) }
-    }
-}
-
-/// After every upload run (CLI, timer or daemon): purge, alerts, metrics.
-/// Each step logs its own failure and never stops the others.
-enum Housekeeping {
-    static func run(configuration: Configuration, ledger: Ledger, logger: Logger) {
-        do { try SpoolPurger(configuration: configuration, ledger: ledger).purge() } catch { logger.error("spool purge failed: \(error)") }
-        do { try AlertDispatcher(configuration: configuration, ledger: ledger, logger: logger).run() } catch { logger.error("alert check failed: \(error)") }
-        do { try MetricsFile.write(configuration: configuration, ledger: ledger) } catch { logger.error("metrics file: \(error)") }
     }
 }
 

@@ -6,7 +6,7 @@ import Transport
 import UploaderCore
 
 @main
-struct Uploader: ParsableCommand {
+struct Uploader: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "uploader",
         abstract: "Body-worn camera ingest agent: camera → spool (SHA-256) → S3 evidence store.",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Agent
 import Foundation
 import Ledger
 import UploaderCore
@@ -10,68 +11,14 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var options: GlobalOptions
     @Flag(help: "Print JSON.") var json = false
 
-    struct Uploading: Encodable {
-        var id: Int64
-        var sourcePath: String
-        var serial: String
-        var objectKey: String?
-        var bytesSent: Int64
-        var size: Int64
-        var bytesPerSecond: Double?
-        var etaSeconds: Double?
-    }
-
-    struct Report: Encodable {
-        var generatedAt: Date
-        var store: String
-        var ledger: String
-        var states: [String: StateTotals]
-        var devices: [DeviceSummary]
-        var oldestUnverified: MediaFile?
-        var uploading: [Uploading]
-        var problems: [MediaFile]
-        var spool: SpoolReport
-        var backlog: BacklogForecast
-    }
-
-    struct SpoolReport: Encodable {
-        var path: String
-        var files: Int
-        var bytes: Int64
-        var freeBytes: Int64?
-        var totalBytes: Int64?
-        var usedPercent: Double?
-        /// Above the high watermark: new docks leave files on the camera.
-        var holdingDocks: Bool
-    }
+    typealias Report = StatusReport
 
     func run() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration, readOnly: true)
-            let summary = try ledger.summary()
             let now = Date()
-            let uploading = summary.uploading.map { file -> Uploading in
-                let elapsed = file.uploadStartedAt.map { now.timeIntervalSince($0) } ?? 0
-                let rate = elapsed > 0 && file.bytesSent > 0 ? Double(file.bytesSent) / elapsed : nil
-                return Uploading(id: file.id, sourcePath: file.sourcePath, serial: file.serial, objectKey: file.objectKey,
-                                 bytesSent: file.bytesSent, size: file.sourceSize, bytesPerSecond: rate,
-                                 etaSeconds: rate.map { Double(file.sourceSize - file.bytesSent) / $0 })
-            }
-            let space = Spool(root: configuration.spoolDirectory).space()
-            let pressure = SpoolPressure(spool: Spool(root: configuration.spoolDirectory), highPercent: configuration.ingest.highWatermarkPercent,
-                                         lowPercent: configuration.ingest.lowWatermarkPercent)
-            let waiting = ["spooled", "uploading", "uploaded", "failed"].reduce(Int64(0)) { $0 + (summary.states[$1]?.bytes ?? 0) }
-            let backlog = BacklogForecast.make(waitingBytes: waiting, measuredRate: try ledger.measuredUploadRate(),
-                                               schedule: configuration.schedule, bandwidth: configuration.bandwidth, now: now)
-            let report = Report(
-                generatedAt: now, store: "\(configuration.store.endpoint)/\(configuration.store.bucket)", ledger: ledger.path,
-                states: summary.states, devices: summary.devices, oldestUnverified: summary.oldestUnverified,
-                uploading: uploading, problems: summary.problems,
-                spool: SpoolReport(path: configuration.spoolDirectory, files: summary.spoolFiles, bytes: summary.spoolBytes,
-                                   freeBytes: space?.available, totalBytes: space?.total,
-                                   usedPercent: pressure.usedPercent, holdingDocks: pressure.isHolding),
-                backlog: backlog)
+            let report = try StatusReport.make(configuration: configuration, ledger: ledger, now: now)
             if json { return try Output.json(report) }
             printHuman(report, now: now)
         }

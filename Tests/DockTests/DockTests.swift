@@ -7,6 +7,7 @@ import TestSupport
 import UploaderCore
 @testable import Dock
 @testable import Ingest
+@testable import Agent
 @testable import Ledger
 import Platform
 
@@ -238,6 +239,33 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         #expect(Set(outcomes.all.map { $0.serial ?? "" }) == ["BWC0001234", "BWC0005678"])
         #expect(outcomes.all.allSatisfy { $0.result == .ingested })
         #expect(Set(try site.ledger.files().map(\.serial)) == ["BWC0001234", "BWC0005678"])
+    }
+
+    @Test func theWholeDaemonRunsInProcessAndDocksACamera() async throws {
+        let testbed = try Testbed()
+        let site = try DockSite()
+        try CameraVolume.writeRecording(at: site.folder.sub("one/DCIM/A.MP4"), recordedAt: Date(), payloadSize: 1 << 20, seed: 3)
+        let daemon = AgentDaemon(configuration: site.configuration, models: Self.models, ledger: site.ledger,
+                                 mounter: FolderMounter(folders: ["/dev/sdb1": site.folder.sub("one")]),
+                                 logger: Logger(label: "test"), shutdownSignals: [])
+        let group = ServiceGroup(configuration: .init(services: [.init(service: daemon)], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try testbed.plug(acme)
+            let spooled = await BlockingThread.run(name: "test.wait") { [ledger = site.ledger] in
+                let deadline = Date().addingTimeInterval(60)
+                while Date() < deadline {
+                    if (try? ledger.files().first?.spoolName) != nil { return true }
+                    usleep(50_000)
+                }
+                return false
+            }
+            #expect(spooled)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        let kinds = try site.ledger.events(EventFilter(minimumLevel: .debug)).map(\.kind)
+        #expect(kinds.contains(.daemonStarted) && kinds.contains(.daemonStopped) && kinds.contains(.fileSpooled))
     }
 }
 

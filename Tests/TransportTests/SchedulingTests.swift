@@ -3,6 +3,7 @@ import Logging
 import Testing
 import TestSupport
 import UploaderCore
+@testable import Agent
 @testable import Ledger
 @testable import Transport
 import Platform

@@ -5,6 +5,7 @@ import Testing
 import TestSupport
 import UploaderCore
 @testable import Ingest
+@testable import Agent
 @testable import Ledger
 @testable import Transport
 

@@ -56,6 +56,7 @@ once() {  # like measure, one run (commands that change the ledger)
 }
 
 big="$work/big"; small="$work/empty"
+newserial="NEW-$$"  # new every run, so a re-run on the same ledger copies again
 site "$big"
 if [ -f "$big/state/ledger.sqlite" ]; then
     echo "reusing the ledger in $big (BENCH_DIR)" >&2
@@ -86,13 +87,13 @@ read -r house_ms kib < <(measure "$uploader" housekeeping --config "$big/uploade
 # SeaweedFS grows the bucket's volumes on its first writes, which is not ours to time.
 "$uploader" simulate-camera "$work/camera" --files 10 --size 1MiB --seed 5 >/dev/null
 site "$work/warm-up"
-for s in "$big" "$small" "$work/warm-up"; do "$uploader" device add BENCH-NEW --user officer-new --config "$s/uploader.toml" >/dev/null; done
-"$uploader" ingest "$work/camera" --serial BENCH-NEW --config "$work/warm-up/uploader.toml" >/dev/null 2>&1
+for s in "$big" "$small" "$work/warm-up"; do "$uploader" device add $newserial --user officer-new --config "$s/uploader.toml" >/dev/null; done
+"$uploader" ingest "$work/camera" --serial $newserial --config "$work/warm-up/uploader.toml" >/dev/null 2>&1
 "$uploader" upload --now --config "$work/warm-up/uploader.toml" >/dev/null 2>&1
-read -r ingest_big kib < <(once "$uploader" ingest "$work/camera" --serial BENCH-NEW --config "$big/uploader.toml"); row "ingest 10 (big ledger)" "$ingest_big" "$kib"; track "$kib"
-read -r ingest_small kib < <(once "$uploader" ingest "$work/camera" --serial BENCH-NEW --config "$small/uploader.toml"); row "ingest 10 (empty ledger)" "$ingest_small" "$kib"
-read -r upload_big kib < <(once "$uploader" upload --now --device BENCH-NEW --config "$big/uploader.toml"); row "upload 10 (big ledger)" "$upload_big" "$kib"; track "$kib"
-read -r upload_small kib < <(once "$uploader" upload --now --device BENCH-NEW --config "$small/uploader.toml"); row "upload 10 (empty ledger)" "$upload_small" "$kib"
+read -r ingest_big kib < <(once "$uploader" ingest "$work/camera" --serial $newserial --config "$big/uploader.toml"); row "ingest 10 (big ledger)" "$ingest_big" "$kib"; track "$kib"
+read -r ingest_small kib < <(once "$uploader" ingest "$work/camera" --serial $newserial --config "$small/uploader.toml"); row "ingest 10 (empty ledger)" "$ingest_small" "$kib"
+read -r upload_big kib < <(once "$uploader" upload --now --device $newserial --config "$big/uploader.toml"); row "upload 10 (big ledger)" "$upload_big" "$kib"; track "$kib"
+read -r upload_small kib < <(once "$uploader" upload --now --device $newserial --config "$small/uploader.toml"); row "upload 10 (empty ledger)" "$upload_small" "$kib"
 awk -v a="$ingest_big" -v b="$ingest_small" -v c="$upload_big" -v d="$upload_small" \
     'BEGIN{printf "ingest big/empty %.2fx, upload big/empty %.2fx\n", a/b, c/d}'
 echo "ledger-scale: status $status_ms ms, log-since $log_ms ms, metrics $metrics_ms ms, housekeeping $house_ms ms, max RSS $((maxrss / 1024)) MiB"

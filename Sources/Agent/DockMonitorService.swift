@@ -1,3 +1,4 @@
+import Dock
 import Foundation
 import Logging
 import ServiceLifecycle

@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 import Ledger
 import Logging
 import UploaderCore
@@ -90,13 +91,11 @@ public struct AlertDispatcher {
     }
 
     func post(_ url: String, alert: Alert) -> Bool {
-        let settings = CurlSettings(region: "", accessKeyID: "", secretAccessKey: "", connectTimeout: configuration.upload.connectTimeout,
-                                    stallTimeout: configuration.upload.stallTimeout, caBundle: configuration.store.caBundle)
         do {
-            let response = try CurlEasy().perform(method: "POST", url: url, headers: ["Content-Type": "application/json"],
-                                                   body: .bytes(Array(json(alert))), settings: settings)
-            if !(200..<300).contains(response.status) { logger.error("alert webhook answered HTTP \(response.status)") }
-            return (200..<300).contains(response.status)
+            let status = try WebhookPost.send(Array(json(alert)), to: url, connectTimeout: configuration.upload.connectTimeout,
+                                              stallTimeout: configuration.upload.stallTimeout, caBundle: configuration.store.caBundle)
+            if !(200..<300).contains(status) { logger.error("alert webhook answered HTTP \(status)") }
+            return (200..<300).contains(status)
         } catch {
             logger.error("alert webhook failed: \(error)")
             return false

@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 import Ledger
 import Logging
 import ServiceLifecycle

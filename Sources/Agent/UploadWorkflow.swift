@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Transport
 import Ledger
 import Logging
 import Synchronization
