@@ -139,12 +139,40 @@ public enum Syscall {
                 break
             }
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                displayName(Array(raw.prefix(while: { $0 != 0 })))
             }
             if name == "." || name == ".." { continue }
             names.append(name)
         }
         return names.sorted()
+    }
+}
+
+extension Syscall {
+    /// A file name as text. Bytes that are not UTF-8 become U+FFFD followed by
+    /// their hex value ("caf\u{FFFD}E9.MP4"), so two such names never read the
+    /// same and the scanner can tell them apart (and hold them) by the U+FFFD.
+    static func displayName(_ bytes: [UInt8]) -> String {
+        if let valid = String(validating: bytes, as: UTF8.self) { return valid }
+        var result = ""
+        var index = 0
+        while index < bytes.count {
+            var decoded: String?
+            for length in 1...4 where index + length <= bytes.count {
+                if let scalar = String(validating: bytes[index..<(index + length)], as: UTF8.self) {
+                    decoded = scalar
+                    index += length
+                    break
+                }
+            }
+            if let decoded {
+                result += decoded
+            } else {
+                result += "\u{FFFD}" + String(format: "%02X", bytes[index])
+                index += 1
+            }
+        }
+        return result
     }
 }
 

@@ -255,17 +255,8 @@ public enum ConfigurationLoader {
         let maxDocks = reader.int("docking", "max_concurrent_docks", default: 2, range: 1...16)
         let configuredHost = reader.string("agent", "host_name", default: "")
 
-        reader.reportUnknownKeys(known: [
-            "paths": ["spool", "state"],
-            "store": ["endpoint", "region", "bucket", "prefix", "addressing", "credentials", "key_template", "ca_bundle"],
-            "upload": ["part_size", "concurrency", "max_attempts", "retry_base_delay", "retry_max_delay", "connect_timeout", "stall_timeout", "abort_stale_multipart_hours"],
-            "schedule": ["windows", "bandwidth"],
-            "ingest": ["media_extensions", "camera_clock", "settle_seconds", "spool_reserve", "parallel_copies"],
-            "docking": ["models", "mount_root", "max_concurrent_docks"],
-            "spool": ["high_watermark_percent", "low_watermark_percent", "keep_verified_days"],
-            "monitoring": ["alert_command", "alert_webhook", "oldest_unverified_hours", "docked_idle_minutes", "repeat_hours", "metrics_textfile"],
-            "agent": ["host_name"],
-        ])
+        // The keys read above are the known ones: the table of keys is the parser itself.
+        reader.reportUnknownKeys()
         if !reader.problems.isEmpty {
             throw ConfigurationError(path: path, problems: reader.problems.sorted { ($0.line ?? 0) < ($1.line ?? 0) })
         }
@@ -367,7 +358,11 @@ struct TableReader {
         problems.append(ConfigProblem(line: lines.line(section, key), key: name, message: message))
     }
 
+    /// Every key the parser asks for, by section: what `reportUnknownKeys` knows.
+    var known: [String: Set<String>] = [:]
+
     private mutating func value(_ section: String, _ key: String) -> TOMLValue? {
+        known[section, default: []].insert(key)
         guard let sectionValue = table[section] else { return nil }
         guard let sectionTable = sectionValue.tomlValue.table else {
             problem(section, nil, "must be a table ([\(section)])")
@@ -440,7 +435,7 @@ struct TableReader {
         return value
     }
 
-    mutating func reportUnknownKeys(known: [String: Set<String>]) {
+    mutating func reportUnknownKeys() {
         for section in table.keys {
             guard let allowed = known[section] else {
                 problem(section, nil, "unknown section [\(section)]; known sections are \(known.keys.sorted().map { "[\($0)]" }.joined(separator: ", "))")

@@ -90,12 +90,15 @@ struct IngestFixture {
         let badName = fixture.volume + "/DCIM/" + String(decoding: [0x62, 0x61, 0x64], as: UTF8.self)
         let badBytes = Array(badName.utf8.dropLast(3)) + [0x62, 0xFF, 0x64, 0x2E, 0x6D, 0x70, 0x34, 0]
         #expect(creat(badBytes.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self) }, 0o644) >= 0)
+        // A second name that differs only in its invalid byte gets a row of its own.
+        let otherBytes = Array(badName.utf8.dropLast(3)) + [0x62, 0xFE, 0x64, 0x2E, 0x6D, 0x70, 0x34, 0]
+        #expect(creat(otherBytes.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self) }, 0o644) >= 0)
 
         let report = try fixture.ingest()
         #expect(report.copied == 2)
         let files = try fixture.ledger.files()
         let quarantined = files.filter { $0.state == .quarantined && $0.holdReason == .hostileEntry }
-        #expect(Set(quarantined.map(\.sourcePath)) == ["DCIM/evil.mp4", "DCIM/up", "passwd.mp4", "DCIM/pipe.mp4", "DCIM/b\u{FFFD}d.mp4"])
+        #expect(Set(quarantined.map(\.sourcePath)) == ["DCIM/evil.mp4", "DCIM/up", "passwd.mp4", "DCIM/pipe.mp4", "DCIM/b\u{FFFD}FFd.mp4", "DCIM/b\u{FFFD}FEd.mp4"])
         #expect(quarantined.allSatisfy { $0.spoolName == nil && $0.lastError != nil })
         // The spool holds exactly the two real files, under names we chose.
         let spoolFiles = CameraVolume.evidenceFiles(inSpool: fixture.site.spool)
