@@ -75,9 +75,12 @@ import UploaderCore
         let folder = TemporaryDirectory()
         let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
         let row = try ledger.discover(serial: "BWC-1", sourcePath: "a.mp4", size: 1, modifiedNanoseconds: 1).file
-        #expect(throws: (any Error).self) {
+        _ = try ledger.markCopying(row.id)
+        // copying → spooled is an allowed change: only the CHECK on the hash can refuse it.
+        let error = #expect(throws: DatabaseError.self) {
             try ledger.pool.write { try $0.execute(sql: "UPDATE media_file SET state = 'spooled' WHERE id = ?", arguments: [row.id]) }
         }
+        #expect(error?.resultCode == .SQLITE_CONSTRAINT)
     }
 
     @Test func registeringAnUnknownCameraReleasesItsHeldFiles() throws {
@@ -141,6 +144,25 @@ func spooledFile(_ ledger: Ledger, serial: String, path: String = "a.mp4", recor
         #expect(FileState.uploaded.canChange(to: .verified))
         #expect(!FileState.spooled.canChange(to: .verified))
         #expect(!FileState.copying.canChange(to: .uploading))
+    }
+
+    @Test func theSchemaEnforcesTheDomainsTransitionTable() throws {
+        let folder = TemporaryDirectory()
+        let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
+        let stored = try ledger.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT from_state, to_state FROM state_transition").map { "\($0["from_state"] as String)→\($0["to_state"] as String)" }
+        }
+        let domain = FileState.allCases.flatMap { target in
+            target.allowedSources.filter { $0 != target }.map { "\($0.rawValue)→\(target.rawValue)" }
+        }
+        #expect(Set(stored) == Set(domain), "the transition table changed: add a migration that rewrites state_transition")
+        try ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let file = try spooledFile(ledger, serial: "BWC-1")
+        // Raw SQL that skips the ledger's checks is refused by the schema itself.
+        #expect(throws: (any Error).self) {
+            try ledger.pool.write { try $0.execute(sql: "UPDATE media_file SET state = 'verified' WHERE id = ?", arguments: [file.id]) }
+        }
+        #expect(try ledger.file(file.id)?.state == .spooled)
     }
 
     @Test func aChangeFromAStateTheWriterDidNotExpectIsRefused() throws {
@@ -294,6 +316,34 @@ func spooledFile(_ ledger: Ledger, serial: String, path: String = "a.mp4", recor
         #expect(summary.states["spooled"]?.count == 31)
         #expect(summary.spoolFiles == 31)
         #expect(try ledger.verifyChain().intact)
+    }
+
+    @Test func aLedgerFromThePreviousReleaseMigratesWithItsCountsAndAlerts() throws {
+        let folder = TemporaryDirectory()
+        let path = folder.sub("ledger.sqlite")
+        do {
+            // The schema as the previous release left it, with history written by hand.
+            let old = try DatabaseQueue(path: path)
+            try Schema.migrator.migrate(old, upTo: "v3: spool purges")
+            try old.write { db in
+                for (index, state) in ["verified", "verified", "spooled", "failed"].enumerated() {
+                    try db.execute(sql: """
+                        INSERT INTO media_file (serial, source_path, source_size, source_mtime_ns, state, sha256, spool_name, discovered_at, updated_at)
+                        VALUES ('OLD-1', ?, 100, 1, ?, ?, ?, '2025-01-01 00:00:00.000', '2025-01-01 00:00:00.000')
+                        """, arguments: ["v\(index).mp4", state, String(repeating: "a", count: 64), "\(index + 1).mp4"])
+                }
+                try db.execute(sql: """
+                    INSERT INTO event (at, level, kind, message, prev_hash, hash)
+                    VALUES ('2025-01-01 00:00:00.000', 'warning', 'alert.sent', '[file-4-failed] stuck (sent to log)', ?, ?)
+                    """, arguments: [Ledger.genesisHash, String(repeating: "b", count: 64)])
+            }
+        }
+        let ledger = try Ledger(path: path)
+        let summary = try ledger.summary()
+        #expect(summary.states["verified"]?.count == 2)
+        #expect(summary.states["failed"]?.bytes == 100)
+        #expect(summary.spoolFiles == 4)
+        #expect(try ledger.lastAlert(key: "file-4-failed") != nil)
     }
 
     @Test func anAlertIsDeduplicatedByItsKey() throws {
