@@ -68,9 +68,8 @@ let package = Package(
         .target(
             name: "Ingest",
             dependencies: [
-                "UploaderCore", "Platform", "Ledger", "Crypto",
+                "UploaderCore", "Platform", "Crypto",
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(

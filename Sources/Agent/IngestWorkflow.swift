@@ -67,13 +67,16 @@ public final class Ingestor: @unchecked Sendable {
     public var pressure: SpoolPressure
     /// Live counters for a progress display (read from another thread).
     public let progress = IngestProgress()
-    static let chunkSize = 1 << 20
+    /// The single-pass copy, hash, verify and rename (writes no ledger).
+    let engine: CopyEngine
 
     public init(configuration: Configuration, ledger: Ledger, logger: Logger) {
         self.configuration = configuration
         self.ledger = ledger
         self.spool = Spool(root: configuration.spoolDirectory)
         self.logger = logger
+        self.engine = CopyEngine(spool: Spool(root: configuration.spoolDirectory), configuredPartSize: configuration.upload.partSize,
+                                 spoolReserveBytes: configuration.ingest.spoolReserveBytes)
         self.pressure = SpoolPressure(spool: Spool(root: configuration.spoolDirectory), highPercent: configuration.ingest.highWatermarkPercent,
                                       lowPercent: configuration.ingest.lowWatermarkPercent)
     }
@@ -259,226 +262,21 @@ public final class Ingestor: @unchecked Sendable {
         }
     }
 
-    /// The single pass: read the camera once, write the spool copy, hash both
-    /// the whole file and each upload part; then fsync, re-read from disk to
-    /// verify, and rename into place. Nil when the file needs no copy any more.
+    /// One camera file: claimed for copying in the ledger, secured by the copy
+    /// engine, recorded as spooled (or held). Nil when it needs no copy any more.
     func copy(_ file: MediaFile, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag? = nil) throws -> MediaFile? {
         guard try ledger.markCopying(file.id) != nil else { return nil }
-        try ensureSpace(for: file.sourceSize)
-        let source = try openBeneath(root, file.sourcePath)
-        defer { try? source.close() }
-        let before = try Syscall.fstat(source)
-        guard before.st_mode & S_IFMT == S_IFREG, Int64(before.st_size) == file.sourceSize else {
-            throw UploaderError(.sourceChanged, "\(file.sourcePath) changed on the camera before it could be copied; its new version will be copied on the next run")
-        }
-        Syscall.adviseSequential(source)
-        let recorded = recordingTime(of: source, file: file, info: before, profile: profile)
-        let partSize = Self.partSize(forFileOfSize: file.sourceSize, configured: configuration.upload.partSize)
-
-        let temporaryName = "\(file.id).partial"
-        let temporaryDirectory = try FileDescriptor.open(FilePath(spool.temporaryDirectory), .readOnly, options: [.directory, .closeOnExec])
-        defer { try? temporaryDirectory.close() }
-        let objectsDirectory = try FileDescriptor.open(FilePath(spool.objectsDirectory), .readOnly, options: [.directory, .closeOnExec])
-        defer { try? objectsDirectory.close() }
-        let output = try spool.createTemporaryFile(temporaryName, in: temporaryDirectory)
-        var renamed = false
-        defer {
-            // Unlinked while still locked: nobody else can have taken the name meanwhile.
-            if !renamed { try? Syscall.unlinkAt(temporaryDirectory, temporaryName) }
-            try? output.close()
-        }
-
-        let whole = SHA256Hasher()
-        // A file of one part has one hash: the whole file's. Larger files get their
-        // part hashes from a second thread while this one hashes the whole and writes.
-        let parts = file.sourceSize > partSize ? PartHasher(partSize: partSize) : nil
-        var total: Int64 = 0
-        // Two buffers: the next chunk is read while the part hasher finishes the last one.
-        let buffers = [UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096),
-                       UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)]
-        defer {
-            _ = parts?.finish()
-            buffers.forEach { $0.deallocate() }
-        }
-        var index = 0
-        while true {
-            let buffer = buffers[index % 2]
-            index += 1
-            let count: Int
-            do {
-                count = try source.read(into: buffer)
-            } catch let error as Errno {
-                throw UploaderError(.sourceVanished, "reading \(file.sourcePath) from camera \(file.serial) failed: the camera was probably removed; dock it again to resume",
-                                    cause: error.summary)
-            }
-            if count == 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
-            parts?.submit(chunk)
-            whole.update(chunk)
-            do {
-                _ = try output.writeAll(chunk)
-            } catch let error as Errno {
-                throw spoolWriteError(error, file: file)
-            }
-            total += Int64(count)
-            progress.add(bytes: Int64(count))
-            FailPoints.hit("ingest.chunk-written")
-            if stop?.isRequested == true {
-                throw UploaderError(.sourceVanished, "copying \(file.sourcePath) was stopped (camera unplugged or agent stopping); the next dock copies it again")
-            }
-            // The next chunk goes to the other buffer: this one may still be with the part hasher.
-        }
-        let after = try Syscall.fstat(source)
-        guard total == file.sourceSize, after.st_size == before.st_size,
-              after.st_mtim.tv_sec == before.st_mtim.tv_sec, after.st_mtim.tv_nsec == before.st_mtim.tv_nsec else {
-            throw UploaderError(.sourceChanged, "\(file.sourcePath) changed while it was being copied (is the camera still writing it?); its new version will be copied on the next run")
-        }
-        let digest = whole.finalize()
-        let partHashes = parts?.finish() ?? [digest.hex]
-        do {
-            try Syscall.fsync(output)
-        } catch {
-            throw spoolWriteError(error, file: file)
-        }
-        FailPoints.hit("ingest.copy-synced")
-        try verifyFromDisk(expected: digest, partHashes: partHashes, partSize: partSize, file: file)
-        let spoolName = Spool.spoolName(fileID: file.id, sourcePath: file.sourcePath)
-        try Syscall.renameAt(temporaryDirectory, temporaryName, objectsDirectory, spoolName)
-        renamed = true
-        try Syscall.fsync(objectsDirectory)
-        FailPoints.hit("ingest.renamed")
+        let secured = try engine.secure(CameraFile(id: file.id, serial: file.serial, sourcePath: file.sourcePath, sourceSize: file.sourceSize),
+                                        from: root, profile: profile, stop: stop) { [progress] in progress.add(bytes: Int64($0)) }
         let spooled = try ledger.markSpooled(file.id, copy: SpooledCopy(
-            sha256: digest.hex, spoolName: spoolName, partSize: partSize, partHashes: partHashes,
-            recordedAt: recorded.date, recordedAtSource: recorded.source))
-        logger.info("spooled", metadata: ["file": "\(file.sourcePath)", "device": "\(file.serial)", "sha256": "\(digest.hex)"])
+            sha256: secured.sha256.hex, spoolName: secured.spoolName, partSize: secured.partSize, partHashes: secured.partHashes,
+            recordedAt: secured.recordedAt, recordedAtSource: secured.recordedAtSource))
+        logger.info("spooled", metadata: ["file": "\(DisplayText.escaped(file.sourcePath))", "device": "\(file.serial)", "sha256": "\(secured.sha256.hex)"])
         return spooled
     }
 
-    /// Re-reads the fsynced copy after dropping its cached pages, so the bytes
-    /// come from the disk, and compares them with the camera read: part by
-    /// part on two threads for a multipart file (every byte is in one part),
-    /// or by the whole-file hash for a file of one part.
-    func verifyFromDisk(expected: SHA256Digest, partHashes: [String], partSize: Int64, file: MediaFile) throws {
-        let reader = try FileDescriptor.open(FilePath(spool.temporaryDirectory + "/\(file.id).partial"), .readOnly, options: [.closeOnExec])
-        defer { try? reader.close() }
-        try Syscall.dropCachedPages(reader)
-        Syscall.adviseSequential(reader)
-
-        /// Hashes the byte ranges of `parts` (by index) and returns the indexes that differ.
-        @Sendable func check(_ indexes: [Int]) -> [Int] {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)
-            defer { buffer.deallocate() }
-            var mismatched: [Int] = []
-            for index in indexes {
-                let hasher = SHA256Hasher()
-                var offset = Int64(index) * partSize
-                let end = min(file.sourceSize, offset + partSize)
-                while offset < end {
-                    let want = Int(min(Int64(buffer.count), end - offset))
-                    guard let got = try? Syscall.pread(reader, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset), got > 0 else { break }
-                    hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
-                    offset += Int64(got)
-                }
-                let expectedHex = partHashes.count == 1 ? expected.hex : partHashes[index]
-                if offset != end || hasher.finalize().hex != expectedHex { mismatched.append(index) }
-            }
-            return mismatched
-        }
-
-        let all = Array(0..<partHashes.count)
-        var mismatched: [Int]
-        if all.count > 1 {
-            let odd = all.filter { $0 % 2 == 1 }
-            let helperResult = Mutex<[Int]>([])
-            let helperDone = DispatchSemaphore(value: 0)
-            let helper = Thread {
-                helperResult.withLock { $0 = check(odd) }
-                helperDone.signal()
-            }
-            helper.name = "uploader.ingest.verify"
-            helper.start()
-            mismatched = check(all.filter { $0 % 2 == 0 })
-            helperDone.wait()
-            mismatched += helperResult.withLock { $0 }
-        } else {
-            mismatched = check(all)
-        }
-        guard mismatched.isEmpty else {
-            throw UploaderError(.io, "the spool copy of \(file.sourcePath) read back differently from the camera (disk fault?); it will be copied again on the next run",
-                                cause: "parts \(mismatched.sorted().map { String($0 + 1) }.joined(separator: ", ")) differ")
-        }
-        // The verified copy need not stay in the page cache.
-        try? Syscall.dropCachedPages(reader)
-    }
-
-    func recordingTime(of source: FileDescriptor, file: MediaFile, info: stat, profile: IngestProfile) -> (date: Date, source: RecordingTimeSource) {
-        let ext = file.name.split(separator: ".").last.map { $0.lowercased() } ?? ""
-        switch profile.recordingTime {
-        case .container:
-            if ["mp4", "mov", "m4v", "m4a", "3gp"].contains(ext),
-               let created = try? MP4RecordingTime.creationTime(of: source, fileSize: file.sourceSize) {
-                let date = profile.cameraClock == .local ? Timestamps.localClockToUTC(created) : created
-                return (date, .containerMetadata)
-            }
-        case .fileName(let pattern):
-            let zone = profile.cameraClock == .local ? TimeZone.current : TimeZone(identifier: "UTC")!
-            if let date = FileNameTime.date(in: file.name, pattern: pattern, timeZone: zone) {
-                return (date, .fileName)
-            }
-        case .fileTime:
-            break
-        }
-        let seconds = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
-        return (Date(timeIntervalSince1970: seconds), .fileModificationTime)
-    }
-
-    func ensureSpace(for size: Int64) throws {
-        guard let space = spool.space() else { return }
-        let needed = size + configuration.ingest.spoolReserveBytes
-        if space.available < needed {
-            throw UploaderError(.diskFull, "the spool disk is full (\(ByteCount.format(space.available)) free, \(ByteCount.format(needed)) needed): upload or purge verified files, then dock again; the rest stays safely on the camera")
-        }
-    }
-
-    func spoolWriteError(_ error: Errno, file: MediaFile) -> UploaderError {
-        if error == .noSpace || error == .diskQuotaExceeded {
-            return UploaderError(.diskFull, "the spool disk filled up while copying \(file.sourcePath): free space, then dock again; nothing half-written was kept",
-                                 cause: error.summary)
-        }
-        return UploaderError(.io, "writing the spool copy of \(file.sourcePath) failed: check the spool disk", cause: error.summary)
-    }
-
-    /// Opens a camera file through the one safe walk, with what each refusal means for the file.
-    func openBeneath(_ root: FileDescriptor, _ relativePath: String) throws -> FileDescriptor {
-        switch Result(catching: { () throws(Errno) -> FileDescriptor in try Syscall.openBeneath(root, relativePath) }) {
-        case .success(let fd):
-            return fd
-        case .failure(.improperLink):
-            throw UploaderError(.hostileEntry, "refusing the path \(DisplayText.escaped(relativePath)): it leaves the camera volume")
-        case .failure(let error):
-            switch error {
-            case .tooManySymbolicLinkLevels, .notDirectory:
-                throw UploaderError(.hostileEntry, "\(DisplayText.escaped(relativePath)) was replaced by a symbolic link after it was listed; links are never followed",
-                                    cause: error.summary, underlying: .errno(error.rawValue))
-            case .noSuchFileOrDirectory:
-                throw UploaderError(.sourceChanged, "\(DisplayText.escaped(relativePath)) disappeared from the camera before it could be copied",
-                                    cause: error.summary, underlying: .errno(error.rawValue))
-            case .permissionDenied, .notPermitted:
-                throw UploaderError(.unreadable, "\(DisplayText.escaped(relativePath)) cannot be read (permission denied); check how the camera is mounted",
-                                    cause: error.summary, underlying: .errno(error.rawValue))
-            default:
-                throw UploaderError(.sourceVanished, "cannot open \(DisplayText.escaped(relativePath)) on the camera: the camera was probably removed; dock it again to resume",
-                                    cause: error.summary, underlying: .errno(error.rawValue))
-            }
-        }
-    }
-
-    /// The configured part size, grown when needed so a file never needs
-    /// more than S3's 10,000 parts.
+    /// The configured part size, grown when needed so a file never needs more than S3's 10,000 parts.
     public static func partSize(forFileOfSize size: Int64, configured: Int64) -> Int64 {
-        let mebibyte: Int64 = 1 << 20
-        let smallest = (size + 9_999) / 10_000
-        let rounded = (smallest + mebibyte - 1) / mebibyte * mebibyte
-        return max(configured, rounded)
+        CopyEngine.partSize(forFileOfSize: size, configured: configured)
     }
 }
