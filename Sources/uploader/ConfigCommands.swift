@@ -7,11 +7,11 @@ struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config", abstract: "Check the configuration.", subcommands: [Check.self])
 
-    struct Check: ParsableCommand {
+    struct Check: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "Validate uploader.toml and report every problem with its line and key.")
         @OptionGroup var options: GlobalOptions
 
-        func run() throws {
+        func runBlocking() throws {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 // The credentials are part of a working configuration, but never printed.
@@ -56,7 +56,7 @@ struct AccountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "account", abstract: "Load an evidence-store account connection file.", subcommands: [Import.self])
 
-    struct Import: ParsableCommand {
+    struct Import: BlockingCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write uploader.toml and a 0600 credentials file from an account connection file (JSON).",
             discussion: """
@@ -70,7 +70,7 @@ struct AccountCommand: ParsableCommand {
         @Argument(help: "The account connection file (JSON).") var file: String
         @Option(help: "Where to write the credentials (default: 'credentials' beside the configuration).") var credentials: String?
 
-        func run() throws {
+        func runBlocking() throws {
             try options.run {
                 let account = try readAccount()
                 // Absolute paths: a relative --config must not turn into a credentials

@@ -8,12 +8,12 @@ struct DeviceCommand: ParsableCommand {
         commandName: "device", abstract: "Register cameras and record who holds them.",
         subcommands: [Add.self, List.self, Show.self, Remove.self, Assign.self, Unassign.self, Scan.self])
 
-    struct Scan: ParsableCommand {
+    struct Scan: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "List connected cameras: model, serial, registered or not, user.")
         @OptionGroup var options: GlobalOptions
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
+        func runBlocking() throws {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let cameras = try ConnectedCameras.scan(configuration: configuration, ledger: try options.openLedger(configuration))
@@ -28,7 +28,7 @@ struct DeviceCommand: ParsableCommand {
         }
     }
 
-    struct Add: ParsableCommand {
+    struct Add: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "Register a camera by serial; releases its held files.")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The camera's serial number.") var serial: String?
@@ -43,7 +43,7 @@ struct DeviceCommand: ParsableCommand {
             if let problem = DisplayText.problemWithIdentifier(user, what: "--user") { throw ValidationError(problem) }
         }
 
-        func run() throws {
+        func runBlocking() throws {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let ledger = try options.openLedger(configuration)
@@ -63,12 +63,12 @@ struct DeviceCommand: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "List registered cameras.")
         @OptionGroup var options: GlobalOptions
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
+        func runBlocking() throws {
             try options.run {
                 let ledger = try options.openLedger(try options.loadConfiguration())
                 let devices = try ledger.devices()
@@ -81,7 +81,7 @@ struct DeviceCommand: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "Show one camera, who held it when, and its files.")
         @OptionGroup var options: GlobalOptions
         @Argument var serial: String
@@ -93,7 +93,7 @@ struct DeviceCommand: ParsableCommand {
             var files: [MediaFile]
         }
 
-        func run() throws {
+        func runBlocking() throws {
             try options.run {
                 let ledger = try options.openLedger(try options.loadConfiguration())
                 let device = try ledger.device(serial: serial)
@@ -118,12 +118,12 @@ struct DeviceCommand: ParsableCommand {
         }
     }
 
-    struct Remove: ParsableCommand {
+    struct Remove: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "Take a camera out of the registry (its history stays).")
         @OptionGroup var options: GlobalOptions
         @Argument var serial: String
 
-        func run() throws {
+        func runBlocking() throws {
             try options.run {
                 try options.openLedger(try options.loadConfiguration()).removeDevice(serial: serial)
                 print("removed \(serial); files it docks from now on are held until it is registered again")
@@ -131,7 +131,7 @@ struct DeviceCommand: ParsableCommand {
         }
     }
 
-    struct Assign: ParsableCommand {
+    struct Assign: BlockingCommand {
         static let configuration = CommandConfiguration(
             abstract: "Record that USER holds the (pooled) camera from --from until --to.",
             discussion: "Files are attributed by their recording time. Times are ISO 8601; without a zone they are this PC's local time.")
@@ -141,7 +141,7 @@ struct DeviceCommand: ParsableCommand {
         @Option(help: "Start of custody, e.g. 2026-11-24T07:00.") var from: String
         @Option(help: "End of custody (open if omitted).") var to: String?
 
-        func run() throws {
+        func runBlocking() throws {
             try options.run {
                 guard let start = Timestamps.parse(from) else {
                     throw UploaderError(.usage, "--from \(from) is not a time: use e.g. 2026-11-24T07:00 or 2026-11-24T07:00:00Z")
@@ -164,7 +164,7 @@ struct DeviceCommand: ParsableCommand {
         }
     }
 
-    struct Unassign: ParsableCommand {
+    struct Unassign: BlockingCommand {
         static let configuration = CommandConfiguration(
             abstract: "Withdraw a custody period entered by mistake (its id is in `uploader device show SERIAL`).",
             discussion: "Files not yet uploaded follow the periods that remain. The period stays in the ledger, marked removed.")
@@ -172,7 +172,7 @@ struct DeviceCommand: ParsableCommand {
         @Argument var serial: String
         @Argument(help: "The custody period's number.") var period: Int64
 
-        func run() throws {
+        func runBlocking() throws {
             try options.run {
                 let ledger = try options.openLedger(try options.loadConfiguration())
                 let (removed, changed) = try ledger.unassign(serial: serial, periodID: period)

@@ -11,7 +11,7 @@ import Transport
 import UploaderCore
 import Platform
 
-struct DockCommand: ParsableCommand {
+struct DockCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "dock",
         abstract: "Ingest the camera whose file system is DEVNODE: identify, mount read-only, ingest, unmount.",
@@ -25,7 +25,7 @@ struct DockCommand: ParsableCommand {
     @Argument(help: "The block device, e.g. /dev/sdb1.") var devnode: String
     @Flag(help: "Print the outcome as JSON.") var json = false
 
-    func run() throws {
+    func runBlocking() throws {
         var exitCode: Int32 = 0
         try options.run {
             let configuration = try options.loadConfiguration()
@@ -74,14 +74,14 @@ struct DaemonCommand: AsyncParsableCommand {
     }
 }
 
-struct UdevRulesCommand: ParsableCommand {
+struct UdevRulesCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "udev-rules",
         abstract: "Print udev rules that start uploader-dock@.service for the supported camera models.")
     @OptionGroup var options: GlobalOptions
     @Option(help: "The camera models file (default: [docking] models of the configuration).") var models: String?
 
-    func run() throws {
+    func runBlocking() throws {
         try options.run {
             let path = try models ?? options.loadConfiguration().docking.modelsPath
             print(UdevRules.render(try CameraModels.load(path: path)), terminator: "")

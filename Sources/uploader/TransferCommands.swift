@@ -9,7 +9,7 @@ import SystemPackage
 import Transport
 import UploaderCore
 
-struct IngestCommand: ParsableCommand {
+struct IngestCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest", abstract: "Copy a camera volume's media into the spool with SHA-256 proof.",
         discussion: "Exit status: 0 all secured, 1 some files failed or were quarantined, 3 stopped early (camera removed or spool full).")
@@ -18,7 +18,7 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "The camera's serial number.") var serial: String
     @Flag(help: "Print the report as JSON.") var json = false
 
-    func run() throws {
+    func runBlocking() throws {
         var exitCode: Int32 = 0
         try options.run {
             let configuration = try options.loadConfiguration()
@@ -70,7 +70,7 @@ struct FileSelection: ParsableArguments {
     }
 }
 
-struct UploadCommand: ParsableCommand {
+struct UploadCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "upload", abstract: "Upload spooled files to the evidence store and verify them there.",
         discussion: """
@@ -83,7 +83,7 @@ struct UploadCommand: ParsableCommand {
     @OptionGroup var selection: FileSelection
     @Flag(help: "Print the report as JSON.") var json = false
 
-    func run() throws {
+    func runBlocking() throws {
         var exitCode: Int32 = 0
         try options.run {
             let configuration = try options.loadConfiguration()
@@ -120,14 +120,14 @@ struct UploadCommand: ParsableCommand {
     }
 }
 
-struct AlertsCommand: ParsableCommand {
+struct AlertsCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "alerts", abstract: "Check the alert conditions now and send the ones due ([monitoring]).")
     @OptionGroup var options: GlobalOptions
     @Flag(help: "Only list what is due; send nothing.") var dryRun = false
     @Flag(help: "Print JSON.") var json = false
 
-    func run() throws {
+    func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
             let alerts = try AlertDispatcher(configuration: configuration, ledger: try options.openLedger(configuration),
@@ -139,13 +139,13 @@ struct AlertsCommand: ParsableCommand {
     }
 }
 
-struct MetricsCommand: ParsableCommand {
+struct MetricsCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "metrics", abstract: "Print Prometheus metrics (or --write the [monitoring] metrics_textfile).")
     @OptionGroup var options: GlobalOptions
     @Flag(help: "Write the textfile instead of printing.") var write = false
 
-    func run() throws {
+    func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration, readOnly: !write)
@@ -159,13 +159,13 @@ struct MetricsCommand: ParsableCommand {
     }
 }
 
-struct PurgeCommand: ParsableCommand {
+struct PurgeCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "purge", abstract: "Delete spool copies of files verified in the store more than [spool] keep_verified_days ago.")
     @OptionGroup var options: GlobalOptions
     @Flag(help: "Only say what would be deleted.") var dryRun = false
 
-    func run() throws {
+    func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
             let result = try SpoolPurger(configuration: configuration, ledger: try options.openLedger(configuration)).purge(dryRun: dryRun)
@@ -174,7 +174,7 @@ struct PurgeCommand: ParsableCommand {
     }
 }
 
-struct PrioritizeCommand: ParsableCommand {
+struct PrioritizeCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "prioritize", abstract: "Move files ahead of the upload queue (higher priority goes first).")
     @OptionGroup var options: GlobalOptions
@@ -185,7 +185,7 @@ struct PrioritizeCommand: ParsableCommand {
         if selection.isEmpty { throw ValidationError("name files, --device or --user") }
     }
 
-    func run() throws {
+    func runBlocking() throws {
         try options.run {
             let ledger = try options.openLedger(try options.loadConfiguration())
             let files = try selection.resolve(ledger).filter { $0.state != .verified }
@@ -195,7 +195,7 @@ struct PrioritizeCommand: ParsableCommand {
     }
 }
 
-struct CancelCommand: ParsableCommand {
+struct CancelCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "cancel", abstract: "Stop uploading files: aborts their multipart uploads on the store, keeps the spool copies.")
     @OptionGroup var options: GlobalOptions
@@ -205,7 +205,7 @@ struct CancelCommand: ParsableCommand {
         if selection.isEmpty { throw ValidationError("name files or --device") }
     }
 
-    func run() throws {
+    func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration)
@@ -233,7 +233,7 @@ struct CancelCommand: ParsableCommand {
     }
 }
 
-struct RetryCommand: ParsableCommand {
+struct RetryCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "retry", abstract: "Queue failed (or cancelled) files again, without waiting for their backoff.")
     @OptionGroup var options: GlobalOptions
@@ -244,7 +244,7 @@ struct RetryCommand: ParsableCommand {
         if selection.isEmpty == !allFailed { throw ValidationError("name files, --device, --user, or --all-failed") }
     }
 
-    func run() throws {
+    func runBlocking() throws {
         try options.run {
             let ledger = try options.openLedger(try options.loadConfiguration())
             let ids = allFailed ? try ledger.failedFileIDs() : try selection.resolve(ledger).map(\.id)
@@ -258,11 +258,11 @@ struct StoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store", abstract: "Check the evidence store.", subcommands: [Check.self, CreateBucket.self])
 
-    struct Check: ParsableCommand {
+    struct Check: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "Sign a request with the configured credentials and report what the store says.")
         @OptionGroup var options: GlobalOptions
 
-        func run() throws {
+        func runBlocking() throws {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
@@ -273,11 +273,11 @@ struct StoreCommand: ParsableCommand {
         }
     }
 
-    struct CreateBucket: ParsableCommand {
+    struct CreateBucket: BlockingCommand {
         static let configuration = CommandConfiguration(commandName: "create-bucket", abstract: "Create the configured bucket (for a new or local store).", shouldDisplay: false)
         @OptionGroup var options: GlobalOptions
 
-        func run() throws {
+        func runBlocking() throws {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
@@ -288,7 +288,7 @@ struct StoreCommand: ParsableCommand {
     }
 }
 
-struct SimulateCameraCommand: ParsableCommand {
+struct SimulateCameraCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate-camera",
         abstract: "Write a camera volume with generated MP4 recordings (for demos and tests).",
@@ -299,7 +299,7 @@ struct SimulateCameraCommand: ParsableCommand {
     @Option(help: "Recording time of the first file (ISO 8601); the rest follow 10 minutes apart.") var start = "2026-11-23T21:00:00Z"
     @Option(help: "Seed for the generated bytes.") var seed: UInt64 = 1
 
-    func run() throws {
+    func runBlocking() throws {
         guard let payload = ConfigurationLoader.parseByteSize(size) else { throw ValidationError("--size \(size) is not a size") }
         guard let first = Timestamps.parse(start) else { throw ValidationError("--start \(start) is not a time") }
         let media = folder + "/DCIM/100BWC"
@@ -320,7 +320,7 @@ struct SimulateCameraCommand: ParsableCommand {
     }
 }
 
-struct SimulateLedgerCommand: ParsableCommand {
+struct SimulateLedgerCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate-ledger",
         abstract: "Fill the configured ledger with years of simulated history (for the ledger-scale benchmark).",
@@ -334,7 +334,7 @@ struct SimulateLedgerCommand: ParsableCommand {
         guard devices > 0, files >= 0, eventsPerFile >= 7 else { throw ValidationError("--devices ≥ 1, --files ≥ 0, --events-per-file ≥ 7") }
     }
 
-    func run() throws {
+    func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration)
@@ -348,13 +348,13 @@ struct SimulateLedgerCommand: ParsableCommand {
     }
 }
 
-struct HousekeepingCommand: ParsableCommand {
+struct HousekeepingCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "housekeeping",
         abstract: "One housekeeping pass, as the daemon runs every minute: purge, alerts, metrics textfile.")
     @OptionGroup var options: GlobalOptions
 
-    func run() throws {
+    func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
             Housekeeping.run(configuration: configuration, ledger: try options.openLedger(configuration),

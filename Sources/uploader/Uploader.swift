@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Ledger
 import Logging
+import Platform
 import Transport
 import UploaderCore
 
@@ -111,5 +112,21 @@ enum Output {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss zzz"
         return formatter.string(from: date)
+    }
+}
+
+/// A command whose work blocks (SQLite, files, libcurl, libudev). The root
+/// command is async, so `run()` is entered from a Swift task: the body goes to
+/// a thread of its own and never holds the cooperative pool (invariant 7).
+protocol BlockingCommand: AsyncParsableCommand {
+    func runBlocking() throws
+}
+
+extension BlockingCommand {
+    func run() async throws {
+        // A parsed command is plain values; it is only read, on that one thread.
+        nonisolated(unsafe) let command = self
+        let outcome = await BlockingThread.run(name: "uploader.command") { Result { try command.runBlocking() } }
+        try outcome.get()
     }
 }

@@ -5,7 +5,7 @@ import Ledger
 import UploaderCore
 import Platform
 
-struct StatusCommand: ParsableCommand {
+struct StatusCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "status", abstract: "What is where: files per state and device, uploads in progress, problems, spool space.")
     @OptionGroup var options: GlobalOptions
@@ -13,7 +13,7 @@ struct StatusCommand: ParsableCommand {
 
     typealias Report = StatusReport
 
-    func run() throws {
+    func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration, readOnly: true)
@@ -83,7 +83,7 @@ struct StatusCommand: ParsableCommand {
     }
 }
 
-struct LogCommand: ParsableCommand {
+struct LogCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "log", abstract: "The custody log: every step of every file, hash-chained.")
     @OptionGroup var options: GlobalOptions
@@ -97,7 +97,7 @@ struct LogCommand: ParsableCommand {
     @Flag(help: "Keep printing new events as they are written.") var follow = false
     @Flag(help: "Recompute the hash chain and report whether the log is intact.") var verify = false
 
-    func run() throws {
+    func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration, readOnly: true)

@@ -218,6 +218,8 @@ public struct UploaderProcess {
         posix_spawn_file_actions_addopen(&fileActions, 2, out.sub("stderr"), O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         var env = ProcessInfo.processInfo.environment
         env["UPLOADER_CONFIG"] = config
+        // Invariant 7 in every command a test runs: a blocking call inside a Swift task aborts the process.
+        env["UPLOADER_CHECK_BLOCKING"] = "1"
         for (key, value) in environment { env[key] = value }
         let command = wrapper + (runExecutable ? [executable] + arguments : [])
         let argv = command.map { strdup($0) } + [nil]
