@@ -60,16 +60,6 @@ public struct CameraModels: Sendable, Equatable {
 
     public func model(for id: USBID) -> CameraModel? { models.first { $0.matches(id) } }
 
-    public static func load(path: String) throws -> CameraModels {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw UploaderError(.config, "cannot read the camera models file \(path): copy Config/cameras.toml there, or set [docking] models", cause: "\(error)")
-        }
-        return try parse(text, path: path)
-    }
-
     public static func parse(_ text: String, path: String) throws -> CameraModels {
         let table: TOMLTable
         do {

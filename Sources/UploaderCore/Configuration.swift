@@ -115,7 +115,7 @@ public struct Configuration: Sendable, Equatable {
     public static let maximumPartSize: Int64 = 5 * 1024 * 1024 * 1024
 
     /// Where the configuration is: `--config`, else `UPLOADER_CONFIG`, else the default.
-    public static func resolvePath(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func resolvePath(explicit: String?, environment: [String: String]) -> String {
         if let explicit, !explicit.isEmpty { return explicit }
         if let fromEnvironment = environment["UPLOADER_CONFIG"], !fromEnvironment.isEmpty { return fromEnvironment }
         return defaultPath
@@ -145,18 +145,8 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
 }
 
 public enum ConfigurationLoader {
-    public static func load(path: String) throws -> Configuration {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw UploaderError(.config, "cannot read the configuration \(path): create it from Config/uploader.toml or run `uploader account import FILE.json`",
-                                cause: "\(error)")
-        }
-        return try parse(text, path: path)
-    }
-
-    public static func parse(_ text: String, path: String, hostName: String = ProcessInfo.processInfo.hostName) throws -> Configuration {
+    /// Parses the text of `uploader.toml` (read from `path`, which relative paths in it follow).
+    public static func parse(_ text: String, path: String, hostName: String) throws -> Configuration {
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)

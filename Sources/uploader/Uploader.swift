@@ -30,7 +30,7 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Show debug logs and the technical cause of errors.")
     var verbose = false
 
-    var configPath: String { Configuration.resolvePath(explicit: config) }
+    var configPath: String { Configuration.resolvePath(explicit: config, environment: ProcessInfo.processInfo.environment) }
 
     func bootstrapLogging() {
         let level: Logger.Level = verbose ? .debug : .warning
