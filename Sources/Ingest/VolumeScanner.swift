@@ -7,8 +7,8 @@ import Platform
 public struct VolumeEntry: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case media
-        /// A symbolic link, device node, FIFO or socket, or a name that is not
-        /// valid UTF-8: recorded and held, never followed or copied.
+        /// A symbolic link, device node, FIFO or socket, or folders nested too
+        /// deep: recorded and held, never followed or copied.
         case hostile(String)
     }
 
@@ -78,11 +78,8 @@ public struct VolumeScanner {
             // name, even one that starts with a dot ("..MP4"), is looked at like the rest.
             if Self.hostMetadata.contains(name) || name.hasPrefix("._") { continue }
             let relative = prefix.isEmpty ? name : prefix + "/" + name
-            if name.contains("\u{FFFD}") {
-                entries.append(VolumeEntry(relativePath: relative, size: 0, modifiedNanoseconds: 0,
-                                           kind: .hostile("a name that is not valid UTF-8, which cannot be copied safely; copy it off the camera by hand (its bytes are intact there)")))
-                continue
-            }
+            // A name that is not UTF-8 arrives with its bad bytes escaped (Syscall.displayName)
+            // and is opened by its exact bytes: it is copied like any other file.
             let info: stat
             do {
                 info = try Syscall.fstatAt(directory, name)

@@ -40,13 +40,15 @@ public enum Syscall {
     /// symbolic link in the last component.
     public static func openAt(_ directory: FileDescriptor, _ name: String, _ flags: Int32,
                               permissions: mode_t = 0) throws(Errno) -> FileDescriptor {
-        let fd = try retryingEINTR { Glibc.openat(directory.rawValue, name, flags | O_CLOEXEC | O_NOFOLLOW, permissions) }
+        let raw = rawName(name)
+        let fd = try retryingEINTR { raw.withUnsafeBufferPointer { Glibc.openat(directory.rawValue, $0.baseAddress!, flags | O_CLOEXEC | O_NOFOLLOW, permissions) } }
         return FileDescriptor(rawValue: fd)
     }
 
     public static func fstatAt(_ directory: FileDescriptor, _ name: String) throws(Errno) -> stat {
         var info = stat()
-        _ = try retryingEINTR { Glibc.fstatat(directory.rawValue, name, &info, AT_SYMLINK_NOFOLLOW) }
+        let raw = rawName(name)
+        _ = try retryingEINTR { raw.withUnsafeBufferPointer { Glibc.fstatat(directory.rawValue, $0.baseAddress!, &info, AT_SYMLINK_NOFOLLOW) } }
         return info
     }
 
@@ -149,30 +151,60 @@ public enum Syscall {
 }
 
 extension Syscall {
-    /// A file name as text. Bytes that are not UTF-8 become U+FFFD followed by
-    /// their hex value ("caf\u{FFFD}E9.MP4"), so two such names never read the
-    /// same and the scanner can tell them apart (and hold them) by the U+FFFD.
+    /// The escape for a byte of a file name that is not text: U+FFFD and the
+    /// byte in two hex digits. A name is text in the ledger, the log and object
+    /// keys; `rawName` turns it back into the exact bytes for the kernel.
+    static let byteEscape: Character = "\u{FFFD}"
+
+    /// A file name as text. Bytes that are not UTF-8 (and the bytes of a
+    /// literal U+FFFD, so the mapping stays reversible) become U+FFFD plus their
+    /// hex value: "caf\u{FFFD}E9.MP4". Two names never read the same, and
+    /// `rawName` gives back the original bytes.
     static func displayName(_ bytes: [UInt8]) -> String {
-        if let valid = String(validating: bytes, as: UTF8.self) { return valid }
+        if let valid = String(validating: bytes, as: UTF8.self), !valid.contains(byteEscape) { return valid }
         var result = ""
         var index = 0
+        func escape(_ byte: UInt8) { result.append(byteEscape); result += String(format: "%02X", byte) }
         while index < bytes.count {
-            var decoded: String?
+            var advanced = false
             for length in 1...4 where index + length <= bytes.count {
                 if let scalar = String(validating: bytes[index..<(index + length)], as: UTF8.self) {
-                    decoded = scalar
+                    if scalar.contains(byteEscape) {
+                        bytes[index..<(index + length)].forEach(escape)
+                    } else {
+                        result += scalar
+                    }
                     index += length
+                    advanced = true
                     break
                 }
             }
-            if let decoded {
-                result += decoded
-            } else {
-                result += "\u{FFFD}" + String(format: "%02X", bytes[index])
+            if !advanced {
+                escape(bytes[index])
                 index += 1
             }
         }
         return result
+    }
+
+    /// The bytes of a file name given as `displayName` made it, NUL-terminated.
+    static func rawName(_ name: String) -> [CChar] {
+        guard name.contains(byteEscape) else { return Array(name.utf8CString) }
+        var bytes: [UInt8] = []
+        var rest = Substring(name)
+        while let escape = rest.firstIndex(of: byteEscape) {
+            bytes += Array(rest[..<escape].utf8)
+            let hex = rest[rest.index(after: escape)...].prefix(2)
+            if hex.count == 2, let byte = UInt8(hex, radix: 16) {
+                bytes.append(byte)
+                rest = rest[rest.index(escape, offsetBy: 3)...]
+            } else {
+                bytes += Array(String(byteEscape).utf8)
+                rest = rest[rest.index(after: escape)...]
+            }
+        }
+        bytes += Array(rest.utf8)
+        return bytes.map { CChar(bitPattern: $0) } + [0]
     }
 }
 

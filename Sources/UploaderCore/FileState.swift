@@ -67,15 +67,12 @@ public enum HoldReason: String, Sendable, Codable, CaseIterable {
     /// The same camera file (path, size, time) read differently the second
     /// time: kept for a person to look at, never silently replaced.
     case cameraFileChanged = "camera file changed since first read"
-    /// A name the scanner cannot copy safely (not UTF-8, control characters,
-    /// only dots): recorded so that an admin sees it, copied by nobody.
-    case unsafeName = "name cannot be copied safely"
 
     /// Whether a new dock copies the file again.
     public var copiedAgainOnDock: Bool {
         switch self {
         case .spoolCorrupted, .unreadable: true
-        case .unknownDevice, .hostileEntry, .cameraFileChanged, .unsafeName: false
+        case .unknownDevice, .hostileEntry, .cameraFileChanged: false
         }
     }
 }

@@ -86,23 +86,29 @@ struct IngestFixture {
         try FileManager.default.createSymbolicLink(atPath: fixture.volume + "/passwd.mp4", withDestinationPath: "/etc/passwd")
         #expect(mkfifo(fixture.volume + "/DCIM/pipe.mp4", 0o644) == 0)
         try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/new\nline ..;rm -rf $(x).mp4", recordedAt: Date(), payloadSize: 1000, seed: 5)
-        // A name that is not UTF-8.
-        let badName = fixture.volume + "/DCIM/" + String(decoding: [0x62, 0x61, 0x64], as: UTF8.self)
-        let badBytes = Array(badName.utf8.dropLast(3)) + [0x62, 0xFF, 0x64, 0x2E, 0x6D, 0x70, 0x34, 0]
-        #expect(creat(badBytes.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self) }, 0o644) >= 0)
-        // A second name that differs only in its invalid byte gets a row of its own.
-        let otherBytes = Array(badName.utf8.dropLast(3)) + [0x62, 0xFE, 0x64, 0x2E, 0x6D, 0x70, 0x34, 0]
-        #expect(creat(otherBytes.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self) }, 0o644) >= 0)
+        // Names that are not UTF-8, differing only in the invalid byte: each is copied, by its exact bytes.
+        func writeRaw(_ name: [UInt8], _ content: String) {
+            let path = Array((fixture.volume + "/DCIM/").utf8) + name + [0]
+            let fd = path.withUnsafeBufferPointer { open(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_WRONLY | O_CREAT, 0o644) }
+            #expect(fd >= 0)
+            _ = Array(content.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        writeRaw([0x62, 0xFF, 0x64, 0x2E, 0x6D, 0x70, 0x34], "first")
+        writeRaw([0x62, 0xFE, 0x64, 0x2E, 0x6D, 0x70, 0x34], "second")
 
         let report = try fixture.ingest()
-        #expect(report.copied == 2)
+        #expect(report.copied == 4)
         let files = try fixture.ledger.files()
         let quarantined = files.filter { $0.state == .quarantined && $0.holdReason == .hostileEntry }
-        #expect(Set(quarantined.map(\.sourcePath)) == ["DCIM/evil.mp4", "DCIM/up", "passwd.mp4", "DCIM/pipe.mp4", "DCIM/b\u{FFFD}FFd.mp4", "DCIM/b\u{FFFD}FEd.mp4"])
+        #expect(Set(quarantined.map(\.sourcePath)) == ["DCIM/evil.mp4", "DCIM/up", "passwd.mp4", "DCIM/pipe.mp4"])
         #expect(quarantined.allSatisfy { $0.spoolName == nil && $0.lastError != nil })
-        // The spool holds exactly the two real files, under names we chose.
+        let raw = files.filter { $0.sourcePath.contains("\u{FFFD}") }
+        #expect(Set(raw.map(\.sourcePath)) == ["DCIM/b\u{FFFD}FFd.mp4", "DCIM/b\u{FFFD}FEd.mp4"])
+        #expect(Set(raw.map { $0.sha256 ?? "" }) == [SHA256Hasher.hash("first").hex, SHA256Hasher.hash("second").hex])
+        // The spool holds exactly the four real files, under names we chose.
         let spoolFiles = CameraVolume.evidenceFiles(inSpool: fixture.site.spool)
-        #expect(spoolFiles.count == 2)
+        #expect(spoolFiles.count == 4)
         #expect(spoolFiles.allSatisfy { $0.hasPrefix("objects/") && !$0.contains("..") && !$0.contains("\n") })
         #expect(!files.contains { $0.sha256 == (try? CameraVolume.sha256(ofFile: outside + "/secret.mp4").hex) })
         // Nothing was written outside the spool.
