@@ -41,7 +41,12 @@ public final class Ledger: Sendable {
             pool = try DatabasePool(path: path, configuration: configuration)
             // The custody log is not for every user of the PC to read.
             if !readOnly { chmod(path, 0o640) }
-            if !readOnly { try Schema.migrator.migrate(pool) }
+            if !readOnly {
+                try Schema.migrator.migrate(pool)
+            } else if try !pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) {
+                // A viewer cannot upgrade the schema, and must not guess at an old one.
+                throw UploaderError(.ledger, "the ledger \(path) was written by an older uploader and needs an upgrade: run `uploader housekeeping` once as the agent's user (the daemon and every upload or ingest do it too)")
+            }
         } catch let error as UploaderError {
             throw error
         } catch {

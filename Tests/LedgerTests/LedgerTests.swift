@@ -356,3 +356,18 @@ func spooledFile(_ ledger: Ledger, serial: String, path: String = "a.mp4", recor
         #expect(try ledger.lastAlert(key: "file-1") == nil)
     }
 }
+
+@Suite struct LedgerUpgradeTests {
+    @Test func aViewerOnALedgerThatNeedsAnUpgradeSaysWhatToRun() throws {
+        let folder = TemporaryDirectory()
+        let path = folder.sub("ledger.sqlite")
+        do {
+            let old = try DatabaseQueue(path: path)
+            try Schema.migrator.migrate(old, upTo: "v3: spool purges")
+        }
+        let error = #expect(throws: UploaderError.self) { try Ledger(path: path, readOnly: true) }
+        #expect(error?.message.contains("uploader housekeeping") == true)
+        _ = try Ledger(path: path)
+        _ = try Ledger(path: path, readOnly: true)
+    }
+}
