@@ -242,8 +242,6 @@ public final class Ingestor: @unchecked Sendable {
                     report.failed += 1
                     if report.stoppedBecause == nil { report.stoppedBecause = error.message }
                 }
-            case .verification:
-                return { $0.quarantined += 1 }
             case .sourceChanged:
                 try? ledger.markSuperseded(file.id, reason: error.message)
             case .hostileEntry:

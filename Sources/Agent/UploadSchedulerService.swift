@@ -39,7 +39,7 @@ public struct UploadSchedulerService: Service {
                 let now = Date()
                 // The ledger is SQLite: even this look-up stays off the cooperative pool.
                 let due = await BlockingThread.run(name: "uploader.queue-check") { [ledger] in
-                    !((try? ledger.uploadQueue(now: now).isEmpty) ?? true)
+                    (try? ledger.hasUploadDue(now: now)) ?? false
                 }
                 if configuration.schedule.isOpen(at: now), due {
                     let outcome = await BlockingThread.run(name: "uploader.upload-run") { [runner] in

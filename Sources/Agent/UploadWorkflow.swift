@@ -46,7 +46,7 @@ public final class UploadRunner: Sendable {
     private let state = Mutex(SharedState())
 
     struct SharedState {
-        var queue: [MediaFile] = []
+        var queue: [Ledger.QueuedUpload] = []
         /// This run's claim on the files it works on.
         var owner = ProcessIdentity.newOwner("upload")
         var report = UploadReport()
@@ -90,7 +90,7 @@ public final class UploadRunner: Sendable {
             report.staleUploadsAborted = staleAborted
             return report
         }
-        try ledger.log(EventDraft(.notice, .uploadRun, "upload run started\(force ? " (forced)" : ""): \(files.count) files, \(ByteCount.format(files.reduce(0) { $0 + $1.sourceSize }))"))
+        try ledger.log(EventDraft(.notice, .uploadRun, "upload run started\(force ? " (forced)" : ""): \(files.count) files, \(ByteCount.format(files.reduce(0) { $0 + $1.size }))"))
         let workers = min(configuration.upload.concurrency, files.count)
         let done = DispatchGroup()
         for index in 0..<workers {
@@ -198,7 +198,7 @@ public final class UploadRunner: Sendable {
                     return
                 case .checksumMismatch, .localRead:
                     let message = "the spool copy no longer matches the SHA-256 taken from the camera (\(failure.code)); dock the camera again to re-copy it"
-                    try? ledger.markSpoolCorrupted(file.id, message: message, owner: owner)
+                    try? ledger.quarantine(file.id, reason: .spoolCorrupted, message: message, owner: owner)
                     logger.error("\(message)", metadata: ["file": "\(file.sourcePath)"])
                     update { $0.failed += 1 }
                     return
@@ -294,7 +294,7 @@ public final class UploadRunner: Sendable {
                 if try storeHoldsExactly(file, key: file.objectKey!, expected: expected, client: client) {
                     try ledger.note(id, level: .notice, kind: .uploadFound, "the store already holds this exact object (an earlier attempt finished it)")
                 } else {
-                    let key = renamedKey(file.objectKey!, sha: sha)
+                    let key = ObjectKeyTemplate.withSuffix(file.objectKey!, "~" + sha.prefix(12))
                     try ledger.changeObjectKey(id, to: key, reason: "another object with different content already has the key \(file.objectKey!); it is never overwritten", owner: owner)
                     throw S3Failure(kind: .transient, status: 412, code: "KeyTaken", message: "retrying under \(key)")
                 }
@@ -380,13 +380,5 @@ public final class UploadRunner: Sendable {
         }
         try ledger.markVerified(file.id, storeChecksum: proof!, owner: owner)
         FailPoints.hit("upload.verified")
-    }
-
-    func renamedKey(_ key: String, sha: String) -> String {
-        let suffix = "~" + sha.prefix(12)
-        if let slash = key.lastIndex(of: "/"), let dot = key[slash...].lastIndex(of: "."), dot > key.index(after: slash) {
-            return key[..<dot] + suffix + key[dot...]
-        }
-        return key + suffix
     }
 }

@@ -61,7 +61,7 @@ public struct VolumeScanner {
     }
 
     static let hostMetadata: Set<String> = [
-        ".", "..", "System Volume Information", "$RECYCLE.BIN", ".Trashes", ".Spotlight-V100", ".fseventsd",
+        "System Volume Information", "$RECYCLE.BIN", ".Trashes", ".Spotlight-V100", ".fseventsd",
         ".DS_Store", ".TemporaryItems", ".Trash-1000", "lost+found",
     ]
 

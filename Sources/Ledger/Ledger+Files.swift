@@ -116,7 +116,7 @@ extension Ledger {
     public func discover(serial: String, sourcePath: String, size: Int64, modifiedNanoseconds: Int64) throws -> (file: MediaFile, isNew: Bool) {
         try write("record a discovered file") { db in
             let identity: StatementArguments = [serial, sourcePath, size, modifiedNanoseconds]
-            let select = "SELECT * FROM media_file WHERE serial = ? AND source_path = ? AND source_size = ? AND source_mtime_ns = ?"
+            let select = HotSQL.identity
             if let existing = try MediaFile.fetchOne(db, sql: select, arguments: identity) {
                 return (existing, false)
             }
@@ -183,12 +183,16 @@ extension Ledger {
         }
     }
 
-    /// A problem with the camera file itself (hostile name, unreadable): held for a person.
-    public func quarantine(_ id: Int64, reason: HoldReason, message: String) throws {
+    /// Holds a file for a person: a problem with the camera file (hostile name,
+    /// unreadable) found by ingest, or, with the upload's `owner`, a spool copy
+    /// that no longer matches the camera read.
+    public func quarantine(_ id: Int64, reason: HoldReason, message: String, owner: ClaimOwner? = nil) throws {
         try write("quarantine a file") { db in
-            let file = try Ledger.change(id, to: .quarantined, from: [.discovered, .copying, .failed, .quarantined],
-                                         set: ["hold_reason = ?", "last_error = ?"], [reason, message], in: db)
-            try Ledger.append(Ledger.fileEvent(file, .error, .fileQuarantined, "quarantined (\(reason.rawValue)): \(message)"), in: db)
+            let sources: Set<FileState> = owner == nil ? [.discovered, .copying, .failed, .quarantined] : [.spooled, .uploading, .uploaded, .failed]
+            let file = try Ledger.change(id, to: .quarantined, from: sources, set: ["hold_reason = ?", "last_error = ?"], [reason, message],
+                                         claim: owner, releasing: owner != nil, in: db)
+            try Ledger.append(Ledger.fileEvent(file, .error, reason == .spoolCorrupted ? .spoolCorrupted : .fileQuarantined,
+                                               "quarantined (\(reason.rawValue)): \(message)"), in: db)
         }
     }
 
@@ -273,19 +277,13 @@ extension Ledger {
         var after: Int64 = 0
         while true {
             let page = try read { db in
-                try MediaFile.fetchAll(db, sql: Ledger.purgePageSQL, arguments: [cutoff, after])
+                try MediaFile.fetchAll(db, sql: HotSQL.purgePage, arguments: [cutoff, after])
             }
             for file in page { try body(file) }
             guard let last = page.last else { return }
             after = last.id
         }
     }
-
-    static let purgePageSQL = """
-        SELECT * FROM media_file INDEXED BY media_file_purge
-        WHERE state = 'verified' AND spool_name IS NOT NULL AND spool_purged_at IS NULL AND verified_at <= ? AND id > ?
-        ORDER BY id LIMIT 500
-        """
 
     /// The spool copy is gone; the store holds the verified original.
     public func markPurged(_ id: Int64, owner: ClaimOwner) throws {
@@ -294,7 +292,9 @@ extension Ledger {
                 UPDATE media_file SET spool_purged_at = ?, updated_at = ?, claim_owner = NULL, claim_until = NULL
                 WHERE id = ? AND state = 'verified' AND spool_purged_at IS NULL AND claim_owner = ?
                 """, arguments: [Date(), Date(), id, owner.token])
-            guard db.changesCount == 1, let file = try Ledger.file(id, in: db) else { throw try Ledger.refusal(id, to: .verified, in: db) }
+            guard db.changesCount == 1, let file = try Ledger.file(id, in: db) else {
+                throw UploaderError(.transitionRefused, "the spool copy of file #\(id) is no longer this purge's to record: another process took it or recorded it first")
+            }
             try Ledger.append(Ledger.fileEvent(file, .info, .spoolPurged,
                                                "spool copy deleted per retention policy; verified in the store as \(file.objectKey ?? "?")"), in: db)
         }
@@ -370,7 +370,7 @@ extension Ledger {
 
     /// Upload ids the ledger still needs (files mid-upload), so stale-upload cleanup spares them.
     public func activeUploadIDs() throws -> Set<String> {
-        try read { db in Set(try String.fetchAll(db, sql: "SELECT upload_id FROM media_file WHERE upload_id IS NOT NULL AND state != 'cancelled'")) }
+        try read { db in Set(try String.fetchAll(db, sql: HotSQL.activeUploadIDs)) }
     }
 
     public func recordRun(startedAt: Date, finishedAt: Date, bytesSent: Int64, filesVerified: Int, forced: Bool) throws {
@@ -394,29 +394,28 @@ extension Ledger {
 
     // MARK: - Upload
 
-    /// Files to upload now: spooled ones, interrupted ones, and failed ones whose
-    /// wait is over. A failed file with no retry time waits for an admin.
-    /// Each must still be claimed (`claimForUpload`) before it is touched.
-    public func uploadQueue(now: Date = Date(), ids: [Int64]? = nil) throws -> [MediaFile] {
+    /// One file waiting for upload: enough to queue it and size the run.
+    public struct QueuedUpload: Sendable, Equatable {
+        public var id: Int64
+        public var size: Int64
+    }
+
+    /// Files to upload now, in queue order: spooled ones, interrupted ones, and
+    /// failed ones whose wait is over (a failed file with no retry time waits
+    /// for an admin). Each must still be claimed (`claimForUpload`) before it is touched.
+    public func uploadQueue(now: Date = Date(), ids: [Int64]? = nil) throws -> [QueuedUpload] {
         try read { db in
-            var sql = Ledger.uploadQueueSQL
             var arguments: StatementArguments = [now]
-            if let ids {
-                sql += " AND id IN (\(ids.map { _ in "?" }.joined(separator: ",")))"
-                arguments += StatementArguments(ids)
-            }
-            sql += " ORDER BY priority DESC, recorded_at, id"
-            return try MediaFile.fetchAll(db, sql: sql, arguments: arguments)
+            if let ids { arguments += StatementArguments(ids) }
+            return try Row.fetchAll(db, sql: HotSQL.uploadQueue(ids: ids), arguments: arguments)
+                .map { QueuedUpload(id: $0["id"], size: $0["source_size"]) }
         }
     }
 
-    /// Through the state index: the queue is the unfinished files, never the million verified ones.
-    static let uploadQueueSQL = """
-        SELECT * FROM media_file INDEXED BY media_file_state
-        WHERE state IN ('spooled','uploading','uploaded','failed')
-          AND (state != 'failed' OR next_attempt_at <= ?)
-          AND spool_name IS NOT NULL AND user_id IS NOT NULL
-        """
+    /// Whether anything waits for an upload now (without reading the queue).
+    public func hasUploadDue(now: Date = Date()) throws -> Bool {
+        try read { db in try Bool.fetchOne(db, sql: HotSQL.uploadDue, arguments: [now]) ?? false }
+    }
 
     /// Fixes the object key (once, unique among the ledger's keys) and counts an attempt.
     public func beginUpload(_ id: Int64, objectKey proposed: String, owner: ClaimOwner) throws -> MediaFile {
@@ -520,16 +519,6 @@ extension Ledger {
                                          claim: owner, releasing: true, in: db)
             try Ledger.append(Ledger.fileEvent(file, level, .fileFailed,
                                                error + (retryAt.map { "; next attempt after \(Timestamps.iso($0))" } ?? "")), in: db)
-        }
-    }
-
-    /// The spool copy no longer matches the camera read: held until a dock copies it again.
-    public func markSpoolCorrupted(_ id: Int64, message: String, owner: ClaimOwner) throws {
-        try write("quarantine a corrupted spool copy") { db in
-            let file = try Ledger.change(id, to: .quarantined, from: [.spooled, .uploading, .uploaded, .failed],
-                                         set: ["hold_reason = ?", "last_error = ?"], [HoldReason.spoolCorrupted, message],
-                                         claim: owner, releasing: true, in: db)
-            try Ledger.append(Ledger.fileEvent(file, .error, .spoolCorrupted, "quarantined (\(HoldReason.spoolCorrupted.rawValue)): \(message)"), in: db)
         }
     }
 

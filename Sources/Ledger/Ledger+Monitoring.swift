@@ -17,14 +17,14 @@ extension Ledger {
                                 spoolAboveHighWatermark: Bool) throws -> [Alert] {
         try read { db in
             var alerts: [Alert] = []
-            let stuck = try MediaFile.fetchAll(db, sql: Ledger.stuckFilesSQL, arguments: [HoldReason.spoolCorrupted.rawValue, HoldReason.cameraFileChanged.rawValue,
+            let stuck = try MediaFile.fetchAll(db, sql: HotSQL.stuckFiles, arguments: [HoldReason.spoolCorrupted.rawValue, HoldReason.cameraFileChanged.rawValue,
                                  HoldReason.unreadable.rawValue, HoldReason.hostileEntry.rawValue])
             for file in stuck {
                 let why = file.holdReason.map { "quarantined (\($0.rawValue))" } ?? "failed and will not be retried on its own"
                 alerts.append(Alert(key: "file-\(file.id)-\(file.state.rawValue)", message: "\(file.serial) \(DisplayText.escaped(file.sourcePath)) \(why): \(file.lastError ?? "")",
                                     fileID: file.id, serial: file.serial))
             }
-            if let oldest = try MediaFile.fetchOne(db, sql: Ledger.oldestUnverifiedSQL),
+            if let oldest = try MediaFile.fetchOne(db, sql: HotSQL.oldestUnverified),
                now.timeIntervalSince(oldest.discoveredAt) > oldestUnverifiedHours * 3600 {
                 alerts.append(Alert(key: "oldest-unverified-\(oldest.id)",
                                     message: String(format: "the oldest file not yet verified (%@ on %@, %@) was found %.0f hours ago",
@@ -32,7 +32,7 @@ extension Ledger {
                                     fileID: oldest.id, serial: oldest.serial))
             }
             // A dock that started long ago and has neither finished nor copied anything since.
-            for dock in try Row.fetchAll(db, sql: "SELECT serial, event_id, at FROM dock_open WHERE at <= ?",
+            for dock in try Row.fetchAll(db, sql: HotSQL.idleDocks,
                                          arguments: [now.addingTimeInterval(-dockedIdleMinutes * 60)]) {
                 let serial: String = dock["serial"]
                 let at: Date = dock["at"]
@@ -46,18 +46,10 @@ extension Ledger {
         }
     }
 
-    /// Files no run will move on its own: failed for good, or held for a reason a person must look at.
-    static let stuckFilesSQL = """
-        SELECT * FROM media_file WHERE state = 'failed' AND next_attempt_at IS NULL
-        UNION ALL
-        SELECT * FROM media_file WHERE state = 'quarantined' AND hold_reason IN (?, ?, ?, ?)
-        ORDER BY id LIMIT 1000
-        """
-
     /// When an alert with this key was last sent.
     public func lastAlert(key: String) throws -> Date? {
         try read { db in
-            try Date.fetchOne(db, sql: "SELECT last_sent_at FROM alert WHERE key = ?", arguments: [key])
+            try Date.fetchOne(db, sql: HotSQL.lastAlert, arguments: [key])
         }
     }
 
@@ -85,17 +77,17 @@ extension Ledger {
                 }
             }
             var counts: [String: (Int, Int64)] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT state, SUM(files) AS n, SUM(bytes) AS bytes FROM file_count GROUP BY state") {
+            for row in try Row.fetchAll(db, sql: HotSQL.stateTotals) {
                 counts[row["state"]] = (row["n"], row["bytes"])
             }
             func events(_ kinds: [EventKind]) throws -> Double {
-                Double(try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(events), 0) FROM event_count WHERE kind IN (\(kinds.map { "'\($0.rawValue)'" }.joined(separator: ",")))") ?? 0)
+                Double(try Int.fetchOne(db, sql: HotSQL.eventCount(kinds)) ?? 0)
             }
             metric("uploader_files", "gauge", "Camera files in the ledger, by state.",
                    FileState.allCases.map { ("state=\"\($0.rawValue)\"", Double(counts[$0.rawValue]?.0 ?? 0)) })
             metric("uploader_file_bytes", "gauge", "Bytes of camera files in the ledger, by state.",
                    FileState.allCases.map { ("state=\"\($0.rawValue)\"", Double(counts[$0.rawValue]?.1 ?? 0)) })
-            let oldest = try MediaFile.fetchOne(db, sql: Ledger.oldestUnverifiedSQL)?.discoveredAt
+            let oldest = try MediaFile.fetchOne(db, sql: HotSQL.oldestUnverified)?.discoveredAt
             metric("uploader_oldest_unverified_age_seconds", "gauge", "Age of the oldest file not yet verified in the store (0 when none).",
                    [("", oldest.map { max(0, now.timeIntervalSince($0)) } ?? 0)])
             metric("uploader_uploaded_bytes_total", "counter", "Bytes sent to the evidence store by upload runs.",

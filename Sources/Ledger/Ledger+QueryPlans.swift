@@ -13,27 +13,28 @@ extension Ledger {
         let (logUser, logUserArguments) = eventQuery(EventFilter(since: now.addingTimeInterval(-86400), user: "U"))
         let (logFile, logFileArguments) = eventQuery(EventFilter(fileID: 1))
         return [
-            ("status: counters", "SELECT serial, state, files, bytes FROM file_count WHERE files != 0", []),
-            ("status: last discovery", "SELECT MAX(discovered_at) FROM media_file WHERE serial = ?", ["S"]),
-            ("status: oldest unverified", oldestUnverifiedSQL, []),
-            ("status: uploading", "SELECT * FROM media_file WHERE state = 'uploading' ORDER BY updated_at DESC LIMIT 100", []),
-            ("status: problems", "SELECT * FROM media_file WHERE state IN ('failed','quarantined') ORDER BY updated_at DESC LIMIT 10", []),
+            ("status: counters", HotSQL.counters, []),
+            ("status: last discovery", HotSQL.lastDiscovery, ["S"]),
+            ("status: oldest unverified", HotSQL.oldestUnverified, []),
+            ("status: uploading", HotSQL.uploading, []),
+            ("status: problems", HotSQL.problems, []),
             ("log --since", logSince, logSinceArguments),
             ("log --device --limit", logDevice, logDeviceArguments),
             ("log --user --since", logUser, logUserArguments),
             ("log --file #id", logFile, logFileArguments),
-            ("metrics: counters", "SELECT state, SUM(files) AS n, SUM(bytes) AS bytes FROM file_count GROUP BY state", []),
-            ("metrics: events", "SELECT COALESCE(SUM(events), 0) FROM event_count WHERE kind IN ('upload.retry')", []),
-            ("alerts: stuck files", stuckFilesSQL, [HoldReason.spoolCorrupted, HoldReason.cameraFileChanged, HoldReason.unreadable, HoldReason.hostileEntry]),
-            ("alerts: idle docks", "SELECT serial, event_id, at FROM dock_open WHERE at <= ?", [now]),
-            ("alerts: last sent", "SELECT last_sent_at FROM alert WHERE key = ?", ["k"]),
-            ("purge: a page", purgePageSQL, [now, 0]),
-            ("upload: queue", uploadQueueSQL + " ORDER BY priority DESC, recorded_at, id", [now]),
-            ("upload: active multipart ids", "SELECT upload_id FROM media_file WHERE upload_id IS NOT NULL AND state != 'cancelled'", []),
-            ("ingest: identity", "SELECT * FROM media_file WHERE serial = ? AND source_path = ? AND source_size = ? AND source_mtime_ns = ?", ["S", "p", 1, 1]),
+            ("metrics: counters", HotSQL.stateTotals, []),
+            ("metrics: events", HotSQL.eventCount([.uploadRetry]), []),
+            ("alerts: stuck files", HotSQL.stuckFiles, [HoldReason.spoolCorrupted, HoldReason.cameraFileChanged, HoldReason.unreadable, HoldReason.hostileEntry]),
+            ("alerts: idle docks", HotSQL.idleDocks, [now]),
+            ("alerts: last sent", HotSQL.lastAlert, ["k"]),
+            ("purge: a page", HotSQL.purgePage, [now, 0]),
+            ("upload: queue", HotSQL.uploadQueue(ids: nil), [now]),
+            ("upload: due", HotSQL.uploadDue, [now]),
+            ("upload: active multipart ids", HotSQL.activeUploadIDs, []),
+            ("ingest: identity", HotSQL.identity, ["S", "p", 1, 1]),
             // Walks the newest end of the log and stops at once.
-            ("chain: last event", "SELECT hash FROM event ORDER BY id DESC LIMIT 1", []),
-            ("attribution: periods", "SELECT * FROM custody_period WHERE serial = ? AND removed_at IS NULL ORDER BY valid_from", ["S"]),
+            ("chain: last event", HotSQL.lastEvent, []),
+            ("attribution: periods", HotSQL.periods, ["S"]),
         ]
     }
 
@@ -49,4 +50,54 @@ extension Ledger {
             }
         }
     }
+}
+
+/// The SQL of every query on a hot path, in one place: the code runs these
+/// strings, and the query-plan test checks these same strings.
+enum HotSQL {
+    static let counters = "SELECT serial, state, files, bytes FROM file_count WHERE files != 0"
+    static let lastDiscovery = "SELECT MAX(discovered_at) FROM media_file WHERE serial = ?"
+    /// The oldest file not yet verified (through the partial index of unverified files).
+    static let oldestUnverified = """
+        SELECT * FROM media_file INDEXED BY media_file_unverified
+        WHERE state NOT IN ('verified','cancelled') ORDER BY discovered_at LIMIT 1
+        """
+    static let uploading = "SELECT * FROM media_file WHERE state = 'uploading' ORDER BY updated_at DESC LIMIT 100"
+    static let problems = "SELECT * FROM media_file WHERE state IN ('failed','quarantined') ORDER BY updated_at DESC LIMIT 10"
+    static let stateTotals = "SELECT state, SUM(files) AS n, SUM(bytes) AS bytes FROM file_count GROUP BY state"
+    static func eventCount(_ kinds: [EventKind]) -> String {
+        "SELECT COALESCE(SUM(events), 0) FROM event_count WHERE kind IN (\(kinds.map { "'\($0.rawValue)'" }.joined(separator: ",")))"
+    }
+    /// Files no run will move on its own: failed for good, or held for a reason a person must look at.
+    static let stuckFiles = """
+        SELECT * FROM media_file WHERE state = 'failed' AND next_attempt_at IS NULL
+        UNION ALL
+        SELECT * FROM media_file WHERE state = 'quarantined' AND hold_reason IN (?, ?, ?, ?)
+        ORDER BY id LIMIT 1000
+        """
+    static let idleDocks = "SELECT serial, event_id, at FROM dock_open WHERE at <= ?"
+    static let lastAlert = "SELECT last_sent_at FROM alert WHERE key = ?"
+    static let purgePage = """
+        SELECT * FROM media_file INDEXED BY media_file_purge
+        WHERE state = 'verified' AND spool_name IS NOT NULL AND spool_purged_at IS NULL AND verified_at <= ? AND id > ?
+        ORDER BY id LIMIT 500
+        """
+    /// Through the state index: the queue is the unfinished files, never the million verified ones.
+    private static let waiting = """
+        FROM media_file INDEXED BY media_file_state
+        WHERE state IN ('spooled','uploading','uploaded','failed')
+          AND (state != 'failed' OR next_attempt_at <= ?)
+          AND spool_name IS NOT NULL AND user_id IS NOT NULL
+        """
+    /// Ids and sizes only: a backlog of a million files is 16 MB, not a million rows.
+    static func uploadQueue(ids: [Int64]?) -> String {
+        "SELECT id, source_size " + waiting
+            + (ids.map { " AND id IN (\($0.map { _ in "?" }.joined(separator: ",")))" } ?? "")
+            + " ORDER BY priority DESC, recorded_at, id"
+    }
+    static let uploadDue = "SELECT 1 " + waiting + " LIMIT 1"
+    static let activeUploadIDs = "SELECT upload_id FROM media_file WHERE upload_id IS NOT NULL AND state != 'cancelled'"
+    static let identity = "SELECT * FROM media_file WHERE serial = ? AND source_path = ? AND source_size = ? AND source_mtime_ns = ?"
+    static let lastEvent = "SELECT hash FROM event ORDER BY id DESC LIMIT 1"
+    static let periods = "SELECT * FROM custody_period WHERE serial = ? AND removed_at IS NULL ORDER BY valid_from"
 }

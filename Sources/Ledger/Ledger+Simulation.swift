@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import UploaderCore
@@ -43,7 +44,7 @@ extension Ledger {
                     try event(.info, .fileDiscovered, "found \(path) (\(size) bytes) on camera \(serial)", user: nil)
                     try Ledger.apply(id, to: .copying, from: [.discovered], in: db)
                     try event(.debug, .fileCopying, "copying into the spool", user: nil)
-                    let hash = SHA256Hex.of("\(serial)/\(path)")
+                    let hash = SHA256Hasher.hash("\(serial)/\(path)").hex
                     try Ledger.apply(id, to: .spooled, from: [.copying], set: [
                         "sha256 = ?", "spool_name = ?", "part_size = ?", "recorded_at = ?", "recorded_at_source = ?", "user_id = ?", "spooled_at = ?",
                     ], [hash, "\(id).mp4", 64 << 20, at, RecordingTimeSource.containerMetadata, user, at], in: db)
@@ -71,13 +72,4 @@ extension Ledger {
     }
 
     static func simulatedSerial(_ index: Int) -> String { String(format: "SIM-%04d", index) }
-}
-
-/// A stand-in SHA-256 for simulated rows (64 hex digits, deterministic).
-enum SHA256Hex {
-    static func of(_ text: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return String(repeating: String(format: "%016llx", hash), count: 4)
-    }
 }

@@ -66,7 +66,7 @@ extension Ledger {
             var perDevice: [String: [String: StateTotals]] = [:]
             var spoolFiles = 0
             var spoolBytes: Int64 = 0
-            for row in try Row.fetchAll(db, sql: "SELECT serial, state, files, bytes FROM file_count WHERE files != 0") {
+            for row in try Row.fetchAll(db, sql: HotSQL.counters) {
                 let serial: String = row["serial"], state: String = row["state"]
                 let totals = StateTotals(count: row["files"], bytes: row["bytes"])
                 if state == Ledger.spoolCounter {
@@ -78,19 +78,19 @@ extension Ledger {
                 states[state, default: StateTotals(count: 0, bytes: 0)].bytes += totals.bytes
                 perDevice[serial, default: [:]][state] = totals
             }
-            let registered = try Device.fetchAll(db, sql: "SELECT * FROM device WHERE removed_at IS NULL")
-            let serials = Set(registered.map(\.serial)).union(perDevice.keys).sorted()
+            let registered = Dictionary(uniqueKeysWithValues: try Device.fetchAll(db, sql: "SELECT * FROM device WHERE removed_at IS NULL").map { ($0.serial, $0) })
+            let serials = Set(registered.keys).union(perDevice.keys).sorted()
             var devices: [DeviceSummary] = []
             for serial in serials {
-                let device = registered.first { $0.serial == serial }
+                let device = registered[serial]
                 devices.append(DeviceSummary(
                     serial: serial, registered: device != nil, defaultUser: device?.defaultUser, name: device?.name,
                     states: perDevice[serial] ?? [:],
-                    lastDiscoveredAt: try Date.fetchOne(db, sql: "SELECT MAX(discovered_at) FROM media_file WHERE serial = ?", arguments: [serial])))
+                    lastDiscoveredAt: try Date.fetchOne(db, sql: HotSQL.lastDiscovery, arguments: [serial])))
             }
-            let oldest = try MediaFile.fetchOne(db, sql: Ledger.oldestUnverifiedSQL)
-            let uploading = try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE state = 'uploading' ORDER BY updated_at DESC LIMIT 100")
-            let problems = try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE state IN ('failed','quarantined') ORDER BY updated_at DESC LIMIT 10")
+            let oldest = try MediaFile.fetchOne(db, sql: HotSQL.oldestUnverified)
+            let uploading = try MediaFile.fetchAll(db, sql: HotSQL.uploading)
+            let problems = try MediaFile.fetchAll(db, sql: HotSQL.problems)
             return LedgerSummary(states: states, devices: devices, oldestUnverified: oldest, uploading: uploading,
                                  problems: problems, spoolFiles: spoolFiles, spoolBytes: spoolBytes)
         }
@@ -98,12 +98,6 @@ extension Ledger {
 
     /// The `file_count` row that counts spool copies instead of a state.
     static let spoolCounter = "~spool"
-
-    /// The oldest file not yet verified (through the partial index of unverified files).
-    static let oldestUnverifiedSQL = """
-        SELECT * FROM media_file INDEXED BY media_file_unverified
-        WHERE state NOT IN ('verified','cancelled') ORDER BY discovered_at LIMIT 1
-        """
 
     public func files(serial: String? = nil, states: [FileState]? = nil) throws -> [MediaFile] {
         try read { db in

@@ -81,15 +81,15 @@ public final class Ledger: Sendable {
         if let dbError = error as? DatabaseError {
             switch dbError.resultCode {
             case .SQLITE_FULL:
-                return UploaderError(.diskFull, "the disk holding the ledger is full: free space, then run the command again", cause: "\(dbError)")
+                return UploaderError(.diskFull, "the disk holding the ledger is full: free space, then run the command again", cause: "\(dbError)", underlying: .sqlite(dbError.extendedResultCode.rawValue))
             case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
-                return UploaderError(.ledger, "cannot \(action): check that the state directory exists and this user may write to it", cause: "\(dbError)")
+                return UploaderError(.ledger, "cannot \(action): check that the state directory exists and this user may write to it", cause: "\(dbError)", underlying: .sqlite(dbError.extendedResultCode.rawValue))
             case .SQLITE_BUSY, .SQLITE_LOCKED:
-                return UploaderError(.ledger, "the ledger is busy (another uploader holds it): try again in a moment", cause: "\(dbError)")
+                return UploaderError(.ledger, "the ledger is busy (another uploader holds it): try again in a moment", cause: "\(dbError)", underlying: .sqlite(dbError.extendedResultCode.rawValue))
             case .SQLITE_CORRUPT, .SQLITE_NOTADB:
-                return UploaderError(.ledger, "the ledger \(action.contains("open") ? "file" : "") is damaged: restore it from backup; the spool files are untouched", cause: "\(dbError)")
+                return UploaderError(.ledger, "the ledger \(action.contains("open") ? "file" : "") is damaged: restore it from backup; the spool files are untouched", cause: "\(dbError)", underlying: .sqlite(dbError.extendedResultCode.rawValue))
             default:
-                return UploaderError(.ledger, "cannot \(action)", cause: "\(dbError)")
+                return UploaderError(.ledger, "cannot \(action)", cause: "\(dbError)", underlying: .sqlite(dbError.extendedResultCode.rawValue))
             }
         }
         return UploaderError(.ledger, "cannot \(action)", cause: "\(error)")
@@ -99,7 +99,7 @@ public final class Ledger: Sendable {
     @discardableResult
     static func append(_ draft: EventDraft, in db: Database, at date: Date = Date()) throws -> String {
         // Cached statements: every state change appends an event, a bulk load millions.
-        let previous = try String.fetchOne(db.cachedStatement(sql: "SELECT hash FROM event ORDER BY id DESC LIMIT 1")) ?? genesisHash
+        let previous = try String.fetchOne(db.cachedStatement(sql: HotSQL.lastEvent)) ?? genesisHash
         let atText = String.fromDatabaseValue(date.databaseValue)!
         let hash = eventHash(previous: previous, at: atText, level: draft.level.rawValue, kind: draft.kind.rawValue,
                              fileID: draft.fileID, serial: draft.serial, user: draft.user, message: draft.message)
@@ -244,7 +244,7 @@ public final class Ledger: Sendable {
     }
 
     static func periods(serial: String, in db: Database) throws -> [CustodyRecord] {
-        try CustodyRecord.fetchAll(db, sql: "SELECT * FROM custody_period WHERE serial = ? AND removed_at IS NULL ORDER BY valid_from", arguments: [serial])
+        try CustodyRecord.fetchAll(db, sql: HotSQL.periods, arguments: [serial])
     }
 
     static func attributedUser(serial: String, recordedAt: Date, in db: Database) throws -> String? {

@@ -217,7 +217,6 @@ enum Schema {
                 CREATE INDEX media_file_user ON media_file(user_id);
                 CREATE INDEX media_file_upload_id ON media_file(upload_id) WHERE upload_id IS NOT NULL;
                 CREATE INDEX media_file_serial_discovered ON media_file(serial, discovered_at);
-                CREATE INDEX media_file_claim ON media_file(claim_owner) WHERE claim_owner IS NOT NULL;
                 """)
         }
         migrator.registerMigration("v6: the transition table in the schema") { db in

@@ -6,14 +6,9 @@ import UploaderCore
 
 extension ConfigurationLoader {
     public static func load(path: String) throws -> Configuration {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw UploaderError(.config, "cannot read the configuration \(path): create it from Config/uploader.toml or run `uploader account import FILE.json`",
-                                cause: "\(error)")
-        }
-        return try parse(text, path: path)
+        try parse(try readConfigurationText(path, what: "the configuration",
+                                            fix: "create it from Config/uploader.toml or run `uploader account import FILE.json`"),
+                  path: path)
     }
 
     /// Parses with this machine's host name.
@@ -24,12 +19,17 @@ extension ConfigurationLoader {
 
 extension CameraModels {
     public static func load(path: String) throws -> CameraModels {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw UploaderError(.config, "cannot read the camera models file \(path): copy Config/cameras.toml there, or set [docking] models", cause: "\(error)")
-        }
-        return try parse(text, path: path)
+        try parse(try readConfigurationText(path, what: "the camera models file",
+                                            fix: "copy Config/cameras.toml there, or set [docking] models"),
+                  path: path)
+    }
+}
+
+/// Reads a small configuration file whole, with one clear error when it cannot.
+func readConfigurationText(_ path: String, what: String, fix: String) throws -> String {
+    do {
+        return try String(contentsOfFile: path, encoding: .utf8)
+    } catch {
+        throw UploaderError(.config, "cannot read \(what) \(path): \(fix)", cause: "\(error)")
     }
 }

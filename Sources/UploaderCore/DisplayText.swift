@@ -4,27 +4,27 @@
 /// recolour a terminal nor forge a second log line.
 public enum DisplayText {
     public static func escaped(_ text: String) -> String {
-        var result = ""
-        result.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            if needsEscape(scalar) {
-                result += "\\u{" + String(scalar.value, radix: 16) + "}"
-            } else if scalar == "\\" {
-                result += "\\\\"
-            } else {
-                result.unicodeScalars.append(scalar)
-            }
-        }
-        return result
+        escaping(text, backslashes: true)
     }
 
     /// For output to a terminal: only invisible and control characters are
     /// escaped (text stored escaped already stays as it is).
     public static func terminalSafe(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        escaping(text, backslashes: false)
+    }
+
+    private static func escaping(_ text: String, backslashes: Bool) -> String {
+        guard text.unicodeScalars.contains(where: { needsEscape($0) || (backslashes && $0 == "\\") }) else { return text }
         var result = ""
+        result.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {
-            if needsEscape(scalar) { result += "\\u{" + String(scalar.value, radix: 16) + "}" } else { result.unicodeScalars.append(scalar) }
+            if needsEscape(scalar) {
+                result += "\\u{" + String(scalar.value, radix: 16) + "}"
+            } else if backslashes, scalar == "\\" {
+                result += "\\\\"
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
         }
         return result
     }

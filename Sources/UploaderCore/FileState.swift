@@ -50,12 +50,6 @@ public enum FileState: String, Sendable, CaseIterable, Codable {
     }
 
     public func canChange(to next: FileState) -> Bool { next.allowedSources.contains(self) }
-
-    /// States in which the spool holds a complete, verified copy.
-    public static let secured: Set<FileState> = [.spooled, .uploading, .uploaded, .verified]
-
-    /// States an upload run picks up.
-    public static let uploadable: Set<FileState> = [.spooled, .uploading, .uploaded, .failed]
 }
 
 /// Why a file is held in quarantine; shown in `status` and the log.

@@ -96,7 +96,12 @@ extension ObjectKeyTemplate {
     /// all equal (the same name in two folders, recorded the same day) get
     /// distinct keys this way, whatever the template.
     public static func disambiguated(_ key: String, fileID: Int64, attempt: Int = 1) -> String {
-        let suffix = "~\(fileID)" + (attempt > 1 ? "-\(attempt)" : "")
+        withSuffix(key, "~\(fileID)" + (attempt > 1 ? "-\(attempt)" : ""))
+    }
+
+    /// `key` with `suffix` before the extension of its last segment
+    /// ("p/u/FILE.MP4" + "~x" → "p/u/FILE~x.MP4"), or at its end when it has none.
+    public static func withSuffix(_ key: String, _ suffix: String) -> String {
         let segmentStart = key.lastIndex(of: "/").map { key.index(after: $0) } ?? key.startIndex
         if let dot = key[segmentStart...].lastIndex(of: "."), dot > segmentStart {
             return key[..<dot] + suffix + key[dot...]

@@ -35,12 +35,8 @@ public struct UploaderError: Error, CustomStringConvertible, Sendable {
     public enum Underlying: Sendable, Equatable {
         /// A system call's errno.
         case errno(Int32)
-        /// A libcurl result code with curl's own error text.
-        case curl(code: Int32, text: String)
         /// An SQLite result code.
         case sqlite(Int32)
-        /// The S3 error the store answered.
-        case s3(status: Int, code: String)
         /// A refused state change: the file's state, and the one asked for.
         case transition(from: FileState?, to: FileState)
     }

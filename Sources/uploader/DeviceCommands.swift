@@ -39,8 +39,6 @@ struct DeviceCommand: ParsableCommand {
 
         func validate() throws {
             if connected == (serial != nil) { throw ValidationError("give either a SERIAL or --connected") }
-            if let serial, let problem = DisplayText.problemWithIdentifier(serial, what: "the serial") { throw ValidationError(problem) }
-            if let problem = DisplayText.problemWithIdentifier(user, what: "--user") { throw ValidationError(problem) }
         }
 
         func runBlocking() throws {

@@ -11,8 +11,6 @@ struct StatusCommand: BlockingCommand {
     @OptionGroup var options: GlobalOptions
     @Flag(help: "Print JSON.") var json = false
 
-    typealias Report = StatusReport
-
     func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
@@ -24,7 +22,7 @@ struct StatusCommand: BlockingCommand {
         }
     }
 
-    func printHuman(_ report: Report, now: Date) {
+    func printHuman(_ report: StatusReport, now: Date) {
         print("uploader status — \(Output.local(now))")
         print("store \(report.store)   ledger \(report.ledger)")
         print("")

@@ -45,7 +45,7 @@ import UploaderCore
         let made = try UploaderProcess.run([], wrapper: ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", folder.sub("key.pem"),
                                                          "-out", folder.sub("cert.pem"), "-days", "1", "-subj", "/CN=not-the-store"], runExecutable: false)
         #expect(made.status == 0, "\(made.stderr)")
-        let port = try FreePort.pick()
+        let port = try Loopback.freePort()
         let server = try UploaderProcess.start([], config: nil, wrapper: ["openssl", "s_server", "-accept", "127.0.0.1:\(port)", "-cert", folder.sub("cert.pem"),
                                                                           "-key", folder.sub("key.pem"), "-www", "-quiet"], runExecutable: false)
         defer {
@@ -59,11 +59,8 @@ import UploaderCore
         }
         #expect(try UploaderProcess.run(["device", "add", "BWC-T", "--user", "officer-t"], config: site.configPath).status == 0)
         #expect(try UploaderProcess.run(["ingest", camera, "--serial", "BWC-T"], config: site.configPath).status == 0)
-        var result = try UploaderProcess.run(["upload", "--now"], config: site.configPath)
-        for _ in 0..<50 where result.stderr.contains("Connection refused") {
-            usleep(100_000) // openssl s_server is still starting
-            result = try UploaderProcess.run(["upload", "--now"], config: site.configPath)
-        }
+        #expect(Loopback.waitUntilAccepting(port: port), "openssl s_server did not start")
+        let result = try UploaderProcess.run(["upload", "--now"], config: site.configPath)
         #expect(result.status == 3, "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").filter { $0.contains("TLS") }.count == 1, "\(result.stderr)")
         let files = try Ledger(path: site.ledgerPath).files()
@@ -168,24 +165,6 @@ import UploaderCore
         let result = try UploaderProcess.run(["device", "assign", "BWC-U", "", "--from", "2026-11-24T07:00"], config: site.configPath)
         #expect(result.status == 2)
         #expect(result.stderr.contains("must not be empty"))
-    }
-}
-
-enum FreePort {
-    static func pick() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        try withUnsafeMutablePointer(to: &address) { pointer in
-            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                guard bind(fd, $0, length) == 0, getsockname(fd, $0, &length) == 0 else { throw TestFailure.message("no free port") }
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

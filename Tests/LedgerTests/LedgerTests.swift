@@ -358,6 +358,15 @@ func spooledFile(_ ledger: Ledger, serial: String, path: String = "a.mp4", recor
 }
 
 @Suite struct LedgerUpgradeTests {
+    @Test func aDamagedLedgerSaysSoWithSQLitesCode() throws {
+        let folder = TemporaryDirectory()
+        let path = folder.sub("ledger.sqlite")
+        try String(repeating: "not a database ", count: 400).write(toFile: path, atomically: true, encoding: .utf8)
+        let error = #expect(throws: UploaderError.self) { try Ledger(path: path) }
+        #expect(error?.message.contains("damaged") == true)
+        #expect(error?.underlying == .sqlite(ResultCode.SQLITE_NOTADB.rawValue))
+    }
+
     @Test func aViewerOnALedgerThatNeedsAnUpgradeSaysWhatToRun() throws {
         let folder = TemporaryDirectory()
         let path = folder.sub("ledger.sqlite")

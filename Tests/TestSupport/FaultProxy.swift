@@ -34,14 +34,7 @@ public final class FaultProxy: @unchecked Sendable {
         guard let port = URLComponents(string: upstream)?.port else { throw TestFailure.message("no port in \(upstream)") }
         upstreamPort = UInt16(port)
         self.stallSeconds = stallSeconds
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = Self.loopback(port: 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        guard withUnsafePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }) == 0,
-              listen(fd, 64) == 0 else { throw TestFailure.message("proxy cannot listen: errno \(errno)") }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        listener = fd
-        self.port = UInt16(bigEndian: address.sin_port)
+        (listener, self.port) = try Loopback.listen(backlog: 64)
         plan.withLock { $0 = Plan(generator: SplitMix(seed: seed), faultRate: faultRate, faults: faults, counts: [:]) }
         let thread = Thread { [self] in acceptLoop() }
         thread.name = "fault-proxy"
@@ -62,10 +55,6 @@ public final class FaultProxy: @unchecked Sendable {
         if stopping.exchange(true, ordering: .relaxed) { return }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
-    }
-
-    static func loopback(port: UInt16) -> sockaddr_in {
-        sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: port.bigEndian, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
     }
 
     private func nextFault() -> Fault {
@@ -113,7 +102,7 @@ public final class FaultProxy: @unchecked Sendable {
         }
         let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(upstream) }
-        var address = Self.loopback(port: upstreamPort)
+        var address = Loopback.address(port: upstreamPort)
         guard withUnsafePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 else { return }
         // One request per connection, so the next request meets the next fault.
         head = head.replacingOccurrences(of: "\r\n\r\n", with: "\r\nConnection: close\r\n\r\n")

@@ -27,8 +27,7 @@ import UploaderCore
 
         let proxy = try FaultProxy(upstream: fixture.store.endpoint, seed: seed, faultRate: 0.35, stallSeconds: 4)
         defer { proxy.stop() }
-        var configuration = fixture.configuration
-        configuration.store.endpoint = proxy.endpoint
+        var configuration = fixture.configuration(through: proxy)
         configuration.upload.stallTimeout = 2
         configuration.upload.maxAttempts = 6
         configuration.upload.retryBaseDelay = 0.05
@@ -68,8 +67,7 @@ import UploaderCore
         try fixture.ingest()
         let proxy = try FaultProxy(upstream: fixture.store.endpoint, seed: 1, faultRate: 1, faults: [.reject])
         defer { proxy.stop() }
-        var configuration = fixture.configuration
-        configuration.store.endpoint = proxy.endpoint
+        let configuration = fixture.configuration(through: proxy)
         let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))
         let first = try runner.run()
         #expect(first.failed == 1 && first.retries == 0)
@@ -94,8 +92,7 @@ import UploaderCore
         // Every request answered "503 SlowDown, Retry-After: 1" for the first run.
         let proxy = try FaultProxy(upstream: fixture.store.endpoint, seed: 1, faultRate: 1, faults: [.slowDown])
         defer { proxy.stop() }
-        var configuration = fixture.configuration
-        configuration.store.endpoint = proxy.endpoint
+        var configuration = fixture.configuration(through: proxy)
         configuration.upload.maxAttempts = 2
         configuration.upload.retryBaseDelay = 0.01
         let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))

@@ -89,7 +89,7 @@ import Platform
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
         let c = try fixture.ledger.select(files: ["C.MP4"])
         try fixture.ledger.prioritize(c.map(\.id), priority: 10)
-        #expect(try fixture.ledger.uploadQueue().map(\.name) == ["C.MP4", "A.MP4", "B.MP4"])
+        #expect(try fixture.ledger.uploadQueue().map { try fixture.ledger.file($0.id)?.name } == ["C.MP4", "A.MP4", "B.MP4"])
     }
 
     @Test func cancelAbortsTheMultipartUploadAndKeepsTheSpoolCopy() throws {

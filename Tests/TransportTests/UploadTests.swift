@@ -19,6 +19,12 @@ struct StoreFixture {
     let ledger: Ledger
     var volume: String { folder.sub("camera") }
     var client: S3Client { store.client(bucket: area.bucket) }
+    /// This site's configuration, with the store reached through a fault proxy.
+    func configuration(through proxy: FaultProxy) -> Configuration {
+        var configuration = configuration
+        configuration.store.endpoint = proxy.endpoint
+        return configuration
+    }
     /// The keys this test's uploads created.
     func storedKeys() throws -> [String] { try client.listObjectKeys(prefix: area.prefix + "/") }
 

@@ -18,18 +18,7 @@ curl -s -f --aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_
     -X PUT "$S3_ENDPOINT/ledger-bench" >/dev/null
 
 site() {  # $1 = folder
-    mkdir -p "$1"
-    printf 'access_key_id = "%s"\nsecret_access_key = "%s"\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" > "$1/credentials"
-    chmod 600 "$1/credentials"
-    cat > "$1/uploader.toml" <<TOML
-[paths]
-spool = "spool"
-state = "state"
-[store]
-endpoint = "$S3_ENDPOINT"
-bucket = "ledger-bench"
-prefix = "$(basename "$1")"
-credentials = "credentials"
+    write_site "$1" ledger-bench "$(basename "$1")" <<'TOML'
 [ingest]
 settle_seconds = 0
 spool_reserve = "0MiB"

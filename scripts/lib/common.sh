@@ -96,3 +96,17 @@ stop_seaweedfs() {
     for port in ${SEAWEED_PORTS:-}; do rm -f /tmp/seaweedfs-*-"$port".sock; done
     SEAWEED_PID=""
 }
+
+# Writes an uploader site for the local store: DIR/uploader.toml (spool and
+# state inside DIR) and DIR/credentials (0600). $1 = folder, $2 = bucket,
+# $3 = key prefix; further TOML (sections and keys) comes on stdin, if any.
+write_site() {
+    mkdir -p "$1"
+    printf 'access_key_id = "%s"\nsecret_access_key = "%s"\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" > "$1/credentials"
+    chmod 600 "$1/credentials"
+    {
+        printf '[paths]\nspool = "spool"\nstate = "state"\n'
+        printf '[store]\nendpoint = "%s"\nbucket = "%s"\nprefix = "%s"\ncredentials = "credentials"\n' "$S3_ENDPOINT" "$2" "$3"
+        [ -t 0 ] || cat
+    } > "$1/uploader.toml"
+}
