@@ -16,19 +16,20 @@ public struct AgentDaemon: Service {
     let configuration: Configuration
     let models: CameraModels
     let ledger: Ledger
-    let mounter: any VolumeMounting
+    let dockDispatch: DockDispatch
     let logger: Logger
     let shutdownSignals: [UnixSignal]
     let notifier: SystemdNotifier
 
-    /// `shutdownSignals`: what stops it gracefully (SIGTERM and SIGINT for the
-    /// real daemon; none for a test, which cancels instead).
-    public init(configuration: Configuration, models: CameraModels, ledger: Ledger, mounter: any VolumeMounting,
+    /// `dockDispatch`: systemd dock units for the real daemon, in-process docks
+    /// for a test. `shutdownSignals`: what stops it gracefully (SIGTERM and
+    /// SIGINT for the real daemon; none for a test, which cancels instead).
+    public init(configuration: Configuration, models: CameraModels, ledger: Ledger, dockDispatch: DockDispatch = .systemdUnits,
                 logger: Logger, shutdownSignals: [UnixSignal] = [.sigterm, .sigint], notifier: SystemdNotifier = SystemdNotifier()) {
         self.configuration = configuration
         self.models = models
         self.ledger = ledger
-        self.mounter = mounter
+        self.dockDispatch = dockDispatch
         self.logger = logger
         self.shutdownSignals = shutdownSignals
         self.notifier = notifier
@@ -54,10 +55,8 @@ public struct AgentDaemon: Service {
 
     /// Blocking (credentials file, ledger): called on a thread of its own.
     func makeServices() -> [ServiceGroupConfiguration.ServiceConfiguration] {
-        let runner = DockRunner(configuration: configuration, models: models, ledger: ledger, mounter: mounter,
-                                logger: Logger(label: "uploader.dock"))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: DockMonitorService(runner: runner, maxConcurrentDocks: configuration.docking.maxConcurrentDocks, logger: logger)),
+            .init(service: DockMonitorService(models: models, dispatch: dockDispatch, ledger: ledger, logger: logger)),
         ]
         // Uploads run from the daemon too, inside the windows; without credentials it only docks.
         if let credentials = try? Credentials.load(configuration.store.credentials) {

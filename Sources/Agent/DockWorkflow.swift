@@ -41,26 +41,6 @@ public struct DockOutcome: Sendable, Codable {
     }
 }
 
-/// An exclusive flock on `<directory>/.<name>.lock`; the kernel drops it if the holder dies.
-final class DeviceLock {
-    private let fd: FileDescriptor
-
-    init?(directory: String, name: String) {
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        guard let fd = try? FileDescriptor.open(FilePath(directory + "/.\(ObjectKeyTemplate.sanitize(name)).lock"), .readWrite,
-                                                options: [.create, .closeOnExec], permissions: [.ownerReadWrite]) else { return nil }
-        guard (try? Syscall.tryLockExclusive(fd)) == true else {
-            try? fd.close()
-            return nil
-        }
-        self.fd = fd
-    }
-
-    func release() {
-        try? fd.close()
-    }
-}
-
 /// The dock path: identify → match a model → mount read-only → ingest →
 /// unmount, with every step in the custody log.
 public final class DockRunner: Sendable {
@@ -89,18 +69,36 @@ public final class DockRunner: Sendable {
             return DockOutcome(result: .ignored, device: device, message: message)
         }
         var outcome = DockOutcome(result: .refused, device: device, model: model.id, message: "")
-        // One dock per device at a time, whether started by udev's unit or by the daemon.
-        guard let lock = DeviceLock(directory: configuration.docking.mountRoot, name: device.sysname) else {
-            outcome.result = .ignored
-            outcome.message = "\(described) is already being docked by another uploader process"
-            logger.info("\(outcome.message)")
-            return outcome
+        let spool = Spool(root: configuration.spoolDirectory)
+        // One dock per device at a time, whether started by udev's unit, by the daemon or by hand.
+        let deviceLock: FileDescriptor
+        do {
+            try spool.prepare()
+            guard let lock = try spool.tryLock("dock-\(device.sysname).lock") else {
+                outcome.result = .ignored
+                outcome.message = "\(described) is already being docked by another uploader process"
+                logger.info("\(outcome.message)")
+                return outcome
+            }
+            deviceLock = lock
+        } catch {
+            return refuse(&outcome, "\(model.name) on \(described): \((error as? UploaderError)?.message ?? "\(error)")", serial: device.usbSerial)
         }
-        defer { lock.release() }
-        for stale in mounter.releaseStaleMounts(under: configuration.docking.mountRoot) {
+        defer { try? deviceLock.close() }
+        for stale in mounter.staleMountsReleased(for: device) {
             try? ledger.log(EventDraft(.warning, .dockStaleMount, "released \(stale), left mounted by a camera removed during an earlier dock"))
         }
-        let mountPoint = configuration.docking.mountRoot + "/" + ObjectKeyTemplate.sanitize(device.sysname)
+        // At most [docking] max_concurrent_docks cameras are read at once on this PC.
+        let slot: FileDescriptor
+        do {
+            slot = try spool.lockSlot("dock", count: configuration.docking.maxConcurrentDocks, stop: { stop?.isRequested == true }) {
+                try? ledger.log(EventDraft(.info, .dockWaiting, "\(described) waits: \(configuration.docking.maxConcurrentDocks) cameras are being read already ([docking] max_concurrent_docks)"))
+            }
+        } catch {
+            return refuse(&outcome, "\(model.name) on \(described): \((error as? UploaderError)?.message ?? "\(error)")", serial: device.usbSerial)
+        }
+        defer { try? slot.close() }
+        let mountPoint = MountReport.mountPoint(mountRoot: configuration.docking.mountRoot, sysname: device.sysname)
         let volume: String
         do {
             volume = try mounter.mount(device, at: mountPoint)

@@ -3,26 +3,104 @@ import SystemPackage
 import Platform
 import UploaderCore
 
-/// Puts a camera's file system somewhere it can be read. The real one calls
-/// mount(2); tests use a folder, since mounting cannot be emulated without root.
+/// Where a dock finds the camera's file system. The agent never mounts:
+/// `uploader-dock@.service` mounts the volume as root before the dock
+/// (`uploader mount`, ExecStartPre=+) and unmounts it after (`uploader
+/// unmount`, ExecStopPost=+), while the dock itself runs as the unprivileged
+/// `uploader` user. Tests stand a folder in for the volume.
 public protocol VolumeMounting: Sendable {
-    /// Mounts the device read-only and returns the folder to ingest.
+    /// The folder to ingest for `device`, expected at `mountPoint`.
     func mount(_ device: DockedDevice, at mountPoint: String) throws -> String
     func unmount(_ mountPoint: String) throws
-    /// Detaches mounts under `root` whose device is gone; returns their paths.
-    func releaseStaleMounts(under root: String) -> [String]
+    /// Mounts the mount step detached before this dock because their camera
+    /// was gone; for the custody log.
+    func staleMountsReleased(for device: DockedDevice) -> [String]
     /// The kernel's options for a mount, for the custody log.
     func mountOptions(_ mountPoint: String) -> String?
 }
 
 extension VolumeMounting {
-    public func releaseStaleMounts(under root: String) -> [String] { [] }
+    public func staleMountsReleased(for device: DockedDevice) -> [String] { [] }
     public func mountOptions(_ mountPoint: String) -> String? { nil }
 }
 
-/// mount(2) with `ro,nosuid,nodev,noexec`: nothing on a camera can run,
-/// and nothing the agent does can change the camera.
-public struct KernelMounter: VolumeMounting {
+/// What `uploader mount` did, left beside the mount point (root-owned, 0644)
+/// for the unprivileged dock to record in the ledger: the root step never
+/// opens the ledger, so no ledger file can end up owned by root.
+public struct MountReport: Codable, Sendable, Equatable {
+    public var devnode: String
+    public var mountPoint: String
+    /// Why the volume could not be mounted, in words for the custody log.
+    public var error: String?
+    /// Stale mounts (camera pulled during an earlier dock) detached first.
+    public var released: [String]
+
+    public init(devnode: String, mountPoint: String, error: String? = nil, released: [String] = []) {
+        self.devnode = devnode
+        self.mountPoint = mountPoint
+        self.error = error
+        self.released = released
+    }
+
+    /// `<mount_root>/.<sysname>.mount.json`
+    public static func path(mountRoot: String, sysname: String) -> String {
+        mountRoot + "/." + ObjectKeyTemplate.sanitize(sysname) + ".mount.json"
+    }
+
+    public static func mountPoint(mountRoot: String, sysname: String) -> String {
+        mountRoot + "/" + ObjectKeyTemplate.sanitize(sysname)
+    }
+}
+
+/// The dock's view in production: the volume the dock unit's root step
+/// mounted. It checks the kernel's mount table (the right device, read-only)
+/// rather than trusting the folder, and never mounts or unmounts itself.
+public struct PreparedMounts: VolumeMounting {
+    let mountRoot: String
+
+    public init(mountRoot: String) {
+        self.mountRoot = mountRoot
+    }
+
+    func report(for device: DockedDevice) -> MountReport? {
+        guard let data = FileManager.default.contents(atPath: MountReport.path(mountRoot: mountRoot, sysname: device.sysname)),
+              let report = try? JSONDecoder().decode(MountReport.self, from: data), report.devnode == device.devnode else { return nil }
+        return report
+    }
+
+    public func mount(_ device: DockedDevice, at mountPoint: String) throws -> String {
+        if let error = report(for: device)?.error {
+            throw UploaderError(.io, error)
+        }
+        guard let entry = MountTable.current().entry(at: mountPoint) else {
+            throw UploaderError(.io, "the camera's volume is not mounted at \(mountPoint): docks run as `systemctl start uploader-dock@\(SystemdUnitName.escape(device.sysname)).service`, which mounts it first (see `journalctl -u uploader-dock@\(SystemdUnitName.escape(device.sysname))`)")
+        }
+        guard entry.source == device.devnode else {
+            throw UploaderError(.insecure, "\(mountPoint) holds \(entry.source), not \(device.devnode): nothing was read; unmount it (`umount \(mountPoint)`) and dock the camera again")
+        }
+        guard entry.options.split(separator: ",").contains("ro") else {
+            throw UploaderError(.insecure, "\(mountPoint) is mounted writable (\(entry.options)): nothing was read; the dock only reads a read-only camera")
+        }
+        return mountPoint
+    }
+
+    public func unmount(_ mountPoint: String) throws {}
+
+    public func mountOptions(_ mountPoint: String) -> String? {
+        MountTable.current().entry(at: mountPoint)?.options
+    }
+
+    public func staleMountsReleased(for device: DockedDevice) -> [String] {
+        report(for: device)?.released ?? []
+    }
+}
+
+/// mount(2) with `ro,nosuid,nodev,noexec`: nothing on a camera can run, and
+/// nothing the agent does can change the camera. Run as root by `uploader
+/// mount` only. FAT, exFAT and NTFS volumes are given to the agent's user
+/// (owner and group may read, nobody may write); ext volumes keep their own
+/// permissions.
+public struct KernelMounter: Sendable {
     static let options: [String: String] = [
         "vfat": "utf8,shortname=mixed",
         "exfat": "iocharset=utf8",
@@ -31,57 +109,71 @@ public struct KernelMounter: VolumeMounting {
         "ext3": "noload",
         "ext2": "",
     ]
+    static let ownedFileSystems: Set<String> = ["vfat", "exfat", "ntfs3"]
 
-    public init() {}
+    /// The agent's user and group, who may read the volume.
+    let owner: (uid: UInt32, gid: UInt32)
+
+    public init(ownerUID: UInt32, ownerGID: UInt32) {
+        owner = (ownerUID, ownerGID)
+    }
+
+    func data(for fileSystem: String) -> String? {
+        guard let base = Self.options[fileSystem] else { return nil }
+        guard Self.ownedFileSystems.contains(fileSystem) else { return base }
+        return [base, "uid=\(owner.uid)", "gid=\(owner.gid)", "fmask=0337", "dmask=0227"].filter { !$0.isEmpty }.joined(separator: ",")
+    }
 
     public func mount(_ device: DockedDevice, at mountPoint: String) throws -> String {
         guard let fileSystem = device.fileSystem else {
             throw UploaderError(.unknownDevice, "\(device.devnode) has no file system udev recognises; is the camera in storage (not MTP) mode?")
         }
-        guard let data = Self.options[fileSystem] else {
+        guard let data = data(for: fileSystem) else {
             throw UploaderError(.unknownDevice, "\(device.devnode) holds a \(fileSystem) file system, which uploader does not mount; supported: \(Self.options.keys.sorted().joined(separator: ", "))")
         }
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        if mkdir(mountPoint, 0o750) != 0, errno != EEXIST {
+            throw UploaderError(.io, "cannot create the mount point \(mountPoint)", cause: Errno(rawValue: errno).summary)
+        }
         // A mount left by a run that died (or a camera pulled mid-copy) goes first.
-        if Self.isMountPoint(mountPoint) { _ = umount2(mountPoint, Int32(MNT_DETACH)) }
+        if MountTable.current().entry(at: mountPoint) != nil { _ = umount2(mountPoint, Int32(MNT_DETACH)) }
         let flags = UInt(MS_RDONLY) | UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC)
         if Glibc.mount(device.devnode, mountPoint, fileSystem, flags, data) != 0 {
             let error = Errno(rawValue: errno)
-            throw UploaderError(.io, "cannot mount \(device.devnode) (\(fileSystem)) read-only at \(mountPoint): \(error == .notPermitted ? "uploader dock must run as root (it does under systemd)" : "the camera may have been removed")",
-                                cause: error.summary)
+            throw UploaderError(.io, "cannot mount \(device.devnode) (\(fileSystem)) read-only at \(mountPoint): \(error == .notPermitted ? "uploader mount must run as root (uploader-dock@.service runs it so)" : "the camera may have been removed or its file system is damaged")",
+                                cause: error.summary, underlying: .errno(error.rawValue))
         }
         return mountPoint
     }
 
-    public func unmount(_ mountPoint: String) throws {
+    /// Unmounts (detaching a mount whose camera is gone) and removes the mount
+    /// point. Returns whether something was mounted there.
+    @discardableResult
+    public func unmount(_ mountPoint: String) throws -> Bool {
+        guard MountTable.current().entry(at: mountPoint) != nil else {
+            rmdir(mountPoint)
+            return false
+        }
         if umount2(mountPoint, 0) != 0 {
             let error = Errno(rawValue: errno)
             // A pulled camera leaves a mount that cannot be unmounted cleanly: detach it.
             if umount2(mountPoint, Int32(MNT_DETACH)) != 0, error != .invalidArgument {
-                throw UploaderError(.io, "cannot unmount \(mountPoint)", cause: error.summary)
+                throw UploaderError(.io, "cannot unmount \(mountPoint)", cause: error.summary, underlying: .errno(error.rawValue))
             }
         }
-        try? FileManager.default.removeItem(atPath: mountPoint)
+        rmdir(mountPoint)
+        return true
     }
 
+    /// Detaches mounts under `root` whose device is gone; returns their paths.
     public func releaseStaleMounts(under root: String) -> [String] {
         var released: [String] = []
         for entry in MountTable.current().entries(under: root) where !FileManager.default.fileExists(atPath: entry.source) {
             if umount2(entry.mountPoint, Int32(MNT_DETACH)) == 0 {
-                try? FileManager.default.removeItem(atPath: entry.mountPoint)
+                rmdir(entry.mountPoint)
                 released.append(entry.mountPoint)
             }
         }
         return released
-    }
-
-    public func mountOptions(_ mountPoint: String) -> String? {
-        MountTable.current().entry(at: mountPoint)?.options
-    }
-
-    /// Whether `path` is a mount point, from the kernel's mount table.
-    public static func isMountPoint(_ path: String) -> Bool {
-        MountTable.current().entry(at: path) != nil
     }
 }
 
@@ -102,4 +194,29 @@ public struct FolderMounter: VolumeMounting {
     }
 
     public func unmount(_ mountPoint: String) throws {}
+}
+
+/// systemd unit names for a device: `uploader-dock@sdb1.service`.
+public enum SystemdUnitName {
+    /// systemd-escape for an instance name: letters, digits, ':', '_' and '.'
+    /// (not leading) stay; '/' becomes '-'; anything else is `\xNN`.
+    public static func escape(_ instance: String) -> String {
+        var result = ""
+        for (index, byte) in instance.utf8.enumerated() {
+            let character = Character(UnicodeScalar(byte))
+            if byte == UInt8(ascii: "/") {
+                result.append("-")
+            } else if byte < 0x80, character.isLetter || character.isNumber || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "_")
+                        || (byte == UInt8(ascii: ".") && index > 0) {
+                result.append(character)
+            } else {
+                result += String(format: "\\x%02x", byte)
+            }
+        }
+        return result
+    }
+
+    public static func dock(sysname: String) -> String {
+        "uploader-dock@\(escape(sysname)).service"
+    }
 }

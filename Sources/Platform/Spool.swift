@@ -164,6 +164,40 @@ public struct Spool: Sendable {
         return fd
     }
 
+    /// An exclusive lock on `locks/NAME` if nobody holds it; nil if another
+    /// process (or this one) does. Released by closing the descriptor, or by
+    /// the kernel when the holder dies.
+    public func tryLock(_ name: String) throws -> FileDescriptor? {
+        let directory = try FileDescriptor.open(FilePath(root + "/locks"), .readOnly, options: [.directory, .closeOnExec])
+        defer { try? directory.close() }
+        let fd = try Syscall.openAt(directory, ObjectKeyTemplate.sanitize(name), O_RDONLY | O_CREAT, permissions: 0o640)
+        guard try Syscall.tryLockExclusive(fd) else {
+            try? fd.close()
+            return nil
+        }
+        return fd
+    }
+
+    /// One of `count` slots shared by every process on this PC (at most
+    /// `count` holders at once). Waits for a free one, polling `stop`; calls
+    /// `waiting` once if it has to wait.
+    public func lockSlot(_ family: String, count: Int, stop: (@Sendable () -> Bool)? = nil, waiting: () -> Void = {}) throws -> FileDescriptor {
+        var announced = false
+        while true {
+            for slot in 0..<max(1, count) {
+                if let fd = try tryLock("\(family)-slot-\(slot).lock") { return fd }
+            }
+            if stop?() == true {
+                throw UploaderError(.sourceVanished, "stopped while waiting for a free \(family) slot")
+            }
+            if !announced {
+                announced = true
+                waiting()
+            }
+            usleep(200_000)
+        }
+    }
+
     public func space() -> (available: Int64, total: Int64)? {
         try? Syscall.filesystemSpace(root)
     }

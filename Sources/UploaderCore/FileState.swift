@@ -129,10 +129,14 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case dockIgnored = "dock.ignored"
     case dockUnmount = "dock.unmount"
     case dockStaleMount = "dock.stale-mount"
+    /// A dock waits for one of the [docking] max_concurrent_docks slots.
+    case dockWaiting = "dock.waiting"
 
     case daemonStarted = "daemon.started"
     case daemonStopped = "daemon.stopped"
     case daemonNoUploads = "daemon.no-uploads"
+    /// The daemon asked systemd to start a camera's dock unit (or could not).
+    case daemonDockUnit = "daemon.dock-unit"
 
     case alertSent = "alert.sent"
     case alertFailed = "alert.failed"

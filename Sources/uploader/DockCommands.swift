@@ -14,12 +14,14 @@ import Platform
 struct DockCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "dock",
-        abstract: "Ingest the camera whose file system is DEVNODE: identify, mount read-only, ingest, unmount.",
+        abstract: "Ingest the camera whose file system is DEVNODE, mounted read-only by its dock unit.",
         discussion: """
-        Started by uploader-dock@.service when udev sees a supported camera. Exit status:
-        0 all secured; 1 some files held back or failed; 3 interrupted (camera removed,
-        spool full: the next dock resumes); 5 not a supported camera (nothing touched);
-        6 a supported camera that could not be read (no serial, file system, or mount).
+        Run by uploader-dock@.service (as the uploader user) when udev sees a supported camera;
+        the unit mounts the volume before (`uploader mount`) and unmounts it after (`uploader
+        unmount`), as root. To dock by hand: systemctl start uploader-dock@sdb1.service. Exit
+        status: 0 all secured; 1 some files held back or failed; 3 interrupted (camera removed,
+        spool full: the next dock resumes); 5 not a supported camera (nothing touched); 6 a
+        supported camera that could not be read (no serial, file system, or mount).
         """)
     @OptionGroup var options: GlobalOptions
     @Argument(help: "The block device, e.g. /dev/sdb1.") var devnode: String
@@ -39,7 +41,7 @@ struct DockCommand: BlockingCommand {
                 throw error
             }
             let runner = DockRunner(configuration: configuration, models: models, ledger: ledger,
-                                    mounter: KernelMounter(), logger: Logger(label: "uploader.dock"))
+                                    mounter: PreparedMounts(mountRoot: configuration.docking.mountRoot), logger: Logger(label: "uploader.dock"))
             TerminationSignals.install()
             let outcome = runner.dock(device, stop: TerminationSignals.flag)
             if json { try Output.json(outcome) } else { print("dock \(devnode): \(outcome.result.rawValue): \(outcome.message)") }
@@ -52,7 +54,12 @@ struct DockCommand: BlockingCommand {
 struct DaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
-        abstract: "Run the agent: ingest cameras as they are docked (and those docked already). Stops gracefully on SIGTERM.")
+        abstract: "Run the agent: have docked cameras ingested, upload inside the windows, housekeeping. Stops gracefully on SIGTERM.",
+        discussion: """
+        Run by uploader.service as the uploader user. For every supported camera docked (and
+        those docked before it started) it starts uploader-dock@DEVICE.service, which the
+        package's polkit rule allows; udev starts the same units on its own.
+        """)
     @OptionGroup var options: GlobalOptions
 
     func run() async throws {
@@ -69,8 +76,80 @@ struct DaemonCommand: AsyncParsableCommand {
             }
         }
         let (configuration, models, ledger) = try loaded.get()
-        try await AgentDaemon(configuration: configuration, models: models, ledger: ledger, mounter: KernelMounter(),
+        try await AgentDaemon(configuration: configuration, models: models, ledger: ledger,
                               logger: Logger(label: "uploader.daemon")).run()
+    }
+}
+
+/// The dock unit's privileged steps. They read the configuration and udev
+/// but never the ledger or the spool, so nothing of the agent's becomes
+/// owned by root; what they did is left in a `MountReport` for the dock.
+struct MountCommand: BlockingCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Mount a docked camera's volume read-only for its dock (run as root by uploader-dock@.service).",
+        discussion: """
+        Mounts DEVNODE at [docking] mount_root/DEVICE with ro,nosuid,nodev,noexec, giving FAT,
+        exFAT and NTFS volumes to the agent's user (read-only). Devices that match no camera
+        model are left alone. Mounts left by cameras pulled out earlier are detached first.
+        The outcome is left beside the mount point for `uploader dock` to record.
+        """)
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "The block device, e.g. /dev/sdb1.") var devnode: String
+    @Option(help: "The user who may read the volume (default: the owner of [paths] state).") var owner: String?
+
+    func runBlocking() throws {
+        try options.run {
+            guard geteuid() == 0 else {
+                throw UploaderError(.usage, "uploader mount must run as root: it is the dock unit's ExecStartPre=+ step (systemctl start uploader-dock@\(SystemdUnitName.escape((devnode as NSString).lastPathComponent)).service)")
+            }
+            let configuration = try options.loadConfiguration()
+            let models = try CameraModels.load(path: configuration.docking.modelsPath)
+            let root = configuration.docking.mountRoot
+            try PrivilegedFolder.prepare(root)
+            let sysname = (devnode as NSString).lastPathComponent
+            var report = MountReport(devnode: devnode, mountPoint: MountReport.mountPoint(mountRoot: root, sysname: sysname))
+            defer { try? PrivilegedFolder.writeReport(report, mountRoot: root, sysname: sysname) }
+            do {
+                let device = try UdevContext().dockedDevice(devnode: devnode)
+                guard let model = models.model(for: device.id) else {
+                    report.error = "\(devnode) (\(device.id)) is not a supported camera: not mounted"
+                    print(report.error!)
+                    return
+                }
+                let (uid, gid) = try PrivilegedFolder.owner(named: owner, default: configuration.stateDirectory)
+                let mounter = KernelMounter(ownerUID: uid, ownerGID: gid)
+                report.released = mounter.releaseStaleMounts(under: root)
+                _ = try mounter.mount(device, at: report.mountPoint)
+                print("mounted \(model.name) on \(devnode) read-only at \(report.mountPoint) (\(MountTable.current().entry(at: report.mountPoint)?.options ?? ""))")
+            } catch let error as UploaderError {
+                report.error = error.message
+                throw error
+            }
+        }
+    }
+}
+
+struct UnmountCommand: BlockingCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unmount",
+        abstract: "Unmount a camera's volume after its dock (run as root by uploader-dock@.service).",
+        discussion: "A volume whose camera was pulled out is detached; the mount point is removed either way.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "The block device, e.g. /dev/sdb1 (it may be gone already).") var devnode: String
+
+    func runBlocking() throws {
+        try options.run {
+            guard geteuid() == 0 else {
+                throw UploaderError(.usage, "uploader unmount must run as root: it is the dock unit's ExecStopPost=+ step")
+            }
+            let configuration = try options.loadConfiguration()
+            let sysname = (devnode as NSString).lastPathComponent
+            let mountPoint = MountReport.mountPoint(mountRoot: configuration.docking.mountRoot, sysname: sysname)
+            let mounted = try KernelMounter(ownerUID: 0, ownerGID: 0).unmount(mountPoint)
+            unlink(MountReport.path(mountRoot: configuration.docking.mountRoot, sysname: sysname))
+            print(mounted ? "unmounted \(mountPoint)" : "nothing mounted at \(mountPoint)")
+        }
     }
 }
 

@@ -11,11 +11,12 @@ struct Uploader: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "uploader",
         abstract: "Body-worn camera ingest agent: camera → spool (SHA-256) → S3 evidence store.",
-        discussion: "Configuration: --config, else $UPLOADER_CONFIG, else /etc/uploader/uploader.toml.",
+        discussion: "Configuration: --config, else $UPLOADER_CONFIG, else /etc/uploader/uploader.toml. See uploader.toml(5).",
+        version: UploaderVersion.current,
         subcommands: [
             StatusCommand.self, LogCommand.self, IngestCommand.self, UploadCommand.self,
             PrioritizeCommand.self, CancelCommand.self, RetryCommand.self, PurgeCommand.self, AlertsCommand.self, MetricsCommand.self,
-            DeviceCommand.self, DockCommand.self, DaemonCommand.self, UdevRulesCommand.self,
+            DeviceCommand.self, DockCommand.self, MountCommand.self, UnmountCommand.self, DaemonCommand.self, UdevRulesCommand.self,
             HousekeepingCommand.self, ConfigCommand.self, AccountCommand.self, StoreCommand.self,
             SimulateCameraCommand.self, SimulateLedgerCommand.self,
         ]

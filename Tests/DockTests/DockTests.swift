@@ -224,7 +224,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         try CameraVolume.writeRecording(at: site.folder.sub("two/DCIM/B.MP4"), recordedAt: Date(), payloadSize: 4 << 20, seed: 2)
         let runner = site.runner(models: Self.models, folders: ["/dev/sdb1": site.folder.sub("one"), "/dev/sdf1": site.folder.sub("two")])
         let outcomes = Collector<DockOutcome>()
-        let service = DockMonitorService(runner: runner, maxConcurrentDocks: 2, logger: Logger(label: "test")) { outcomes.add($0) }
+        let service = DockMonitorService(models: Self.models, dispatch: .inProcess(runner) { outcomes.add($0) }, ledger: site.ledger, logger: Logger(label: "test"))
         let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -246,7 +246,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         let site = try DockSite()
         try CameraVolume.writeRecording(at: site.folder.sub("one/DCIM/A.MP4"), recordedAt: Date(), payloadSize: 1 << 20, seed: 3)
         let daemon = AgentDaemon(configuration: site.configuration, models: Self.models, ledger: site.ledger,
-                                 mounter: FolderMounter(folders: ["/dev/sdb1": site.folder.sub("one")]),
+                                 dockDispatch: .inProcess(site.runner(models: Self.models, folders: ["/dev/sdb1": site.folder.sub("one")])) { _ in },
                                  logger: Logger(label: "test"), shutdownSignals: [])
         let group = ServiceGroup(configuration: .init(services: [.init(service: daemon)], logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -276,10 +276,10 @@ struct DockSite {
     let configuration: Configuration
     let ledger: Ledger
 
-    init(models: String = EmulatedDockTests.modelsText) throws {
+    init(models: String = EmulatedDockTests.modelsText, docking: String = "") throws {
         try FileManager.default.createDirectory(atPath: folder.sub("site"), withIntermediateDirectories: true)
         try models.write(toFile: folder.sub("site/cameras.toml"), atomically: true, encoding: .utf8)
-        site = try TestSite(root: folder.sub("site"), extra: "[docking]\nmount_root = \"mnt\"\nmodels = \"cameras.toml\"\n")
+        site = try TestSite(root: folder.sub("site"), extra: "[docking]\nmount_root = \"mnt\"\nmodels = \"cameras.toml\"\n\(docking)")
         configuration = try site.configuration()
         ledger = try Ledger(path: configuration.ledgerPath)
     }
