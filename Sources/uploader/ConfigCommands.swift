@@ -122,8 +122,18 @@ struct AccountCommand: ParsableCommand {
                     secret_access_key = "\(account.secretAccessKey)"
 
                     """)
+                // Root writes the files, the agent's user (the owner of the state
+                // folder) reads the credentials: give them to that user.
+                if geteuid() == 0 {
+                    var state = stat()
+                    if stat(base.stateDirectory, &state) == 0, state.st_uid != 0 {
+                        guard chown(credentialsPath, state.st_uid, state.st_gid) == 0 else {
+                            throw UploaderError(.io, "cannot give \(credentialsPath) to the agent's user (uid \(state.st_uid)): run `chown \(state.st_uid) \(credentialsPath)`")
+                        }
+                    }
+                }
                 try Data(rendered.utf8).write(to: URL(fileURLWithPath: configPath), options: .atomic)
-                print("wrote \(configPath) (store \(account.endpoint), bucket \(account.bucket)) and \(credentialsPath) (mode 0600)")
+                print("wrote \(configPath) (store \(account.endpoint), bucket \(account.bucket)) and \(credentialsPath) (mode 0600, readable by the agent's user only)")
                 print("next: `uploader config check` and `uploader store check`")
             }
         }

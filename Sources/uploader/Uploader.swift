@@ -10,7 +10,7 @@ import UploaderCore
 struct Uploader: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "uploader",
-        abstract: "Body-worn camera ingest agent: camera → spool (SHA-256) → S3 evidence store.",
+        abstract: "Body-worn camera ingest agent: camera to spool (SHA-256) to S3 evidence store.",
         discussion: "Configuration: --config, else $UPLOADER_CONFIG, else /etc/uploader/uploader.toml. See uploader.toml(5).",
         version: UploaderVersion.current,
         subcommands: [
@@ -47,7 +47,8 @@ struct GlobalOptions: ParsableArguments {
     }
 
     func openLedger(_ configuration: Configuration, readOnly: Bool = false) throws -> Ledger {
-        try Ledger(path: configuration.ledgerPath, readOnly: readOnly)
+        try AgentUser.become(ownerOf: configuration.stateDirectory)
+        return try Ledger(path: configuration.ledgerPath, readOnly: readOnly)
     }
 
     /// Runs a command body and turns every error into one clear line on

