@@ -159,25 +159,3 @@ extension EmulatedDockTests {
         #expect(!FileManager.default.fileExists(atPath: mountPoint))
     }
 }
-
-/// Runs a tool and returns its trimmed standard output; throws on a non-zero
-/// exit. Outside umockdev: its preload answers ioctls on /dev (losetup's) itself.
-func runTool(_ path: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "LD_PRELOAD" && !$0.key.hasPrefix("UMOCKDEV") }
-    let output = Pipe()
-    let errors = TemporaryDirectory("uploader-tool")
-    process.standardOutput = output
-    FileManager.default.createFile(atPath: errors.sub("stderr"), contents: nil)
-    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors.sub("stderr")))
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        let message = (try? String(contentsOfFile: errors.sub("stderr"), encoding: .utf8)) ?? ""
-        throw UploaderError(.io, "\(path) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(message)")
-    }
-    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-}

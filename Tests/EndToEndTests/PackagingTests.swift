@@ -65,7 +65,8 @@ import UploaderCore
             for line in lines where line.hasPrefix("Exec") {
                 let command = line.split(separator: "=", maxSplits: 1)[1].drop { "-@:!".contains($0) }
                 if command.hasPrefix("+") {
-                    #expect(["+/usr/bin/uploader mount /dev/%I", "+/usr/bin/uploader unmount /dev/%I"].contains(String(command)), "\(line)")
+                    #expect(["+/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader mount /dev/%I",
+                             "+/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader unmount /dev/%I"].contains(String(command)), "\(line)")
                 }
             }
         }
