@@ -16,7 +16,10 @@ public enum PrivilegedFolder {
         var current = ""
         for component in path.split(separator: "/") {
             current += "/" + component
-            if mkdir(current, 0o755) != 0, errno != EEXIST {
+            if mkdir(current, 0o755) == 0 {
+                // Not the umask's 0750: the agent's user must reach its camera's mount point.
+                chmod(current, 0o755)
+            } else if errno != EEXIST {
                 throw UploaderError(.io, "cannot create \(current) for [docking] mount_root", cause: Errno(rawValue: errno).summary)
             }
         }

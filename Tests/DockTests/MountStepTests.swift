@@ -39,6 +39,9 @@ extension EmulatedDockTests {
         #expect(mount.status == 1)
         #expect(mount.stderr.hasPrefix("error: cannot mount /dev/sdb1 (vfat) read-only at \(site.configuration.docking.mountRoot)/sdb1"))
         #expect(try ledgerFiles() == before)
+        // Made under the CLI's umask 0027, yet the agent's user must get through it.
+        var info = stat()
+        #expect(stat(site.configuration.docking.mountRoot, &info) == 0 && info.st_mode & 0o777 == 0o755)
         let dock = try UploaderProcess.run(["dock", "/dev/sdb1"], config: site.site.configPath)
         #expect(dock.status == 6)
         let refused = try site.ledger.events(EventFilter()).filter { $0.kind == .dockRefused }
