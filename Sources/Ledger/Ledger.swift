@@ -33,8 +33,13 @@ public final class Ledger: Sendable {
         }
         do {
             if !readOnly {
-                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                        withIntermediateDirectories: true)
+                do {
+                    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                            withIntermediateDirectories: true)
+                } catch {
+                    throw UploaderError(.ledger, "cannot create the state folder \((path as NSString).deletingLastPathComponent): check [paths] state in the configuration and that this user may write there\(FolderSafety.readOnlyHint((path as NSString).deletingLastPathComponent))",
+                                        cause: "\(error)")
+                }
             }
             let folder = (path as NSString).deletingLastPathComponent
             try FolderSafety.check(folder.isEmpty ? "." : folder, what: "state folder", forWriting: !readOnly)

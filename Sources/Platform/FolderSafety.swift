@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,5 +33,25 @@ public enum FolderSafety {
         if mode & foreignWrite != 0 {
             throw UploaderError(.insecure, "the \(what) \(path) may be written by other users (mode \(String(mode, radix: 8))): run `chmod 0750 \(path)`")
         }
+    }
+}
+
+extension FolderSafety {
+    /// Words to add to an error about writing `path` when its file system is
+    /// read-only for this process: under the package's units that means the
+    /// sandbox (ProtectSystem=strict), not a broken disk.
+    public static func readOnlyHint(_ path: String) -> String {
+        var current = path
+        while !current.isEmpty {
+            var info = statvfs()
+            if statvfs(current, &info) == 0 {
+                guard info.f_flag & UInt(ST_RDONLY) != 0 else { return "" }
+                return "; \(current) is read-only for the agent: its systemd units may write only /var/spool/uploader and /var/lib/uploader, so add the folder with `systemctl edit uploader.service` (and uploader-dock@.service, uploader-upload.service): [Service] ReadWritePaths=\(path)"
+            }
+            let parent = (current as NSString).deletingLastPathComponent
+            if parent == current { break }
+            current = parent
+        }
+        return ""
     }
 }

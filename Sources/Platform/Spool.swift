@@ -25,7 +25,7 @@ public struct Spool: Sendable {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                         attributes: [.posixPermissions: 0o750])
             } catch {
-                throw UploaderError(.io, "cannot create the spool folder \(directory): check [paths] spool in the configuration and that this user may write there",
+                throw UploaderError(.io, "cannot create the spool folder \(directory): check [paths] spool in the configuration and that this user may write there\(FolderSafety.readOnlyHint(directory))",
                                     cause: "\(error)")
             }
         }

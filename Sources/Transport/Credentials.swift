@@ -38,7 +38,7 @@ public struct Credentials: Sendable, CustomStringConvertible {
             do {
                 text = try String(contentsOfFile: path, encoding: .utf8)
             } catch {
-                throw UploaderError(.credentials, "cannot read the credentials file \(path): check its owner and permissions", cause: "\(error)")
+                throw UploaderError(.credentials, "cannot read the credentials file \(path): it must belong to the user the agent runs as (`sudo chown uploader \(path)` on a packaged install), mode 0600", cause: "\(error)")
             }
             guard let table = try? TOMLTable(string: text) else {
                 throw UploaderError(.credentials, "the credentials file \(path) is not valid TOML: it needs access_key_id = \"…\" and secret_access_key = \"…\"")

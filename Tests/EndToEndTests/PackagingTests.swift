@@ -107,3 +107,23 @@ import UploaderCore
         #expect(stat(rootSite.ledgerPath, &info) == 0 && info.st_uid == 0)
     }
 }
+
+/// The units' sandbox makes everything but the spool and state folders
+/// read-only: an admin who moves [paths] is told what to add.
+@Suite struct SandboxHintTests {
+    @Test(.enabled(if: geteuid() == 0, "needs root to mount a read-only file system"))
+    func aStateFolderTheSandboxKeepsReadOnlySaysWhatToAdd() throws {
+        let folder = TemporaryDirectory("uploader-readonly")
+        try FileManager.default.createDirectory(atPath: folder.sub("ro"), withIntermediateDirectories: true)
+        try runTool("/bin/mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", folder.sub("ro")])
+        defer { _ = try? runTool("/bin/umount", [folder.sub("ro")]) }
+        let site = try TestSite(root: folder.sub("site"), extra: "")
+        let config = try String(contentsOfFile: site.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "state = \"state\"", with: "state = \"\(folder.sub("ro/state"))\"")
+        try config.write(toFile: site.configPath, atomically: true, encoding: .utf8)
+        let result = try UploaderProcess.run(["device", "add", "CAM-0001", "--user", "officer-1"], config: site.configPath)
+        #expect(result.status != 0)
+        #expect(result.stderr.hasPrefix("error: cannot create the state folder \(folder.sub("ro/state"))"), "\(result.stderr)")
+        #expect(result.stderr.contains("is read-only for the agent") && result.stderr.contains("ReadWritePaths=\(folder.sub("ro/state"))\n"), "\(result.stderr)")
+    }
+}
