@@ -242,6 +242,11 @@ public final class UploadRunner: Sendable {
     /// followed by "-": libcurl 7.88 sorts signed headers as "name:value"
     /// strings, which then disagrees with SigV4's order and breaks the signature.
     func metadata(for file: MediaFile) -> [String: String] {
+        Self.metadata(for: file, hostName: configuration.hostName)
+    }
+
+    /// What an object of `file` carries, for the upload and for `uploader verify`.
+    public static func metadata(for file: MediaFile, hostName: String) -> [String: String] {
         [
             "sha256": file.sha256 ?? "",
             "device-serial": file.serial,
@@ -250,7 +255,7 @@ public final class UploadRunner: Sendable {
             "recording-time-source": file.recordedAtSource?.rawValue ?? "",
             "ingested-at": file.spooledAt.map(Timestamps.iso) ?? "",
             "source-path": file.sourcePath,
-            "host": configuration.hostName,
+            "host": hostName,
         ]
     }
 

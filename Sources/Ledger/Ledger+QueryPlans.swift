@@ -34,6 +34,8 @@ extension Ledger {
             ("ingest: identity", HotSQL.identity, ["S", "p", 1, 1]),
             // Walks the newest end of the log and stops at once.
             ("chain: last event", HotSQL.lastEvent, []),
+            ("chain: a file's row digest", HotSQL.fileRowDigestFields, [1]),
+            ("verify: the event that last vouched for a row", HotSQL.lastRowDigest, [1]),
             ("attribution: periods", HotSQL.periods, ["S"]),
         ]
     }
@@ -99,5 +101,12 @@ enum HotSQL {
     static let activeUploadIDs = "SELECT upload_id FROM media_file WHERE upload_id IS NOT NULL AND state != 'cancelled'"
     static let identity = "SELECT * FROM media_file WHERE serial = ? AND source_path = ? AND source_size = ? AND source_mtime_ns = ?"
     static let lastEvent = "SELECT hash FROM event ORDER BY id DESC LIMIT 1"
+    /// The newest event that vouched for a file's row.
+    static let lastRowDigest = "SELECT id, row_digest FROM event WHERE file_id = ? AND row_digest IS NOT NULL ORDER BY id DESC LIMIT 1"
+    /// The row fields an event's digest covers, in a fixed order.
+    static let fileRowDigestFields = """
+        SELECT id, serial, source_path, source_size, state, hold_reason, sha256, user_id, object_key, recorded_at, store_checksum
+        FROM media_file WHERE id = ?
+        """
     static let periods = "SELECT * FROM custody_period WHERE serial = ? AND removed_at IS NULL ORDER BY valid_from"
 }

@@ -164,7 +164,8 @@ extension Ledger {
                 let id: Int64 = row["id"]
                 let storedPrevious: String = row["prev_hash"]
                 let expected = Ledger.eventHash(previous: previous, at: row["at"], level: row["level"], kind: row["kind"],
-                                                fileID: row["file_id"], serial: row["serial"], user: row["user_id"], message: row["message"])
+                                                fileID: row["file_id"], serial: row["serial"], user: row["user_id"], message: row["message"],
+                                                rowDigest: row["row_digest"], actor: row["actor"])
                 if storedPrevious != previous {
                     return ChainVerification(events: count, intact: false, firstBrokenEventID: id,
                                              problem: "event \(id) does not follow the event before it (an event was removed or inserted)")

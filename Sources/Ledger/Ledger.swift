@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import Synchronization
 import UploaderCore
 import Platform
 
@@ -100,25 +101,60 @@ public final class Ledger: Sendable {
         return UploaderError(.ledger, "cannot \(action)", cause: "\(error)")
     }
 
+    /// Who runs this process, for the custody log: the real user's name and,
+    /// under sudo, who ran sudo. Set once at start (before the process becomes
+    /// the agent's user); nil leaves events without an actor.
+    public static let actor = Mutex<String?>(nil)
+
     /// Appends one event to the custody log, chained to the one before it.
+    /// An event about a file carries the digest of the file's row as it is
+    /// now (after the change it records), inside the hashed content: a row
+    /// edited behind the ledger's back no longer matches its last event.
     @discardableResult
     static func append(_ draft: EventDraft, in db: Database, at date: Date = Date()) throws -> String {
         // Cached statements: every state change appends an event, a bulk load millions.
         let previous = try String.fetchOne(db.cachedStatement(sql: HotSQL.lastEvent)) ?? genesisHash
         let atText = String.fromDatabaseValue(date.databaseValue)!
+        let rowDigest = try draft.fileID.flatMap { try fileRowDigest($0, in: db) }
+        let actor = actor.withLock { $0 }
         let hash = eventHash(previous: previous, at: atText, level: draft.level.rawValue, kind: draft.kind.rawValue,
-                             fileID: draft.fileID, serial: draft.serial, user: draft.user, message: draft.message)
+                             fileID: draft.fileID, serial: draft.serial, user: draft.user, message: draft.message,
+                             rowDigest: rowDigest, actor: actor)
         try db.cachedStatement(sql: """
-            INSERT INTO event (at, level, kind, file_id, serial, user_id, message, prev_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO event (at, level, kind, file_id, serial, user_id, message, prev_hash, hash, row_digest, actor)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [atText, draft.level.rawValue, draft.kind.rawValue, draft.fileID, draft.serial, draft.user,
-                                     draft.message, previous, hash])
+                                     draft.message, previous, hash, rowDigest, actor])
         return hash
     }
 
+    /// Events written before schema v7 have neither a row digest nor an
+    /// actor and hash as they always did; later ones add both fields.
     static func eventHash(previous: String, at: String, level: String, kind: String, fileID: Int64?,
-                          serial: String?, user: String?, message: String) -> String {
-        let fields = [previous, at, level, kind, fileID.map(String.init) ?? "", serial ?? "", user ?? "", message]
+                          serial: String?, user: String?, message: String, rowDigest: String? = nil, actor: String? = nil) -> String {
+        var fields = [previous, at, level, kind, fileID.map(String.init) ?? "", serial ?? "", user ?? "", message]
+        if rowDigest != nil || actor != nil { fields += [rowDigest ?? "", actor ?? ""] }
+        return SHA256Hasher.hash(fields.joined(separator: "\u{1F}")).hex
+    }
+
+    /// What an event vouches for about its file: identity, state, hash,
+    /// size, holder, key, recording time and hold reason, as stored.
+    static func fileRowDigest(_ id: Int64, in db: Database) throws -> String? {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: HotSQL.fileRowDigestFields), arguments: [id]) else { return nil }
+        return rowDigest(row)
+    }
+
+    static func rowDigest(_ row: Row) -> String {
+        let fields = (0..<row.count).map { index -> String in
+            let value: DatabaseValue = row[index]
+            switch value.storage {
+            case .null: return "\u{0}"
+            case .int64(let number): return String(number)
+            case .double(let number): return String(number)
+            case .string(let text): return text
+            case .blob(let data): return data.base64EncodedString()
+            }
+        }
         return SHA256Hasher.hash(fields.joined(separator: "\u{1F}")).hex
     }
 

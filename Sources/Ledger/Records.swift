@@ -136,7 +136,7 @@ public struct FilePart: Sendable, Equatable, Codable, ColumnNamed {
 /// One entry of the custody log.
 public struct LedgerEvent: Sendable, Equatable, Codable, ColumnNamed {
     public static let databaseTableName = "event"
-    static let columnNames = ["fileID": "file_id", "user": "user_id", "previousHash": "prev_hash"]
+    static let columnNames = ["fileID": "file_id", "user": "user_id", "previousHash": "prev_hash", "rowDigest": "row_digest"]
 
     public enum Level: String, Sendable, Codable, CaseIterable, Comparable {
         case debug, info, notice, warning, error
@@ -156,6 +156,10 @@ public struct LedgerEvent: Sendable, Equatable, Codable, ColumnNamed {
     public var message: String
     public var previousHash: String
     public var hash: String
+    /// SHA-256 over the file's row after this event (schema v7 on).
+    public var rowDigest: String?
+    /// The operating-system user who acted (schema v7 on).
+    public var actor: String?
 }
 
 /// What a caller wants written to the custody log alongside a state change.

@@ -243,6 +243,16 @@ enum Schema {
                 }
             }
         }
+        migrator.registerMigration("v7: events vouch for their file's row and name who acted") { db in
+            try db.execute(sql: """
+                ALTER TABLE event ADD COLUMN row_digest TEXT;
+                ALTER TABLE event ADD COLUMN actor TEXT;
+                """)
+            // The chain goes on unbroken: older events keep their hashes; this one
+            // says from where on events cover rows.
+            try Ledger.append(EventDraft(.notice, .ledgerMigrated,
+                                         "custody log upgraded: from this event on, every event about a file carries the digest of the file's row, and every event names the operating-system user who acted"), in: db)
+        }
         return migrator
     }
 }

@@ -19,6 +19,24 @@ public enum ProcessIdentity {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }()
 
+    /// Who runs this process, for the custody log: the real user's name,
+    /// and who ran sudo ("root via sudo by alice").
+    public static func actorName(environment: [String: String]) -> String {
+        let uid = getuid()
+        let name = getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? "uid \(uid)"
+        if let sudo = environment["SUDO_USER"], !sudo.isEmpty, sudo != name {
+            return "\(name) via sudo by \(sudo)"
+        }
+        return name
+    }
+
+    /// The name of the user who owns `path`, if it exists.
+    public static func ownerName(of path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return getpwuid(info.st_uid).map { String(cString: $0.pointee.pw_name) } ?? "uid \(info.st_uid)"
+    }
+
     /// A new owner token for one claimant (an upload run, a purge) in this process.
     public static func newOwner(_ role: String) -> ClaimOwner {
         let pid = getpid()

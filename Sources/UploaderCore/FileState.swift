@@ -138,6 +138,9 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     /// The daemon asked systemd to start a camera's dock unit (or could not).
     case daemonDockUnit = "daemon.dock-unit"
 
+    /// The ledger's schema was upgraded (what changed is in the message).
+    case ledgerMigrated = "ledger.migrated"
+
     case alertSent = "alert.sent"
     case alertFailed = "alert.failed"
 }

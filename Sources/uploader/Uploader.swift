@@ -17,7 +17,7 @@ struct Uploader: AsyncParsableCommand {
             StatusCommand.self, LogCommand.self, IngestCommand.self, UploadCommand.self,
             PrioritizeCommand.self, CancelCommand.self, RetryCommand.self, PurgeCommand.self, AlertsCommand.self, MetricsCommand.self,
             DeviceCommand.self, DockCommand.self, MountCommand.self, UnmountCommand.self, DaemonCommand.self, UdevRulesCommand.self,
-            HousekeepingCommand.self, ConfigCommand.self, AccountCommand.self, StoreCommand.self,
+            HousekeepingCommand.self, VerifyCommand.self, ConfigCommand.self, AccountCommand.self, StoreCommand.self,
             SimulateCameraCommand.self, SimulateLedgerCommand.self,
         ]
     )
@@ -47,6 +47,8 @@ struct GlobalOptions: ParsableArguments {
     }
 
     func openLedger(_ configuration: Configuration, readOnly: Bool = false) throws -> Ledger {
+        // Who acted, as the OS knows them, before becoming the agent's user.
+        Ledger.actor.withLock { $0 = ProcessIdentity.actorName(environment: ProcessInfo.processInfo.environment) }
         try AgentUser.become(ownerOf: configuration.stateDirectory)
         return try Ledger(path: configuration.ledgerPath, readOnly: readOnly)
     }
@@ -83,8 +85,17 @@ struct GlobalOptions: ParsableArguments {
 
 enum Output {
     static func json<T: Encodable>(_ value: T) throws {
+        try json(value, formatting: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// One compact JSON object on one line (streams of results).
+    static func jsonLine<T: Encodable>(_ value: T) throws {
+        try json(value, formatting: [.sortedKeys, .withoutEscapingSlashes])
+    }
+
+    static func json<T: Encodable>(_ value: T, formatting: JSONEncoder.OutputFormatting) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting = formatting
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
             try container.encode(Timestamps.iso(date))

@@ -122,6 +122,8 @@ struct LogCommand: BlockingCommand {
             if let file {
                 if let id = Int64(file.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) { filter.fileID = id } else { filter.pathContains = file }
             }
+            // Events the agent's own user wrote (daemon, docks) need no "by"; an admin's do.
+            let agent = ProcessIdentity.ownerName(of: configuration.stateDirectory)
             var lastID: Int64?
             if json && !follow {
                 // One JSON array, written as the events stream past.
@@ -132,7 +134,7 @@ struct LogCommand: BlockingCommand {
                 }
                 print(first ? "[]" : "]")
             } else {
-                try ledger.forEachEvent(filter) { printEvent($0); lastID = $0.id }
+                try ledger.forEachEvent(filter) { printEvent($0, agent: agent); lastID = $0.id }
             }
             guard follow else { return }
             filter.limit = nil
@@ -140,7 +142,7 @@ struct LogCommand: BlockingCommand {
                 filter.afterID = lastID ?? filter.afterID ?? 0
                 // Polling a WAL database is cheap, and a reader never blocks the writer.
                 Thread.sleep(forTimeInterval: 1)
-                try ledger.forEachEvent(filter) { printEvent($0); lastID = $0.id }
+                try ledger.forEachEvent(filter) { printEvent($0, agent: agent); lastID = $0.id }
                 fflush(nil)
             }
         }
@@ -157,7 +159,7 @@ struct LogCommand: BlockingCommand {
         return (try? encoder.encode(event)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
-    func printEvent(_ event: LedgerEvent) {
+    func printEvent(_ event: LedgerEvent, agent: String?) {
         if json {
             print(eventJSON(event))
             return
@@ -166,7 +168,7 @@ struct LogCommand: BlockingCommand {
         if let serial = event.serial { subject.append(serial) }
         if let user = event.user { subject.append(user) }
         if let fileID = event.fileID { subject.append("#\(fileID)") }
-        print("\(Output.local(event.at)) \(event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(event.kind.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) \(subject.isEmpty ? "" : "[\(DisplayText.terminalSafe(subject.joined(separator: " ")))] ")\(DisplayText.terminalSafe(event.message))")
+        print("\(Output.local(event.at)) \(event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(event.kind.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) \(subject.isEmpty ? "" : "[\(DisplayText.terminalSafe(subject.joined(separator: " ")))] ")\(DisplayText.terminalSafe(event.message))\(event.actor.flatMap { $0 == agent ? nil : " (by \(DisplayText.terminalSafe($0)))" } ?? "")")
     }
 }
 

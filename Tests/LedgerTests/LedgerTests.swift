@@ -14,7 +14,8 @@ import UploaderCore
         _ = try ledger.discover(serial: "BWC-1", sourcePath: "DCIM/a.mp4", size: 10, modifiedNanoseconds: 1)
         let result = try ledger.verifyChain()
         #expect(result.intact)
-        #expect(result.events == 2)
+        // The schema's own event (v7: from here on events cover rows), then the two.
+        #expect(result.events == 3)
     }
 
     @Test func theLogRefusesUpdatesAndDeletes() throws {
@@ -378,5 +379,31 @@ func spooledFile(_ ledger: Ledger, serial: String, path: String = "a.mp4", recor
         #expect(error?.message.contains("uploader housekeeping") == true)
         _ = try Ledger(path: path)
         _ = try Ledger(path: path, readOnly: true)
+    }
+
+    /// Events written before v7 keep their hashes; the upgrade adds its own
+    /// event and the chain stays whole across it.
+    @Test func theRowDigestUpgradeKeepsAnOldChainWhole() throws {
+        let folder = TemporaryDirectory()
+        let path = folder.sub("ledger.sqlite")
+        do {
+            let old = try DatabaseQueue(path: path)
+            try Schema.migrator.migrate(old, upTo: "v6: the transition table in the schema")
+            try old.write { db in
+                var previous = Ledger.genesisHash
+                for (index, message) in ["device BWC-1 registered to officer-1", "discovered DCIM/a.mp4"].enumerated() {
+                    let at = "2026-11-0\(index + 1) 08:00:00.000"
+                    let hash = Ledger.eventHash(previous: previous, at: at, level: "notice", kind: "device.registered",
+                                                fileID: nil, serial: "BWC-1", user: nil, message: message)
+                    try db.execute(sql: "INSERT INTO event (at, level, kind, serial, message, prev_hash, hash) VALUES (?, 'notice', 'device.registered', 'BWC-1', ?, ?, ?)",
+                                   arguments: [at, message, previous, hash])
+                    previous = hash
+                }
+            }
+        }
+        let ledger = try Ledger(path: path)
+        let result = try ledger.verifyChain()
+        #expect(result.intact && result.events == 3, "\(result)")
+        #expect(try ledger.events(EventFilter(minimumLevel: .debug)).last?.kind == .ledgerMigrated)
     }
 }

@@ -1,0 +1,67 @@
+import Foundation
+import GRDB
+import UploaderCore
+
+/// Which files `uploader verify` looks at.
+public struct VerifySelection: Sendable {
+    public var ids: [Int64] = []
+    public var pathContains: [String] = []
+    public var serial: String?
+    public var user: String?
+    /// Files discovered at or after this time.
+    public var since: Date?
+
+    public init() {}
+}
+
+/// One file as the ledger vouches for it: its row, the event that last
+/// vouched for the row, and who the custody registry says held the camera.
+public struct FileCustodyRecord: Sendable {
+    public var file: MediaFile
+    /// The newest event carrying a row digest for this file (nil: the file
+    /// last changed before the ledger covered rows).
+    public var lastEventID: Int64?
+    public var lastEventDigest: String?
+    /// The digest of the row as it is now.
+    public var currentDigest: String
+    /// The user the custody periods give for the recording time (nil: the
+    /// camera is not registered, or the file has no recording time).
+    public var custodyUser: String?
+}
+
+extension Ledger {
+    /// Streams the selected files in id order, a page per read transaction,
+    /// so neither memory nor the length of a read grows with the ledger.
+    public func forEachFileRecord(_ selection: VerifySelection, pageSize: Int = 500, _ body: (FileCustodyRecord) throws -> Void) throws {
+        var afterID: Int64 = 0
+        while true {
+            let page: [FileCustodyRecord] = try read { db in
+                var clauses = ["id > ?"]
+                var arguments: StatementArguments = [afterID]
+                if !selection.ids.isEmpty || !selection.pathContains.isEmpty {
+                    var any: [String] = []
+                    if !selection.ids.isEmpty { any.append("id IN (\(selection.ids.map(String.init).joined(separator: ",")))") }
+                    for part in selection.pathContains {
+                        any.append("instr(source_path, ?) > 0 OR instr(coalesce(object_key, ''), ?) > 0")
+                        arguments += [part, part]
+                    }
+                    clauses.append("(" + any.joined(separator: " OR ") + ")")
+                }
+                if let serial = selection.serial { clauses.append("serial = ?"); arguments += [serial] }
+                if let user = selection.user { clauses.append("user_id = ?"); arguments += [user] }
+                if let since = selection.since { clauses.append("discovered_at >= ?"); arguments += [since] }
+                let files = try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE \(clauses.joined(separator: " AND ")) ORDER BY id LIMIT \(pageSize)",
+                                                   arguments: arguments)
+                return try files.map { file in
+                    let last = try Row.fetchOne(db.cachedStatement(sql: HotSQL.lastRowDigest), arguments: [file.id])
+                    let custodyUser = try file.recordedAt.flatMap { try Ledger.attributedUser(serial: file.serial, recordedAt: $0, in: db) }
+                    return FileCustodyRecord(file: file, lastEventID: last?["id"], lastEventDigest: last?["row_digest"],
+                                             currentDigest: try Ledger.fileRowDigest(file.id, in: db) ?? "", custodyUser: custodyUser)
+                }
+            }
+            for record in page { try body(record) }
+            guard page.count == pageSize, let last = page.last else { return }
+            afterID = last.file.id
+        }
+    }
+}

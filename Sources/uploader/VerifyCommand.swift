@@ -1,0 +1,94 @@
+import Agent
+import ArgumentParser
+import Foundation
+import Ledger
+import Platform
+import Transport
+import UploaderCore
+
+struct VerifyCommand: BlockingCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check files against everything that vouches for them: the custody log, the registry, the spool copy, the store.",
+        discussion: """
+        Recomputes the custody log's hash chain, then for each selected file: the ledger row against
+        the event that last recorded it (a row edited behind the ledger's back is caught), the user
+        against the custody period at the recording time, the spool copy's SHA-256 (while one is
+        kept), and the object in the store (HEAD: size, checksum, metadata). One verdict line per
+        file. Exit status: 0 all ok; 4 something is wrong (each line says what, and since which
+        event); 1 the check itself could not run.
+        """)
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Files: a ledger id (#12) or part of a path or object key.") var files: [String] = []
+    @Option(help: "Only files of this camera serial.") var device: String?
+    @Option(help: "Only files of this user.") var user: String?
+    @Option(help: "Only files discovered since this time (ISO 8601, or 30m, 2h, 7d ago).") var since: String?
+    @Flag(help: "Every file in the ledger.") var all = false
+    @Flag(help: "Do not contact the store (no HEAD of the objects).") var offline = false
+    @Flag(help: "Print one JSON object per line (verdicts, then a summary).") var json = false
+
+    func runBlocking() throws {
+        var broken = false
+        try options.run {
+            var selection = VerifySelection()
+            for file in files {
+                if let id = Int64(file.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) { selection.ids.append(id) } else { selection.pathContains.append(file) }
+            }
+            selection.serial = device
+            selection.user = user
+            if let since {
+                guard let date = Timestamps.parseSince(since) else {
+                    throw UploaderError(.usage, "--since \(since) is not a time: use e.g. 2026-11-24T06:00, 2h or 7d")
+                }
+                selection.since = date
+            }
+            guard all || !files.isEmpty || device != nil || user != nil || since != nil else {
+                throw UploaderError(.usage, "say which files to verify: FILE…, --device SERIAL, --user USER, --since TIME or --all")
+            }
+            let configuration = try options.loadConfiguration()
+            let ledger = try options.openLedger(configuration, readOnly: true)
+            let chain = try ledger.verifyChain()
+            var store: S3Client?
+            var storeNote: String?
+            if !offline {
+                do {
+                    store = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
+                } catch let error as UploaderError {
+                    storeNote = "the store is not checked: \(error.message)"
+                }
+            }
+            let verifier = CustodyVerifier(configuration: configuration)
+            var counts = (files: 0, ok: 0, wrong: 0)
+            try ledger.forEachFileRecord(selection) { record in
+                let verdict = verifier.check(record, store: store)
+                counts.files += 1
+                if verdict.ok { counts.ok += 1 } else { counts.wrong += 1 }
+                if json {
+                    try Output.jsonLine(verdict)
+                } else {
+                    let subject = "#\(verdict.id) \(verdict.serial) \(verdict.sourcePath)"
+                    print(verdict.ok ? "\(subject): ok" : "\(subject): \(verdict.problems.joined(separator: "; "))")
+                }
+            }
+            broken = !chain.intact || counts.wrong > 0
+            let chainText = chain.intact ? "custody log intact (\(chain.events) events)" : "custody log BROKEN: \(chain.problem ?? "")"
+            if json {
+                try Output.jsonLine(VerifySummary(files: counts.files, ok: counts.ok, wrong: counts.wrong, chainIntact: chain.intact,
+                                                  chainEvents: chain.events, chainProblem: chain.problem, store: storeNote ?? (offline ? "not checked (--offline)" : "checked")))
+            } else {
+                print("\(counts.files) files: \(counts.ok) ok, \(counts.wrong) with problems; \(chainText)\(storeNote.map { "; \($0)" } ?? "")")
+            }
+        }
+        if broken { throw ExitCode(4) }
+    }
+}
+
+struct VerifySummary: Encodable {
+    var files: Int
+    var ok: Int
+    var wrong: Int
+    var chainIntact: Bool
+    var chainEvents: Int
+    var chainProblem: String?
+    var store: String
+}

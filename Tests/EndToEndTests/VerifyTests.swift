@@ -1,0 +1,121 @@
+import Foundation
+import GRDB
+import Testing
+import TestSupport
+@testable import Transport
+import UploaderCore
+
+/// `uploader verify` against a real SeaweedFS: every kind of tampering named
+/// by the file it touches, with a non-zero exit.
+@Suite struct VerifyTests {
+    struct Flow {
+        let folder = TemporaryDirectory("uploader-verify")
+        let store: TestStore
+        let area: StoreArea
+        let site: TestSite
+
+        init() throws {
+            store = try TestStore.fromEnvironment()
+            area = try store.makeArea("verify")
+            site = try TestSite.withStore(store, area: area, root: folder.sub("site"))
+            for arguments in [["simulate-camera", folder.sub("cam"), "--files", "3", "--size", "1MiB"],
+                              ["device", "add", "BWC-3001", "--user", "officer-31"],
+                              ["ingest", folder.sub("cam"), "--serial", "BWC-3001"],
+                              ["upload"]] {
+                let result = try UploaderProcess.run(arguments, config: site.configPath)
+                #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            }
+        }
+
+        func verify(_ arguments: [String] = ["--all"]) throws -> UploaderProcess.Result {
+            try UploaderProcess.run(["verify"] + arguments, config: site.configPath)
+        }
+
+        /// The ledger opened behind the agent's back, as a tamperer would.
+        func tamper(_ sql: String) throws {
+            let queue = try DatabaseQueue(path: site.ledgerPath)
+            try queue.write { try $0.execute(sql: sql) }
+        }
+
+        func line(_ result: UploaderProcess.Result, file id: Int) -> String {
+            result.stdout.split(separator: "\n").first { $0.hasPrefix("#\(id) ") }.map(String.init) ?? ""
+        }
+
+        func objectKey(_ id: Int) throws -> String {
+            try DatabaseQueue(path: site.ledgerPath).read { try String.fetchOne($0, sql: "SELECT object_key FROM media_file WHERE id = ?", arguments: [id])! }
+        }
+    }
+
+    @Test func anUntouchedDockVerifiesClean() throws {
+        let flow = try Flow()
+        let result = try flow.verify()
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.split(separator: "\n").filter { $0.hasSuffix(": ok") }.count == 3, "\(result.stdout)")
+        #expect(result.stdout.contains("3 files: 3 ok, 0 with problems; custody log intact"))
+    }
+
+    @Test func aFileRowEditedBehindTheLedgersBackIsNamed() throws {
+        let flow = try Flow()
+        try flow.tamper("UPDATE media_file SET user_id = 'officer-99' WHERE id = 2")
+        let result = try flow.verify()
+        #expect(result.status == 4)
+        #expect(flow.line(result, file: 2).contains("the ledger row (state, hash, size, user, key or recording time) was changed after event"))
+        #expect(flow.line(result, file: 1).hasSuffix(": ok") && flow.line(result, file: 3).hasSuffix(": ok"))
+        try flow.tamper("UPDATE media_file SET user_id = 'officer-31', sha256 = '\(String(repeating: "a", count: 64))' WHERE id = 2")
+        #expect(flow.line(try flow.verify(), file: 2).contains("the ledger row"))
+    }
+
+    @Test func anEditedEventBreaksTheChain() throws {
+        let flow = try Flow()
+        try flow.tamper("DROP TRIGGER event_no_update; UPDATE event SET message = 'nothing happened' WHERE id = 3")
+        let result = try flow.verify()
+        #expect(result.status == 4)
+        #expect(result.stdout.contains("custody log BROKEN: event 3 was altered after it was written"))
+    }
+
+    @Test func aReplacedSpoolCopyIsNamed() throws {
+        let flow = try Flow()
+        let name = try DatabaseQueue(path: flow.site.ledgerPath).read { try String.fetchOne($0, sql: "SELECT spool_name FROM media_file WHERE id = 1")! }
+        try Data(repeating: 7, count: 1 << 20).write(to: URL(fileURLWithPath: flow.site.spool + "/objects/" + name))
+        let result = try flow.verify(["#1", "--offline"])
+        #expect(result.status == 4)
+        #expect(flow.line(result, file: 1).contains("the spool copy \(name) has SHA-256"))
+    }
+
+    @Test func anObjectDeletedOrOverwrittenInTheStoreIsNamed() throws {
+        let flow = try Flow()
+        let client = flow.store.client(bucket: flow.area.bucket)
+        // The store admin's own credentials: delete one object, overwrite another.
+        let deleted = try client.send("DELETE", key: try flow.objectKey(1), query: [], headers: [:], body: .none)
+        #expect(deleted.status == 204 || deleted.status == 200)
+        let replaced = try client.send("PUT", key: try flow.objectKey(2), query: [], headers: ["x-amz-meta-sha256": "forged"],
+                                       body: .bytes(Array("not the video".utf8)))
+        #expect(replaced.status == 200)
+        let result = try flow.verify()
+        #expect(result.status == 4)
+        #expect(flow.line(result, file: 1).contains("is gone from the store"))
+        let line = flow.line(result, file: 2)
+        #expect(line.contains("the store holds \(try flow.objectKey(2)) with 13 bytes") && line.contains("the object was replaced"), "\(line)")
+        #expect(flow.line(result, file: 3).hasSuffix(": ok"))
+    }
+}
+
+@Suite struct ActorTests {
+    @Test func anAdminActionNamesTheOperatingSystemUserWhoRanIt() throws {
+        let folder = TemporaryDirectory("uploader-actor")
+        let site = try TestSite(root: folder.sub("site"))
+        let added = try UploaderProcess.run(["device", "add", "BWC-4001", "--user", "officer-41"], config: site.configPath,
+                                            environment: ["SUDO_USER": "sergeant-kim"])
+        #expect(added.status == 0, "\(added.stderr)")
+        let log = try UploaderProcess.run(["log", "--device", "BWC-4001"], config: site.configPath)
+        let me = ProcessInfo.processInfo.userName
+        #expect(log.stdout.contains("device.registered") && log.stdout.contains("(by \(me) via sudo by sergeant-kim)"), "\(log.stdout)")
+        let json = try UploaderProcess.run(["log", "--device", "BWC-4001", "--json"], config: site.configPath)
+        #expect(json.stdout.contains("\"actor\":\"\(me) via sudo by sergeant-kim\""), "\(json.stdout)")
+        // The agent's own user acting needs no "by".
+        let plain = try UploaderProcess.run(["device", "add", "BWC-4002", "--user", "officer-42"], config: site.configPath)
+        #expect(plain.status == 0)
+        let second = try UploaderProcess.run(["log", "--device", "BWC-4002"], config: site.configPath)
+        #expect(second.stdout.contains("device.registered") && !second.stdout.contains("(by "), "\(second.stdout)")
+    }
+}
