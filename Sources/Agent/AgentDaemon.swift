@@ -77,12 +77,23 @@ public struct AgentDaemon: Service {
     }
 }
 
-/// After every upload run (CLI, timer or daemon): purge, alerts, metrics.
+/// After every upload run (CLI, timer or daemon): purge, alerts, metrics,
+/// and a signed custody checkpoint (written to the store with any pending).
 /// Each step logs its own failure and never stops the others. Blocking.
 public enum Housekeeping {
     public static func run(configuration: Configuration, ledger: Ledger, logger: Logger) {
         do { try SpoolPurger(configuration: configuration, ledger: ledger).purge() } catch { logger.error("spool purge failed: \(error)") }
         do { try AlertDispatcher(configuration: configuration, ledger: ledger, logger: logger).run() } catch { logger.error("alert check failed: \(error)") }
         do { try MetricsFile.write(configuration: configuration, ledger: ledger) } catch { logger.error("metrics file: \(error)") }
+        do {
+            try CustodyCheckpoints.sign(configuration: configuration, ledger: ledger)
+            if try !ledger.pendingCheckpoints().isEmpty {
+                let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
+                try CustodyCheckpoints.publish(configuration: configuration, ledger: ledger, client: client, logger: logger)
+            }
+        } catch {
+            // Pending checkpoints stay pending: the next run writes them.
+            logger.error("custody checkpoint: \(error)")
+        }
     }
 }

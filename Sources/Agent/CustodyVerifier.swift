@@ -107,3 +107,91 @@ public struct CustodyVerifier {
         }.mapError { ($0 as? UploaderError) ?? UploaderError(.io, "read failed", cause: "\($0)") }
     }
 }
+
+/// What `uploader verify` concludes about the signed checkpoints.
+public struct CheckpointVerdict: Sendable, Codable {
+    public var local: Int = 0
+    /// The event id of the newest checkpoint in the store, if one was checked.
+    public var storeLatest: Int64?
+    public var problems: [String] = []
+    public var notes: [String] = []
+}
+
+extension CustodyVerifier {
+    /// Every local checkpoint's signature and head, and the store's newest
+    /// checkpoint against the local chain: a log cut short or re-chained
+    /// after that checkpoint was written no longer contains its head.
+    public func checkCheckpoints(ledger: Ledger, store: S3Client?) -> CheckpointVerdict {
+        var verdict = CheckpointVerdict()
+        let key: Ed25519PrivateKey?
+        do { key = try DockKey.existing(configuration) } catch {
+            verdict.problems.append("the dock key cannot be read: \((error as? UploaderError)?.message ?? "\(error)")")
+            return verdict
+        }
+        let publicKey = key?.publicKey
+        do {
+            try ledger.forEachCheckpoint { record in
+                verdict.local += 1
+                if let problem = Self.problem(with: Array(record.body.utf8), publicKey: publicKey, ledger: ledger, expectedEventID: record.eventID) {
+                    verdict.problems.append("local checkpoint at event \(record.eventID): \(problem)")
+                }
+            }
+        } catch {
+            verdict.problems.append("the checkpoints cannot be read from the ledger: \(error)")
+        }
+        guard let store else {
+            verdict.notes.append("the store's checkpoints were not checked")
+            return verdict
+        }
+        let folder = SignedCheckpoint.folder(prefix: configuration.store.prefix, dock: configuration.hostName)
+        do {
+            guard let latest = try store.listObjectKeys(prefix: folder + "/").filter({ $0.hasSuffix(".json") }).max() else {
+                if verdict.local > 0 { verdict.problems.append("the store holds no checkpoint of this dock under \(folder)/, though \(verdict.local) were signed: they were deleted, or never written (see `uploader log --level warning`)") }
+                else { verdict.notes.append("no checkpoint yet: one is signed after the next ingest or upload run") }
+                return verdict
+            }
+            guard let body = try store.getSmall(key: latest) else {
+                verdict.problems.append("the store's newest checkpoint \(latest) vanished while being read")
+                return verdict
+            }
+            let pem = try store.getSmall(key: SignedCheckpoint.publicKeyObjectKey(prefix: configuration.store.prefix, dock: configuration.hostName))
+            guard let published = pem.flatMap({ Ed25519PublicKey(pem: String(decoding: $0, as: UTF8.self)) }) else {
+                verdict.problems.append("the store holds no readable public key for this dock at \(SignedCheckpoint.publicKeyObjectKey(prefix: configuration.store.prefix, dock: configuration.hostName))")
+                return verdict
+            }
+            if let publicKey, published != publicKey {
+                verdict.problems.append("the public key in the store is not this dock's key (fingerprint \(published.fingerprint), this dock \(publicKey.fingerprint))")
+            }
+            if let problem = Self.problem(with: body, publicKey: published, ledger: ledger, expectedEventID: nil) {
+                verdict.problems.append("the store's newest checkpoint \(latest): \(problem)")
+            }
+            verdict.storeLatest = (try? JSONDecoder().decode(SignedCheckpoint.self, from: Data(body)))?.decodedPayload?.lastEventID
+        } catch {
+            verdict.notes.append("the store's checkpoints could not be read: \(error)")
+        }
+        return verdict
+    }
+
+    /// What is wrong with one stored checkpoint, or nil.
+    static func problem(with body: [UInt8], publicKey: Ed25519PublicKey?, ledger: Ledger, expectedEventID: Int64?) -> String? {
+        guard let signed = try? JSONDecoder().decode(SignedCheckpoint.self, from: Data(body)), let payload = signed.decodedPayload else {
+            return "not a readable checkpoint"
+        }
+        if let expectedEventID, payload.lastEventID != expectedEventID {
+            return "it covers event \(payload.lastEventID), not \(expectedEventID)"
+        }
+        guard let signature = Data(base64Encoded: signed.signature) else { return "its signature is not base64" }
+        if let publicKey {
+            if payload.key != publicKey.fingerprint { return "signed by key \(payload.key), not this dock's \(publicKey.fingerprint)" }
+            if !publicKey.isValidSignature(Array(signature), for: Array(signed.payload.utf8)) { return "its signature does not match its content: it was altered" }
+        }
+        switch Result(catching: { try ledger.eventHash(id: payload.lastEventID) }) {
+        case .success(nil):
+            return "event \(payload.lastEventID), which it signed, is missing from the custody log: the log was cut short"
+        case .success(let hash?) where hash != payload.chainHead:
+            return "the custody log was rewritten: event \(payload.lastEventID) now has hash \(hash.prefix(16))…, the signed head is \(payload.chainHead.prefix(16))…"
+        case .success: return nil
+        case .failure(let error): return "the custody log cannot be read: \(error)"
+        }
+    }
+}

@@ -253,6 +253,21 @@ enum Schema {
             try Ledger.append(EventDraft(.notice, .ledgerMigrated,
                                          "custody log upgraded: from this event on, every event about a file carries the digest of the file's row, and every event names the operating-system user who acted"), in: db)
         }
+        migrator.registerMigration("v8: signed checkpoints") { db in
+            // Each row: a signed checkpoint of the log up to event_id, and when it
+            // reached the store (NULL: still to be written; never skipped).
+            try db.execute(sql: """
+                CREATE TABLE checkpoint (
+                    event_id INTEGER PRIMARY KEY NOT NULL,
+                    chain_head TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    created_at DATETIME NOT NULL,
+                    object_key TEXT,
+                    stored_at DATETIME
+                );
+                CREATE INDEX checkpoint_pending ON checkpoint(event_id) WHERE stored_at IS NULL;
+                """)
+        }
         return migrator
     }
 }

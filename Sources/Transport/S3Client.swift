@@ -244,6 +244,52 @@ public final class S3Client {
         guard response.status == 204 || response.status == 200 || response.status == 404 else { throw S3Failure.from(response) }
     }
 
+    /// Creates a bucket with Object Lock enabled (tests and the demo).
+    public func createLockedBucket() throws {
+        let response = try send("PUT", key: nil, query: [], headers: ["x-amz-bucket-object-lock-enabled": "true"], body: .none)
+        if response.status == 200 || XMLText.first("Code", in: response.bodyText) == "BucketAlreadyOwnedByYou" { return }
+        throw S3Failure.from(response)
+    }
+
+    /// Whether the bucket has Object Lock enabled.
+    public func objectLockEnabled() throws -> Bool {
+        let response = try send("GET", key: nil, query: [("object-lock", "")], headers: [:], body: .none)
+        if response.status == 404 || XMLText.first("Code", in: response.bodyText) == "ObjectLockConfigurationNotFoundError" { return false }
+        guard response.status == 200 else { throw S3Failure.from(response) }
+        return XMLText.first("ObjectLockEnabled", in: response.bodyText) == "Enabled"
+    }
+
+    public enum WriteOnceOutcome: Sendable, Equatable { case created, exists }
+
+    /// Writes a small object once: `If-None-Match: *`, a SHA-256 checksum the
+    /// store checks, and Object Lock retention until `lockedUntil` when given.
+    /// `.exists` when an object already has the key (nothing was written).
+    public func putOnce(key: String, bytes: [UInt8], contentType: String, lockedUntil: Date? = nil) throws -> WriteOnceOutcome {
+        var headers: [String: String] = [
+            "Content-Type": contentType,
+            "x-amz-checksum-sha256": SHA256Hasher.hash(bytes).base64,
+            "x-amz-content-sha256": SHA256Hasher.hash(bytes).hex,
+            "If-None-Match": "*",
+        ]
+        if let lockedUntil {
+            headers["x-amz-object-lock-mode"] = "GOVERNANCE"
+            headers["x-amz-object-lock-retain-until-date"] = Timestamps.iso(lockedUntil)
+        }
+        let response = try send("PUT", key: key, query: [], headers: headers, body: .bytes(bytes))
+        if response.status == 412 || (response.status == 409 && XMLText.first("Code", in: response.bodyText) == "ConditionalRequestConflict") { return .exists }
+        guard response.status == 200 else { throw S3Failure.from(response) }
+        return .created
+    }
+
+    /// A small object's bytes (checkpoints, the dock key); nil if absent.
+    /// Larger answers are cut at the response limit: not for media.
+    public func getSmall(key: String) throws -> [UInt8]? {
+        let response = try send("GET", key: key, query: [], headers: [:], body: .none)
+        if response.status == 404 { return nil }
+        guard response.status == 200 else { throw S3Failure.from(response) }
+        return response.body
+    }
+
     /// The object's size, the store's own SHA-256 checksum and our metadata; nil if absent.
     public func headObject(key: String) throws -> ObjectHead? {
         let response = try send("HEAD", key: key, query: [], headers: ["x-amz-checksum-mode": "ENABLED"], body: .none)

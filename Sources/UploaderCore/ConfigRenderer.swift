@@ -101,8 +101,13 @@ public enum ConfigRenderer {
         models = \(quoted(c.docking.modelsPath))
         # Camera volumes are mounted here read-only (ro,nosuid,nodev,noexec) while ingested.
         mount_root = \(quoted(c.docking.mountRoot))
-        # Cameras ingested at the same time by `uploader daemon`.
+        # Cameras read at the same time on this PC (every dock unit and process counts).
         max_concurrent_docks = \(c.docking.maxConcurrentDocks)
+
+        [custody]
+        # Signed checkpoints of the custody log go to the store under {prefix}/_custody/;
+        # in a bucket with Object Lock each is locked (governance mode) for this many days.
+        checkpoint_retention_days = \(c.custody.checkpointRetentionDays)
 
         """
     }

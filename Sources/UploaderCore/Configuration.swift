@@ -105,6 +105,12 @@ public struct Configuration: Sendable, Equatable {
         public var metricsTextfile: String?
     }
     public var hostName: String
+    /// Signed custody checkpoints in the store.
+    public struct Custody: Sendable, Equatable {
+        /// Object Lock retention of each checkpoint object, when the bucket has Object Lock.
+        public var checkpointRetentionDays: Int
+    }
+    public var custody = Custody(checkpointRetentionDays: 3650)
 
     public var ledgerPath: String { stateDirectory + "/ledger.sqlite" }
 
@@ -244,6 +250,7 @@ public enum ConfigurationLoader {
         let mountRoot = absolute(reader.string("docking", "mount_root", default: "/run/uploader/mnt"))
         let maxDocks = reader.int("docking", "max_concurrent_docks", default: 2, range: 1...16)
         let configuredHost = reader.string("agent", "host_name", default: "")
+        let retentionDays = reader.int("custody", "checkpoint_retention_days", default: 3650, range: 1...36500)
 
         // The keys read above are the known ones: the table of keys is the parser itself.
         reader.reportUnknownKeys()
@@ -267,7 +274,8 @@ public enum ConfigurationLoader {
             monitoring: .init(alertCommand: alertCommand.isEmpty ? nil : alertCommand, alertWebhook: alertWebhook.isEmpty ? nil : alertWebhook,
                               oldestUnverifiedHours: oldestHours, dockedIdleMinutes: idleMinutes, repeatHours: repeatHours,
                               metricsTextfile: metricsTextfile.isEmpty ? nil : absolute(metricsTextfile)),
-            hostName: configuredHost.isEmpty ? hostName : configuredHost
+            hostName: configuredHost.isEmpty ? hostName : configuredHost,
+            custody: .init(checkpointRetentionDays: retentionDays)
         )
     }
 

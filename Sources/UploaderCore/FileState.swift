@@ -138,6 +138,9 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     /// The daemon asked systemd to start a camera's dock unit (or could not).
     case daemonDockUnit = "daemon.dock-unit"
 
+    /// A signed checkpoint of the custody log reached the store (or could not).
+    case custodyCheckpoint = "custody.checkpoint"
+    case custodyProblem = "custody.problem"
     /// The ledger's schema was upgraded (what changed is in the message).
     case ledgerMigrated = "ledger.migrated"
 

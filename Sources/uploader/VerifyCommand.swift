@@ -70,13 +70,19 @@ struct VerifyCommand: BlockingCommand {
                     print(verdict.ok ? "\(subject): ok" : "\(subject): \(verdict.problems.joined(separator: "; "))")
                 }
             }
-            broken = !chain.intact || counts.wrong > 0
+            let checkpoints = verifier.checkCheckpoints(ledger: ledger, store: store)
+            broken = !chain.intact || counts.wrong > 0 || !checkpoints.problems.isEmpty
+            if !json {
+                for problem in checkpoints.problems { print("custody: \(problem)") }
+            }
             let chainText = chain.intact ? "custody log intact (\(chain.events) events)" : "custody log BROKEN: \(chain.problem ?? "")"
             if json {
                 try Output.jsonLine(VerifySummary(files: counts.files, ok: counts.ok, wrong: counts.wrong, chainIntact: chain.intact,
-                                                  chainEvents: chain.events, chainProblem: chain.problem, store: storeNote ?? (offline ? "not checked (--offline)" : "checked")))
+                                                  chainEvents: chain.events, chainProblem: chain.problem, checkpoints: checkpoints,
+                                                  store: storeNote ?? (offline ? "not checked (--offline)" : "checked")))
             } else {
-                print("\(counts.files) files: \(counts.ok) ok, \(counts.wrong) with problems; \(chainText)\(storeNote.map { "; \($0)" } ?? "")")
+                let anchored = checkpoints.problems.isEmpty ? checkpoints.storeLatest.map { "; the store's newest signed checkpoint (event \($0)) is in the log" } ?? "" : ""
+                print("\(counts.files) files: \(counts.ok) ok, \(counts.wrong) with problems; \(chainText); \(checkpoints.local) checkpoints signed\(anchored)\(storeNote.map { "; \($0)" } ?? "")")
             }
         }
         if broken { throw ExitCode(4) }
@@ -90,5 +96,6 @@ struct VerifySummary: Encodable {
     var chainIntact: Bool
     var chainEvents: Int
     var chainProblem: String?
+    var checkpoints: CheckpointVerdict
     var store: String
 }

@@ -143,7 +143,7 @@ import UploaderCore
         let files = try Ledger(path: site.ledgerPath).files()
         #expect(files.allSatisfy { $0.state == .verified })
         #expect(Set(files.compactMap(\.objectKey)).count == 2)
-        #expect(try store.client(bucket: area.bucket).listObjectKeys(prefix: area.prefix + "/").count == 2)
+        #expect(try area.evidenceKeys(store.client(bucket: area.bucket)).count == 2)
     }
 
     @Test func controlCharactersInNamesNeverReachTheTerminalRaw() throws {

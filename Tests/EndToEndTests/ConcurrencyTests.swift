@@ -52,7 +52,7 @@ import UploaderCore
             #expect(verifications.count == files.count, "each file is verified exactly once")
             #expect(Set(verifications.compactMap(\.fileID)).count == files.count)
             #expect(try ledger.events(EventFilter(minimumLevel: .debug)).filter { $0.kind == .fileQuarantined || $0.kind == .fileFailed }.isEmpty)
-            let keys = try store.client(bucket: area.bucket).listObjectKeys(prefix: area.prefix + "/")
+            let keys = try area.evidenceKeys(store.client(bucket: area.bucket))
             #expect(keys.count == files.count)
             #expect(Set(keys) == Set(files.compactMap(\.objectKey)))
             #expect(try ledger.verifyChain().intact)
@@ -154,7 +154,7 @@ import UploaderCore
         #expect(stopped.status == 0, "\(stopped.stderr)")
         #expect(try ledger.file(id)?.state == .cancelled, "the running upload must not override the cancel")
         let client = site.store.client(bucket: site.area.bucket)
-        #expect(try client.listObjectKeys(prefix: site.area.prefix + "/").isEmpty)
+        #expect(try site.area.evidenceKeys(client).isEmpty)
         #expect(try client.listMultipartUploads(prefix: site.area.prefix + "/").isEmpty)
 
         #expect(try site.cli(["retry", "#\(id)"]).status == 0)

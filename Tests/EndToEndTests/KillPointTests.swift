@@ -72,7 +72,7 @@ import UploaderCore
         #expect(files.allSatisfy { $0.state == .verified })
         #expect(Dictionary(uniqueKeysWithValues: files.map { ($0.sourcePath, $0.sha256 ?? "") }) == cameraHashes)
         let client = store.client(bucket: area.bucket)
-        let keys = try client.listObjectKeys(prefix: area.prefix + "/")
+        let keys = try area.evidenceKeys(client)
         #expect(keys.count == files.count)
         for file in files {
             #expect(try client.hashObject(key: file.objectKey!).sha256.hex == cameraHashes[file.sourcePath])

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 import TestSupport
+@testable import Ledger
 @testable import Transport
 import UploaderCore
 
@@ -14,9 +15,15 @@ import UploaderCore
         let area: StoreArea
         let site: TestSite
 
-        init() throws {
+        init(lockedBucket: Bool = false) throws {
             store = try TestStore.fromEnvironment()
-            area = try store.makeArea("verify")
+            if lockedBucket {
+                let bucket = "uploader-locked-\(UInt32.random(in: 0...UInt32.max))"
+                try store.client(bucket: bucket).createLockedBucket()
+                area = StoreArea(bucket: bucket, prefix: "locked")
+            } else {
+                area = try store.makeArea("verify")
+            }
             site = try TestSite.withStore(store, area: area, root: folder.sub("site"))
             for arguments in [["simulate-camera", folder.sub("cam"), "--files", "3", "--size", "1MiB"],
                               ["device", "add", "BWC-3001", "--user", "officer-31"],
@@ -52,6 +59,76 @@ import UploaderCore
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.split(separator: "\n").filter { $0.hasSuffix(": ok") }.count == 3, "\(result.stdout)")
         #expect(result.stdout.contains("3 files: 3 ok, 0 with problems; custody log intact"))
+        #expect(result.stdout.contains("checkpoints signed; the store's newest signed checkpoint (event"), "\(result.stdout)")
+    }
+
+    /// The newest checkpoint object in the store, and its event id.
+    func newestCheckpoint(_ flow: Flow) throws -> (key: String, eventID: Int64) {
+        let client = flow.store.client(bucket: flow.area.bucket)
+        let key = try #require(try client.listObjectKeys(prefix: flow.area.prefix + "/_custody/").filter { $0.hasSuffix(".json") }.max())
+        let body = try #require(try client.getSmall(key: key))
+        let signed = try JSONDecoder().decode(SignedCheckpoint.self, from: Data(body))
+        return (key, try #require(signed.decodedPayload).lastEventID)
+    }
+
+    @Test func deletingTheNewestEventsIsCaughtByTheStoresCheckpoint() throws {
+        let flow = try Flow()
+        let (_, eventID) = try newestCheckpoint(flow)
+        try flow.tamper("DROP TRIGGER event_no_delete; DELETE FROM event WHERE id >= \(eventID)")
+        // The chain that is left is whole: only the anchor tells.
+        #expect(try UploaderProcess.run(["log", "--verify"], config: flow.site.configPath).status == 0)
+        let result = try flow.verify()
+        #expect(result.status == 4)
+        #expect(result.stdout.contains("custody: the store's newest checkpoint") && result.stdout.contains("event \(eventID), which it signed, is missing from the custody log: the log was cut short"), "\(result.stdout)")
+    }
+
+    @Test func aChainRecomputedAfterAnEditIsCaughtByTheStoresCheckpoint() throws {
+        let flow = try Flow()
+        try flow.tamper("DROP TRIGGER event_no_update; UPDATE event SET message = 'officer-99 held the camera' WHERE id = 3")
+        // Re-chain every event after the edit, as a careful tamperer would.
+        let queue = try DatabaseQueue(path: flow.site.ledgerPath)
+        try queue.write { db in
+            var previous = Ledger.genesisHash
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM event ORDER BY id") {
+                let hash = Ledger.eventHash(previous: previous, at: row["at"], level: row["level"], kind: row["kind"], fileID: row["file_id"],
+                                            serial: row["serial"], user: row["user_id"], message: row["message"],
+                                            rowDigest: row["row_digest"], actor: row["actor"])
+                try db.execute(sql: "UPDATE event SET prev_hash = ?, hash = ? WHERE id = ?", arguments: [previous, hash, row["id"] as Int64])
+                previous = hash
+            }
+        }
+        #expect(try UploaderProcess.run(["log", "--verify"], config: flow.site.configPath).stdout.contains("custody log intact"))
+        let result = try flow.verify(["--all"])
+        #expect(result.status == 4)
+        #expect(result.stdout.contains("the custody log was rewritten: event"), "\(result.stdout)")
+    }
+
+    @Test func aTamperedCheckpointObjectIsCaught() throws {
+        let flow = try Flow()
+        let (key, _) = try newestCheckpoint(flow)
+        let client = flow.store.client(bucket: flow.area.bucket)
+        var signed = try JSONDecoder().decode(SignedCheckpoint.self, from: Data(try #require(try client.getSmall(key: key))))
+        var payload = try #require(signed.decodedPayload)
+        payload.files += 1
+        signed.payload = String(decoding: payload.canonicalBytes(), as: UTF8.self)
+        let replaced = try client.send("PUT", key: key, query: [], headers: [:], body: .bytes(signed.encoded()))
+        #expect(replaced.status == 200)
+        let result = try flow.verify()
+        #expect(result.status == 4)
+        #expect(result.stdout.contains("its signature does not match its content: it was altered"), "\(result.stdout)")
+    }
+
+    @Test func checkpointsInALockedBucketAreWrittenOnceAndLocked() throws {
+        let flow = try Flow(lockedBucket: true)
+        let (key, _) = try newestCheckpoint(flow)
+        let client = flow.store.client(bucket: flow.area.bucket)
+        let head = try client.send("HEAD", key: key, query: [], headers: [:], body: .none)
+        #expect(head.headers["x-amz-object-lock-mode"] == "GOVERNANCE", "\(head.headers)")
+        let until = try #require(head.headers["x-amz-object-lock-retain-until-date"].flatMap(Timestamps.parse))
+        #expect(until > Date().addingTimeInterval(3600 * 24 * 3000))
+        // A second write of the same checkpoint is refused by the store itself.
+        #expect(try client.putOnce(key: key, bytes: Array("forged".utf8), contentType: "application/json") == .exists)
+        #expect(try flow.verify().status == 0)
     }
 
     @Test func aFileRowEditedBehindTheLedgersBackIsNamed() throws {

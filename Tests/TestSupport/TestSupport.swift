@@ -73,6 +73,16 @@ public struct TestStore: Sendable {
 public struct StoreArea: Sendable {
     public var bucket: String
     public var prefix: String
+
+    public init(bucket: String, prefix: String) {
+        self.bucket = bucket
+        self.prefix = prefix
+    }
+
+    /// The evidence objects under this area (not the dock's custody checkpoints).
+    public func evidenceKeys(_ client: S3Client) throws -> [String] {
+        try client.listObjectKeys(prefix: prefix + "/").filter { !$0.hasPrefix(prefix + "/_custody/") }
+    }
 }
 
 /// A configuration in a temporary folder: spool, state, credentials file.

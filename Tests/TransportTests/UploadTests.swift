@@ -26,7 +26,7 @@ struct StoreFixture {
         return configuration
     }
     /// The keys this test's uploads created.
-    func storedKeys() throws -> [String] { try client.listObjectKeys(prefix: area.prefix + "/") }
+    func storedKeys() throws -> [String] { try area.evidenceKeys(client) }
 
     init(_ label: String, partSize: String = "5MiB", extra: String = "") throws {
         store = try TestStore.fromEnvironment()

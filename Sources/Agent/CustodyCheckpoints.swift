@@ -1,0 +1,107 @@
+import Crypto
+import Foundation
+import Ledger
+import Logging
+import Platform
+import Transport
+import UploaderCore
+
+/// The dock's Ed25519 signing key: `dock-key` in the state folder (hex, mode
+/// 0600, made at first use), or systemd's `LoadCredential=dock-key:…`
+/// (`$CREDENTIALS_DIRECTORY/dock-key`), which wins when present.
+public enum DockKey {
+    public static func path(_ configuration: Configuration) -> String { configuration.stateDirectory + "/dock-key" }
+
+    public static func loadOrCreate(_ configuration: Configuration, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Ed25519PrivateKey {
+        if let credentials = environment["CREDENTIALS_DIRECTORY"], FileManager.default.fileExists(atPath: credentials + "/dock-key") {
+            return try read(credentials + "/dock-key")
+        }
+        let path = path(configuration)
+        if FileManager.default.fileExists(atPath: path) { return try read(path) }
+        let key = try Ed25519PrivateKey()
+        // Written aside, then linked into place: two first runs at once keep one key.
+        let temporary = path + ".\(getpid()).tmp"
+        let text = "# uploader dock signing key (Ed25519, raw private key in hex). Keep it secret; back it up.\n"
+            + key.rawRepresentation.map { String(format: "%02x", $0) }.joined() + "\n"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw UploaderError(.io, "cannot write the dock key \(path): check that the agent's user may write to \(configuration.stateDirectory)")
+        }
+        defer { unlink(temporary) }
+        if link(temporary, path) != 0, errno != EEXIST {
+            throw UploaderError(.io, "cannot create the dock key \(path)", cause: String(cString: strerror(errno)))
+        }
+        return try read(path)
+    }
+
+    /// The key if this dock has one; never creates it (for `verify`).
+    public static func existing(_ configuration: Configuration, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Ed25519PrivateKey? {
+        if let credentials = environment["CREDENTIALS_DIRECTORY"], FileManager.default.fileExists(atPath: credentials + "/dock-key") {
+            return try read(credentials + "/dock-key")
+        }
+        return FileManager.default.fileExists(atPath: path(configuration)) ? try read(path(configuration)) : nil
+    }
+
+    static func read(_ path: String) throws -> Ed25519PrivateKey {
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
+            throw UploaderError(.insecure, "the dock key \(path) is readable by other users: run `chmod 600 \(path)`")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw UploaderError(.io, "cannot read the dock key \(path): it must belong to the agent's user, mode 0600")
+        }
+        let hex = text.split(separator: "\n").first { !$0.hasPrefix("#") }.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        guard let bytes = SHA256Digest(hex: hex)?.bytes, let key = try? Ed25519PrivateKey(rawRepresentation: bytes) else {
+            throw UploaderError(.insecure, "the dock key \(path) is damaged (not 64 hex digits): restore it from backup; a new key would not match the checkpoints already in the store")
+        }
+        return key
+    }
+}
+
+/// Signed checkpoints of the custody log: signed locally after every ingest
+/// and upload run (a dock has no network), written to the store by upload
+/// runs and the daemon, oldest first, each exactly once.
+public enum CustodyCheckpoints {
+    /// Signs a checkpoint of the log as it is now (nothing if no event is new). Blocking.
+    @discardableResult
+    public static func sign(configuration: Configuration, ledger: Ledger) throws -> CheckpointRecord? {
+        let key = try DockKey.loadOrCreate(configuration)
+        let fingerprint = key.publicKey.fingerprint
+        return try ledger.signCheckpoint(dock: configuration.hostName, keyFingerprint: fingerprint) { payload in
+            let bytes = payload.canonicalBytes()
+            return SignedCheckpoint(payload: String(decoding: bytes, as: UTF8.self), signature: Data(try key.signature(for: bytes)).base64EncodedString())
+        }
+    }
+
+    /// Publishes the dock's public key (once) and every pending checkpoint.
+    /// Returns how many checkpoints were stored. Blocking.
+    @discardableResult
+    public static func publish(configuration: Configuration, ledger: Ledger, client: S3Client, logger: Logger) throws -> Int {
+        let key = try DockKey.loadOrCreate(configuration)
+        let prefix = configuration.store.prefix
+        let dock = configuration.hostName
+        let pem = Array(key.publicKey.pem.utf8)
+        let keyObject = SignedCheckpoint.publicKeyObjectKey(prefix: prefix, dock: dock)
+        if try client.putOnce(key: keyObject, bytes: pem, contentType: "application/x-pem-file") == .exists,
+           try client.getSmall(key: keyObject) != pem {
+            let message = "the store holds a different public key for dock \(dock) at \(keyObject): another PC uses this dock name, or this dock's key was replaced; checkpoints are not written until an admin resolves it ([agent] host_name)"
+            _ = try? ledger.log(EventDraft(.error, .custodyProblem, message))
+            throw UploaderError(.insecure, message)
+        }
+        let lockedUntil = try client.objectLockEnabled() ? Date().addingTimeInterval(Double(configuration.custody.checkpointRetentionDays) * 86400) : nil
+        var stored = 0
+        for checkpoint in try ledger.pendingCheckpoints() {
+            let objectKey = SignedCheckpoint.objectKey(prefix: prefix, dock: dock, eventID: checkpoint.eventID)
+            let bytes = Array(checkpoint.body.utf8)
+            if try client.putOnce(key: objectKey, bytes: bytes, contentType: "application/json", lockedUntil: lockedUntil) == .exists,
+               try client.getSmall(key: objectKey) != bytes {
+                let message = "the store holds a different checkpoint at \(objectKey): this dock's log and the store disagree; run `uploader verify --all`"
+                _ = try? ledger.log(EventDraft(.error, .custodyProblem, message))
+                throw UploaderError(.insecure, message)
+            }
+            try ledger.markCheckpointStored(eventID: checkpoint.eventID, objectKey: objectKey)
+            stored += 1
+        }
+        if stored > 0 { logger.info("stored \(stored) custody checkpoint(s) in the store") }
+        return stored
+    }
+}

@@ -1,0 +1,117 @@
+internal import COpenSSL
+import Foundation
+
+/// An Ed25519 key pair through OpenSSL's EVP interface: the dock's signing
+/// key for custody checkpoints. Keys travel as raw 32-byte values (hex in
+/// the key file) and, for anyone verifying with standard tools, as PEM
+/// (SubjectPublicKeyInfo: `openssl pkeyutl -verify -pubin -inkey dock.pem
+/// -rawin -in PAYLOAD -sigfile SIGNATURE`).
+public final class Ed25519PrivateKey: @unchecked Sendable {
+    private let key: OpaquePointer
+
+    /// A new random key.
+    public init() throws {
+        guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nil) else { throw CryptoFailure("EVP_PKEY_CTX_new_id(ED25519)") }
+        defer { EVP_PKEY_CTX_free(context) }
+        var made: OpaquePointer?
+        guard EVP_PKEY_keygen_init(context) == 1, EVP_PKEY_keygen(context, &made) == 1, let made else {
+            throw CryptoFailure("Ed25519 key generation")
+        }
+        key = made
+    }
+
+    /// The key whose 32 raw private bytes these are.
+    public init(rawRepresentation bytes: [UInt8]) throws {
+        guard bytes.count == 32, let made = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, bytes, bytes.count) else {
+            throw CryptoFailure("not a 32-byte Ed25519 private key")
+        }
+        key = made
+    }
+
+    deinit {
+        EVP_PKEY_free(key)
+    }
+
+    public var rawRepresentation: [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        var length = 32
+        EVP_PKEY_get_raw_private_key(key, &bytes, &length)
+        return bytes
+    }
+
+    public var publicKey: Ed25519PublicKey {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        var length = 32
+        EVP_PKEY_get_raw_public_key(key, &bytes, &length)
+        return Ed25519PublicKey(rawRepresentation: bytes)
+    }
+
+    public func signature(for message: [UInt8]) throws -> [UInt8] {
+        guard let context = EVP_MD_CTX_new() else { throw CryptoFailure("EVP_MD_CTX_new") }
+        defer { EVP_MD_CTX_free(context) }
+        var signature = [UInt8](repeating: 0, count: 64)
+        var length = 64
+        guard EVP_DigestSignInit(context, nil, nil, nil, key) == 1,
+              EVP_DigestSign(context, &signature, &length, message, message.count) == 1, length == 64 else {
+            throw CryptoFailure("Ed25519 signing")
+        }
+        return signature
+    }
+}
+
+public struct Ed25519PublicKey: Sendable, Equatable {
+    public let rawRepresentation: [UInt8]
+
+    public init(rawRepresentation: [UInt8]) {
+        self.rawRepresentation = rawRepresentation
+    }
+
+    /// SHA-256 of the raw key, hex: how checkpoints name the key that signed them.
+    public var fingerprint: String { SHA256Hasher.hash(rawRepresentation).hex }
+
+    public func isValidSignature(_ signature: [UInt8], for message: [UInt8]) -> Bool {
+        guard signature.count == 64, rawRepresentation.count == 32,
+              let key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, rawRepresentation, 32) else { return false }
+        defer { EVP_PKEY_free(key) }
+        guard let context = EVP_MD_CTX_new() else { return false }
+        defer { EVP_MD_CTX_free(context) }
+        return EVP_DigestVerifyInit(context, nil, nil, nil, key) == 1
+            && EVP_DigestVerify(context, signature, signature.count, message, message.count) == 1
+    }
+
+    /// PEM (SubjectPublicKeyInfo), as `openssl` reads it.
+    public var pem: String {
+        guard let key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, rawRepresentation, 32),
+              let bio = BIO_new(BIO_s_mem()) else { return "" }
+        defer { EVP_PKEY_free(key); BIO_free(bio) }
+        guard PEM_write_bio_PUBKEY(bio, key) == 1 else { return "" }
+        var pointer: UnsafeMutablePointer<CChar>?
+        let length = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &pointer)
+        guard let pointer, length > 0 else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: Int(length)), as: UTF8.self)
+    }
+
+    /// Reads a PEM public key (as `pem` writes it).
+    public init?(pem text: String) {
+        // BIO_new_mem_buf does not copy: everything happens while the bytes live.
+        let raw: [UInt8]? = Array(text.utf8).withUnsafeBytes { buffer in
+            guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }
+            defer { BIO_free(bio) }
+            guard let key = PEM_read_bio_PUBKEY(bio, nil, nil, nil) else { return nil }
+            defer { EVP_PKEY_free(key) }
+            var raw = [UInt8](repeating: 0, count: 32)
+            var length = 32
+            guard EVP_PKEY_get_raw_public_key(key, &raw, &length) == 1, length == 32 else { return nil }
+            return raw
+        }
+        guard let raw else { return nil }
+        rawRepresentation = raw
+    }
+}
+
+public struct CryptoFailure: Error, CustomStringConvertible {
+    public let description: String
+    init(_ what: String) {
+        description = "OpenSSL: \(what) failed"
+    }
+}
