@@ -30,7 +30,7 @@ extension Ledger {
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE id > ? AND kind != ?)",
                                     arguments: [covered, EventKind.custodyCheckpoint.rawValue]) == true else { return nil }
             let events = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(events), 0) FROM event_count") ?? 0
-            let files = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(files), 0) FROM file_count WHERE serial != '~spool'") ?? 0
+            let files = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(files), 0) FROM file_count WHERE state != '~spool'") ?? 0
             let payload = CheckpointPayload(dock: dock, key: keyFingerprint, lastEventID: eventID, chainHead: head["hash"],
                                             events: events, files: files, at: Timestamps.iso(Date()))
             let signed = try sign(payload)

@@ -196,3 +196,16 @@ import UploaderCore
         #expect(second.stdout.contains("device.registered") && !second.stdout.contains("(by "), "\(second.stdout)")
     }
 }
+
+extension VerifyTests {
+    /// A checkpoint's counts are the log's: 3 files, and every event up to it.
+    @Test func aCheckpointCountsTheFilesAndEventsItCovers() throws {
+        let flow = try Flow()
+        let (key, eventID) = try newestCheckpoint(flow)
+        let body = try #require(try flow.store.client(bucket: flow.area.bucket).getSmall(key: key))
+        let payload = try #require(try JSONDecoder().decode(SignedCheckpoint.self, from: Data(body)).decodedPayload)
+        #expect(payload.files == 3)
+        #expect(payload.events == eventID)
+        #expect(payload.dock == (try flow.site.configuration()).hostName)
+    }
+}
