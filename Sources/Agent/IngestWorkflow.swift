@@ -147,6 +147,11 @@ public final class Ingestor: @unchecked Sendable {
         let summary = "ingest of \(volume) finished: \(report.copied) copied (\(report.bytesCopied) bytes), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed; peak memory \(ByteCount.format(report.peakMemoryBytes ?? 0))"
         try ledger.log(EventDraft(report.stoppedBecause == nil ? .notice : .error, .ingestFinished, serial: serial,
                                   summary + (report.stoppedBecause.map { "; stopped: \($0)" } ?? "")))
+        if let pattern = profile.fileNumber {
+            do { try ledger.recordFileNumberGaps(serial: serial, pattern: pattern) } catch {
+                logger.error("gap check of camera \(serial): \(error)")
+            }
+        }
         // Signed here (a dock has no network); the next upload run stores it.
         do { try CustodyCheckpoints.sign(configuration: configuration, ledger: ledger) } catch {
             _ = try? ledger.log(EventDraft(.error, .custodyProblem, "cannot sign a custody checkpoint: \((error as? UploaderError)?.message ?? "\(error)")"))

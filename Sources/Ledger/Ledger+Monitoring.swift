@@ -39,6 +39,15 @@ extension Ledger {
                 alerts.append(Alert(key: "dock-idle-\(dock["event_id"] as Int64)",
                                     message: "camera \(serial) has been docked since \(Timestamps.iso(at)) with nothing copied", serial: serial))
             }
+            // A gap in a camera's file numbers is told once, ever.
+            for gap in try Row.fetchAll(db, sql: """
+                SELECT serial, number, message FROM file_gap
+                WHERE NOT EXISTS (SELECT 1 FROM alert WHERE alert.key = 'gap-' || file_gap.serial || '-' || file_gap.number)
+                LIMIT 100
+                """) {
+                let serial: String = gap["serial"]
+                alerts.append(Alert(key: "gap-\(serial)-\(gap["number"] as Int64)", message: gap["message"], serial: serial))
+            }
             if spoolAboveHighWatermark {
                 alerts.append(Alert(key: "spool-high-watermark", message: "the spool is above its high watermark: docked cameras keep their files until uploads are verified and purged"))
             }

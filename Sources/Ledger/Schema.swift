@@ -268,6 +268,19 @@ enum Schema {
                 CREATE INDEX checkpoint_pending ON checkpoint(event_id) WHERE stored_at IS NULL;
                 """)
         }
+        migrator.registerMigration("v9: gaps in cameras' file numbering") { db in
+            // One row per file number found missing on a camera: recorded (and
+            // alerted) once, however often the camera is docked again.
+            try db.execute(sql: """
+                CREATE TABLE file_gap (
+                    serial TEXT NOT NULL,
+                    number INTEGER NOT NULL,
+                    message TEXT NOT NULL,
+                    found_at DATETIME NOT NULL,
+                    PRIMARY KEY (serial, number)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

@@ -31,8 +31,46 @@ public struct CameraModel: Sendable, Equatable {
     public var serialSource: SerialSource
     public var recordingTime: RecordingTimeSource
     public var cameraClock: Configuration.CameraClock
+    /// How the camera numbers its files (`VID####`), if it does: a number
+    /// missing between two files seen is a custody warning.
+    public var fileNumber: FileNumberPattern? = nil
 
     public func matches(_ id: USBID) -> Bool { usbIDs.contains(id) }
+}
+
+/// A camera's file numbering: literal text and one run of `#` digits,
+/// matched case-insensitively against a file name without its extension
+/// (`VID####` matches `VID0042.MP4`).
+public struct FileNumberPattern: Sendable, Equatable {
+    public let prefix: String
+    public let digits: Int
+    public let suffix: String
+
+    public init?(_ text: String) {
+        let runs = text.split(separator: "#", omittingEmptySubsequences: false)
+        guard let first = text.firstIndex(of: "#"), let last = text.lastIndex(of: "#") else { return nil }
+        let hashes = text[first...last]
+        guard hashes.allSatisfy({ $0 == "#" }), (1...9).contains(hashes.count), runs.count == hashes.count + 1 else { return nil }
+        prefix = String(text[..<first]).uppercased()
+        suffix = String(text[text.index(after: last)...]).uppercased()
+        digits = hashes.count
+        guard !prefix.contains("."), !suffix.contains("."), !prefix.contains("/"), !suffix.contains("/") else { return nil }
+    }
+
+    /// The number in a file name (`DCIM/100BWC/VID0042.MP4` → 42), if it follows the pattern.
+    public func number(inPath path: String) -> Int? {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let stem = (name.lastIndex(of: ".").map { String(name[..<$0]) } ?? name).uppercased()
+        guard stem.count == prefix.count + digits + suffix.count, stem.hasPrefix(prefix), stem.hasSuffix(suffix) else { return nil }
+        let middle = stem.dropFirst(prefix.count).dropLast(suffix.count)
+        guard middle.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return Int(middle)
+    }
+
+    public func name(_ number: Int) -> String {
+        let text = String(number)
+        return prefix + String(repeating: "0", count: max(0, digits - text.count)) + text + suffix
+    }
 }
 
 public struct USBID: Sendable, Hashable, CustomStringConvertible {
@@ -130,9 +168,16 @@ public struct CameraModels: Sendable, Equatable {
                 problem("camera_clock", "must be \"utc\" or \"local\"")
                 return .utc
             }()
+            var fileNumber: FileNumberPattern?
+            if let text = model["file_number"]?.tomlValue.string {
+                fileNumber = FileNumberPattern(text)
+                if fileNumber == nil { problem("file_number", "must be the file name's numbering with one run of # for the digits, like \"VID####\"") }
+            } else if model["file_number"] != nil {
+                problem("file_number", "must be a string like \"VID####\"")
+            }
             models.append(CameraModel(id: id, name: string("name", default: id), usbIDs: usbIDs,
                                       mediaFolders: strings("media_folders"), filePatterns: strings("file_patterns"),
-                                      serialSource: serial, recordingTime: recording, cameraClock: clock))
+                                      serialSource: serial, recordingTime: recording, cameraClock: clock, fileNumber: fileNumber))
         }
         if !problems.isEmpty { throw ConfigurationError(path: path, problems: problems) }
         return CameraModels(models: models, sourcePath: path)
@@ -225,12 +270,15 @@ public struct IngestProfile: Sendable, Equatable {
     public var filePatterns: [String]
     public var recordingTime: CameraModel.RecordingTimeSource
     public var cameraClock: Configuration.CameraClock
+    public var fileNumber: FileNumberPattern?
 
-    public init(mediaFolders: [String], filePatterns: [String], recordingTime: CameraModel.RecordingTimeSource, cameraClock: Configuration.CameraClock) {
+    public init(mediaFolders: [String], filePatterns: [String], recordingTime: CameraModel.RecordingTimeSource, cameraClock: Configuration.CameraClock,
+                fileNumber: FileNumberPattern? = nil) {
         self.mediaFolders = mediaFolders
         self.filePatterns = filePatterns
         self.recordingTime = recordingTime
         self.cameraClock = cameraClock
+        self.fileNumber = fileNumber
     }
 
     public init(_ configuration: Configuration) {
@@ -239,7 +287,8 @@ public struct IngestProfile: Sendable, Equatable {
     }
 
     public init(_ model: CameraModel) {
-        self.init(mediaFolders: model.mediaFolders, filePatterns: model.filePatterns, recordingTime: model.recordingTime, cameraClock: model.cameraClock)
+        self.init(mediaFolders: model.mediaFolders, filePatterns: model.filePatterns, recordingTime: model.recordingTime, cameraClock: model.cameraClock,
+                  fileNumber: model.fileNumber)
     }
 
     /// Case-insensitive shell-style match (`*` and `?`) of a file name.

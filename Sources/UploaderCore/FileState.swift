@@ -141,6 +141,8 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     /// A signed checkpoint of the custody log reached the store (or could not).
     case custodyCheckpoint = "custody.checkpoint"
     case custodyProblem = "custody.problem"
+    /// A file number missing on a camera between two files seen.
+    case custodyGap = "custody.gap"
     /// The ledger's schema was upgraded (what changed is in the message).
     case ledgerMigrated = "ledger.migrated"
 

@@ -50,6 +50,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         usb_ids = ["2b4c:0001"]
         media_folders = ["DCIM"]
         file_patterns = ["*.mp4"]
+        file_number = "VID####"
 
         [[model]]
         id = "vigil-vc3"
