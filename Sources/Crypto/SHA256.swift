@@ -132,3 +132,32 @@ public enum Base64 {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+/// A streaming SHA-512 (EVP), for BagIt's second manifest.
+public final class SHA512Hasher {
+    private let context: OpaquePointer
+
+    public init() {
+        guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, EVP_sha512(), nil) == 1 else {
+            fatalError("EVP_DigestInit_ex(sha512) failed: OpenSSL is unusable")
+        }
+        self.context = context
+    }
+
+    deinit {
+        EVP_MD_CTX_free(context)
+    }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        guard EVP_DigestUpdate(context, base, bytes.count) == 1 else { fatalError("EVP_DigestUpdate failed") }
+    }
+
+    /// The digest in lowercase hex. The hasher must not be used afterwards.
+    public func finalizeHex() -> String {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard EVP_DigestFinal_ex(context, &output, &length) == 1, length == 64 else { fatalError("EVP_DigestFinal_ex failed") }
+        return output.prefix(64).map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -130,7 +130,7 @@ public final class Ledger: Sendable {
 
     /// Events written before schema v7 have neither a row digest nor an
     /// actor and hash as they always did; later ones add both fields.
-    static func eventHash(previous: String, at: String, level: String, kind: String, fileID: Int64?,
+    public static func eventHash(previous: String, at: String, level: String, kind: String, fileID: Int64?,
                           serial: String?, user: String?, message: String, rowDigest: String? = nil, actor: String? = nil) -> String {
         var fields = [previous, at, level, kind, fileID.map(String.init) ?? "", serial ?? "", user ?? "", message]
         if rowDigest != nil || actor != nil { fields += [rowDigest ?? "", actor ?? ""] }
@@ -145,7 +145,17 @@ public final class Ledger: Sendable {
     }
 
     static func rowDigest(_ row: Row) -> String {
-        let fields = (0..<row.count).map { index -> String in
+        rowDigest(fields: rowDigestFields(row))
+    }
+
+    /// The digest of a row's fields as `rowDigestFields` gives them (also for
+    /// `verify-bag`, which has the fields but no ledger).
+    public static func rowDigest(fields: [String]) -> String {
+        SHA256Hasher.hash(fields.joined(separator: "\u{1F}")).hex
+    }
+
+    static func rowDigestFields(_ row: Row) -> [String] {
+        (0..<row.count).map { index -> String in
             let value: DatabaseValue = row[index]
             switch value.storage {
             case .null: return "\u{0}"
@@ -155,7 +165,6 @@ public final class Ledger: Sendable {
             case .blob(let data): return data.base64EncodedString()
             }
         }
-        return SHA256Hasher.hash(fields.joined(separator: "\u{1F}")).hex
     }
 
     /// Appends an event that goes with no state change.

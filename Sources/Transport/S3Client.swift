@@ -356,6 +356,12 @@ public final class S3Client {
 
     /// Streams the object through SHA-256 without storing it: the fallback
     /// proof for stores that keep no checksum.
+    /// Streams an object's bytes to `sink` as they arrive (constant memory).
+    public func getObject(key: String, sink: @escaping (UnsafeRawBufferPointer) -> Void) throws {
+        let response = try send("GET", key: key, query: [], headers: [:], body: .none, responseSink: sink)
+        guard response.status == 200 else { throw S3Failure.from(response) }
+    }
+
     public func hashObject(key: String) throws -> (size: Int64, sha256: SHA256Digest) {
         let hasher = SHA256Hasher()
         var size: Int64 = 0

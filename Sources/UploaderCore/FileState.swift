@@ -143,6 +143,8 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case custodyProblem = "custody.problem"
     /// A file number missing on a camera between two files seen.
     case custodyGap = "custody.gap"
+    /// Files exported as an evidence bag (who did it is the event's actor).
+    case custodyExport = "custody.export"
     /// The ledger's schema was upgraded (what changed is in the message).
     case ledgerMigrated = "ledger.migrated"
 

