@@ -29,12 +29,7 @@ struct ExportCommand: BlockingCommand {
 
     func runBlocking() throws {
         try options.run {
-            var selection = VerifySelection()
-            for file in files {
-                if let id = Int64(file.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) { selection.ids.append(id) } else { selection.pathContains.append(file) }
-            }
-            selection.serial = device
-            selection.user = user
+            let selection = VerifySelection(files: files, device: device, user: user)
             guard !files.isEmpty || device != nil || user != nil || from != nil || to != nil else {
                 throw UploaderError(.usage, "say which files to export: FILE…, --device SERIAL, --user USER, or --from/--to recording times")
             }

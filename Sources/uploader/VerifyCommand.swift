@@ -30,12 +30,7 @@ struct VerifyCommand: BlockingCommand {
     func runBlocking() throws {
         var broken = false
         try options.run {
-            var selection = VerifySelection()
-            for file in files {
-                if let id = Int64(file.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) { selection.ids.append(id) } else { selection.pathContains.append(file) }
-            }
-            selection.serial = device
-            selection.user = user
+            var selection = VerifySelection(files: files, device: device, user: user)
             if let since {
                 guard let date = Timestamps.parseSince(since) else {
                     throw UploaderError(.usage, "--since \(since) is not a time: use e.g. 2026-11-24T06:00, 2h or 7d")
@@ -98,4 +93,16 @@ struct VerifySummary: Encodable {
     var chainProblem: String?
     var checkpoints: CheckpointVerdict
     var store: String
+}
+
+extension VerifySelection {
+    /// From the command line: `#12` or `12` is a ledger id, anything else part of a path or key.
+    init(files: [String], device: String?, user: String?) {
+        self.init()
+        for file in files {
+            if let id = Int64(file.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) { ids.append(id) } else { pathContains.append(file) }
+        }
+        serial = device
+        self.user = user
+    }
 }
