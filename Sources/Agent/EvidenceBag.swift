@@ -35,8 +35,9 @@ public struct BagExporter {
         var payloadPath: String
     }
 
+    /// `progress`: the file being written (its bag path and size) and the bytes of it so far.
     public func export(_ selection: VerifySelection, recordedFrom: Date?, recordedTo: Date?, to directory: String, client: S3Client,
-                       progress: ((String) -> Void)? = nil) throws -> BagReport {
+                       progress: ((_ file: String, _ done: Int64, _ size: Int64) -> Void)? = nil) throws -> BagReport {
         if let contents = try? FileManager.default.contentsOfDirectory(atPath: directory), !contents.isEmpty {
             throw UploaderError(.usage, "\(directory) is not empty: export into a new folder")
         }
@@ -83,15 +84,16 @@ public struct BagExporter {
         ]
         for (index, item) in items.enumerated() {
             let file = item.file
-            progress?("[\(index + 1)/\(items.count)] \(item.payloadPath) (\(ByteCount.format(file.sourceSize)))")
-            let (size, sha256, sha512) = try download(file, to: directory + "/" + item.payloadPath, client: client)
+            let label = "[\(index + 1)/\(items.count)] \(item.payloadPath)"
+            let (size, sha256, sha512) = try download(file, to: directory + "/" + item.payloadPath, client: client) { progress?(label, $0, file.sourceSize) }
             guard size == file.sourceSize, sha256 == file.sha256 else {
                 throw UploaderError(.verification, "the store's copy of #\(file.id) (\(file.objectKey ?? "")) has \(size) bytes and SHA-256 \(sha256), not the camera's \(file.sourceSize) and \(file.sha256 ?? ""): the export stopped; run `uploader verify #\(file.id)`")
             }
             totalBytes += size
             manifest256 += "\(sha256)  \(item.payloadPath)\n"
             manifest512 += "\(sha512)  \(item.payloadPath)\n"
-            info.append("Evidence-File: \(item.payloadPath); camera \(file.serial); officer \(file.user ?? "unknown"); recorded \(file.recordedAt.map(Timestamps.iso) ?? "unknown") (\(file.recordedAtSource?.rawValue ?? "?")); ingested \(file.spooledAt.map(Timestamps.iso) ?? "?"); verified \(file.verifiedAt.map(Timestamps.iso) ?? "?"); object \(file.objectKey ?? "")")
+            let model = (try? ledger.device(serial: file.serial))??.model
+            info.append("Evidence-File: \(item.payloadPath); camera \(file.serial)\(model.map { " (\($0))" } ?? ""); officer \(file.user ?? "unknown"); recorded \(file.recordedAt.map(Timestamps.iso) ?? "unknown") (\(file.recordedAtSource?.rawValue ?? "?")); ingested \(file.spooledAt.map(Timestamps.iso) ?? "?"); verified \(file.verifiedAt.map(Timestamps.iso) ?? "?"); object \(file.objectKey ?? "")")
             let custody = BagFileCustody(id: file.id, payload: item.payloadPath, sha256: sha256, rowFields: try ledger.rowDigestFields(file: file.id) ?? [])
             try write(directory + "/custody/files/\(file.id).json", Array(try JSONEncoder.sorted.encode(custody)))
         }
@@ -120,7 +122,7 @@ public struct BagExporter {
     }
 
     /// Streams the object into `path` (via `.partial`), hashing as it comes.
-    func download(_ file: MediaFile, to path: String, client: S3Client) throws -> (Int64, String, String) {
+    func download(_ file: MediaFile, to path: String, client: S3Client, progress: @escaping (Int64) -> Void) throws -> (Int64, String, String) {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o750])
         let partial = path + ".partial"
@@ -138,6 +140,7 @@ public struct BagExporter {
             sha512.update(bytes)
             size += Int64(bytes.count)
             do { _ = try fd.writeAll(bytes) } catch { writeError = error }
+            progress(size)
         }
         if let writeError { throw UploaderError(.io, "cannot write \(path): is the disk full?", cause: "\(writeError)") }
         _ = fsync(fd.rawValue)

@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import Foundation
+import Synchronization
 import Ledger
 import Platform
 import Transport
@@ -50,10 +51,24 @@ struct ExportCommand: BlockingCommand {
             }
             let ledger = try options.openLedger(configuration)
             let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
-            let terminal = isatty(STDERR_FILENO) == 1
-            let report = try BagExporter(configuration: configuration, ledger: ledger).export(
-                selection, recordedFrom: recordedFrom, recordedTo: recordedTo, to: output, client: client,
-                progress: terminal ? { FileHandle.standardError.write(Data("\($0)\n".utf8)) } : nil)
+            // A live line on a terminal: the file, its bytes so far, the rate.
+            let current = Mutex((file: "", done: Int64(0), size: Int64(0)))
+            let line = ProgressLine(enabled: isatty(STDOUT_FILENO) == 1 && !json) {
+                let now = current.withLock { $0 }
+                return "\(now.file)  \(ByteCount.format(now.done)) of \(ByteCount.format(now.size))"
+            }
+            line.start()
+            let report: BagReport
+            do {
+                report = try BagExporter(configuration: configuration, ledger: ledger).export(
+                    selection, recordedFrom: recordedFrom, recordedTo: recordedTo, to: output, client: client) { file, done, size in
+                    current.withLock { $0 = (file, done, size) }
+                }
+            } catch {
+                line.stop()
+                throw error
+            }
+            line.stop()
             try ledger.log(EventDraft(.notice, .custodyExport, "exported \(report.files) files (\(ByteCount.format(report.bytes))) as an evidence bag in \(output), custody to the checkpoint at event \(report.checkpointEventID)"))
             if json { try Output.json(report) } else {
                 print("wrote \(output): \(report.files) files, \(ByteCount.format(report.bytes)), custody chain to the signed checkpoint at event \(report.checkpointEventID)")
