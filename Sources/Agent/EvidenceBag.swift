@@ -68,6 +68,21 @@ public struct BagExporter {
         }
 
         let fm = FileManager.default
+        do {
+            return try write(items, skipped: skipped, firstEvent: firstEvent, checkpoint: checkpoint, key: key, to: directory, client: client, progress: progress)
+        } catch {
+            // No half bag is left to be mistaken for a whole one.
+            for entry in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] { try? fm.removeItem(atPath: directory + "/" + entry) }
+            if let failure = error as? S3Failure {
+                throw UploaderError(.io, "the export stopped: \(failure.advice); nothing was kept in \(directory)")
+            }
+            throw error
+        }
+    }
+
+    func write(_ items: [Item], skipped: [String], firstEvent: Int64, checkpoint: CheckpointRecord, key: Ed25519PrivateKey, to directory: String,
+               client: S3Client, progress: ((_ file: String, _ done: Int64, _ size: Int64) -> Void)?) throws -> BagReport {
+        let fm = FileManager.default
         for folder in [directory, directory + "/data", directory + "/custody/files"] {
             try fm.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         }

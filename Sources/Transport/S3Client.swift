@@ -62,6 +62,9 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
         case .tls:
             return "the evidence store's TLS connection could not be trusted (\(message)): check [store] endpoint and ca_bundle, or this PC's CA certificates; the files wait and the next run tries again"
         default:
+            if status == 0, code.hasPrefix("curl-") {
+                return "the evidence store cannot be reached (\(description)): check the network and [store] endpoint with `uploader store check`"
+            }
             return description
         }
     }

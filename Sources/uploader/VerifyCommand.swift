@@ -29,6 +29,7 @@ struct VerifyCommand: BlockingCommand {
 
     func runBlocking() throws {
         var broken = false
+        var incomplete = false
         try options.run {
             var selection = VerifySelection(files: files, device: device, user: user)
             if let since {
@@ -54,9 +55,11 @@ struct VerifyCommand: BlockingCommand {
             }
             let verifier = CustodyVerifier(configuration: configuration)
             var counts = (files: 0, ok: 0, wrong: 0)
+            var unchecked = 0
             try ledger.forEachFileRecord(selection) { record in
                 let verdict = verifier.check(record, store: store)
                 counts.files += 1
+                if verdict.notes.contains(where: { $0.hasPrefix("store not reachable") }) { unchecked += 1 }
                 if verdict.ok { counts.ok += 1 } else { counts.wrong += 1 }
                 if json {
                     try Output.jsonLine(verdict)
@@ -67,6 +70,11 @@ struct VerifyCommand: BlockingCommand {
             }
             let checkpoints = verifier.checkCheckpoints(ledger: ledger, store: store)
             broken = !chain.intact || counts.wrong > 0 || !checkpoints.problems.isEmpty
+            // Objects that could not be checked are not "ok": say so, and exit 1 (unless something is wrong: 4).
+            if unchecked > 0 {
+                storeNote = "\(unchecked) objects NOT checked: the store could not be reached (see `uploader store check`; --offline checks the rest only)"
+                incomplete = true
+            }
             if !json {
                 for problem in checkpoints.problems { print("custody: \(problem)") }
             }
@@ -81,6 +89,7 @@ struct VerifyCommand: BlockingCommand {
             }
         }
         if broken { throw ExitCode(4) }
+        if incomplete { throw ExitCode(1) }
     }
 }
 

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 import UploaderCore
+import Ledger
+@testable import Transport
 
 /// Evidence bags: written from the store, valid for the Library of
 /// Congress' bagit.py and for `verify-bag`, and every flipped byte caught.
@@ -113,5 +115,32 @@ import UploaderCore
         #expect(try exported.bagit().ok)
         let verdict = try exported.verifyBag()
         #expect(verdict.status == 4 && verdict.stdout.contains("its ledger row is not what event"), "\(verdict.stdout)")
+    }
+}
+
+extension BagTests {
+    /// An export that cannot finish leaves no half bag to be mistaken for a whole one.
+    @Test func anExportThatFailsLeavesNothingBehind() throws {
+        let flow = try VerifyTests.Flow()
+        let client = flow.store.client(bucket: flow.area.bucket)
+        _ = try client.send("DELETE", key: try flow.objectKey(2), query: [], headers: [:], body: .none)
+        let bag = flow.folder.sub("bag")
+        let result = try UploaderProcess.run(["export", "--device", "BWC-3001", "--output", bag], config: flow.site.configPath)
+        #expect(result.status == 1)
+        #expect(result.stderr.hasPrefix("error: the export stopped: ") && result.stderr.contains("nothing was kept in \(bag)"), "\(result.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: bag).isEmpty)
+        let ledger = try Ledger(path: flow.site.ledgerPath, readOnly: true)
+        #expect(try !ledger.events(EventFilter()).contains { $0.kind == .custodyExport })
+    }
+
+    @Test func verifyWithTheStoreDownSaysWhatWasNotChecked() throws {
+        let flow = try VerifyTests.Flow()
+        // The same site, pointed at a port where nothing listens.
+        let config = try String(contentsOfFile: flow.site.configPath, encoding: .utf8)
+            .replacingOccurrences(of: flow.store.endpoint, with: "http://127.0.0.1:\(try Loopback.freePort())")
+        try config.write(toFile: flow.site.configPath, atomically: true, encoding: .utf8)
+        let result = try flow.verify()
+        #expect(result.status == 1, "\(result.stdout)")
+        #expect(result.stdout.contains("3 objects NOT checked: the store could not be reached"), "\(result.stdout)")
     }
 }
