@@ -262,6 +262,13 @@ public final class S3Client {
         return XMLText.first("ObjectLockEnabled", in: response.bodyText) == "Enabled"
     }
 
+    /// The bucket's versioning: "Enabled", "Suspended", or nil when it was never turned on.
+    public func versioning() throws -> String? {
+        let response = try send("GET", key: nil, query: [("versioning", "")], headers: [:], body: .none)
+        guard response.status == 200 else { throw S3Failure.from(response) }
+        return XMLText.first("Status", in: response.bodyText)
+    }
+
     public enum WriteOnceOutcome: Sendable, Equatable { case created, exists }
 
     /// Writes a small object once: `If-None-Match: *`, a SHA-256 checksum the

@@ -269,6 +269,17 @@ struct StoreCommand: ParsableCommand {
                 // A HEAD of a key that cannot exist proves signing and bucket access without touching evidence.
                 _ = try client.headObject(key: ".uploader-store-check")
                 print("\(configuration.store.endpoint) bucket \(configuration.store.bucket): reachable, credentials accepted")
+                // What the store itself enforces, beyond this agent's If-None-Match.
+                switch try client.versioning() {
+                case "Enabled": print("versioning: enabled (an overwritten or deleted object keeps its earlier versions)")
+                case "Suspended": print("versioning: suspended (an overwrite or delete replaces the object for good)")
+                default: print("versioning: off (an overwrite or delete replaces the object for good)")
+                }
+                if try client.objectLockEnabled() {
+                    print("Object Lock: enabled (custody checkpoints are locked in governance mode for \(configuration.custody.checkpointRetentionDays) days)")
+                } else {
+                    print("Object Lock: off (custody checkpoints are write-once for this agent only; a bucket admin could delete them: use a bucket created with Object Lock)")
+                }
             }
         }
     }

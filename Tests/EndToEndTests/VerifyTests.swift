@@ -55,6 +55,8 @@ import UploaderCore
 
     @Test func anUntouchedDockVerifiesClean() throws {
         let flow = try Flow()
+        let check = try UploaderProcess.run(["store", "check"], config: flow.site.configPath)
+        #expect(check.stdout.contains("Object Lock: off (custody checkpoints are write-once for this agent only"), "\(check.stdout)")
         let result = try flow.verify()
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.split(separator: "\n").filter { $0.hasSuffix(": ok") }.count == 3, "\(result.stdout)")
@@ -126,6 +128,9 @@ import UploaderCore
         #expect(head.headers["x-amz-object-lock-mode"] == "GOVERNANCE", "\(head.headers)")
         let until = try #require(head.headers["x-amz-object-lock-retain-until-date"].flatMap(Timestamps.parse))
         #expect(until > Date().addingTimeInterval(3600 * 24 * 3000))
+        let check = try UploaderProcess.run(["store", "check"], config: flow.site.configPath)
+        #expect(check.status == 0 && check.stdout.contains("Object Lock: enabled (custody checkpoints are locked in governance mode for 3650 days)"), "\(check.stdout)")
+        #expect(check.stdout.contains("versioning: enabled"), "\(check.stdout)")
         // A second write of the same checkpoint is refused by the store itself.
         #expect(try client.putOnce(key: key, bytes: Array("forged".utf8), contentType: "application/json") == .exists)
         #expect(try flow.verify().status == 0)
