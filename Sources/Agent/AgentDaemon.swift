@@ -91,9 +91,12 @@ public enum Housekeeping {
                 let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
                 try CustodyCheckpoints.publish(configuration: configuration, ledger: ledger, client: client, logger: logger)
             }
+        } catch let failure as S3Failure {
+            // Pending checkpoints stay pending and the next run writes them; the
+            // store's trouble is the upload run's own error already.
+            logger.info("custody checkpoints wait for the next run: \(failure.advice)")
         } catch {
-            // Pending checkpoints stay pending: the next run writes them.
-            logger.error("custody checkpoint: \(error)")
+            logger.error("custody checkpoint: \((error as? UploaderError)?.message ?? "\(error)")")
         }
     }
 }

@@ -185,8 +185,9 @@ public final class UploadRunner: Sendable {
                 return
             } catch let failure as S3Failure {
                 switch failure.kind {
-                case .authentication, .missingBucket, .tls:
-                    // Every file would fail the same way: stop the run, leave files as they are.
+                case _ where failure.isSiteWide:
+                    // Every file would fail the same way (credentials, bucket, TLS,
+                    // encryption the store cannot do): stop the run, leave files as they are.
                     update { if $0.stoppedBecause == nil { $0.stoppedBecause = failure.advice } }
                     try? ledger.markWaiting(file.id, reason: failure.advice, owner: owner)
                     return

@@ -29,6 +29,9 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
         case rejected
         /// We stopped the transfer (shutdown, upload window closed): not a failure.
         case stopped
+        /// The store cannot do the server-side encryption asked for (no KMS,
+        /// unknown key): nothing will upload until an admin acts.
+        case encryptionRefused
     }
 
     public var kind: Kind
@@ -59,6 +62,8 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
             return "the evidence store refused our credentials (\(code)): check the access key and secret in the credentials file, then run `uploader upload` again"
         case .missingBucket:
             return "the evidence store has no such bucket (\(code)): check [store] bucket in the configuration"
+        case .encryptionRefused:
+            return "the evidence store refused the server-side encryption asked for (\(code): \(message)): it may have no KMS; check [store] server_side_encryption and kms_key_id (\"\" leaves encryption to the bucket's default)"
         case .tls:
             return "the evidence store's TLS connection could not be trusted (\(message)): check [store] endpoint and ca_bundle, or this PC's CA certificates; the files wait and the next run tries again"
         default:
@@ -113,7 +118,7 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
     /// Every file of the run would fail the same way: stop, leave files as they are.
     public var isSiteWide: Bool {
         switch kind {
-        case .authentication, .missingBucket, .tls: true
+        case .authentication, .missingBucket, .tls, .encryptionRefused: true
         default: false
         }
     }
@@ -154,9 +159,13 @@ public final class S3Client {
     /// verifies it (one SHA-256 on the store's side instead of two).
     static let unsignedPayload = "UNSIGNED-PAYLOAD"
 
+    /// `x-amz-server-side-encryption` (and the KMS key id) for every object written.
+    let encryptionHeaders: [String: String]
+
     public init(target: Target, region: String, credentials: Credentials, connectTimeout: Int = 15,
-                stallTimeout: Int = 60, caBundle: String? = nil) {
+                stallTimeout: Int = 60, caBundle: String? = nil, serverSideEncryption: Configuration.ServerSideEncryption? = nil) {
         self.target = target
+        self.encryptionHeaders = serverSideEncryption?.headers ?? [:]
         self.settings = CurlSettings(region: region, accessKeyID: credentials.accessKeyID,
                                      secretAccessKey: credentials.secretAccessKey,
                                      connectTimeout: connectTimeout, stallTimeout: stallTimeout, caBundle: caBundle)
@@ -167,7 +176,7 @@ public final class S3Client {
                                  addressing: configuration.store.addressing),
                   region: configuration.store.region, credentials: credentials,
                   connectTimeout: configuration.upload.connectTimeout, stallTimeout: configuration.upload.stallTimeout,
-                  caBundle: configuration.store.caBundle)
+                  caBundle: configuration.store.caBundle, serverSideEncryption: configuration.store.serverSideEncryption)
     }
 
     // MARK: - Requests
@@ -182,22 +191,22 @@ public final class S3Client {
     /// One PUT of a whole file, refused by the store if an object already has the key.
     public func putObject(key: String, file: FileDescriptor, size: Int64, sha256: SHA256Digest,
                           metadata: [String: String], progress: ((Int64) -> Void)? = nil) throws -> String {
-        var headers = metadataHeaders(metadata)
+        var headers = metadataHeaders(metadata).merging(encryptionHeaders) { $1 }
         headers["x-amz-content-sha256"] = Self.unsignedPayload
         headers["x-amz-checksum-sha256"] = sha256.base64
         headers["If-None-Match"] = "*"
         let response = try send("PUT", key: key, query: [], headers: headers,
                                 body: .file(file, offset: 0, length: size), progress: progress)
-        guard response.status == 200 else { throw S3Failure.from(response) }
+        guard response.status == 200 else { throw failure(writing: response) }
         return response.headers["etag"] ?? ""
     }
 
     public func createMultipartUpload(key: String, metadata: [String: String]) throws -> String {
-        var headers = metadataHeaders(metadata)
+        var headers = metadataHeaders(metadata).merging(encryptionHeaders) { $1 }
         headers["x-amz-checksum-algorithm"] = "SHA256"
         let response = try send("POST", key: key, query: [("uploads", "")], headers: headers, body: .none)
         guard response.status == 200, let uploadID = XMLText.first("UploadId", in: response.bodyText) else {
-            throw S3Failure.from(response)
+            throw failure(writing: response)
         }
         return uploadID
     }
@@ -275,20 +284,33 @@ public final class S3Client {
     /// store checks, and Object Lock retention until `lockedUntil` when given.
     /// `.exists` when an object already has the key (nothing was written).
     public func putOnce(key: String, bytes: [UInt8], contentType: String, lockedUntil: Date? = nil) throws -> WriteOnceOutcome {
-        var headers: [String: String] = [
+        var headers: [String: String] = encryptionHeaders.merging([
             "Content-Type": contentType,
             "x-amz-checksum-sha256": SHA256Hasher.hash(bytes).base64,
             "x-amz-content-sha256": SHA256Hasher.hash(bytes).hex,
             "If-None-Match": "*",
-        ]
+        ]) { $1 }
         if let lockedUntil {
             headers["x-amz-object-lock-mode"] = "GOVERNANCE"
             headers["x-amz-object-lock-retain-until-date"] = Timestamps.iso(lockedUntil)
         }
         let response = try send("PUT", key: key, query: [], headers: headers, body: .bytes(bytes))
         if response.status == 412 || (response.status == 409 && XMLText.first("Code", in: response.bodyText) == "ConditionalRequestConflict") { return .exists }
-        guard response.status == 200 else { throw S3Failure.from(response) }
+        guard response.status == 200 else { throw failure(writing: response) }
         return .created
+    }
+
+    /// A refused write; with server-side encryption asked for, a store that
+    /// cannot do it (SeaweedFS without a KMS answers InternalError) is told
+    /// apart, so the admin hears about the setting instead of endless retries.
+    func failure(writing response: HTTPResponse) -> S3Failure {
+        var failure = S3Failure.from(response)
+        let code = failure.code.lowercased()
+        if !encryptionHeaders.isEmpty,
+           failure.code == "InternalError" || failure.code == "NotImplemented" || response.status == 501 || code.contains("kms") || code.contains("encryption") {
+            failure.kind = .encryptionRefused
+        }
+        return failure
     }
 
     /// A small object's bytes (checkpoints, the dock key); nil if absent.

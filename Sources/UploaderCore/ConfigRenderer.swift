@@ -38,6 +38,10 @@ public enum ConfigRenderer {
         # and the recording time in UTC: {yyyy} {mm} {dd} {HH} {MM} {SS}.
         key_template = \(quoted(c.store.keyTemplate))
         \(c.store.caBundle.map { "ca_bundle = \(quoted($0))" } ?? "# ca_bundle = \"/etc/ssl/certs/agency-ca.pem\"")
+        # Ask the store to encrypt every object: "AES256", or "aws:kms" (with kms_key_id,
+        # else the store's default key). "" leaves it to the bucket's own default.
+        server_side_encryption = \(quoted(Self.encryptionName(c.store.serverSideEncryption)))
+        kms_key_id = \(quoted(Self.kmsKeyID(c.store.serverSideEncryption)))
 
         [upload]
         # Files larger than one part go up as multipart uploads (5MiB to 5GiB).
@@ -110,5 +114,18 @@ public enum ConfigRenderer {
         checkpoint_retention_days = \(c.custody.checkpointRetentionDays)
 
         """
+    }
+
+    static func encryptionName(_ encryption: Configuration.ServerSideEncryption?) -> String {
+        switch encryption {
+        case nil: ""
+        case .aes256: "AES256"
+        case .kms: "aws:kms"
+        }
+    }
+
+    static func kmsKeyID(_ encryption: Configuration.ServerSideEncryption?) -> String {
+        if case .kms(let keyID?) = encryption { return keyID }
+        return ""
     }
 }

@@ -32,6 +32,24 @@ public struct Configuration: Sendable, Equatable {
         public var credentials: CredentialSource
         public var keyTemplate: String
         public var caBundle: String?
+        /// `x-amz-server-side-encryption` on every object written (nil: the bucket's default).
+        public var serverSideEncryption: ServerSideEncryption? = nil
+    }
+
+    /// What the store is asked to encrypt objects with.
+    public enum ServerSideEncryption: Sendable, Equatable {
+        case aes256
+        /// AWS KMS (or a compatible store's KMS), with a key id or the store's default key.
+        case kms(keyID: String?)
+
+        /// The request headers that ask for it.
+        public var headers: [String: String] {
+            switch self {
+            case .aes256: ["x-amz-server-side-encryption": "AES256"]
+            case .kms(let keyID):
+                ["x-amz-server-side-encryption": "aws:kms"].merging(keyID.map { ["x-amz-server-side-encryption-aws-kms-key-id": $0] } ?? [:]) { $1 }
+            }
+        }
     }
 
     public struct Upload: Sendable, Equatable {
@@ -196,6 +214,18 @@ public enum ConfigurationLoader {
         }
         let caBundleText = reader.string("store", "ca_bundle", default: "")
         let caBundle = caBundleText.isEmpty ? nil : absolute(caBundleText)
+        let encryptionText = reader.string("store", "server_side_encryption", default: "")
+        let kmsKeyID = reader.string("store", "kms_key_id", default: "")
+        var encryption: Configuration.ServerSideEncryption?
+        switch encryptionText {
+        case "": encryption = nil
+        case "AES256": encryption = .aes256
+        case "aws:kms": encryption = .kms(keyID: kmsKeyID.isEmpty ? nil : kmsKeyID)
+        default: reader.problem("store", "server_side_encryption", "must be \"\" (the bucket's default), \"AES256\" or \"aws:kms\"")
+        }
+        if !kmsKeyID.isEmpty, encryptionText != "aws:kms" {
+            reader.problem("store", "kms_key_id", "is used only with server_side_encryption = \"aws:kms\"")
+        }
 
         let partSize = reader.byteSize("upload", "part_size", default: 64 * 1024 * 1024)
         if partSize < Configuration.minimumPartSize || partSize > Configuration.maximumPartSize {
@@ -262,7 +292,8 @@ public enum ConfigurationLoader {
             spoolDirectory: spool,
             stateDirectory: state,
             store: .init(endpoint: endpoint, region: region, bucket: bucket, prefix: prefix,
-                         addressing: addressing, credentials: credentials, keyTemplate: keyTemplate, caBundle: caBundle),
+                         addressing: addressing, credentials: credentials, keyTemplate: keyTemplate, caBundle: caBundle,
+                         serverSideEncryption: encryption),
             upload: .init(partSize: partSize, concurrency: concurrency, maxAttempts: maxAttempts,
                           retryBaseDelay: retryBaseDelay, retryMaxDelay: retryMaxDelay,
                           connectTimeout: connectTimeout, stallTimeout: stallTimeout, abortStaleMultipartAfter: staleHours * 3600),

@@ -214,3 +214,36 @@ extension VerifyTests {
         #expect(payload.dock == (try flow.site.configuration()).hostName)
     }
 }
+
+/// `[store] server_side_encryption`: asked for on every object written, and
+/// a store that cannot do it is a clear, site-wide stop.
+@Suite struct ServerSideEncryptionTests {
+    @Test func everyWriteAsksForTheConfiguredEncryption() throws {
+        let server = try RecordingHTTPServer()
+        let client = S3Client(target: .init(endpoint: "http://127.0.0.1:\(server.port)", bucket: "evidence", addressing: .path), region: "us-east-1",
+                              credentials: Credentials(accessKeyID: "AK", secretAccessKey: "SK"),
+                              serverSideEncryption: .kms(keyID: "arn:aws:kms:us-east-1:111122223333:key/agency"))
+        #expect(try client.putOnce(key: "pd/_custody/dock/000000000001.json", bytes: Array("{}".utf8), contentType: "application/json") == .created)
+        let head = try #require(server.requestHeads.first)
+        #expect(head.contains("x-amz-server-side-encryption: aws:kms"), "\(head)")
+        #expect(head.contains("x-amz-server-side-encryption-aws-kms-key-id: arn:aws:kms:us-east-1:111122223333:key/agency"), "\(head)")
+    }
+
+    @Test func aStoreWithoutEncryptionStopsTheRunAndNamesTheSetting() throws {
+        let store = try TestStore.fromEnvironment()
+        let area = try store.makeArea("sse")
+        let folder = TemporaryDirectory("uploader-sse")
+        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"), storeExtra: "server_side_encryption = \"AES256\"")
+        for arguments in [["simulate-camera", folder.sub("cam"), "--files", "2", "--size", "1MiB"],
+                          ["device", "add", "BWC-5001", "--user", "officer-51"],
+                          ["ingest", folder.sub("cam"), "--serial", "BWC-5001"]] {
+            #expect(try UploaderProcess.run(arguments, config: site.configPath).status == 0)
+        }
+        let upload = try UploaderProcess.run(["upload"], config: site.configPath)
+        #expect(upload.status != 0)
+        #expect((upload.stdout + upload.stderr).contains("server_side_encryption"), "\(upload.stdout)\(upload.stderr)")
+        let status = try UploaderProcess.json(try UploaderProcess.run(["status", "--json"], config: site.configPath))
+        let states = try #require(status["states"] as? [String: Any])
+        #expect(states["failed"] == nil && states["verified"] == nil, "\(states)")
+    }
+}

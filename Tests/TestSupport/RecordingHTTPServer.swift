@@ -7,6 +7,7 @@ public final class RecordingHTTPServer: @unchecked Sendable {
     public let port: UInt16
     private let listener: Int32
     private let bodies = Mutex<[String]>([])
+    private let heads = Mutex<[String]>([])
     private let received = DispatchSemaphore(value: 0)
 
     public init() throws {
@@ -21,6 +22,8 @@ public final class RecordingHTTPServer: @unchecked Sendable {
 
     public var url: String { "http://127.0.0.1:\(port)/hook" }
     public var requests: [String] { bodies.withLock { $0 } }
+    /// Each request's line and headers, lowercased.
+    public var requestHeads: [String] { heads.withLock { $0 } }
 
     /// Waits (at most `seconds`) until `count` requests have arrived.
     public func wait(for count: Int, seconds: Double = 10) -> Bool {
@@ -38,6 +41,7 @@ public final class RecordingHTTPServer: @unchecked Sendable {
             var data: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 65536)
             var body: String?
+            var requestHead = ""
             while body == nil {
                 let count = recv(client, &buffer, buffer.count, 0)
                 if count <= 0 { break }
@@ -48,6 +52,7 @@ public final class RecordingHTTPServer: @unchecked Sendable {
                     let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
                         .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
                     let rest = String(text[split.upperBound...])
+                    requestHead = head
                     if rest.utf8.count >= length { body = rest }
                 }
             }
@@ -55,6 +60,7 @@ public final class RecordingHTTPServer: @unchecked Sendable {
             _ = reply.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
             close(client)
             if let body {
+                heads.withLock { $0.append(requestHead) }
                 bodies.withLock { $0.append(body) }
                 received.signal()
             }

@@ -128,9 +128,10 @@ public struct TestSite: Sendable {
                                        attributes: [.posixPermissions: 0o600])
     }
 
-    public static func withStore(_ store: TestStore, area: StoreArea, root: String, partSize: String = "5MiB", extra: String = "") throws -> TestSite {
+    public static func withStore(_ store: TestStore, area: StoreArea, root: String, partSize: String = "5MiB", storeExtra: String = "",
+                                 extra: String = "") throws -> TestSite {
         try TestSite(root: root, endpoint: store.endpoint, bucket: area.bucket, prefix: area.prefix, accessKey: store.accessKey,
-                     secretKey: store.secretKey, partSize: partSize, extra: extra)
+                     secretKey: store.secretKey, partSize: partSize, storeExtra: storeExtra, extra: extra)
     }
 
     public func configuration() throws -> Configuration {
