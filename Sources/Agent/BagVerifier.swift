@@ -65,7 +65,8 @@ public enum BagVerifier {
                 verdict.problems.append("\(path) cannot be read: \(error)")
             }
         }
-        for path in listed.keys.sorted() where !payload.contains(path) {
+        let present = Set(payload)
+        for path in listed.keys.sorted() where !present.contains(path) {
             verdict.problems.append("\(path) is in a manifest but missing from the bag")
         }
         let info = read("bag-info.txt") ?? ""
@@ -89,7 +90,7 @@ public enum BagVerifier {
                 verdict.problems.append("\(path) is not in tagmanifest-sha256.txt")
                 continue
             }
-            if (try? FileHashes.of(directory + "/" + path).sha256) != expected {
+            if (try? FileHashes.of(directory + "/" + path, sha512: false).sha256) != expected {
                 verdict.problems.append("\(path) was changed: its SHA-256 is not the tag manifest's")
             }
         }
@@ -115,7 +116,7 @@ public enum BagVerifier {
         }
         // The chain: every event's hash recomputed, every link followed, ending at the signed head.
         var lastRowDigest: [Int64: (event: Int64, digest: String)] = [:]
-        var verifiedHash: [Int64: String] = [:]
+        var verifiedInStore = Set<Int64>()
         var previous: ChainEvent?
         for line in (read("custody/chain.jsonl") ?? "").split(separator: "\n") {
             guard let event = try? JSONDecoder().decode(ChainEvent.self, from: Data(line.utf8)) else {
@@ -130,7 +131,7 @@ public enum BagVerifier {
                 verdict.problems.append("custody event \(event.id) does not follow event \(previous.id): an event was removed or inserted")
             }
             if let file = event.fileID, let digest = event.rowDigest { lastRowDigest[file] = (event.id, digest) }
-            if let file = event.fileID, event.kind == EventKind.uploadVerified.rawValue { verifiedHash[file] = event.message }
+            if let file = event.fileID, event.kind == EventKind.uploadVerified.rawValue { verifiedInStore.insert(file) }
             previous = event
         }
         guard let last = previous else {
@@ -152,8 +153,16 @@ public enum BagVerifier {
             if listed[custody.payload]?.0 != custody.sha256 {
                 verdict.problems.append("\(custody.payload): its custody record's SHA-256 is not the manifest's")
             }
-            if custody.rowFields.count > 6, custody.rowFields[6] != custody.sha256 {
+            guard custody.rowFields.count == RowDigestField.allCases.count else {
+                verdict.problems.append("\(custody.payload): its custody record does not hold a ledger row")
+                continue
+            }
+            // The row is what the chain vouches for (below); it must say "verified, with this hash".
+            if custody.rowFields[RowDigestField.sha256.rawValue] != custody.sha256 {
                 verdict.problems.append("\(custody.payload): the ledger row's SHA-256 is not the payload's")
+            }
+            if custody.rowFields[RowDigestField.state.rawValue] != FileState.verified.rawValue {
+                verdict.problems.append("\(custody.payload): the ledger row is \(custody.rowFields[RowDigestField.state.rawValue]), not verified")
             }
             if let recorded = lastRowDigest[custody.id] {
                 if Ledger.rowDigest(fields: custody.rowFields) != recorded.digest {
@@ -162,9 +171,7 @@ public enum BagVerifier {
             } else {
                 verdict.problems.append("\(custody.payload): no event in the chain records file #\(custody.id)'s row")
             }
-            if let message = verifiedHash[custody.id], !message.contains(custody.sha256) {
-                verdict.problems.append("\(custody.payload): the store verified another SHA-256 than the payload's")
-            } else if verifiedHash[custody.id] == nil {
+            if !verifiedInStore.contains(custody.id) {
                 verdict.problems.append("\(custody.payload): the chain has no upload.verified event for file #\(custody.id)")
             }
         }

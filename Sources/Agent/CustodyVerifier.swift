@@ -17,6 +17,8 @@ public struct FileVerdict: Sendable, Codable {
     public var problems: [String]
     /// What could not be checked, and why (not a failure).
     public var notes: [String]
+    /// The store could not be asked about this file's object.
+    public var storeUnreachable = false
     public var ok: Bool { problems.isEmpty }
 }
 
@@ -69,6 +71,7 @@ public struct CustodyVerifier {
             head = try store.headObject(key: key)
         } catch {
             verdict.notes.append("store not reachable for \(key): \(error)")
+            verdict.storeUnreachable = true
             return
         }
         guard let head else {
@@ -88,23 +91,8 @@ public struct CustodyVerifier {
     }
 
     func hashSpoolCopy(_ name: String) -> Result<String, UploaderError> {
-        Result {
-            let fd: FileDescriptor
-            do {
-                fd = try FileDescriptor.open(FilePath(spool.objectPath(name)), .readOnly, options: [.closeOnExec, .noFollow])
-            } catch {
-                throw UploaderError(.io, "it is missing or not a regular file", cause: "\(error)")
-            }
-            defer { try? fd.close() }
-            let hasher = SHA256Hasher()
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            while true {
-                let count = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
-                if count == 0 { break }
-                buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
-            }
-            return hasher.finalize().hex
-        }.mapError { ($0 as? UploaderError) ?? UploaderError(.io, "read failed", cause: "\($0)") }
+        Result { try FileHashes.of(spool.objectPath(name), sha512: false).sha256 }
+            .mapError { UploaderError(.io, "it is missing or not a regular file", cause: "\($0)") }
     }
 }
 

@@ -41,8 +41,9 @@ public struct DockOutcome: Sendable, Codable {
     }
 }
 
-/// The dock path: identify → match a model → mount read-only → ingest →
-/// unmount, with every step in the custody log.
+/// The dock path: identify → match a model → find the volume the dock unit
+/// mounted read-only → ingest, with every step in the custody log. (The unit
+/// unmounts, as root, after this returns.)
 public final class DockRunner: Sendable {
     let configuration: Configuration
     let models: CameraModels
@@ -101,16 +102,11 @@ public final class DockRunner: Sendable {
         let mountPoint = MountReport.mountPoint(mountRoot: configuration.docking.mountRoot, sysname: device.sysname)
         let volume: String
         do {
-            volume = try mounter.mount(device, at: mountPoint)
+            volume = try mounter.volume(for: device, at: mountPoint)
         } catch let error as UploaderError {
             return refuse(&outcome, "\(model.name) on \(described): \(error.message)", serial: device.usbSerial)
         } catch {
             return refuse(&outcome, "\(model.name) on \(described): mounting failed: \(error)", serial: device.usbSerial)
-        }
-        defer {
-            do { try mounter.unmount(mountPoint) } catch {
-                try? ledger.log(EventDraft(.warning, .dockUnmount, "could not unmount \(mountPoint): \(error); it is detached at the next dock"))
-            }
         }
         let serial: String
         switch Self.serial(of: device, model: model, volume: volume) {

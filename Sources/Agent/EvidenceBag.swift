@@ -69,7 +69,7 @@ public struct BagExporter {
 
         let fm = FileManager.default
         do {
-            return try write(items, skipped: skipped, firstEvent: firstEvent, checkpoint: checkpoint, key: key, to: directory, client: client, progress: progress)
+            return try writeBag(items, skipped: skipped, firstEvent: firstEvent, checkpoint: checkpoint, key: key, to: directory, client: client, progress: progress)
         } catch {
             // No half bag is left to be mistaken for a whole one.
             for entry in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] { try? fm.removeItem(atPath: directory + "/" + entry) }
@@ -80,7 +80,7 @@ public struct BagExporter {
         }
     }
 
-    func write(_ items: [Item], skipped: [String], firstEvent: Int64, checkpoint: CheckpointRecord, key: Ed25519PrivateKey, to directory: String,
+    func writeBag(_ items: [Item], skipped: [String], firstEvent: Int64, checkpoint: CheckpointRecord, key: Ed25519PrivateKey, to directory: String,
                client: S3Client, progress: ((_ file: String, _ done: Int64, _ size: Int64) -> Void)?) throws -> BagReport {
         let fm = FileManager.default
         for folder in [directory, directory + "/data", directory + "/custody/files"] {
@@ -130,7 +130,7 @@ public struct BagExporter {
         // The tag manifest covers every file outside data/.
         var tags = ""
         for path in try BagText.tagFiles(in: directory) {
-            tags += "\(try FileHashes.of(directory + "/" + path).sha256)  \(path)\n"
+            tags += "\(try FileHashes.of(directory + "/" + path, sha512: false).sha256)  \(path)\n"
         }
         try write(directory + "/tagmanifest-sha256.txt", Array(tags.utf8))
         return BagReport(directory: directory, files: items.count, bytes: totalBytes, checkpointEventID: checkpoint.eventID, skipped: skipped)
@@ -202,12 +202,14 @@ enum BagText {
     }
 }
 
-/// SHA-256 and SHA-512 of a file, streamed.
+/// The one streaming hash of a file the agent reads back: the spool copy
+/// for `verify`, a bag's payload for `verify-bag` (which also wants SHA-512).
 public enum FileHashes {
-    public static func of(_ path: String) throws -> (size: Int64, sha256: String, sha512: String) {
+    public static func of(_ path: String, sha512 wantsSHA512: Bool = true) throws -> (size: Int64, sha256: String, sha512: String?) {
         let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .noFollow])
         defer { try? fd.close() }
-        let sha256 = SHA256Hasher(), sha512 = SHA512Hasher()
+        let sha256 = SHA256Hasher()
+        let sha512 = wantsSHA512 ? SHA512Hasher() : nil
         var size: Int64 = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
@@ -216,11 +218,11 @@ public enum FileHashes {
             buffer.withUnsafeBytes {
                 let chunk = UnsafeRawBufferPointer(rebasing: $0.prefix(count))
                 sha256.update(chunk)
-                sha512.update(chunk)
+                sha512?.update(chunk)
             }
             size += Int64(count)
         }
-        return (size, sha256.finalize().hex, sha512.finalizeHex())
+        return (size, sha256.finalize().hex, sha512?.finalizeHex())
     }
 }
 

@@ -1,31 +1,53 @@
 internal import COpenSSL
 
-/// A streaming SHA-256 over OpenSSL's EVP interface (the system's
-/// FIPS-capable module). Feed it any number of chunks; memory stays constant.
-///
-/// Not Sendable: one hasher belongs to one copy loop.
-public final class SHA256Hasher {
+/// One EVP message-digest context: what SHA-256 and SHA-512 share.
+final class EVPDigest {
     private let context: OpaquePointer
+    private let size: Int
 
-    public init() {
+    init(_ algorithm: OpaquePointer?, size: Int) {
         guard let context = EVP_MD_CTX_new() else {
             fatalError("EVP_MD_CTX_new failed: out of memory")
         }
-        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
-            fatalError("EVP_DigestInit_ex(sha256) failed: OpenSSL is unusable")
+        guard EVP_DigestInit_ex(context, algorithm, nil) == 1 else {
+            fatalError("EVP_DigestInit_ex failed: OpenSSL is unusable")
         }
         self.context = context
+        self.size = size
     }
 
     deinit {
         EVP_MD_CTX_free(context)
     }
 
-    public func update(_ bytes: UnsafeRawBufferPointer) {
+    func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         guard EVP_DigestUpdate(context, base, bytes.count) == 1 else {
             fatalError("EVP_DigestUpdate failed")
         }
+    }
+
+    func finalize() -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard EVP_DigestFinal_ex(context, &output, &length) == 1, Int(length) == size else {
+            fatalError("EVP_DigestFinal_ex failed")
+        }
+        return Array(output.prefix(size))
+    }
+}
+
+/// A streaming SHA-256 over OpenSSL's EVP interface (the system's
+/// FIPS-capable module). Feed it any number of chunks; memory stays constant.
+///
+/// Not Sendable: one hasher belongs to one copy loop.
+public final class SHA256Hasher {
+    private let digest = EVPDigest(EVP_sha256(), size: 32)
+
+    public init() {}
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        digest.update(bytes)
     }
 
     public func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
@@ -35,12 +57,7 @@ public final class SHA256Hasher {
 
     /// Ends the hash. The hasher must not be used afterwards.
     public func finalize() -> SHA256Digest {
-        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        guard EVP_DigestFinal_ex(context, &output, &length) == 1, length == 32 else {
-            fatalError("EVP_DigestFinal_ex failed")
-        }
-        return SHA256Digest(bytes: Array(output.prefix(32)))
+        SHA256Digest(bytes: digest.finalize())
     }
 
     public static func hash<Bytes: Sequence>(_ bytes: Bytes) -> SHA256Digest where Bytes.Element == UInt8 {
@@ -135,29 +152,16 @@ public enum Base64 {
 
 /// A streaming SHA-512 (EVP), for BagIt's second manifest.
 public final class SHA512Hasher {
-    private let context: OpaquePointer
+    private let digest = EVPDigest(EVP_sha512(), size: 64)
 
-    public init() {
-        guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, EVP_sha512(), nil) == 1 else {
-            fatalError("EVP_DigestInit_ex(sha512) failed: OpenSSL is unusable")
-        }
-        self.context = context
-    }
-
-    deinit {
-        EVP_MD_CTX_free(context)
-    }
+    public init() {}
 
     public func update(_ bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        guard EVP_DigestUpdate(context, base, bytes.count) == 1 else { fatalError("EVP_DigestUpdate failed") }
+        digest.update(bytes)
     }
 
     /// The digest in lowercase hex. The hasher must not be used afterwards.
     public func finalizeHex() -> String {
-        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        guard EVP_DigestFinal_ex(context, &output, &length) == 1, length == 64 else { fatalError("EVP_DigestFinal_ex failed") }
-        return output.prefix(64).map { String(format: "%02x", $0) }.joined()
+        digest.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }

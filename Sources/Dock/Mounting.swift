@@ -10,8 +10,7 @@ import UploaderCore
 /// `uploader` user. Tests stand a folder in for the volume.
 public protocol VolumeMounting: Sendable {
     /// The folder to ingest for `device`, expected at `mountPoint`.
-    func mount(_ device: DockedDevice, at mountPoint: String) throws -> String
-    func unmount(_ mountPoint: String) throws
+    func volume(for device: DockedDevice, at mountPoint: String) throws -> String
     /// Mounts the mount step detached before this dock because their camera
     /// was gone; for the custody log.
     func staleMountsReleased(for device: DockedDevice) -> [String]
@@ -68,7 +67,7 @@ public struct PreparedMounts: VolumeMounting {
         return report
     }
 
-    public func mount(_ device: DockedDevice, at mountPoint: String) throws -> String {
+    public func volume(for device: DockedDevice, at mountPoint: String) throws -> String {
         if let error = report(for: device)?.error {
             throw UploaderError(.io, error)
         }
@@ -83,8 +82,6 @@ public struct PreparedMounts: VolumeMounting {
         }
         return mountPoint
     }
-
-    public func unmount(_ mountPoint: String) throws {}
 
     public func mountOptions(_ mountPoint: String) -> String? {
         MountTable.current().entry(at: mountPoint)?.options
@@ -186,14 +183,12 @@ public struct FolderMounter: VolumeMounting {
         self.folders = folders
     }
 
-    public func mount(_ device: DockedDevice, at mountPoint: String) throws -> String {
+    public func volume(for device: DockedDevice, at mountPoint: String) throws -> String {
         guard let folder = folders[device.devnode] else {
             throw UploaderError(.notFound, "no folder stands in for \(device.devnode)")
         }
         return folder
     }
-
-    public func unmount(_ mountPoint: String) throws {}
 }
 
 /// systemd unit names for a device: `uploader-dock@sdb1.service`.

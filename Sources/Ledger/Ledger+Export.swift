@@ -40,6 +40,11 @@ public struct ChainEvent: Codable, Sendable, Equatable {
     }
 }
 
+/// The fields a row digest covers, in `HotSQL.fileRowDigestFields`'s order.
+public enum RowDigestField: Int, CaseIterable, Sendable {
+    case id, serial, sourcePath, sourceSize, state, holdReason, sha256, user, objectKey, recordedAt, storeChecksum
+}
+
 extension Ledger {
     /// Events `from`…`through`, in order, a page per read.
     public func forEachChainEvent(from first: Int64, through last: Int64, _ body: (ChainEvent) throws -> Void) throws {

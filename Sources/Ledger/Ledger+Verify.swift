@@ -52,9 +52,18 @@ extension Ledger {
                 if let since = selection.since { clauses.append("discovered_at >= ?"); arguments += [since] }
                 let files = try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE \(clauses.joined(separator: " AND ")) ORDER BY id LIMIT \(pageSize)",
                                                    arguments: arguments)
+                // A page is mostly a few cameras: each camera's registry is read once per page.
+                var registry: [String: (defaultUser: String?, periods: [CustodyPeriod])] = [:]
                 return try files.map { file in
                     let last = try Row.fetchOne(db.cachedStatement(sql: HotSQL.lastRowDigest), arguments: [file.id])
-                    let custodyUser = try file.recordedAt.flatMap { try Ledger.attributedUser(serial: file.serial, recordedAt: $0, in: db) }
+                    if registry[file.serial] == nil {
+                        registry[file.serial] = (try Ledger.activeDevice(serial: file.serial, in: db)?.defaultUser,
+                                                 try Ledger.periods(serial: file.serial, in: db).map(\.period))
+                    }
+                    let camera = registry[file.serial]!
+                    let custodyUser = camera.defaultUser.flatMap { defaultUser in
+                        file.recordedAt.flatMap { Attribution.user(recordedAt: $0, periods: camera.periods, defaultUser: defaultUser) }
+                    }
                     return FileCustodyRecord(file: file, lastEventID: last?["id"], lastEventDigest: last?["row_digest"],
                                              currentDigest: try Ledger.fileRowDigest(file.id, in: db) ?? "", custodyUser: custodyUser)
                 }

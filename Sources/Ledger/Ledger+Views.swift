@@ -161,20 +161,16 @@ extension Ledger {
             let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM event ORDER BY id")
             while let row = try cursor.next() {
                 count += 1
-                let id: Int64 = row["id"]
-                let storedPrevious: String = row["prev_hash"]
-                let expected = Ledger.eventHash(previous: previous, at: row["at"], level: row["level"], kind: row["kind"],
-                                                fileID: row["file_id"], serial: row["serial"], user: row["user_id"], message: row["message"],
-                                                rowDigest: row["row_digest"], actor: row["actor"])
-                if storedPrevious != previous {
-                    return ChainVerification(events: count, intact: false, firstBrokenEventID: id,
-                                             problem: "event \(id) does not follow the event before it (an event was removed or inserted)")
+                let event = ChainEvent(row)
+                if event.previousHash != previous {
+                    return ChainVerification(events: count, intact: false, firstBrokenEventID: event.id,
+                                             problem: "event \(event.id) does not follow the event before it (an event was removed or inserted)")
                 }
-                if expected != (row["hash"] as String) {
-                    return ChainVerification(events: count, intact: false, firstBrokenEventID: id,
-                                             problem: "event \(id) was altered after it was written")
+                if event.recomputedHash != event.hash {
+                    return ChainVerification(events: count, intact: false, firstBrokenEventID: event.id,
+                                             problem: "event \(event.id) was altered after it was written")
                 }
-                previous = expected
+                previous = event.hash
             }
             return ChainVerification(events: count, intact: true, firstBrokenEventID: nil, problem: nil)
         }

@@ -284,10 +284,11 @@ public final class S3Client {
     /// store checks, and Object Lock retention until `lockedUntil` when given.
     /// `.exists` when an object already has the key (nothing was written).
     public func putOnce(key: String, bytes: [UInt8], contentType: String, lockedUntil: Date? = nil) throws -> WriteOnceOutcome {
+        let digest = SHA256Hasher.hash(bytes)
         var headers: [String: String] = encryptionHeaders.merging([
             "Content-Type": contentType,
-            "x-amz-checksum-sha256": SHA256Hasher.hash(bytes).base64,
-            "x-amz-content-sha256": SHA256Hasher.hash(bytes).hex,
+            "x-amz-checksum-sha256": digest.base64,
+            "x-amz-content-sha256": digest.hex,
             "If-None-Match": "*",
         ]) { $1 }
         if let lockedUntil {

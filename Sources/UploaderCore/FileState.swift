@@ -127,6 +127,7 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case dockInterrupted = "dock.interrupted"
     case dockRefused = "dock.refused"
     case dockIgnored = "dock.ignored"
+    /// Written by agents before the dock unit unmounted on its own; kept to read old logs.
     case dockUnmount = "dock.unmount"
     case dockStaleMount = "dock.stale-mount"
     /// A dock waits for one of the [docking] max_concurrent_docks slots.

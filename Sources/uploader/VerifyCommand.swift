@@ -59,7 +59,7 @@ struct VerifyCommand: BlockingCommand {
             try ledger.forEachFileRecord(selection) { record in
                 let verdict = verifier.check(record, store: store)
                 counts.files += 1
-                if verdict.notes.contains(where: { $0.hasPrefix("store not reachable") }) { unchecked += 1 }
+                if verdict.storeUnreachable { unchecked += 1 }
                 if verdict.ok { counts.ok += 1 } else { counts.wrong += 1 }
                 if json {
                     try Output.jsonLine(verdict)

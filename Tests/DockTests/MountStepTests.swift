@@ -152,11 +152,11 @@ extension EmulatedDockTests {
         var info = stat()
         #expect(stat(mountPoint + "/DCIM/A.MP4", &info) == 0)
         if fat { #expect(info.st_uid == 65534 && info.st_mode & 0o777 == 0o440) }
-        #expect(try PreparedMounts(mountRoot: root).mount(device, at: mountPoint) == mountPoint)
+        #expect(try PreparedMounts(mountRoot: root).volume(for: device, at: mountPoint) == mountPoint)
         // Somebody else's device at that mount point is not this camera.
         var other = device
         other.devnode = "/dev/sdz9"
-        #expect(throws: UploaderError.self) { try PreparedMounts(mountRoot: root).mount(other, at: mountPoint) }
+        #expect(throws: UploaderError.self) { try PreparedMounts(mountRoot: root).volume(for: other, at: mountPoint) }
         #expect(try mounter.unmount(mountPoint))
         #expect(MountTable.current().entry(at: mountPoint) == nil)
         #expect(!FileManager.default.fileExists(atPath: mountPoint))

@@ -15,24 +15,16 @@ import UploaderCore
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
     }
 
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    static func analyze(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let result = try runToolResult("/usr/bin/systemd-analyze", arguments)
+        return (result.status, result.stdout + result.stderr)
     }
 
     @Test func everyServiceScoresAtMostTwoInSystemdsSecurityAnalysis() throws {
         let services = Self.units.filter { $0.pathExtension == "service" }
         #expect(services.count == 3)
         for unit in services {
-            let (status, output) = try Self.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", unit.path])
+            let (status, output) = try Self.analyze(["security", "--offline=yes", "--no-pager", unit.path])
             let line = try #require(output.split(separator: "\n").first { $0.contains("Overall exposure level") }, "\(unit.lastPathComponent): \(output)")
             // "→ Overall exposure level for uploader.service: 1.2 OK 🙂"
             let score = try #require(line.split(separator: ":").last?.split(separator: " ").first.flatMap { Double($0) }, "\(line)")
@@ -51,7 +43,7 @@ import UploaderCore
             try text.write(toFile: path, atomically: true, encoding: .utf8)
             paths.append(path)
         }
-        let (status, output) = try Self.run(["systemd-analyze", "verify", "--man=no"] + paths)
+        let (status, output) = try Self.analyze(["verify", "--man=no"] + paths)
         #expect(status == 0 && output.isEmpty, "\(output)")
     }
 

@@ -274,16 +274,16 @@ public struct UploaderProcess {
     }
 }
 
-/// Runs a system tool (mkfs, losetup, systemd-analyze…) and returns its
-/// trimmed standard output; throws with its standard error on a non-zero
-/// exit. Outside umockdev: its preload answers ioctls on /dev (losetup's) itself.
-@discardableResult
-public func runTool(_ path: String, _ arguments: [String]) throws -> String {
+/// Runs a system tool (mkfs, losetup, systemd-analyze…) and returns its exit
+/// status and output. Outside umockdev: its preload answers ioctls on /dev
+/// (losetup's) itself.
+public func runToolResult(_ path: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "LD_PRELOAD" && !$0.key.hasPrefix("UMOCKDEV") }
     let output = Pipe()
+    // stderr to a file: two pipes read one after the other could deadlock.
     let errors = TemporaryDirectory("uploader-tool")
     process.standardOutput = output
     FileManager.default.createFile(atPath: errors.sub("stderr"), contents: nil)
@@ -291,9 +291,17 @@ public func runTool(_ path: String, _ arguments: [String]) throws -> String {
     try process.run()
     let data = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        let message = (try? String(contentsOfFile: errors.sub("stderr"), encoding: .utf8)) ?? ""
-        throw TestFailure.message("\(path) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(message)")
+    let message = (try? String(contentsOfFile: errors.sub("stderr"), encoding: .utf8)) ?? ""
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self), message)
+}
+
+/// `runToolResult` that throws with the tool's stderr on a non-zero exit and
+/// returns its trimmed standard output.
+@discardableResult
+public func runTool(_ path: String, _ arguments: [String]) throws -> String {
+    let result = try runToolResult(path, arguments)
+    guard result.status == 0 else {
+        throw TestFailure.message("\(path) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
     }
-    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 }
