@@ -104,9 +104,16 @@ public enum BagVerifier {
             verdict.problems.append("custody/dock-key.pem is missing or not an Ed25519 public key")
             return
         }
-        guard let body = read("custody/checkpoint.json"), let signed = try? JSONDecoder().decode(SignedCheckpoint.self, from: Data(body.utf8)),
-              let payload = signed.decodedPayload, let signature = Data(base64Encoded: signed.signature) else {
+        guard let body = read("custody/checkpoint.json") else {
             verdict.problems.append("custody/checkpoint.json is missing or unreadable")
+            return
+        }
+        guard let signed = try? JSONDecoder().decode(SignedCheckpoint.self, from: Data(body.utf8)), let payload = signed.decodedPayload else {
+            verdict.problems.append("custody/checkpoint.json is not a signed checkpoint: it was altered or truncated")
+            return
+        }
+        guard let signature = Data(base64Encoded: signed.signature) else {
+            verdict.problems.append("the checkpoint's signature is not base64: it was altered")
             return
         }
         verdict.checkpointEventID = payload.lastEventID

@@ -89,13 +89,20 @@ import Ledger
         #expect(try !exported.bagit().ok)
     }
 
-    @Test func aFlippedSignatureIsCaught() throws {
+    /// The signature changed to other valid base64 (a forger's edit), and to bytes that are not base64 at all
+    /// (a damaged copy): both are caught, each by its own reason. The character replaced is chosen, not
+    /// XOR-flipped, so the outcome does not depend on the random key the bag was signed with.
+    @Test(arguments: [(replacement: "valid base64", expected: "does not match its content"), (replacement: "not base64", expected: "is not base64")])
+    func anAlteredSignatureIsCaught(replacement: String, expected: String) throws {
         let exported = try Exported()
-        let text = try String(contentsOfFile: exported.bag + "/custody/checkpoint.json", encoding: .utf8)
+        let path = exported.bag + "/custody/checkpoint.json"
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let text = String(decoding: bytes, as: UTF8.self)
         let offset = try #require(text.range(of: "\"signature\" : \"")).upperBound.utf16Offset(in: text) + 2
-        try exported.flip("custody/checkpoint.json", at: offset)
+        bytes[offset] = replacement == "valid base64" ? (bytes[offset] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")) : UInt8(ascii: "@")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
         let verdict = try exported.verifyBag()
-        #expect(verdict.status == 4 && verdict.stdout.contains("signature"), "\(verdict.stdout)")
+        #expect(verdict.status == 4 && verdict.stdout.contains(expected), "\(verdict.stdout)")
         #expect(try !exported.bagit().ok)
     }
 
