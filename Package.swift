@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "Platform",
             dependencies: [
-                "UploaderCore",
+                "UploaderCore", "Crypto",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -119,10 +119,10 @@ let package = Package(
             dependencies: ["UploaderCore", "Platform", "Crypto", "Ingest", "Transport"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "UploaderCoreTests", dependencies: ["UploaderCore", "Platform", "Ingest", "TestSupport"]),
+        .testTarget(name: "UploaderCoreTests", dependencies: ["UploaderCore", "Platform", "Crypto", "Ingest", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "TestSupport"]),
         .testTarget(name: "IngestTests", dependencies: ["Agent", "Ingest", "Ledger", "TestSupport"]),
-        .testTarget(name: "TransportTests", dependencies: ["Agent", "Transport", "Ingest", "Ledger", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["Agent", "Transport", "Ingest", "Ledger", "Platform", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Ledger", "TestSupport"]),
         // Emulated USB cameras (umockdev); linked by the tests only, never by the product.
         .systemLibrary(

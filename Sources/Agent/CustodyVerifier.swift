@@ -49,7 +49,7 @@ public struct CustodyVerifier {
             verdict.problems.append("filed under \(user), but the custody registry says \(custodyUser) held camera \(file.serial) at the recording time")
         }
         if let name = file.spoolName, file.spoolPurgedAt == nil, let expected = file.sha256 {
-            switch hashSpoolCopy(name) {
+            switch hashSpoolCopy(name, keyID: file.spoolKeyID) {
             case .success(let digest) where digest == expected: break
             case .success(let digest): verdict.problems.append("the spool copy \(name) has SHA-256 \(digest), not the camera's \(expected)")
             case .failure(let error): verdict.problems.append("the spool copy \(name) cannot be read: \(error.message)")
@@ -90,9 +90,15 @@ public struct CustodyVerifier {
         }
     }
 
-    func hashSpoolCopy(_ name: String) -> Result<String, UploaderError> {
-        Result { try FileHashes.of(spool.objectPath(name), sha512: false).sha256 }
-            .mapError { UploaderError(.io, "it is missing or not a regular file", cause: "\($0)") }
+    /// The SHA-256 of the camera bytes in the spool copy (a sealed copy is opened chunk by chunk).
+    func hashSpoolCopy(_ name: String, keyID: String?) -> Result<String, UploaderError> {
+        Result {
+            let keyring = keyID == nil ? nil : try SpoolKeyring.existing(path: configuration.ingest.spoolKeyring)
+            let (reader, fd) = try SpoolCopyReader.open(spool.objectPath(name), keyID: keyID, keyring: keyring)
+            defer { try? fd.close() }
+            return try FileHashes.of(reader, sha512: false).sha256
+        }
+        .mapError { ($0 as? UploaderError) ?? UploaderError(.io, "it is missing or not a regular file", cause: "\($0)") }
     }
 }
 

@@ -208,12 +208,17 @@ public enum FileHashes {
     public static func of(_ path: String, sha512 wantsSHA512: Bool = true) throws -> (size: Int64, sha256: String, sha512: String?) {
         let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .noFollow])
         defer { try? fd.close() }
+        return try of(PlainFileReader(fd), sha512: wantsSHA512)
+    }
+
+    /// The hashes of what `reader` yields (a sealed spool copy: its camera bytes, each chunk authenticated).
+    public static func of(_ reader: any PositionalReader, sha512 wantsSHA512: Bool = true) throws -> (size: Int64, sha256: String, sha512: String?) {
         let sha256 = SHA256Hasher()
         let sha512 = wantsSHA512 ? SHA512Hasher() : nil
         var size: Int64 = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
-            let count = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
+            let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, at: size) }
             if count == 0 { break }
             buffer.withUnsafeBytes {
                 let chunk = UnsafeRawBufferPointer(rebasing: $0.prefix(count))

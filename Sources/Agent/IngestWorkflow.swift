@@ -67,16 +67,12 @@ public final class Ingestor: @unchecked Sendable {
     public var pressure: SpoolPressure
     /// Live counters for a progress display (read from another thread).
     public let progress = IngestProgress()
-    /// The single-pass copy, hash, verify and rename (writes no ledger).
-    let engine: CopyEngine
 
     public init(configuration: Configuration, ledger: Ledger, logger: Logger) {
         self.configuration = configuration
         self.ledger = ledger
         self.spool = Spool(root: configuration.spoolDirectory)
         self.logger = logger
-        self.engine = CopyEngine(spool: Spool(root: configuration.spoolDirectory), configuredPartSize: configuration.upload.partSize,
-                                 spoolReserveBytes: configuration.ingest.spoolReserveBytes)
         self.pressure = SpoolPressure(spool: Spool(root: configuration.spoolDirectory), highPercent: configuration.ingest.highWatermarkPercent,
                                       lowPercent: configuration.ingest.lowWatermarkPercent)
     }
@@ -94,6 +90,10 @@ public final class Ingestor: @unchecked Sendable {
         // one waits, then finds the files secured.
         let cameraLock = try spool.lockCamera(serial, stop: { stop?.isRequested == true })
         defer { try? cameraLock.close() }
+        let engine = try copyEngine()
+        // Held until every copy of this run is in the ledger: its key cannot be retired meanwhile.
+        let sealing = try engine.keyring?.holdForSealing()
+        defer { try? sealing?.close() }
         let abandoned = try spool.discardAbandonedTemporaryFiles()
         if !abandoned.isEmpty {
             try ledger.log(EventDraft(.warning, .spoolCleanup, "discarded \(abandoned.count) unfinished copies left by an interrupted run"))
@@ -141,7 +141,7 @@ public final class Ingestor: @unchecked Sendable {
             jobs.append(file)
         }
         if report.stoppedBecause == nil, !jobs.isEmpty {
-            report = copyAll(jobs, from: rootFD, profile: profile, stop: stop, serial: serial, report: report)
+            report = copyAll(jobs, engine: engine, from: rootFD, profile: profile, stop: stop, serial: serial, report: report)
         }
         report.peakMemoryBytes = ProcessMemory.peakResidentBytes()
         let summary = "ingest of \(volume) finished: \(report.copied) copied (\(report.bytesCopied) bytes), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed; peak memory \(ByteCount.format(report.peakMemoryBytes ?? 0))"
@@ -168,7 +168,7 @@ public final class Ingestor: @unchecked Sendable {
     /// Copies the files `parallel_copies` at a time (hashing is CPU-bound: one
     /// copy per core). A stop, a removed camera or a full spool ends the run:
     /// copies under way finish or are discarded, no new one starts.
-    func copyAll(_ jobs: [MediaFile], from root: FileDescriptor, profile: IngestProfile, stop: StopFlag?,
+    func copyAll(_ jobs: [MediaFile], engine: CopyEngine, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag?,
                  serial: String, report: IngestReport) -> IngestReport {
         let queue = Mutex(CopyQueue(report: report))
         let work: @Sendable () -> Void = { [self] in
@@ -198,7 +198,7 @@ public final class Ingestor: @unchecked Sendable {
                     try? ledger.log(EventDraft(.warning, .spoolFull, serial: serial, reason))
                     return
                 case .copy(let file):
-                    let outcome = copyOne(file, from: root, profile: profile, stop: stop, serial: serial)
+                    let outcome = copyOne(file, engine: engine, from: root, profile: profile, stop: stop, serial: serial)
                     queue.withLock { state in
                         state.inFlightBytes -= file.sourceSize
                         outcome(&state.report)
@@ -223,10 +223,10 @@ public final class Ingestor: @unchecked Sendable {
     }
 
     /// One file's copy and what it adds to the report.
-    func copyOne(_ file: MediaFile, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag?,
+    func copyOne(_ file: MediaFile, engine: CopyEngine, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag?,
                  serial: String) -> (inout IngestReport) -> Void {
         do {
-            guard let spooled = try copy(file, from: root, profile: profile, stop: stop) else {
+            guard let spooled = try copy(file, engine: engine, from: root, profile: profile, stop: stop) else {
                 progress.finishedFile(size: file.sourceSize, copied: false)
                 return { $0.alreadySecured += 1 }
             }
@@ -269,15 +269,24 @@ public final class Ingestor: @unchecked Sendable {
         }
     }
 
+    /// The single-pass copy, hash, verify and rename (writes no ledger),
+    /// sealing with the spool keyring's current key (made at first run)
+    /// unless `[spool] encryption` is off.
+    func copyEngine() throws -> CopyEngine {
+        let keyring = configuration.ingest.encryptSpool ? try SpoolKeyring.loadOrCreate(path: configuration.ingest.spoolKeyring) : nil
+        return CopyEngine(spool: spool, configuredPartSize: configuration.upload.partSize,
+                          spoolReserveBytes: configuration.ingest.spoolReserveBytes, keyring: keyring)
+    }
+
     /// One camera file: claimed for copying in the ledger, secured by the copy
     /// engine, recorded as spooled (or held). Nil when it needs no copy any more.
-    func copy(_ file: MediaFile, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag? = nil) throws -> MediaFile? {
+    func copy(_ file: MediaFile, engine: CopyEngine, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag? = nil) throws -> MediaFile? {
         guard try ledger.markCopying(file.id) != nil else { return nil }
         let secured = try engine.secure(CameraFile(id: file.id, serial: file.serial, sourcePath: file.sourcePath, sourceSize: file.sourceSize),
                                         from: root, profile: profile, stop: stop) { [progress] in progress.add(bytes: Int64($0)) }
         let spooled = try ledger.markSpooled(file.id, copy: SpooledCopy(
             sha256: secured.sha256.hex, spoolName: secured.spoolName, partSize: secured.partSize, partHashes: secured.partHashes,
-            recordedAt: secured.recordedAt, recordedAtSource: secured.recordedAtSource))
+            recordedAt: secured.recordedAt, recordedAtSource: secured.recordedAtSource, spoolKeyID: secured.spoolKeyID))
         logger.info("spooled", metadata: ["file": "\(DisplayText.escaped(file.sourcePath))", "device": "\(file.serial)", "sha256": "\(secured.sha256.hex)"])
         return spooled
     }

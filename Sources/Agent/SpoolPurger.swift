@@ -20,6 +20,8 @@ public struct SpoolPurger {
     public struct Result: Sendable, Codable {
         public var files = 0
         public var bytes: Int64 = 0
+        /// Spool keys dropped because no copy needs them any more.
+        public var keysRetired: [String] = []
     }
 
     /// Streams the candidates in pages; each copy is claimed first, so a
@@ -48,6 +50,10 @@ public struct SpoolPurger {
             try ledger.markPurged(file.id, owner: owner)
             result.files += 1
             result.bytes += file.sourceSize
+        }
+        if !dryRun {
+            // Older spool keys go once the last copy they sealed has.
+            result.keysRetired = try SpoolKeys.retireUnused(configuration: configuration, ledger: ledger)
         }
         return result
     }

@@ -276,24 +276,28 @@ public final class UploadRunner: Sendable {
         if file.state != .uploaded {
             file = try ledger.beginUpload(id, objectKey: file.objectKey ?? objectKey(for: file), owner: owner)
             let path = Spool(root: configuration.spoolDirectory).objectPath(spoolName)
+            let reader: SpoolCopyReader
             let fd: FileDescriptor
             do {
-                fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+                // A sealed copy is opened (and authenticated) chunk by chunk as it streams.
+                let keyring = file.spoolKeyID == nil ? nil : try SpoolKeyring.existing(path: configuration.ingest.spoolKeyring)
+                (reader, fd) = try SpoolCopyReader.open(path, keyID: file.spoolKeyID, keyring: keyring)
+            } catch let error as UploaderError {
+                throw S3Failure(kind: .localRead, status: 0, code: "SpoolFileUnreadable", message: error.message)
             } catch {
                 throw S3Failure(kind: .localRead, status: 0, code: "SpoolFileMissing", message: "\(path) cannot be opened: \(error)")
             }
             defer { try? fd.close() }
-            let info = try Syscall.fstat(fd)
-            guard Int64(info.st_size) == file.sourceSize else {
+            guard reader.plaintextSize == file.sourceSize else {
                 throw S3Failure(kind: .localRead, status: 0, code: "SpoolFileWrongSize",
-                                message: "\(path) has \(info.st_size) bytes, the camera file had \(file.sourceSize)")
+                                message: "\(path) holds \(reader.plaintextSize) bytes, the camera file had \(file.sourceSize)")
             }
             do {
                 if parts.count <= 1 {
-                    _ = try client.putObject(key: file.objectKey!, file: fd, size: file.sourceSize, sha256: digest, metadata: metadata(for: file))
+                    _ = try client.putObject(key: file.objectKey!, file: reader, size: file.sourceSize, sha256: digest, metadata: metadata(for: file))
                     update { $0.bytesSent += file.sourceSize }
                 } else {
-                    try uploadMultipart(file, parts: parts, from: fd, client: client)
+                    try uploadMultipart(file, parts: parts, from: reader, client: client)
                 }
             } catch let failure as S3Failure where failure.kind == .alreadyExists {
                 // Ours from an earlier attempt whose answer was lost, or someone else's object.
@@ -312,7 +316,7 @@ public final class UploadRunner: Sendable {
         try verify(file, expected: expected, client: client)
     }
 
-    func uploadMultipart(_ file: MediaFile, parts: [FilePart], from fd: FileDescriptor, client: S3Client) throws {
+    func uploadMultipart(_ file: MediaFile, parts: [FilePart], from reader: SpoolCopyReader, client: S3Client) throws {
         let key = file.objectKey!
         var uploadID = file.uploadID
         if uploadID == nil {
@@ -332,7 +336,7 @@ public final class UploadRunner: Sendable {
                 if shouldPause() {
                     throw S3Failure(kind: .stopped, status: 0, code: "Paused", message: "paused between parts")
                 }
-                let etag = try client.uploadPart(key: key, uploadID: uploadID!, number: part.number, file: fd,
+                let etag = try client.uploadPart(key: key, uploadID: uploadID!, number: part.number, file: reader,
                                                  offset: part.offset, size: part.size, sha256: SHA256Digest(hex: part.sha256)!)
                 try ledger.recordPart(file.id, number: part.number, etag: etag, owner: owner)
                 update { $0.bytesSent += part.size }

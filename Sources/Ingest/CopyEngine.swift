@@ -33,6 +33,8 @@ public struct SecuredCopy: Sendable {
     public var partHashes: [String]
     public var recordedAt: Date
     public var recordedAtSource: RecordingTimeSource
+    /// The key that sealed the copy; nil: written in the clear.
+    public var spoolKeyID: String?
 }
 
 /// The one-pass copy engine: camera → spool with SHA-256 of the whole file and
@@ -43,17 +45,21 @@ public struct CopyEngine: Sendable {
     public let spool: Spool
     public let configuredPartSize: Int64
     public let spoolReserveBytes: Int64
+    /// Copies are sealed with its current key; nil: written in the clear.
+    public let keyring: SpoolKeyring?
     static let chunkSize = 1 << 20
 
-    public init(spool: Spool, configuredPartSize: Int64, spoolReserveBytes: Int64) {
+    public init(spool: Spool, configuredPartSize: Int64, spoolReserveBytes: Int64, keyring: SpoolKeyring? = nil) {
         self.spool = spool
         self.configuredPartSize = configuredPartSize
         self.spoolReserveBytes = spoolReserveBytes
+        self.keyring = keyring
     }
 
-    /// The single pass: read the camera once, write the spool copy, hash both
-    /// the whole file and each upload part; then fsync, re-read from disk to
-    /// verify, and rename into place. `onBytes` hears of every chunk copied.
+    /// The single pass: read the camera once, write the spool copy (sealed
+    /// chunk by chunk when there is a keyring), hash both the whole file and
+    /// each upload part; then fsync, re-read from disk (opening every sealed
+    /// chunk) to verify, and rename into place. `onBytes` hears of every chunk copied.
     public func secure(_ file: CameraFile, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag? = nil,
                        onBytes: (Int) -> Void = { _ in }) throws -> SecuredCopy {
         try ensureSpace(for: file.sourceSize)
@@ -80,6 +86,12 @@ public struct CopyEngine: Sendable {
             try? output.close()
         }
 
+        let writer: SpoolCopyWriter
+        do {
+            writer = try SpoolCopyWriter(fd: output, plaintextSize: file.sourceSize, key: keyring?.current)
+        } catch let error as Errno {
+            throw spoolWriteError(error, file: file)
+        }
         let whole = SHA256Hasher()
         // A file of one part has one hash: the whole file's. Larger files get their
         // part hashes from a second thread while this one hashes the whole and writes.
@@ -104,11 +116,14 @@ public struct CopyEngine: Sendable {
                                     cause: error.summary)
             }
             if count == 0 { break }
+            guard total + Int64(count) <= file.sourceSize else {
+                throw UploaderError(.sourceChanged, "\(file.sourcePath) grew while it was being copied (is the camera still writing it?); its new version will be copied on the next run")
+            }
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
             parts?.submit(chunk)
             whole.update(chunk)
             do {
-                _ = try output.writeAll(chunk)
+                try writer.write(chunk)
             } catch let error as Errno {
                 throw spoolWriteError(error, file: file)
             }
@@ -128,8 +143,9 @@ public struct CopyEngine: Sendable {
         let digest = whole.finalize()
         let partHashes = parts?.finish() ?? [digest.hex]
         do {
+            try writer.finish()
             try Syscall.fsync(output)
-        } catch {
+        } catch let error as Errno {
             throw spoolWriteError(error, file: file)
         }
         FailPoints.hit("ingest.copy-synced")
@@ -140,7 +156,7 @@ public struct CopyEngine: Sendable {
         try Syscall.fsync(objectsDirectory)
         FailPoints.hit("ingest.renamed")
         return SecuredCopy(sha256: digest, spoolName: spoolName, partSize: partSize, partHashes: partHashes,
-                           recordedAt: recorded.date, recordedAtSource: recorded.source)
+                           recordedAt: recorded.date, recordedAtSource: recorded.source, spoolKeyID: keyring?.current.id)
     }
 
     /// Re-reads the fsynced copy after dropping its cached pages, so the bytes
@@ -154,9 +170,14 @@ public struct CopyEngine: Sendable {
         Syscall.adviseSequential(reader)
 
         /// Hashes the byte ranges of `parts` (by index) and returns the indexes that differ.
+        let keyring = self.keyring
+        let name = "\(file.id).partial"
         @Sendable func check(_ indexes: [Int]) -> [Int] {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)
             defer { buffer.deallocate() }
+            // One reader per thread: each opens (authenticates) the sealed chunks it reads.
+            guard let copy = try? SpoolCopyReader(fd: reader, name: name, keyID: keyring?.current.id, keyring: keyring),
+                  copy.plaintextSize == file.sourceSize else { return indexes }
             var mismatched: [Int] = []
             for index in indexes {
                 let hasher = SHA256Hasher()
@@ -164,7 +185,7 @@ public struct CopyEngine: Sendable {
                 let end = min(file.sourceSize, offset + partSize)
                 while offset < end {
                     let want = Int(min(Int64(buffer.count), end - offset))
-                    guard let got = try? Syscall.pread(reader, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset), got > 0 else { break }
+                    guard let got = try? copy.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset), got > 0 else { break }
                     hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
                     offset += Int64(got)
                 }

@@ -10,8 +10,11 @@ public struct SpooledCopy: Sendable {
     public var partHashes: [String]
     public var recordedAt: Date
     public var recordedAtSource: RecordingTimeSource
+    public var spoolKeyID: String?
 
-    public init(sha256: String, spoolName: String, partSize: Int64, partHashes: [String], recordedAt: Date, recordedAtSource: RecordingTimeSource) {
+    public init(sha256: String, spoolName: String, partSize: Int64, partHashes: [String], recordedAt: Date, recordedAtSource: RecordingTimeSource,
+                spoolKeyID: String? = nil) {
+        self.spoolKeyID = spoolKeyID
         self.sha256 = sha256
         self.spoolName = spoolName
         self.partSize = partSize
@@ -162,9 +165,9 @@ extension Ledger {
             let user = try Ledger.attributedUser(serial: current.serial, recordedAt: copy.recordedAt, in: db)
             let file = try Ledger.change(id, to: user == nil ? .quarantined : .spooled, from: [.copying], set: [
                 "hold_reason = ?", "sha256 = ?", "spool_name = ?", "part_size = ?", "recorded_at = ?", "recorded_at_source = ?",
-                "user_id = ?", "last_error = NULL", "next_attempt_at = NULL", "spooled_at = ?",
+                "user_id = ?", "last_error = NULL", "next_attempt_at = NULL", "spooled_at = ?", "spool_key_id = ?",
             ], [user == nil ? HoldReason.unknownDevice : nil, copy.sha256, copy.spoolName, copy.partSize,
-                copy.recordedAt, copy.recordedAtSource, user, Date()], in: db)
+                copy.recordedAt, copy.recordedAtSource, user, Date(), copy.spoolKeyID], in: db)
             try db.execute(sql: "DELETE FROM file_part WHERE file_id = ?", arguments: [id])
             var offset: Int64 = 0
             for (index, hash) in copy.partHashes.enumerated() {
@@ -539,5 +542,28 @@ extension Ledger {
 
     static func file(_ id: Int64, in db: Database) throws -> MediaFile? {
         try MediaFile.fetchOne(db.cachedStatement(sql: "SELECT * FROM media_file WHERE id = ?"), arguments: [id])
+    }
+}
+
+extension Ledger {
+    /// How many spool copies still on disk each key sealed (nil: copies in the clear).
+    public func spoolCopiesByKey() throws -> [String?: Int] {
+        try read { db in
+            var counts: [String?: Int] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT spool_key_id, COUNT(*) AS n FROM media_file
+                WHERE spool_name IS NOT NULL AND spool_purged_at IS NULL GROUP BY spool_key_id
+                """) {
+                counts[row["spool_key_id"] as String?] = row["n"]
+            }
+            return counts
+        }
+    }
+
+    /// Whether any spool copy still on disk was sealed with `keyID` (by the partial index).
+    public func spoolKeyInUse(_ keyID: String) throws -> Bool {
+        try read { db in
+            try Bool.fetchOne(db, sql: HotSQL.spoolKeyInUse, arguments: [keyID]) ?? false
+        }
     }
 }

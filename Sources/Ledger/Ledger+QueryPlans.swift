@@ -28,6 +28,7 @@ extension Ledger {
             ("alerts: idle docks", HotSQL.idleDocks, [now]),
             ("alerts: last sent", HotSQL.lastAlert, ["k"]),
             ("purge: a page", HotSQL.purgePage, [now, 0]),
+            ("purge: is a spool key still needed", HotSQL.spoolKeyInUse, ["0123456789abcdef"]),
             ("upload: queue", HotSQL.uploadQueue(ids: nil), [now]),
             ("upload: due", HotSQL.uploadDue, [now]),
             ("upload: active multipart ids", HotSQL.activeUploadIDs, []),
@@ -79,6 +80,8 @@ enum HotSQL {
         """
     static let idleDocks = "SELECT serial, event_id, at FROM dock_open WHERE at <= ?"
     static let lastAlert = "SELECT last_sent_at FROM alert WHERE key = ?"
+    /// Through the partial index on sealed copies still on disk.
+    static let spoolKeyInUse = "SELECT EXISTS (SELECT 1 FROM media_file WHERE spool_key_id = ? AND spool_purged_at IS NULL)"
     static let purgePage = """
         SELECT * FROM media_file INDEXED BY media_file_purge
         WHERE state = 'verified' AND spool_name IS NOT NULL AND spool_purged_at IS NULL AND verified_at <= ? AND id > ?

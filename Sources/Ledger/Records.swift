@@ -71,7 +71,7 @@ public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
         "uploadID": "upload_id", "storeChecksum": "store_checksum", "bytesSent": "bytes_sent", "lastError": "last_error",
         "nextAttemptAt": "next_attempt_at", "discoveredAt": "discovered_at", "spooledAt": "spooled_at",
         "uploadStartedAt": "upload_started_at", "verifiedAt": "verified_at", "updatedAt": "updated_at",
-        "spoolPurgedAt": "spool_purged_at", "claimOwner": "claim_owner", "claimUntil": "claim_until",
+        "spoolPurgedAt": "spool_purged_at", "claimOwner": "claim_owner", "claimUntil": "claim_until", "spoolKeyID": "spool_key_id",
     ]
 
     public var id: Int64
@@ -106,6 +106,8 @@ public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
     /// The process working on the file now (an upload or a purge), see `ClaimOwner`.
     public var claimOwner: String?
     public var claimUntil: Date?
+    /// The spool key that sealed the spool copy; nil: the copy is in the clear.
+    public var spoolKeyID: String?
 
     /// The file's name on the camera (last path component).
     public var name: String { String(sourcePath.split(separator: "/").last ?? Substring(sourcePath)) }

@@ -281,6 +281,13 @@ enum Schema {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v10: sealed spool copies name their key") { db in
+            // NULL: the copy was written in the clear (before v10, or with [spool] encryption off).
+            try db.execute(sql: """
+                ALTER TABLE media_file ADD COLUMN spool_key_id TEXT;
+                CREATE INDEX media_file_spool_key ON media_file(spool_key_id) WHERE spool_key_id IS NOT NULL AND spool_purged_at IS NULL;
+                """)
+        }
         return migrator
     }
 }

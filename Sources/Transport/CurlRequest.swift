@@ -9,8 +9,9 @@ import Platform
 enum RequestBody {
     case none
     case bytes([UInt8])
-    /// `length` bytes of an open file from `offset`, streamed by positioned reads.
-    case file(FileDescriptor, offset: Int64, length: Int64)
+    /// `length` bytes from `offset` of a file read by position (a spool copy,
+    /// opened chunk by chunk as it streams when it is sealed).
+    case file(any PositionalReader, offset: Int64, length: Int64)
 }
 
 /// What came back: status, headers (lowercased names) and a small body
@@ -27,7 +28,8 @@ struct HTTPResponse: Sendable {
 struct CurlFailure: Error, CustomStringConvertible {
     var code: Int
     var text: String
-    var localReadError: Errno?
+    /// Reading our own file failed (a damaged or missing spool copy): what went wrong.
+    var localReadError: String?
     /// The transfer was aborted because a stop was requested (shutdown, window closed).
     var stopped = false
     var description: String { "curl error \(code): \(text)" }
@@ -58,7 +60,7 @@ struct CurlSettings: Sendable {
 final class TransferContext {
     var body: RequestBody
     var sent: Int64 = 0
-    var readError: Errno?
+    var readError: String?
     var responseBody: [UInt8] = []
     var responseLimit = 1 << 20
     var responseSink: ((UnsafeRawBufferPointer) -> Void)?
@@ -255,7 +257,7 @@ final class CurlEasy {
                 }
                 context.sent += Int64(take)
                 return take
-            case .file(let fd, let offset, let length):
+            case .file(let reader, let offset, let length):
                 let want = Int(min(Int64(capacity), length - context.sent))
                 guard want > 0, let buffer else { return 0 }
                 if context.stop?.isRequested == true {
@@ -264,17 +266,16 @@ final class CurlEasy {
                 }
                 context.limiter?.acquire(want)
                 do {
-                    let got = try Syscall.pread(fd, into: UnsafeMutableRawBufferPointer(start: buffer, count: want),
-                                                at: offset + context.sent)
+                    let got = try reader.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: want), at: offset + context.sent)
                     // A spool file shorter than the ledger says is a damaged spool, not a network error.
                     if got == 0 {
-                        context.readError = .ioError
+                        context.readError = "the spool copy ends before the size the ledger records"
                         return uploader_curl_readfunc_abort()
                     }
                     context.sent += Int64(got)
                     return got
                 } catch {
-                    context.readError = (error as? Errno) ?? .ioError
+                    context.readError = (error as? UploaderError)?.message ?? (error as? Errno)?.summary ?? "\(error)"
                     return uploader_curl_readfunc_abort()
                 }
             }

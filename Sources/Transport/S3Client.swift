@@ -104,7 +104,7 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
             return S3Failure(kind: .stopped, status: 0, code: "Stopped", message: "the transfer was stopped; it resumes on the next run")
         }
         if let readError = failure.localReadError {
-            return S3Failure(kind: .localRead, status: 0, code: "SpoolReadError", message: "reading the spool file failed: \(readError.summary)")
+            return S3Failure(kind: .localRead, status: 0, code: "SpoolReadError", message: "reading the spool file failed: \(readError)")
         }
         if tlsCodes.contains(failure.code) {
             return S3Failure(kind: .tls, status: 0, code: "curl-\(failure.code)", message: failure.text)
@@ -189,7 +189,7 @@ public final class S3Client {
     }
 
     /// One PUT of a whole file, refused by the store if an object already has the key.
-    public func putObject(key: String, file: FileDescriptor, size: Int64, sha256: SHA256Digest,
+    public func putObject(key: String, file: any PositionalReader, size: Int64, sha256: SHA256Digest,
                           metadata: [String: String], progress: ((Int64) -> Void)? = nil) throws -> String {
         var headers = metadataHeaders(metadata).merging(encryptionHeaders) { $1 }
         headers["x-amz-content-sha256"] = Self.unsignedPayload
@@ -211,7 +211,7 @@ public final class S3Client {
         return uploadID
     }
 
-    public func uploadPart(key: String, uploadID: String, number: Int, file: FileDescriptor, offset: Int64,
+    public func uploadPart(key: String, uploadID: String, number: Int, file: any PositionalReader, offset: Int64,
                            size: Int64, sha256: SHA256Digest, progress: ((Int64) -> Void)? = nil) throws -> String {
         let headers = ["x-amz-content-sha256": Self.unsignedPayload, "x-amz-checksum-sha256": sha256.base64]
         let response = try send("PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],

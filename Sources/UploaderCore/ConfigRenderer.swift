@@ -85,6 +85,10 @@ public enum ConfigRenderer {
         low_watermark_percent = \(c.ingest.lowWatermarkPercent)
         # Spool copies of files verified in the store are deleted after this many days.
         keep_verified_days = \(c.ingest.keepVerifiedDays)
+        # Spool copies are sealed with AES-256-GCM (CJIS requires encryption at rest).
+        encryption = \(c.ingest.encryptSpool)
+        # The keys that seal them (made at first run, mode 0600; `uploader key rotate`).
+        keyring = \(quoted(c.ingest.spoolKeyring))
 
         [monitoring]
         # Failure-only alerts: a command (run with sh -c; UPLOADER_ALERT_KEY and

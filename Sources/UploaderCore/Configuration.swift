@@ -83,6 +83,10 @@ public struct Configuration: Sendable, Equatable {
         public var keepVerifiedDays: Double
         /// Files of one camera copied at the same time (hashing is the bottleneck: one per core).
         public var parallelCopies: Int
+        /// Spool copies are sealed with AES-256-GCM (CJIS: encryption at rest).
+        public var encryptSpool: Bool = true
+        /// The keys that seal them (`SpoolKeyring`).
+        public var spoolKeyring: String = ""
     }
 
     public struct Docking: Sendable, Equatable {
@@ -267,6 +271,9 @@ public enum ConfigurationLoader {
         let low = reader.double("spool", "low_watermark_percent", default: 80, range: 0...100)
         if low > high { reader.problem("spool", "low_watermark_percent", "must not be above high_watermark_percent (\(high))") }
         let keepDays = reader.double("spool", "keep_verified_days", default: 7, range: 0...3650)
+        let encryptSpool = reader.bool("spool", "encryption", default: true)
+        let keyringText = reader.string("spool", "keyring", default: "")
+        let keyring = keyringText.isEmpty ? state + "/spool-keys" : absolute(keyringText)
         let alertCommand = reader.string("monitoring", "alert_command", default: "")
         let alertWebhook = reader.string("monitoring", "alert_webhook", default: "")
         if !alertWebhook.isEmpty, !(alertWebhook.hasPrefix("https://") || (alertWebhook.hasPrefix("http://") && isLoopback(alertWebhook))) {
@@ -298,7 +305,8 @@ public enum ConfigurationLoader {
                           retryBaseDelay: retryBaseDelay, retryMaxDelay: retryMaxDelay,
                           connectTimeout: connectTimeout, stallTimeout: stallTimeout, abortStaleMultipartAfter: staleHours * 3600),
             ingest: .init(mediaExtensions: extensions, cameraClock: clock, settleSeconds: settleSeconds, spoolReserveBytes: spoolReserve,
-                          highWatermarkPercent: high, lowWatermarkPercent: low, keepVerifiedDays: keepDays, parallelCopies: parallelCopies),
+                          highWatermarkPercent: high, lowWatermarkPercent: low, keepVerifiedDays: keepDays, parallelCopies: parallelCopies,
+                          encryptSpool: encryptSpool, spoolKeyring: keyring),
             docking: .init(modelsPath: modelsPath, mountRoot: mountRoot, maxConcurrentDocks: maxDocks),
             schedule: UploadSchedule(windows: windows),
             bandwidth: bandwidth,
@@ -411,6 +419,15 @@ struct TableReader {
         }
         if required, text.isEmpty { problem(section, key, "must not be empty") }
         return text
+    }
+
+    mutating func bool(_ section: String, _ key: String, default defaultValue: Bool) -> Bool {
+        guard let value = value(section, key) else { return defaultValue }
+        guard let flag = value.bool else {
+            problem(section, key, "must be true or false (no quotes)")
+            return defaultValue
+        }
+        return flag
     }
 
     mutating func stringArray(_ section: String, _ key: String, default defaultValue: [String]) -> [String] {

@@ -108,6 +108,10 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case spoolPurged = "spool.purged"
     /// A spool copy no longer matched the camera's SHA-256 (a verification failure).
     case spoolCorrupted = "spool.corrupted"
+    /// A new spool key seals new copies (`uploader key rotate`, or the first one made).
+    case spoolKeyAdded = "spool.key-added"
+    /// A spool key no copy needs any more was dropped from the keyring.
+    case spoolKeyRetired = "spool.key-retired"
 
     case uploadRun = "upload.run"
     case uploadStarted = "upload.started"

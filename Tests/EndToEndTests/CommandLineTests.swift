@@ -144,7 +144,7 @@ import UploaderCore
         #expect(CameraVolume.files(under: site.spool + "/tmp").isEmpty)
         let row = try #require(try Ledger(path: site.ledgerPath).files().first)
         #expect(row.sha256 == cameraHash.hex)
-        #expect(try CameraVolume.sha256(ofFile: site.spool + "/objects/" + row.spoolName!) == cameraHash)
+        #expect(try site.spoolCopySHA256(name: row.spoolName!, keyID: row.spoolKeyID) == cameraHash)
         #expect(try Ledger(path: site.ledgerPath).events(EventFilter(minimumLevel: .warning)).contains { $0.kind == .spoolCleanup })
     }
 

@@ -97,7 +97,7 @@ import UploaderCore
         #expect(CameraVolume.files(under: site.site.spool + "/tmp").isEmpty)
         #expect(try ledger.events(EventFilter(minimumLevel: .debug)).filter { $0.kind == .fileSpooled }.count == 10)
         for file in files {
-            #expect(try CameraVolume.sha256(ofFile: site.site.spool + "/objects/" + file.spoolName!).hex == site.hashes[file.sourcePath])
+            #expect(try site.site.spoolCopySHA256(name: file.spoolName!, keyID: file.spoolKeyID).hex == site.hashes[file.sourcePath])
         }
         #expect(try site.cli(["upload", "--now"]).status == 0)
         try site.expectEachFileVerifiedOnce()

@@ -157,11 +157,19 @@ import UploaderCore
 
     @Test func aReplacedSpoolCopyIsNamed() throws {
         let flow = try Flow()
-        let name = try DatabaseQueue(path: flow.site.ledgerPath).read { try String.fetchOne($0, sql: "SELECT spool_name FROM media_file WHERE id = 1")! }
-        try Data(repeating: 7, count: 1 << 20).write(to: URL(fileURLWithPath: flow.site.spool + "/objects/" + name))
-        let result = try flow.verify(["#1", "--offline"])
+        let names = try DatabaseQueue(path: flow.site.ledgerPath).read { try String.fetchAll($0, sql: "SELECT spool_name FROM media_file WHERE id IN (1, 2) ORDER BY id") }
+        let objects = flow.site.spool + "/objects/"
+        // Another file's copy, sealed with the same key (someone holding the keyring): it opens, and its hash gives it away.
+        try FileManager.default.removeItem(atPath: objects + names[0])
+        try FileManager.default.copyItem(atPath: objects + names[1], toPath: objects + names[0])
+        var result = try flow.verify(["#1", "--offline"])
         #expect(result.status == 4)
-        #expect(flow.line(result, file: 1).contains("the spool copy \(name) has SHA-256"))
+        #expect(flow.line(result, file: 1).contains("the spool copy \(names[0]) has SHA-256"), "\(result.stdout)")
+        // Bytes that were never sealed: the copy does not open.
+        try Data(repeating: 7, count: 1 << 20).write(to: URL(fileURLWithPath: objects + names[0]))
+        result = try flow.verify(["#1", "--offline"])
+        #expect(result.status == 4)
+        #expect(flow.line(result, file: 1).contains("the spool copy \(names[0]) cannot be read: the spool copy \(names[0]) has no valid encryption header"), "\(result.stdout)")
     }
 
     @Test func anObjectDeletedOrOverwrittenInTheStoreIsNamed() throws {

@@ -45,9 +45,12 @@ struct IngestFixture {
         #expect(files.map(\.sha256) == [small.hex, large.hex])
         #expect(files.map(\.recordedAtSource) == [.containerMetadata, .containerMetadata])
         #expect(files[1].recordedAt == Date(timeIntervalSince1970: 1_795_000_600))
-        // The spool copy is byte-identical, checked by an independent streaming hash.
+        // The spool copy holds the camera's bytes (opened with the keyring), and
+        // is sealed: its raw bytes are not the camera's.
         for file in files {
-            #expect(try CameraVolume.sha256(ofFile: fixture.site.spool + "/objects/" + file.spoolName!).hex == file.sha256)
+            #expect(file.spoolKeyID != nil)
+            #expect(try fixture.site.spoolCopySHA256(name: file.spoolName!, keyID: file.spoolKeyID).hex == file.sha256)
+            #expect(try CameraVolume.sha256(ofFile: fixture.site.spool + "/objects/" + file.spoolName!).hex != file.sha256)
         }
         // 12 MiB + headers in 5 MiB parts: 3 parts, each hash equal to a hash of that byte range.
         let parts = try fixture.ledger.parts(of: files[1].id)

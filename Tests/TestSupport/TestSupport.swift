@@ -92,6 +92,26 @@ public struct TestSite: Sendable {
     public var spool: String { root + "/spool" }
     public var ledgerPath: String { root + "/state/ledger.sqlite" }
 
+    public var spoolKeyring: String { root + "/state/spool-keys" }
+
+    /// The SHA-256 of the camera bytes a spool copy holds: a sealed copy is
+    /// opened with the site's keyring (every chunk authenticated), one in the clear read as it is.
+    public func spoolCopySHA256(name: String, keyID: String?) throws -> SHA256Digest {
+        let keyring = keyID == nil ? nil : try SpoolKeyring.existing(path: spoolKeyring)
+        let (reader, fd) = try SpoolCopyReader.open(spool + "/objects/" + name, keyID: keyID, keyring: keyring)
+        defer { try? fd.close() }
+        let hasher = SHA256Hasher()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: Int64 = 0
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, at: offset) }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            offset += Int64(count)
+        }
+        return hasher.finalize()
+    }
+
     /// Writes uploader.toml; `extra` is appended as-is (more sections or keys).
     public init(root: String, endpoint: String = "http://127.0.0.1:9", bucket: String = "evidence", prefix: String = "test-pd",
                 accessKey: String = "AK", secretKey: String = "SK", partSize: String = "5MiB",

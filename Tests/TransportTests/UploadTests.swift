@@ -4,6 +4,7 @@ import Logging
 import Testing
 import TestSupport
 import UploaderCore
+import Platform
 @testable import Ingest
 @testable import Agent
 @testable import Ledger
@@ -160,14 +161,18 @@ struct StoreFixture {
         #expect(result.stderr == "error: the credentials file \(fixture.site.root)/credentials is readable by other users: run `chmod 600 \(fixture.site.root)/credentials`\n")
     }
 
-    @Test func aCorruptedSpoolCopyNeverBecomesEvidence() throws {
-        let fixture = try StoreFixture("corrupt")
+    /// Sealed, the flipped byte fails the chunk's authentication as it streams;
+    /// in the clear, the store's SHA-256 check refuses it. Either way: held, never stored.
+    @Test(arguments: [true, false])
+    func aCorruptedSpoolCopyNeverBecomesEvidence(sealed: Bool) throws {
+        let fixture = try StoreFixture("corrupt", extra: "[spool]\nencryption = \(sealed)")
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
         let cameraHash = try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 200_000)
         try CameraVolume.writeRecording(at: fixture.volume + "/B.MP4", recordedAt: Date(), payloadSize: 11 << 20, seed: 8)
         try fixture.ingest()
         // Flip one byte in each spool copy (a disk fault, or tampering).
         for file in try fixture.ledger.files() {
+            #expect((file.spoolKeyID != nil) == sealed)
             let handle = try #require(FileHandle(forUpdatingAtPath: fixture.site.spool + "/objects/" + file.spoolName!))
             try handle.seek(toOffset: UInt64(file.sourceSize - 100))
             let byte = try #require(try handle.read(upToCount: 1)?.first)
@@ -197,7 +202,7 @@ struct StoreFixture {
         let fd = open(other, O_RDONLY)
         defer { close(fd) }
         let key = "\(fixture.area.prefix)/officer-1/2026/11/18/BWC-1/A.MP4"
-        _ = try fixture.client.putObject(key: key, file: .init(rawValue: fd), size: Int64(try FileManager.default.attributesOfItem(atPath: other)[.size] as! Int),
+        _ = try fixture.client.putObject(key: key, file: PlainFileReader(.init(rawValue: fd)), size: Int64(try FileManager.default.attributesOfItem(atPath: other)[.size] as! Int),
                                          sha256: otherHash, metadata: [:])
 
         #expect(try fixture.upload().verified == 1)

@@ -1,0 +1,172 @@
+import Crypto
+import Foundation
+import SystemPackage
+import UploaderCore
+
+/// Something read by position: a plain file, or a sealed spool copy opened as it streams.
+public protocol PositionalReader: AnyObject {
+    /// Fills `buffer` from `offset` (fewer bytes at the end, 0 past it).
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int
+}
+
+/// A plain file read with pread.
+public final class PlainFileReader: PositionalReader {
+    let fd: FileDescriptor
+    public init(_ fd: FileDescriptor) { self.fd = fd }
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        try Syscall.pread(fd, into: buffer, at: offset)
+    }
+}
+
+/// Writes a spool copy in the copy engine's single pass: sealed chunk by
+/// chunk when it has a key, as it came otherwise. Not Sendable: one per copy.
+public final class SpoolCopyWriter {
+    let fd: FileDescriptor
+    let cipher: ChunkCipher?
+    /// Plaintext waiting for a whole chunk, and the chunk's sealed bytes.
+    let pending: UnsafeMutableRawBufferPointer
+    let sealed: UnsafeMutableRawBufferPointer
+    var pendingCount = 0
+    var chunkIndex: Int64 = 0
+    public private(set) var plaintextWritten: Int64 = 0
+
+    /// Writes the header at once. `key` nil: the copy is written in the clear.
+    public init(fd: FileDescriptor, plaintextSize: Int64, key: SpoolKey?) throws {
+        self.fd = fd
+        if let key {
+            let header = try SealedHeader.fresh(plaintextSize: plaintextSize, key: key)
+            cipher = ChunkCipher(key: key, header: header)
+            pending = .allocate(byteCount: header.chunkSize, alignment: 4096)
+            sealed = .allocate(byteCount: header.sealedChunkSize, alignment: 4096)
+            _ = try fd.writeAll(header.encoded)
+        } else {
+            cipher = nil
+            pending = .allocate(byteCount: 0, alignment: 1)
+            sealed = .allocate(byteCount: 0, alignment: 1)
+        }
+    }
+
+    deinit {
+        pending.deallocate()
+        sealed.deallocate()
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        plaintextWritten += Int64(bytes.count)
+        guard let cipher else {
+            _ = try fd.writeAll(bytes)
+            return
+        }
+        precondition(plaintextWritten <= cipher.header.plaintextSize, "more bytes than the header announced")
+        var rest = bytes
+        while !rest.isEmpty {
+            let take = min(rest.count, pending.count - pendingCount)
+            UnsafeMutableRawBufferPointer(rebasing: pending[pendingCount..<pendingCount + take]).copyMemory(from: UnsafeRawBufferPointer(rebasing: rest.prefix(take)))
+            pendingCount += take
+            rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(take))
+            if pendingCount == pending.count { try sealPending() }
+        }
+    }
+
+    /// Seals the last chunk (possibly short, possibly empty). The bytes
+    /// written must be the size the header announced.
+    public func finish() throws {
+        guard let cipher else { return }
+        precondition(plaintextWritten == cipher.header.plaintextSize, "fewer bytes than the header announced")
+        if pendingCount > 0 || chunkIndex < cipher.header.chunkCount { try sealPending() }
+    }
+
+    private func sealPending() throws {
+        let count = cipher!.seal(chunk: chunkIndex, UnsafeRawBufferPointer(rebasing: pending[0..<pendingCount]), into: sealed)
+        _ = try fd.writeAll(UnsafeRawBufferPointer(rebasing: sealed[0..<count]))
+        chunkIndex += 1
+        pendingCount = 0
+    }
+}
+
+/// Reads a spool copy by position, opening sealed chunks as it goes (one
+/// chunk decrypted at a time: memory does not grow with the file). Every
+/// byte it returns has passed authentication. Not Sendable: one per reader.
+public final class SpoolCopyReader: PositionalReader {
+    let fd: FileDescriptor
+    let name: String
+    public let plaintextSize: Int64
+    let cipher: ChunkCipher?
+    let sealed: UnsafeMutableRawBufferPointer
+    let plain: UnsafeMutableRawBufferPointer
+    var cachedChunk: Int64 = -1
+    var cachedCount = 0
+
+    /// `keyID` is the ledger's: nil for a copy written in the clear (before
+    /// encryption, or with it turned off). `name` names the copy in errors.
+    public init(fd: FileDescriptor, name: String, keyID: String?, keyring: SpoolKeyring?) throws {
+        self.fd = fd
+        self.name = name
+        let size = Int64(try Syscall.fstat(fd).st_size)
+        guard let keyID else {
+            plaintextSize = size
+            cipher = nil
+            sealed = .allocate(byteCount: 0, alignment: 1)
+            plain = .allocate(byteCount: 0, alignment: 1)
+            return
+        }
+        var headerBytes = [UInt8](repeating: 0, count: SealedHeader.size)
+        let got = try headerBytes.withUnsafeMutableBytes { try Syscall.pread(fd, into: $0, at: 0) }
+        guard got == SealedHeader.size, let header = SealedHeader(decoding: headerBytes), header.keyID == keyID else {
+            throw UploaderError(.spoolCorrupted, "the spool copy \(name) has no valid encryption header: it was damaged on disk; dock the camera again to copy it afresh")
+        }
+        guard let key = keyring?.key(id: keyID) else {
+            throw UploaderError(.spoolCorrupted, "the spool copy \(name) is sealed with key \(keyID), which is not in the spool keyring\(keyring.map { " \($0.path)" } ?? ""): restore the keyring from backup")
+        }
+        guard size == header.sealedSize else {
+            throw UploaderError(.spoolCorrupted, "the spool copy \(name) is \(size) bytes, its header says \(header.sealedSize): it was cut short or extended; dock the camera again to copy it afresh")
+        }
+        plaintextSize = header.plaintextSize
+        cipher = ChunkCipher(key: key, header: header)
+        sealed = .allocate(byteCount: header.sealedChunkSize, alignment: 4096)
+        plain = .allocate(byteCount: header.chunkSize, alignment: 4096)
+    }
+
+    deinit {
+        sealed.deallocate()
+        plain.deallocate()
+    }
+
+    /// Opens the copy at `path` (read-only, no links followed).
+    public static func open(_ path: String, keyID: String?, keyring: SpoolKeyring?) throws -> (SpoolCopyReader, FileDescriptor) {
+        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .noFollow])
+        do {
+            return (try SpoolCopyReader(fd: fd, name: (path as NSString).lastPathComponent, keyID: keyID, keyring: keyring), fd)
+        } catch {
+            try? fd.close()
+            throw error
+        }
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        guard offset < plaintextSize, buffer.count > 0 else { return 0 }
+        guard let cipher else { return try Syscall.pread(fd, into: buffer, at: offset) }
+        let chunkSize = Int64(cipher.header.chunkSize)
+        let index = offset / chunkSize
+        if index != cachedChunk {
+            let range = cipher.header.sealedRange(ofChunk: index)
+            var filled = 0
+            while filled < range.length {
+                let got = try Syscall.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: sealed[filled..<range.length]), at: range.offset + Int64(filled))
+                if got == 0 { break }
+                filled += got
+            }
+            guard filled == range.length,
+                  let count = cipher.open(chunk: index, UnsafeRawBufferPointer(rebasing: sealed[0..<range.length]), into: plain) else {
+                cachedChunk = -1
+                throw UploaderError(.spoolCorrupted, "the spool copy \(name) fails authentication at chunk \(index + 1) of \(cipher.header.chunkCount): it was altered or damaged on disk; dock the camera again to copy it afresh")
+            }
+            cachedChunk = index
+            cachedCount = count
+        }
+        let start = Int(offset - index * chunkSize)
+        let take = min(buffer.count, cachedCount - start)
+        buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: plain[start..<start + take]))
+        return take
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Ledger
+import Synchronization
+import Testing
+import TestSupport
+import UploaderCore
+
+/// Spool encryption as an admin lives with it: on by default, keys rotated
+/// while copies wait, old keys retired once their copies are purged, copies
+/// from before encryption still sent, all with real processes and a real store.
+@Suite struct SpoolEncryptionTests {
+    struct Site {
+        let folder = TemporaryDirectory("uploader-sealing")
+        let store: TestStore
+        let area: StoreArea
+        var site: TestSite
+
+        init(extra: String = "") throws {
+            store = try TestStore.fromEnvironment()
+            area = try store.makeArea("sealing")
+            site = try TestSite.withStore(store, area: area, root: folder.sub("site"), extra: extra)
+        }
+
+        mutating func reconfigure(extra: String) throws {
+            site = try TestSite.withStore(store, area: area, root: folder.sub("site"), extra: extra)
+        }
+
+        @discardableResult
+        func run(_ arguments: [String], expecting status: Int32 = 0) throws -> UploaderProcess.Result {
+            let result = try UploaderProcess.run(arguments, config: site.configPath)
+            #expect(result.status == status, "\(arguments): \(result.stdout)\(result.stderr)")
+            return result
+        }
+
+        /// A camera folder with `files` recordings, registered and ingested.
+        func dock(_ serial: String, files: Int, seed: Int) throws {
+            let camera = folder.sub("cam-\(serial)")
+            try run(["simulate-camera", camera, "--files", "\(files)", "--size", "1MiB", "--seed", "\(seed)"])
+            try run(["device", "add", serial, "--user", "officer-\(seed)"])
+            try run(["ingest", camera, "--serial", serial])
+        }
+
+        struct KeyUse: Decodable { var id: String; var current: Bool; var spoolCopies: Int }
+        func keys() throws -> [KeyUse] {
+            try JSONDecoder().decode([KeyUse].self, from: Data(try run(["key", "list", "--json"]).stdout.utf8))
+        }
+    }
+
+    @Test func keysRotateWhileCopiesWaitAndOldKeysGoWithTheirLastCopy() throws {
+        let site = try Site(extra: "[spool]\nkeep_verified_days = 0")
+        try site.dock("BWC-1", files: 2, seed: 1)
+        let first = try site.keys()
+        #expect(first.count == 1 && first[0].current && first[0].spoolCopies == 2)
+        let mode = try FileManager.default.attributesOfItem(atPath: site.site.spoolKeyring)[.posixPermissions] as! Int
+        #expect(mode == 0o600)
+
+        #expect(try site.run(["key", "rotate"]).stdout.contains("now seals new spool copies; 1 older key(s) kept"))
+        try site.dock("BWC-2", files: 2, seed: 2)
+        let rotated = try site.keys()
+        #expect(rotated.map(\.spoolCopies) == [2, 2] && rotated.map(\.current) == [false, true] && rotated[0].id == first[0].id)
+
+        // Copies sealed with either key decrypt as they stream; the store checks the camera's SHA-256.
+        try site.run(["upload"])
+        let ledger = try Ledger(path: site.site.ledgerPath)
+        #expect(try ledger.files().allSatisfy { $0.state == .verified })
+        for file in try ledger.files() {
+            #expect(try site.store.client(bucket: site.area.bucket).hashObject(key: file.objectKey!).sha256.hex == file.sha256)
+        }
+        #expect(try site.run(["verify", "--all"]).stdout.contains("4 files: 4 ok"))
+
+        // The purge removes the last copies the first key sealed, and with them the key.
+        try site.run(["purge"])
+        let after = try site.keys()
+        #expect(after.map(\.id) == [rotated[1].id])
+        let log = try site.run(["log", "--json"]).stdout
+        #expect(log.contains("\"kind\":\"spool.key-added\"") && log.contains("spool key \(first[0].id) retired"))
+    }
+
+    @Test func copiesWrittenInTheClearStillUploadBesideSealedOnes() throws {
+        var site = try Site(extra: "[spool]\nencryption = false")
+        try site.dock("BWC-1", files: 2, seed: 3)
+        #expect(!FileManager.default.fileExists(atPath: site.site.spoolKeyring))
+        try site.reconfigure(extra: "")
+        try site.dock("BWC-2", files: 1, seed: 4)
+        let list = try site.run(["key", "list"]).stdout
+        #expect(list.contains("1 spool copy") && list.contains("2 spool copies are in the clear"), "\(list)")
+        try site.run(["upload"])
+        #expect(try Ledger(path: site.site.ledgerPath).files().allSatisfy { $0.state == .verified })
+        #expect(try site.run(["verify", "--all", "--offline"]).stdout.contains("3 files: 3 ok"))
+    }
+
+    @Test func rotationsByProcessesAtOnceKeepEveryKey() throws {
+        let site = try Site()
+        let results = Mutex<[UploaderProcess.Result]>([])
+        DispatchQueue.concurrentPerform(iterations: 3) { _ in
+            if let result = try? UploaderProcess.run(["key", "rotate"], config: site.site.configPath) {
+                results.withLock { $0.append(result) }
+            }
+        }
+        #expect(results.withLock { $0.count == 3 && $0.allSatisfy { $0.status == 0 } })
+        // One first key (made by whichever process came first) and one per rotation.
+        let keys = try site.keys()
+        #expect(keys.count == 4 && Set(keys.map(\.id)).count == 4 && keys.last?.current == true)
+    }
+
+    @Test func aKeyringOthersCanReadStopsTheDockWithAdvice() throws {
+        let site = try Site()
+        try site.dock("BWC-1", files: 1, seed: 5)
+        chmod(site.site.spoolKeyring, 0o644)
+        let camera = site.folder.sub("cam-BWC-1-later")
+        try site.run(["simulate-camera", camera, "--files", "2", "--size", "1MiB", "--seed", "6"])
+        let result = try site.run(["ingest", camera, "--serial", "BWC-1"], expecting: 1)
+        #expect(result.stderr.contains("the spool keyring \(site.site.spoolKeyring) is readable by other users: run `chmod 600 \(site.site.spoolKeyring)`"), "\(result.stderr)")
+    }
+}
