@@ -75,8 +75,15 @@ public struct CustodyVerifier {
             return
         }
         guard let head else {
-            verdict.problems.append("the object \(key) is gone from the store")
+            verdict.problems.append(deletedObjectProblem(file, key: key, store: store))
             return
+        }
+        // What the store was made to enforce must still hold.
+        if let recorded = file.retainUntil, (head.retainUntil ?? .distantPast) < recorded.addingTimeInterval(-1) {
+            verdict.problems.append("the store's retention of \(key) is \(head.retainUntil.map(Timestamps.iso) ?? "gone"), not \(Timestamps.iso(recorded)) (\(file.lockMode ?? "?")) as applied: it was shortened or removed")
+        }
+        if file.legalHold, !head.legalHold {
+            verdict.problems.append("the legal hold on \(key) was lifted in the store, not by this agent")
         }
         if head.size != file.sourceSize {
             verdict.problems.append("the store holds \(key) with \(head.size) bytes, not \(file.sourceSize)")
@@ -88,6 +95,21 @@ public struct CustodyVerifier {
         for name in ["sha256", "device-serial", "user", "recorded-at", "source-path"] where head.metadata[name] != expected[name] {
             verdict.problems.append("the object's \(name) metadata is \(head.metadata[name].map { "\"\($0)\"" } ?? "missing"), not \"\(expected[name] ?? "")\": the object was replaced")
         }
+    }
+
+    /// Why HEAD found no object: a plain DELETE on a versioned bucket only adds
+    /// a delete marker, and the version beneath may still prove the file.
+    func deletedObjectProblem(_ file: MediaFile, key: String, store: S3Client) -> String {
+        guard let versions = try? store.versions(of: key), let marker = versions.first(where: { $0.isDeleteMarker && $0.isLatest }) else {
+            return "the object \(key) is gone from the store"
+        }
+        for version in versions where !version.isDeleteMarker {
+            guard let head = try? store.headObject(key: key, versionID: version.versionID), head.size == file.sourceSize,
+                  let checksum = head.checksumSHA256, checksum == file.storeChecksum else { continue }
+            let lock = head.retainUntil.map { ", \(head.lockMode ?? "") retention until \(Timestamps.iso($0))" } ?? ""
+            return "the object \(key) was deleted: a delete marker (version \(marker.versionID)) hides it; version \(version.versionID) still holds the file (size and SHA-256 checksum match\(lock)\(head.legalHold ? ", legal hold" : "")): remove the delete marker to restore it"
+        }
+        return "the object \(key) was deleted (a delete marker, version \(marker.versionID), hides it) and no earlier version holds the file"
     }
 
     /// The SHA-256 of the camera bytes in the spool copy (a sealed copy is opened chunk by chunk).

@@ -43,6 +43,9 @@ public final class UploadRunner: Sendable {
     let logger: Logger
     let policy: RetryPolicy
     let limiter: BandwidthLimiter
+    /// Tags, retention and legal hold of each object, and whether the bucket can lock.
+    let rules: ObjectRules
+    let bucketLocks: BucketLockCache
     private let state = Mutex(SharedState())
 
     struct SharedState {
@@ -62,6 +65,8 @@ public final class UploadRunner: Sendable {
         self.logger = logger
         self.policy = RetryPolicy(configuration.upload)
         self.limiter = BandwidthLimiter(timetable: configuration.bandwidth)
+        self.rules = ObjectRules(configuration: configuration, ledger: ledger)
+        self.bucketLocks = BucketLockCache { try S3Client(configuration: configuration, credentials: credentials).objectLockEnabled() }
     }
 
     /// Uploads what is due at `now`: spooled files and failed ones whose wait is over.
@@ -84,6 +89,9 @@ public final class UploadRunner: Sendable {
         var staleAborted = 0
         if ids == nil {
             staleAborted = abortStaleUploads(now: now)
+            // Tags given after upload reach the stored objects.
+            let tagged = StoreTagging.applyPending(rules: rules, client: S3Client(configuration: configuration, credentials: credentials))
+            if tagged.applied > 0 { logger.notice("applied later tags to \(tagged.applied) stored objects") }
         }
         guard !files.isEmpty else {
             var report = UploadReport()
@@ -273,8 +281,12 @@ public final class UploadRunner: Sendable {
         }
         let parts = try ledger.parts(of: id)
         let expected = Self.expectedChecksum(parts: parts, wholeFile: sha)
+        var settings: ObjectSettings?
         if file.state != .uploaded {
             file = try ledger.beginUpload(id, objectKey: file.objectKey ?? objectKey(for: file), owner: owner)
+            let wanted = rules.settings(for: file)
+            try rules.check(wanted, for: file, bucketLocks: bucketLocks.get)
+            settings = wanted
             let path = Spool(root: configuration.spoolDirectory).objectPath(spoolName)
             let reader: SpoolCopyReader
             let fd: FileDescriptor
@@ -294,10 +306,11 @@ public final class UploadRunner: Sendable {
             }
             do {
                 if parts.count <= 1 {
-                    _ = try client.putObject(key: file.objectKey!, file: reader, size: file.sourceSize, sha256: digest, metadata: metadata(for: file))
+                    _ = try client.putObject(key: file.objectKey!, file: reader, size: file.sourceSize, sha256: digest, metadata: metadata(for: file),
+                                             settings: wanted)
                     update { $0.bytesSent += file.sourceSize }
                 } else {
-                    try uploadMultipart(file, parts: parts, from: reader, client: client)
+                    try uploadMultipart(file, parts: parts, from: reader, settings: wanted, client: client)
                 }
             } catch let failure as S3Failure where failure.kind == .alreadyExists {
                 // Ours from an earlier attempt whose answer was lost, or someone else's object.
@@ -314,13 +327,17 @@ public final class UploadRunner: Sendable {
             file = try ledger.file(id)!
         }
         try verify(file, expected: expected, client: client)
+        if let settings, !settings.tags.isEmpty || settings.lockMode != nil || settings.legalHold {
+            try ledger.recordStoreTags(id, applied: FileTags(of: file), lock: StoreLock(retainUntil: settings.retainUntil, mode: settings.lockMode, legalHold: settings.legalHold),
+                                       message: "stored with " + ObjectRules.describe(settings, source: rules.category(for: file).map { "\($0.category.name) (\($0.source))" }))
+        }
     }
 
-    func uploadMultipart(_ file: MediaFile, parts: [FilePart], from reader: SpoolCopyReader, client: S3Client) throws {
+    func uploadMultipart(_ file: MediaFile, parts: [FilePart], from reader: SpoolCopyReader, settings: ObjectSettings, client: S3Client) throws {
         let key = file.objectKey!
         var uploadID = file.uploadID
         if uploadID == nil {
-            let created = try client.createMultipartUpload(key: key, metadata: metadata(for: file))
+            let created = try client.createMultipartUpload(key: key, metadata: metadata(for: file), settings: settings)
             do {
                 try ledger.recordUploadID(file.id, uploadID: created, owner: owner)
             } catch {

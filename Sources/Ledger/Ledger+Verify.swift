@@ -10,6 +10,11 @@ public struct VerifySelection: Sendable {
     public var user: String?
     /// Files discovered at or after this time.
     public var since: Date?
+    /// Files of this case (`uploader tag --case`).
+    public var caseID: String?
+    /// Files recorded in this range (the discovery time for files without a recording time).
+    public var recordedFrom: Date?
+    public var recordedTo: Date?
 
     public init() {}
 }
@@ -50,6 +55,9 @@ extension Ledger {
                 if let serial = selection.serial { clauses.append("serial = ?"); arguments += [serial] }
                 if let user = selection.user { clauses.append("user_id = ?"); arguments += [user] }
                 if let since = selection.since { clauses.append("discovered_at >= ?"); arguments += [since] }
+                if let caseID = selection.caseID { clauses.append("case_id = ?"); arguments += [caseID] }
+                if let from = selection.recordedFrom { clauses.append("coalesce(recorded_at, discovered_at) >= ?"); arguments += [from] }
+                if let to = selection.recordedTo { clauses.append("coalesce(recorded_at, discovered_at) <= ?"); arguments += [to] }
                 let files = try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file WHERE \(clauses.joined(separator: " AND ")) ORDER BY id LIMIT \(pageSize)",
                                                    arguments: arguments)
                 // A page is mostly a few cameras: each camera's registry is read once per page.

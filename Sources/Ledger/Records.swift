@@ -72,6 +72,8 @@ public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
         "nextAttemptAt": "next_attempt_at", "discoveredAt": "discovered_at", "spooledAt": "spooled_at",
         "uploadStartedAt": "upload_started_at", "verifiedAt": "verified_at", "updatedAt": "updated_at",
         "spoolPurgedAt": "spool_purged_at", "claimOwner": "claim_owner", "claimUntil": "claim_until", "spoolKeyID": "spool_key_id",
+        "caseID": "case_id", "tagNote": "tag_note", "retainUntil": "retain_until", "lockMode": "lock_mode", "legalHold": "legal_hold",
+        "storeTagsPending": "store_tags_pending",
     ]
 
     public var id: Int64
@@ -108,6 +110,17 @@ public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
     public var claimUntil: Date?
     /// The spool key that sealed the spool copy; nil: the copy is in the clear.
     public var spoolKeyID: String?
+    /// `uploader tag`: the case, incident, category and note; nil when never tagged.
+    public var caseID: String?
+    public var incident: String?
+    public var category: String?
+    public var tagNote: String?
+    /// What the store was made to enforce: Object Lock retention and legal hold.
+    public var retainUntil: Date?
+    public var lockMode: String?
+    public var legalHold: Bool
+    /// Tags given after upload, not yet applied to the stored object.
+    public var storeTagsPending: Bool
 
     /// The file's name on the camera (last path component).
     public var name: String { String(sourcePath.split(separator: "/").last ?? Substring(sourcePath)) }

@@ -288,6 +288,23 @@ enum Schema {
                 CREATE INDEX media_file_spool_key ON media_file(spool_key_id) WHERE spool_key_id IS NOT NULL AND spool_purged_at IS NULL;
                 """)
         }
+        migrator.registerMigration("v11: cases, incidents and retention categories") { db in
+            // What an officer or supervisor said of a file (`uploader tag`), and what
+            // the store was last made to enforce for it; store_tags_pending: a tag
+            // given after upload still to be applied to the stored object.
+            try db.execute(sql: """
+                ALTER TABLE media_file ADD COLUMN case_id TEXT;
+                ALTER TABLE media_file ADD COLUMN incident TEXT;
+                ALTER TABLE media_file ADD COLUMN category TEXT;
+                ALTER TABLE media_file ADD COLUMN tag_note TEXT;
+                ALTER TABLE media_file ADD COLUMN retain_until DATETIME;
+                ALTER TABLE media_file ADD COLUMN lock_mode TEXT;
+                ALTER TABLE media_file ADD COLUMN legal_hold INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE media_file ADD COLUMN store_tags_pending INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX media_file_case ON media_file(case_id) WHERE case_id IS NOT NULL;
+                CREATE INDEX media_file_tags_pending ON media_file(id) WHERE store_tags_pending = 1;
+                """)
+        }
         return migrator
     }
 }

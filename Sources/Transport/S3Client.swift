@@ -129,6 +129,47 @@ public struct ObjectHead: Sendable {
     public var size: Int64
     public var checksumSHA256: String?
     public var metadata: [String: String]
+    /// Object Lock as the store reports it for this version.
+    public var lockMode: String? = nil
+    public var retainUntil: Date? = nil
+    public var legalHold = false
+}
+
+/// What an object carries besides its bytes: S3 object tags (case, incident,
+/// category) and the Object Lock the store must enforce.
+public struct ObjectSettings: Sendable, Equatable {
+    public var tags: [String: String]
+    public var lockMode: String?
+    public var retainUntil: Date?
+    public var legalHold: Bool
+
+    public init(tags: [String: String] = [:], lockMode: String? = nil, retainUntil: Date? = nil, legalHold: Bool = false) {
+        self.tags = tags
+        self.lockMode = lockMode
+        self.retainUntil = retainUntil
+        self.legalHold = legalHold
+    }
+
+    /// The headers of a PUT or CreateMultipartUpload that set them.
+    var headers: [String: String] {
+        var headers: [String: String] = [:]
+        if !tags.isEmpty { headers["x-amz-tagging"] = S3Client.tagQuery(tags) }
+        if let lockMode, let retainUntil {
+            headers["x-amz-object-lock-mode"] = lockMode
+            headers["x-amz-object-lock-retain-until-date"] = S3Client.lockDate(retainUntil)
+        }
+        if legalHold { headers["x-amz-object-lock-legal-hold"] = "ON" }
+        return headers
+    }
+}
+
+/// One entry of ListObjectVersions for a key.
+public struct ObjectVersion: Sendable, Equatable {
+    public var versionID: String
+    public var isLatest: Bool
+    public var isDeleteMarker: Bool
+    public var size: Int64
+    public var lastModified: Date?
 }
 
 /// The S3 calls the uploader needs, signed with SigV4 by libcurl.
@@ -190,8 +231,9 @@ public final class S3Client {
 
     /// One PUT of a whole file, refused by the store if an object already has the key.
     public func putObject(key: String, file: any PositionalReader, size: Int64, sha256: SHA256Digest,
-                          metadata: [String: String], progress: ((Int64) -> Void)? = nil) throws -> String {
-        var headers = metadataHeaders(metadata).merging(encryptionHeaders) { $1 }
+                          metadata: [String: String], settings: ObjectSettings = ObjectSettings(),
+                          progress: ((Int64) -> Void)? = nil) throws -> String {
+        var headers = metadataHeaders(metadata).merging(encryptionHeaders) { $1 }.merging(settings.headers) { $1 }
         headers["x-amz-content-sha256"] = Self.unsignedPayload
         headers["x-amz-checksum-sha256"] = sha256.base64
         headers["If-None-Match"] = "*"
@@ -201,8 +243,8 @@ public final class S3Client {
         return response.headers["etag"] ?? ""
     }
 
-    public func createMultipartUpload(key: String, metadata: [String: String]) throws -> String {
-        var headers = metadataHeaders(metadata).merging(encryptionHeaders) { $1 }
+    public func createMultipartUpload(key: String, metadata: [String: String], settings: ObjectSettings = ObjectSettings()) throws -> String {
+        var headers = metadataHeaders(metadata).merging(encryptionHeaders) { $1 }.merging(settings.headers) { $1 }
         headers["x-amz-checksum-algorithm"] = "SHA256"
         let response = try send("POST", key: key, query: [("uploads", "")], headers: headers, body: .none)
         guard response.status == 200, let uploadID = XMLText.first("UploadId", in: response.bodyText) else {
@@ -339,7 +381,100 @@ public final class S3Client {
         for (name, value) in response.headers where name.hasPrefix("x-amz-meta-") {
             metadata[String(name.dropFirst("x-amz-meta-".count))] = value
         }
-        return ObjectHead(size: length, checksumSHA256: response.headers["x-amz-checksum-sha256"], metadata: metadata)
+        return ObjectHead(size: length, checksumSHA256: response.headers["x-amz-checksum-sha256"], metadata: metadata,
+                          lockMode: response.headers["x-amz-object-lock-mode"],
+                          retainUntil: response.headers["x-amz-object-lock-retain-until-date"].flatMap { Timestamps.parse($0) },
+                          legalHold: response.headers["x-amz-object-lock-legal-hold"] == "ON")
+    }
+
+    // MARK: - Tags, retention, legal hold, versions
+
+    /// `x-amz-tagging` / query form of tags: sorted, each name and value URI-encoded.
+    static func tagQuery(_ tags: [String: String]) -> String {
+        tags.sorted { $0.key < $1.key }.map { "\(uriEncode($0.key))=\(uriEncode($0.value))" }.joined(separator: "&")
+    }
+
+    /// Object Lock dates in the form every store accepts (whole seconds, UTC).
+    static func lockDate(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle())
+    }
+
+    static let xmlns = "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\""
+
+    /// Sends a small XML body to a sub-resource (`?tagging`, `?retention`, `?legal-hold`), its hash signed.
+    func putSubresource(_ name: String, key: String, xml: String, headers: [String: String] = [:]) throws -> HTTPResponse {
+        let body = Array(xml.utf8)
+        var all = headers
+        all["x-amz-content-sha256"] = SHA256Hasher.hash(body).hex
+        all["Content-Type"] = "application/xml"
+        return try send("PUT", key: key, query: [(name, "")], headers: all, body: .bytes(body))
+    }
+
+    /// Replaces the object's tags (its current version).
+    public func putObjectTagging(key: String, tags: [String: String]) throws {
+        let set = tags.sorted { $0.key < $1.key }.map { "<Tag><Key>\(XMLText.escape($0.key))</Key><Value>\(XMLText.escape($0.value))</Value></Tag>" }.joined()
+        let response = try putSubresource("tagging", key: key, xml: "<Tagging \(Self.xmlns)><TagSet>\(set)</TagSet></Tagging>")
+        guard response.status == 200 || response.status == 204 else { throw S3Failure.from(response) }
+    }
+
+    public func objectTagging(key: String) throws -> [String: String] {
+        let response = try send("GET", key: key, query: [("tagging", "")], headers: [:], body: .none)
+        guard response.status == 200 else { throw S3Failure.from(response) }
+        var tags: [String: String] = [:]
+        for block in XMLText.all("Tag", in: response.bodyText, decoded: false) {
+            if let name = XMLText.first("Key", in: block), let value = XMLText.first("Value", in: block) { tags[name] = value }
+        }
+        return tags
+    }
+
+    /// Sets the object's retention. `bypassGovernance` only to make a GOVERNANCE lock COMPLIANCE (stricter).
+    public func putObjectRetention(key: String, mode: String, until: Date, bypassGovernance: Bool = false) throws {
+        let xml = "<Retention \(Self.xmlns)><Mode>\(mode)</Mode><RetainUntilDate>\(Self.lockDate(until))</RetainUntilDate></Retention>"
+        let response = try putSubresource("retention", key: key, xml: xml, headers: bypassGovernance ? ["x-amz-bypass-governance-retention": "true"] : [:])
+        guard response.status == 200 || response.status == 204 else { throw S3Failure.from(response) }
+    }
+
+    public func putObjectLegalHold(key: String, on: Bool) throws {
+        let response = try putSubresource("legal-hold", key: key, xml: "<LegalHold \(Self.xmlns)><Status>\(on ? "ON" : "OFF")</Status></LegalHold>")
+        guard response.status == 200 || response.status == 204 else { throw S3Failure.from(response) }
+    }
+
+    /// Deletes one version (`versionID`) or, without it, adds a delete marker. Used by tests and by nothing that deletes evidence.
+    public func deleteObject(key: String, versionID: String? = nil) throws -> HTTPStatus {
+        let response = try send("DELETE", key: key, query: versionID.map { [("versionId", $0)] } ?? [], headers: [:], body: .none)
+        return HTTPStatus(status: response.status, code: XMLText.first("Code", in: response.bodyText))
+    }
+
+    public struct HTTPStatus: Sendable, Equatable {
+        public var status: Int
+        public var code: String?
+    }
+
+    /// The versions and delete markers of exactly `key` (ListObjectVersions with the key as prefix).
+    public func versions(of key: String) throws -> [ObjectVersion] {
+        let response = try send("GET", key: nil, query: [("versions", ""), ("prefix", key)], headers: [:], body: .none)
+        guard response.status == 200 else { throw S3Failure.from(response) }
+        var found: [ObjectVersion] = []
+        for (element, isMarker) in [("Version", false), ("DeleteMarker", true)] {
+            for block in XMLText.all(element, in: response.bodyText, decoded: false) where XMLText.first("Key", in: block) == key {
+                guard let id = XMLText.first("VersionId", in: block) else { continue }
+                found.append(ObjectVersion(versionID: id, isLatest: XMLText.first("IsLatest", in: block) == "true", isDeleteMarker: isMarker,
+                                           size: XMLText.first("Size", in: block).flatMap { Int64($0) } ?? 0,
+                                           lastModified: XMLText.first("LastModified", in: block).flatMap { Timestamps.parse($0) }))
+            }
+        }
+        return found
+    }
+
+    /// HEAD of one version: its checksum and lock (for a key a delete marker hides).
+    public func headObject(key: String, versionID: String) throws -> ObjectHead? {
+        let response = try send("HEAD", key: key, query: [("versionId", versionID)], headers: ["x-amz-checksum-mode": "ENABLED"], body: .none)
+        if response.status == 404 { return nil }
+        guard response.status == 200 else { throw S3Failure.from(response) }
+        return ObjectHead(size: response.headers["content-length"].flatMap { Int64($0) } ?? 0, checksumSHA256: response.headers["x-amz-checksum-sha256"],
+                          metadata: [:], lockMode: response.headers["x-amz-object-lock-mode"],
+                          retainUntil: response.headers["x-amz-object-lock-retain-until-date"].flatMap { Timestamps.parse($0) },
+                          legalHold: response.headers["x-amz-object-lock-legal-hold"] == "ON")
     }
 
     public struct MultipartUpload: Sendable {

@@ -34,6 +34,8 @@ public struct CameraModel: Sendable, Equatable {
     /// How the camera numbers its files (`VID####`), if it does: a number
     /// missing between two files seen is a custody warning.
     public var fileNumber: FileNumberPattern? = nil
+    /// The retention category of this model's files when nobody tagged them (`[categories.NAME]`).
+    public var category: String? = nil
 
     public func matches(_ id: USBID) -> Bool { usbIDs.contains(id) }
 }
@@ -177,7 +179,8 @@ public struct CameraModels: Sendable, Equatable {
             }
             models.append(CameraModel(id: id, name: string("name", default: id), usbIDs: usbIDs,
                                       mediaFolders: strings("media_folders"), filePatterns: strings("file_patterns"),
-                                      serialSource: serial, recordingTime: recording, cameraClock: clock, fileNumber: fileNumber))
+                                      serialSource: serial, recordingTime: recording, cameraClock: clock, fileNumber: fileNumber,
+                                      category: model["category"]?.tomlValue.string))
         }
         if !problems.isEmpty { throw ConfigurationError(path: path, problems: problems) }
         return CameraModels(models: models, sourcePath: path)

@@ -3,10 +3,11 @@ import Foundation
 /// Writes a commented `uploader.toml` for a configuration: what
 /// `uploader account import` leaves behind for the admin to read and edit.
 public enum ConfigRenderer {
+    static func quoted(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
     public static func render(_ c: Configuration) -> String {
-        func quoted(_ text: String) -> String {
-            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-        }
         let credentials: String
         switch c.store.credentials {
         case .environment: credentials = "env"
@@ -117,7 +118,28 @@ public enum ConfigRenderer {
         # in a bucket with Object Lock each is locked (governance mode) for this many days.
         checkpoint_retention_days = \(c.custody.checkpointRetentionDays)
 
-        """
+        """ + renderCategories(c.categories)
+    }
+
+    /// `[categories.NAME]` and `[tagging]`, so an account import keeps them.
+    static func renderCategories(_ defaults: CategoryDefaults) -> String {
+        var text = ""
+        for (name, category) in defaults.categories.sorted(by: { $0.key < $1.key }) {
+            text += """
+                [categories.\(name)]
+                retention = \(quoted(category.retentionText))
+                lock = \(quoted(category.lockMode.map { $0.rawValue.lowercased() } ?? "none"))
+                legal_hold = \(category.legalHold)
+
+                """
+        }
+        if defaults.siteDefault != nil || !defaults.userDefaults.isEmpty {
+            text += "[tagging]\ndefault_category = \(quoted(defaults.siteDefault ?? ""))\n"
+            if !defaults.userDefaults.isEmpty {
+                text += "[tagging.users]\n" + defaults.userDefaults.sorted { $0.key < $1.key }.map { "\(quoted($0.key)) = \(quoted($0.value))" }.joined(separator: "\n") + "\n"
+            }
+        }
+        return text
     }
 
     static func encryptionName(_ encryption: Configuration.ServerSideEncryption?) -> String {

@@ -133,6 +133,8 @@ public struct Configuration: Sendable, Equatable {
         public var checkpointRetentionDays: Int
     }
     public var custody = Custody(checkpointRetentionDays: 3650)
+    /// Retention categories and the defaults (`[categories.NAME]`, `[tagging]`).
+    public var categories = CategoryDefaults()
 
     public var ledgerPath: String { stateDirectory + "/ledger.sqlite" }
 
@@ -289,6 +291,46 @@ public enum ConfigurationLoader {
         let configuredHost = reader.string("agent", "host_name", default: "")
         let retentionDays = reader.int("custody", "checkpoint_retention_days", default: 3650, range: 1...36500)
 
+        var categories: [String: RetentionCategory] = [:]
+        for (name, table) in reader.subtables("categories") {
+            var category = RetentionCategory(name: name, retentionDays: 365, lockMode: nil, legalHold: false)
+            for (key, value) in table {
+                let value = value.tomlValue
+                switch key {
+                case "retention":
+                    if let text = value.string, let days = RetentionCategory.parseRetention(text) {
+                        category.retentionDays = days
+                    } else {
+                        reader.problem("categories.\(name)", "retention", "must be like \"90d\", \"12w\", \"2y\" or \"indefinite\"")
+                    }
+                case "lock":
+                    switch value.string {
+                    case "none": category.lockMode = nil
+                    case "governance": category.lockMode = .governance
+                    case "compliance": category.lockMode = .compliance
+                    default: reader.problem("categories.\(name)", "lock", "must be \"none\", \"governance\" or \"compliance\"")
+                    }
+                case "legal_hold":
+                    if let flag = value.bool { category.legalHold = flag } else { reader.problem("categories.\(name)", "legal_hold", "must be true or false (no quotes)") }
+                default:
+                    reader.problem("categories.\(name)", key, "unknown key; known keys in a category are legal_hold, lock, retention")
+                }
+            }
+            categories[name] = category
+        }
+        let defaultCategory = reader.string("tagging", "default_category", default: "")
+        if !defaultCategory.isEmpty, categories[defaultCategory] == nil {
+            reader.problem("tagging", "default_category", "\"\(defaultCategory)\" is not a category: add [categories.\(defaultCategory)]")
+        }
+        var userCategories: [String: String] = [:]
+        for (user, value) in reader.subtable("tagging", "users") {
+            guard let name = value.tomlValue.string, categories[name] != nil else {
+                reader.problem("tagging", "users", "\(user) must name a category defined under [categories]")
+                continue
+            }
+            userCategories[user] = name
+        }
+
         // The keys read above are the known ones: the table of keys is the parser itself.
         reader.reportUnknownKeys()
         if !reader.problems.isEmpty {
@@ -314,7 +356,8 @@ public enum ConfigurationLoader {
                               oldestUnverifiedHours: oldestHours, dockedIdleMinutes: idleMinutes, repeatHours: repeatHours,
                               metricsTextfile: metricsTextfile.isEmpty ? nil : absolute(metricsTextfile)),
             hostName: configuredHost.isEmpty ? hostName : configuredHost,
-            custody: .init(checkpointRetentionDays: retentionDays)
+            custody: .init(checkpointRetentionDays: retentionDays),
+            categories: CategoryDefaults(categories: categories, siteDefault: defaultCategory.isEmpty ? nil : defaultCategory, userDefaults: userCategories)
         )
     }
 
@@ -419,6 +462,29 @@ struct TableReader {
         }
         if required, text.isEmpty { problem(section, key, "must not be empty") }
         return text
+    }
+
+    /// The tables under `[section.NAME]`, every one known (their keys are checked by the caller).
+    mutating func subtables(_ section: String) -> [(String, TOMLTable)] {
+        known[section, default: []].formUnion(table[section]?.tomlValue.table?.keys ?? [])
+        guard let sectionTable = table[section]?.tomlValue.table else { return [] }
+        return sectionTable.keys.sorted().compactMap { name in
+            guard let sub = sectionTable[name]?.tomlValue.table else {
+                problem(section, name, "must be a table: [\(section).\(name)]")
+                return nil
+            }
+            return (name, sub)
+        }
+    }
+
+    /// The keys of the table `[section.key]` (a key of `section` that is itself a table).
+    mutating func subtable(_ section: String, _ key: String) -> [(String, TOMLValueConvertible)] {
+        guard let value = value(section, key) else { return [] }
+        guard let sub = value.table else {
+            problem(section, key, "must be a table: [\(section).\(key)]")
+            return []
+        }
+        return sub.keys.sorted().map { ($0, sub[$0]!) }
     }
 
     mutating func bool(_ section: String, _ key: String, default defaultValue: Bool) -> Bool {

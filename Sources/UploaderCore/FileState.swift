@@ -100,6 +100,8 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case fileCancelled = "file.cancelled"
     case fileRetry = "file.retry"
     case filePrioritized = "file.prioritized"
+    /// Case, incident, category or note set (`uploader tag`; the actor is who tagged).
+    case fileTagged = "file.tagged"
 
     case ingestStarted = "ingest.started"
     case ingestFinished = "ingest.finished"
@@ -125,6 +127,8 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case uploadVerified = "upload.verified"
     case uploadStaleAborted = "upload.stale-aborted"
     case uploadTakenOver = "upload.taken-over"
+    /// Tags, retention or legal hold applied to a stored object (or refused by the store).
+    case uploadTagged = "upload.tagged"
 
     case dockStarted = "dock.started"
     case dockFinished = "dock.finished"

@@ -23,6 +23,7 @@ struct ExportCommand: BlockingCommand {
     @Argument(help: "Files: a ledger id (#12) or part of a path or object key.") var files: [String] = []
     @Option(help: "Only files of this camera serial.") var device: String?
     @Option(help: "Only files of this user.") var user: String?
+    @Option(name: .customLong("case"), help: "Only files of this case (uploader tag --case).") var caseID: String?
     @Option(help: "Only files recorded at or after this time (ISO 8601).") var from: String?
     @Option(help: "Only files recorded at or before this time (ISO 8601).") var to: String?
     @Option(name: .shortAndLong, help: "The bag's folder (new or empty).") var output: String
@@ -30,9 +31,9 @@ struct ExportCommand: BlockingCommand {
 
     func runBlocking() throws {
         try options.run {
-            let selection = VerifySelection(files: files, device: device, user: user)
-            guard !files.isEmpty || device != nil || user != nil || from != nil || to != nil else {
-                throw UploaderError(.usage, "say which files to export: FILE…, --device SERIAL, --user USER, or --from/--to recording times")
+            let selection = VerifySelection(files: files, device: device, user: user, caseID: caseID)
+            guard !files.isEmpty || device != nil || user != nil || caseID != nil || from != nil || to != nil else {
+                throw UploaderError(.usage, "say which files to export: FILE…, --device SERIAL, --user USER, --case ID, or --from/--to recording times")
             }
             func time(_ text: String?, _ name: String) throws -> Date? {
                 guard let text else { return nil }

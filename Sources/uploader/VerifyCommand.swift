@@ -23,6 +23,7 @@ struct VerifyCommand: BlockingCommand {
     @Option(help: "Only files of this camera serial.") var device: String?
     @Option(help: "Only files of this user.") var user: String?
     @Option(help: "Only files discovered since this time (ISO 8601, or 30m, 2h, 7d ago).") var since: String?
+    @Option(name: .customLong("case"), help: "Only files of this case (uploader tag --case).") var caseID: String?
     @Flag(help: "Every file in the ledger.") var all = false
     @Flag(help: "Do not contact the store (no HEAD of the objects).") var offline = false
     @Flag(help: "Print one JSON object per line (verdicts, then a summary).") var json = false
@@ -31,15 +32,15 @@ struct VerifyCommand: BlockingCommand {
         var broken = false
         var incomplete = false
         try options.run {
-            var selection = VerifySelection(files: files, device: device, user: user)
+            var selection = VerifySelection(files: files, device: device, user: user, caseID: caseID)
             if let since {
                 guard let date = Timestamps.parseSince(since) else {
                     throw UploaderError(.usage, "--since \(since) is not a time: use e.g. 2026-11-24T06:00, 2h or 7d")
                 }
                 selection.since = date
             }
-            guard all || !files.isEmpty || device != nil || user != nil || since != nil else {
-                throw UploaderError(.usage, "say which files to verify: FILE…, --device SERIAL, --user USER, --since TIME or --all")
+            guard all || !files.isEmpty || device != nil || user != nil || since != nil || caseID != nil else {
+                throw UploaderError(.usage, "say which files to verify: FILE…, --device SERIAL, --user USER, --case ID, --since TIME or --all")
             }
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration, readOnly: true)
@@ -106,8 +107,9 @@ struct VerifySummary: Encodable {
 
 extension VerifySelection {
     /// From the command line: `#12` or `12` is a ledger id, anything else part of a path or key.
-    init(files: [String], device: String?, user: String?) {
+    init(files: [String], device: String?, user: String?, caseID: String? = nil) {
         self.init()
+        self.caseID = caseID
         for file in files {
             if let id = Int64(file.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) { ids.append(id) } else { pathContains.append(file) }
         }

@@ -29,7 +29,23 @@ import TestSupport
             [upload]
             part_size = "16MiB"
             concurrency = 3
+            [categories.evidence]
+            retention = "2y"
+            lock = "compliance"
+            [categories.routine]
+            retention = "90d"
+            legal_hold = true
+            [categories.homicide]
+            retention = "indefinite"
+            lock = "governance"
+            [tagging]
+            default_category = "routine"
+            [tagging.users]
+            officer-7 = "evidence"
             """, path: "/etc/uploader/uploader.toml", hostName: "dock1")
+        #expect(original.categories.categories["evidence"] == RetentionCategory(name: "evidence", retentionDays: 730, lockMode: .compliance, legalHold: false))
+        #expect(original.categories.categories["homicide"]?.holdsLegally == true)
+        #expect(original.categories.userDefaults == ["officer-7": "evidence"])
         let again = try ConfigurationLoader.parse(ConfigRenderer.render(original), path: "/etc/uploader/uploader.toml", hostName: "dock1")
         #expect(again == original)
     }
@@ -57,6 +73,28 @@ import TestSupport
         #expect(located == ["5 store.endpoint", "6 store.bucket", "8 store.addressing", "11 upload.part_size",
                             "12 upload.concurrency", "13 upload.colour"])
         #expect(error.description.contains("then run `uploader config check`"))
+    }
+
+    @Test func badCategoriesAreProblemsWithTheirKeys() throws {
+        let error = try #require(throws: ConfigurationError.self) {
+            try ConfigurationLoader.parse("""
+                [store]
+                endpoint = "https://s3.example.gov"
+                bucket = "evidence"
+                credentials = "env"
+                [categories.evidence]
+                retention = "forever"
+                lock = "strict"
+                legal_hold = "yes"
+                colour = "red"
+                [tagging]
+                default_category = "missing"
+                [tagging.users]
+                officer-1 = "nope"
+                """, path: "c.toml")
+        }
+        #expect(Set(error.problems.map(\.key)) == ["categories.evidence.retention", "categories.evidence.lock", "categories.evidence.legal_hold",
+                                                   "categories.evidence.colour", "tagging.default_category", "tagging.users"])
     }
 
     @Test func aMissingRequiredKeyNamesItsSection() throws {

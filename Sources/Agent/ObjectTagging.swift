@@ -1,0 +1,147 @@
+import Foundation
+import Ledger
+import Synchronization
+import Transport
+import UploaderCore
+
+/// What the store must do for a file's object: its tags (case, incident,
+/// category) and, from its retention category, the Object Lock retention and
+/// legal hold. The one place a file's effective category is decided.
+public struct ObjectRules: Sendable {
+    let configuration: Configuration
+    let ledger: Ledger
+    /// Each registered camera's model's default category (read once).
+    let modelCategories: [String: String]
+
+    public init(configuration: Configuration, ledger: Ledger) {
+        self.configuration = configuration
+        self.ledger = ledger
+        var byModel: [String: String] = [:]
+        if let text = try? String(contentsOfFile: configuration.docking.modelsPath, encoding: .utf8),
+           let models = try? CameraModels.parse(text, path: configuration.docking.modelsPath) {
+            for model in models.models { if let category = model.category { byModel[model.id] = category } }
+        }
+        modelCategories = byModel
+    }
+
+    /// The file's category: its tag, else the user's, the model's or the site's default.
+    public func category(for file: MediaFile) -> (category: RetentionCategory, source: String)? {
+        let model = (try? ledger.device(serial: file.serial))??.model
+        return configuration.categories.resolve(tagged: file.category, user: file.user, modelDefault: model.flatMap { modelCategories[$0] })
+    }
+
+    public func settings(for file: MediaFile) -> ObjectSettings {
+        var tags: [String: String] = [:]
+        tags["case"] = file.caseID
+        tags["incident"] = file.incident
+        let resolved = category(for: file)
+        tags["category"] = resolved?.category.name
+        guard let category = resolved?.category else { return ObjectSettings(tags: tags) }
+        let recorded = file.recordedAt ?? file.spooledAt ?? file.discoveredAt
+        return ObjectSettings(tags: tags, lockMode: category.retainUntil(recordedAt: recorded) == nil ? nil : category.lockMode?.rawValue,
+                              retainUntil: category.retainUntil(recordedAt: recorded), legalHold: category.holdsLegally)
+    }
+
+    /// Refuses settings the bucket cannot enforce: a lock mode or legal hold needs Object Lock on the bucket.
+    public func check(_ settings: ObjectSettings, for file: MediaFile, bucketLocks: () throws -> Bool) throws {
+        guard settings.lockMode != nil || settings.legalHold else { return }
+        guard try bucketLocks() else {
+            let name = category(for: file)?.category.name ?? "?"
+            throw S3Failure(kind: .rejected, status: 0, code: "ObjectLockMissing",
+                            message: "category \(name) asks the store to lock its files, but bucket \(configuration.store.bucket) has no Object Lock: use a bucket created with Object Lock (see `uploader store check`), or set lock = \"none\" in [categories.\(name)]")
+        }
+    }
+
+    /// Describes what was applied, for the custody log.
+    static func describe(_ settings: ObjectSettings, source: String?) -> String {
+        var parts: [String] = []
+        if !settings.tags.isEmpty { parts.append("tags " + settings.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")) }
+        if let mode = settings.lockMode, let until = settings.retainUntil { parts.append("\(mode) retention until \(Timestamps.iso(until))") }
+        if settings.legalHold { parts.append("legal hold") }
+        if let source { parts.append("category \(source)") }
+        return parts.joined(separator: "; ")
+    }
+}
+
+/// Tags given after upload, applied to the stored object: tags replaced,
+/// retention only ever extended (or made COMPLIANCE), legal hold set.
+public enum StoreTagging {
+    public struct Outcome: Sendable {
+        public var applied = 0
+        public var failed: [String] = []
+    }
+
+    /// Applies one verified file's tags to its object; returns what was done. Blocking.
+    public static func apply(_ file: MediaFile, rules: ObjectRules, client: S3Client, bucketLocks: () throws -> Bool) throws -> String {
+        guard let key = file.objectKey else { throw UploaderError(.notFound, "file #\(file.id) has no object in the store yet") }
+        let wanted = rules.settings(for: file)
+        try rules.check(wanted, for: file, bucketLocks: bucketLocks)
+        try client.putObjectTagging(key: key, tags: wanted.tags)
+        var notes: [String] = []
+        var lock = StoreLock(retainUntil: file.retainUntil, mode: file.lockMode, legalHold: file.legalHold)
+        if let mode = wanted.lockMode, let until = wanted.retainUntil {
+            let head = try client.headObject(key: key)
+            let current = (mode: head?.lockMode, until: head?.retainUntil)
+            let stricter = current.mode == "GOVERNANCE" && mode == "COMPLIANCE"
+            if let currentUntil = current.until, currentUntil >= until, !stricter {
+                notes.append("retention kept until \(Timestamps.iso(currentUntil)) (\(current.mode ?? "?")): a retention is only ever extended")
+                lock.retainUntil = currentUntil
+                lock.mode = current.mode
+            } else if current.mode == "COMPLIANCE" && mode == "GOVERNANCE" {
+                notes.append("retention kept COMPLIANCE: a lock is never weakened")
+            } else {
+                let newUntil = max(until, current.until ?? until)
+                try client.putObjectRetention(key: key, mode: mode, until: newUntil, bypassGovernance: stricter)
+                notes.append("\(mode) retention until \(Timestamps.iso(newUntil))")
+                lock.retainUntil = newUntil
+                lock.mode = mode
+            }
+        }
+        if wanted.legalHold && !file.legalHold {
+            try client.putObjectLegalHold(key: key, on: true)
+            lock.legalHold = true
+            notes.append("legal hold on")
+        }
+        let message = "stored object \(key) tagged: " + ([wanted.tags.isEmpty ? "no tags" : wanted.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")] + notes).joined(separator: "; ")
+        try rules.ledger.recordStoreTags(file.id, applied: FileTags(of: file), lock: lock, message: message)
+        return message
+    }
+
+    /// Every verified file whose tags changed after upload. Blocking.
+    public static func applyPending(rules: ObjectRules, client: S3Client) -> Outcome {
+        var outcome = Outcome()
+        let locks = BucketLockCache(client: client)
+        guard let files = try? rules.ledger.filesWithPendingStoreTags() else { return outcome }
+        for file in files {
+            do {
+                _ = try apply(file, rules: rules, client: client, bucketLocks: locks.get)
+                outcome.applied += 1
+            } catch {
+                let message = (error as? UploaderError)?.message ?? "\(error)"
+                outcome.failed.append("#\(file.id): \(message)")
+                try? rules.ledger.note(file.id, level: .warning, kind: .uploadTagged, "tags not applied to the stored object yet (retried by the next upload run): \(message)")
+            }
+        }
+        return outcome
+    }
+}
+
+/// Whether the bucket has Object Lock, asked once.
+public final class BucketLockCache: Sendable {
+    let answer = Mutex<Bool?>(nil)
+    let ask: @Sendable () throws -> Bool
+
+    public init(client: S3Client) {
+        nonisolated(unsafe) let client = client
+        ask = { try client.objectLockEnabled() }
+    }
+
+    public init(_ ask: @escaping @Sendable () throws -> Bool) { self.ask = ask }
+
+    public func get() throws -> Bool {
+        if let known = answer.withLock({ $0 }) { return known }
+        let value = try ask()
+        answer.withLock { $0 = value }
+        return value
+    }
+}

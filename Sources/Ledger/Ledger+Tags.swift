@@ -1,0 +1,102 @@
+import Foundation
+import GRDB
+import UploaderCore
+
+/// What `uploader tag` sets; nil fields are left as they are.
+public struct FileTags: Sendable, Equatable {
+    public var caseID: String?
+    public var incident: String?
+    public var category: String?
+    public var note: String?
+
+    public init(caseID: String? = nil, incident: String? = nil, category: String? = nil, note: String? = nil) {
+        self.caseID = caseID
+        self.incident = incident
+        self.category = category
+        self.note = note
+    }
+
+    public var isEmpty: Bool { caseID == nil && incident == nil && category == nil && note == nil }
+
+    /// The tags a file carries now.
+    public init(of file: MediaFile) {
+        self.init(caseID: file.caseID, incident: file.incident, category: file.category, note: file.tagNote)
+    }
+
+    public var summary: String {
+        [caseID.map { "case \($0)" }, incident.map { "incident \($0)" }, category.map { "category \($0)" }, note.map { "note \"\($0)\"" }]
+            .compactMap { $0 }.joined(separator: ", ")
+    }
+}
+
+/// What the store was made to enforce for an object.
+public struct StoreLock: Sendable, Equatable {
+    public var retainUntil: Date?
+    public var mode: String?
+    public var legalHold: Bool
+
+    public init(retainUntil: Date?, mode: String?, legalHold: Bool) {
+        self.retainUntil = retainUntil
+        self.mode = mode
+        self.legalHold = legalHold
+    }
+}
+
+extension Ledger {
+    /// Tags files; each change is a custody event naming who tagged. A file
+    /// whose object may already be in the store is marked for the store's
+    /// copy to be tagged too (by this command at once if it can, else by the next upload run).
+    public func tag(_ ids: [Int64], with tags: FileTags) throws -> [MediaFile] {
+        try write("tag files") { db in
+            var tagged: [MediaFile] = []
+            for id in ids {
+                guard let before = try Ledger.file(id, in: db) else { continue }
+                var merged = FileTags(of: before)
+                if let value = tags.caseID { merged.caseID = value }
+                if let value = tags.incident { merged.incident = value }
+                if let value = tags.category { merged.category = value }
+                if let value = tags.note { merged.note = value }
+                guard merged != FileTags(of: before) else { tagged.append(before); continue }
+                let inStore = [FileState.uploading, .uploaded, .verified].contains(before.state)
+                try db.execute(sql: """
+                    UPDATE media_file SET case_id = ?, incident = ?, category = ?, tag_note = ?,
+                        store_tags_pending = CASE WHEN ? THEN 1 ELSE store_tags_pending END, updated_at = ?
+                    WHERE id = ?
+                    """, arguments: [merged.caseID, merged.incident, merged.category, merged.note, inStore, Date(), id])
+                let file = try Ledger.file(id, in: db)!
+                try Ledger.append(Ledger.fileEvent(file, .notice, .fileTagged,
+                                                   "tagged: \(tags.summary)\(inStore ? " (the stored object follows)" : " (goes with the upload)")"), in: db)
+                tagged.append(file)
+            }
+            return tagged
+        }
+    }
+
+    /// Files whose stored object still needs the tags given after upload (verified ones first).
+    public func filesWithPendingStoreTags(limit: Int = 500) throws -> [MediaFile] {
+        try read { db in
+            try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file INDEXED BY media_file_tags_pending WHERE store_tags_pending = 1 AND state = 'verified' ORDER BY id LIMIT ?",
+                                   arguments: [limit])
+        }
+    }
+
+    /// Records what the store now enforces for the file's object. The pending
+    /// mark is cleared only if the tags are still the ones applied: a tag given
+    /// meanwhile stays pending for the next pass (no write overwrites a state it did not expect).
+    public func recordStoreTags(_ id: Int64, applied tags: FileTags, lock: StoreLock, message: String) throws {
+        try write("record the stored object's tags") { db in
+            try db.execute(sql: """
+                UPDATE media_file SET retain_until = ?, lock_mode = ?, legal_hold = ?, updated_at = ?,
+                    store_tags_pending = CASE WHEN case_id IS ? AND incident IS ? AND category IS ? AND tag_note IS ? THEN 0 ELSE store_tags_pending END
+                WHERE id = ?
+                """, arguments: [lock.retainUntil, lock.mode, lock.legalHold, Date(), tags.caseID, tags.incident, tags.category, tags.note, id])
+            guard let file = try Ledger.file(id, in: db) else { return }
+            try Ledger.append(Ledger.fileEvent(file, .notice, .uploadTagged, message), in: db)
+        }
+    }
+
+    /// Every file of a case.
+    public func files(inCase caseID: String) throws -> [MediaFile] {
+        try read { db in try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file INDEXED BY media_file_case WHERE case_id = ? ORDER BY id", arguments: [caseID]) }
+    }
+}

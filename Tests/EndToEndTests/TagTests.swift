@@ -1,0 +1,144 @@
+import Foundation
+import Ledger
+import Testing
+import TestSupport
+@testable import Transport
+import UploaderCore
+
+/// Cases, incidents and retention categories against a SeaweedFS bucket
+/// created with Object Lock: tags given before upload go with the object,
+/// tags given after reach the stored object, a lock holds against the
+/// store's own credentials, and a delete marker is told apart from a loss.
+@Suite struct TagTests {
+    static let categories = """
+        [categories.evidence]
+        retention = "2y"
+        lock = "governance"
+        [categories.homicide]
+        retention = "indefinite"
+        lock = "compliance"
+        [categories.routine]
+        retention = "90d"
+        lock = "none"
+        [tagging]
+        default_category = "routine"
+        """
+
+    struct Site {
+        let folder = TemporaryDirectory("uploader-tags")
+        let store: TestStore
+        let area: StoreArea
+        let site: TestSite
+        let client: S3Client
+
+        /// Two recordings of one camera, ingested: #1 of 1 MiB (one PUT), #2 of 6 MiB (multipart).
+        init(lockedBucket: Bool = true, extra: String = TagTests.categories) throws {
+            store = try TestStore.fromEnvironment()
+            if lockedBucket {
+                let bucket = "uploader-tags-\(UInt32.random(in: 0...UInt32.max))"
+                try store.client(bucket: bucket).createLockedBucket()
+                area = StoreArea(bucket: bucket, prefix: "tags")
+            } else {
+                area = try store.makeArea("tags")
+            }
+            client = store.client(bucket: area.bucket)
+            site = try TestSite.withStore(store, area: area, root: folder.sub("site"), extra: extra)
+            try run(["simulate-camera", folder.sub("cam"), "--files", "1", "--size", "1MiB", "--seed", "1"])
+            try run(["simulate-camera", folder.sub("cam2"), "--files", "1", "--size", "6MiB", "--seed", "2", "--start", "2026-11-23T22:00:00Z"])
+            try FileManager.default.moveItem(atPath: folder.sub("cam2/DCIM/100BWC/VID0001.MP4"), toPath: folder.sub("cam/DCIM/100BWC/VID0002.MP4"))
+            try run(["device", "add", "BWC-7", "--user", "officer-7"])
+            try run(["ingest", folder.sub("cam"), "--serial", "BWC-7"])
+        }
+
+        @discardableResult
+        func run(_ arguments: [String], expecting status: Int32 = 0) throws -> UploaderProcess.Result {
+            let result = try UploaderProcess.run(arguments, config: site.configPath)
+            #expect(result.status == status, "\(arguments): \(result.stdout)\(result.stderr)")
+            return result
+        }
+
+        func file(_ id: Int64) throws -> MediaFile { try #require(try Ledger(path: site.ledgerPath).file(id)) }
+    }
+
+    @Test func tagsGivenBeforeUploadGoWithTheObjectAndItsLockHoldsAgainstTheStoresOwnCredentials() throws {
+        let site = try Site()
+        let tagged = try site.run(["tag", "#1", "--case", "C-2026-0117", "--incident", "42", "--category", "evidence", "--note", "traffic stop"])
+        #expect(tagged.stdout.contains("tagged 1 file (case C-2026-0117, incident 42, category evidence, note \"traffic stop\"): 0 stored objects updated, 0 waiting for the store, 1 not uploaded yet"), "\(tagged.stdout)")
+        try site.run(["upload"])
+        let first = try site.file(1), second = try site.file(2)
+        #expect(first.state == .verified && second.state == .verified)
+
+        // The single PUT: tags, GOVERNANCE retention two years from the recording time.
+        #expect(try site.client.objectTagging(key: first.objectKey!) == ["case": "C-2026-0117", "incident": "42", "category": "evidence"])
+        let head = try #require(try site.client.headObject(key: first.objectKey!))
+        #expect(head.lockMode == "GOVERNANCE")
+        let expectedUntil = first.recordedAt!.addingTimeInterval(730 * 86400)
+        #expect(abs(try #require(head.retainUntil).timeIntervalSince(expectedUntil)) < 1.5)
+        #expect(first.retainUntil != nil && first.lockMode == "GOVERNANCE" && !first.storeTagsPending)
+        // The multipart upload: the site's default category, no lock.
+        #expect(try site.client.objectTagging(key: second.objectKey!) == ["category": "routine"])
+        #expect(try site.client.headObject(key: second.objectKey!)?.lockMode == nil)
+
+        // The bucket admin's own credentials cannot delete the locked version.
+        let version = try #require(try site.client.versions(of: first.objectKey!).first { !$0.isDeleteMarker })
+        #expect(try site.client.deleteObject(key: first.objectKey!, versionID: version.versionID).status == 403)
+        #expect(try site.client.headObject(key: first.objectKey!, versionID: version.versionID) != nil)
+
+        // Who tagged is in the custody log.
+        let log = try site.run(["log", "--file", "#1", "--json"]).stdout
+        #expect(log.contains("\"kind\":\"file.tagged\"") && log.contains("\"actor\":\""), "\(log)")
+        #expect(log.contains("stored with tags case=C-2026-0117, category=evidence, incident=42; GOVERNANCE retention until"))
+    }
+
+    @Test func aTagAfterUploadReachesTheStoredObjectAndRetentionIsOnlyEverExtended() throws {
+        let site = try Site()
+        try site.run(["upload"])
+        let key = try site.file(1).objectKey!
+        #expect(try site.client.objectTagging(key: key) == ["category": "routine"])
+
+        // Two years, GOVERNANCE.
+        var result = try site.run(["tag", "#1", "--case", "C-9", "--category", "evidence"])
+        #expect(result.stdout.contains("#1 stored object \(key) tagged: case=C-9, category=evidence; GOVERNANCE retention until"), "\(result.stdout)")
+        let governed = try #require(try site.client.headObject(key: key))
+        #expect(governed.lockMode == "GOVERNANCE" && governed.retainUntil != nil)
+        // Indefinite and COMPLIANCE: a legal hold, and the lock made COMPLIANCE is never weakened.
+        result = try site.run(["tag", "#1", "--category", "homicide"])
+        #expect(result.stdout.contains("legal hold on"), "\(result.stdout)")
+        #expect(try site.client.headObject(key: key)?.legalHold == true)
+        // Back to a category without a lock: tags follow, the retention stays.
+        result = try site.run(["tag", "#1", "--category", "routine"])
+        #expect(try site.client.objectTagging(key: key) == ["case": "C-9", "category": "routine"])
+        let kept = try #require(try site.client.headObject(key: key))
+        #expect(kept.retainUntil == governed.retainUntil && kept.legalHold)
+        #expect(!(try site.file(1).storeTagsPending))
+
+        // The case selects for verify and export.
+        #expect(try site.run(["verify", "--case", "C-9"]).stdout.contains("1 files: 1 ok"))
+        let bag = site.folder.sub("bag")
+        #expect(try site.run(["export", "--case", "C-9", "--output", bag]).stdout.contains("wrote \(bag): 1 files"))
+    }
+
+    @Test func aPlainDeleteIsReportedAsADeleteMarkerWithTheRetainedVersionStillProvingTheFile() throws {
+        let site = try Site()
+        try site.run(["tag", "#1", "--category", "evidence"])
+        try site.run(["upload"])
+        let key = try site.file(1).objectKey!
+        // DELETE without a version: the store only adds a marker.
+        #expect(try site.client.deleteObject(key: key).status == 204)
+        let result = try site.run(["verify", "#1"], expecting: 4)
+        let line = result.stdout.split(separator: "\n").first { $0.hasPrefix("#1 ") }.map(String.init) ?? ""
+        #expect(line.contains("the object \(key) was deleted: a delete marker (version "), "\(result.stdout)")
+        #expect(line.contains("still holds the file (size and SHA-256 checksum match, GOVERNANCE retention until"), "\(line)")
+    }
+
+    @Test func aLockingCategoryIsRefusedWhereTheBucketCannotEnforceIt() throws {
+        let site = try Site(lockedBucket: false, extra: TagTests.categories.replacingOccurrences(of: "default_category = \"routine\"", with: "default_category = \"evidence\""))
+        let refused = try site.run(["tag", "#1", "--category", "homicide"], expecting: 2)
+        #expect(refused.stderr.contains("category homicide locks its files, but bucket \(site.area.bucket) has no Object Lock"), "\(refused.stderr)")
+        // The site's default category locks: the upload refuses, and nothing is stored.
+        try site.run(["upload"], expecting: 1)
+        let file = try site.file(1)
+        #expect(file.state == .failed && (file.lastError ?? "").contains("has no Object Lock"), "\(file.lastError ?? "")")
+        #expect(try site.area.evidenceKeys(site.client).isEmpty)
+    }
+}
