@@ -25,7 +25,7 @@ def main():
     header, sections, comment = [], [], []
     for line in lines:
         stripped = line.strip()
-        section = re.match(r'^\[([a-z_]+)\]$', stripped)
+        section = re.match(r'^\[([a-z_.]+)\]$', stripped)
         if section:
             sections.append((section.group(1), comment, []))
             comment = []
