@@ -132,6 +132,7 @@ public final class DockRunner: Sendable {
                 try? ledger.log(EventDraft(outcome.result == .ingested ? .notice : .warning, .dockFinished, serial: serial,
                                            "dock of \(serial) finished: \(outcome.message)"))
             }
+            planClearing(serial: serial, model: model, device: device, volume: volume)
         } catch let error as UploaderError {
             outcome.result = .interrupted
             outcome.message = "interrupted: \(error.message)"
@@ -142,6 +143,23 @@ public final class DockRunner: Sendable {
             try? ledger.log(EventDraft(.error, .dockInterrupted, serial: serial, "dock of \(serial) interrupted: \(error)"))
         }
         return outcome
+    }
+
+    /// With the clearing policy on, leaves the plan for the unit's root step:
+    /// the verified files still unchanged on the camera (none: no plan).
+    func planClearing(serial: String, model: CameraModel, device: DockedDevice, volume: String) {
+        let path = ClearPlan.path(spool: configuration.spoolDirectory, sysname: device.sysname)
+        unlink(path)
+        guard CameraClearing.policy(configuration, model: model) == .afterVerified else { return }
+        do {
+            let plan = try CameraClearing.plan(serial: serial, volume: volume, ledger: ledger, devnode: device.devnode)
+            guard !plan.items.isEmpty else { return }
+            try CameraClearing.write(plan, to: path, mode: 0o640)
+            try ledger.log(EventDraft(.notice, .dockFinished, serial: serial,
+                                      "\(plan.items.count) file\(plan.items.count == 1 ? "" : "s") of \(serial) verified in the store and unchanged on the camera: to be deleted from it ([camera] clear = after-verified)"))
+        } catch {
+            try? ledger.log(EventDraft(.error, .cameraKept, serial: serial, "cannot plan clearing camera \(serial): \((error as? UploaderError)?.message ?? "\(error)"); its files stay on it"))
+        }
     }
 
     private func refuse(_ outcome: inout DockOutcome, _ message: String, serial: String?) -> DockOutcome {

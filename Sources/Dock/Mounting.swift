@@ -142,6 +142,29 @@ public struct KernelMounter: Sendable {
         return mountPoint
     }
 
+    /// Makes a camera's mount writable (`writable`) or read-only again, keeping
+    /// nosuid,nodev,noexec and the owner options: only the clearing step does
+    /// this, and only between the two calls. Checks that `devnode` is what is
+    /// mounted there first.
+    public func remount(_ mountPoint: String, devnode: String, writable: Bool) throws {
+        guard let entry = MountTable.current().entry(at: mountPoint),
+              (try? FileManager.default.destinationOfSymbolicLink(atPath: entry.source)).map({ $0 == devnode }) ?? (entry.source == devnode)
+                || realpath(entry.source) == realpath(devnode) else {
+            throw UploaderError(.io, "\(devnode) is not what is mounted at \(mountPoint): the camera was not cleared")
+        }
+        let flags = UInt(MS_REMOUNT) | UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC) | (writable ? 0 : UInt(MS_RDONLY))
+        if Glibc.mount(devnode, mountPoint, entry.fileSystem, flags, nil) != 0 {
+            let error = Errno(rawValue: errno)
+            throw UploaderError(.io, "cannot remount \(mountPoint) \(writable ? "read-write" : "read-only")", cause: error.summary, underlying: .errno(error.rawValue))
+        }
+    }
+
+    private func realpath(_ path: String) -> String? {
+        guard let resolved = Glibc.realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// Unmounts (detaching a mount whose camera is gone) and removes the mount
     /// point. Returns whether something was mounted there.
     @discardableResult

@@ -29,6 +29,8 @@ extension Ledger {
             ("alerts: last sent", HotSQL.lastAlert, ["k"]),
             ("purge: a page", HotSQL.purgePage, [now, 0]),
             ("purge: is a spool key still needed", HotSQL.spoolKeyInUse, ["0123456789abcdef"]),
+            ("upload: tags given after upload", "SELECT * FROM media_file INDEXED BY media_file_tags_pending WHERE store_tags_pending = 1 AND state = 'verified' ORDER BY id LIMIT 500", []),
+            ("dock: files to clear from a camera", "SELECT * FROM media_file INDEXED BY media_file_clearable WHERE serial = ? AND state = 'verified' AND camera_cleared_at IS NULL ORDER BY id", ["S"]),
             ("upload: queue", HotSQL.uploadQueue(ids: nil), [now]),
             ("upload: due", HotSQL.uploadDue, [now]),
             ("upload: active multipart ids", HotSQL.activeUploadIDs, []),

@@ -36,6 +36,8 @@ public struct CameraModel: Sendable, Equatable {
     public var fileNumber: FileNumberPattern? = nil
     /// The retention category of this model's files when nobody tagged them (`[categories.NAME]`).
     public var category: String? = nil
+    /// Overrides `[camera] clear` for this model.
+    public var clear: CameraClearPolicy? = nil
 
     public func matches(_ id: USBID) -> Bool { usbIDs.contains(id) }
 }
@@ -177,10 +179,15 @@ public struct CameraModels: Sendable, Equatable {
             } else if model["file_number"] != nil {
                 problem("file_number", "must be a string like \"VID####\"")
             }
+            var clear: CameraClearPolicy?
+            if let text = model["clear"]?.tomlValue.string {
+                clear = CameraClearPolicy(rawValue: text)
+                if clear == nil { problem("clear", "must be \"never\" or \"after-verified\"") }
+            }
             models.append(CameraModel(id: id, name: string("name", default: id), usbIDs: usbIDs,
                                       mediaFolders: strings("media_folders"), filePatterns: strings("file_patterns"),
                                       serialSource: serial, recordingTime: recording, cameraClock: clock, fileNumber: fileNumber,
-                                      category: model["category"]?.tomlValue.string))
+                                      category: model["category"]?.tomlValue.string, clear: clear))
         }
         if !problems.isEmpty { throw ConfigurationError(path: path, problems: problems) }
         return CameraModels(models: models, sourcePath: path)

@@ -69,3 +69,12 @@ public struct CategoryDefaults: Sendable, Equatable {
         return nil
     }
 }
+
+/// Whether the dock deletes from a camera the files the store has verified
+/// (`[camera] clear`, overridable per model as `clear` in the models file).
+public enum CameraClearPolicy: String, Sendable, Equatable, Codable {
+    /// The camera is never written to.
+    case never
+    /// Files the store confirmed, still the same on the camera, are deleted at a dock.
+    case afterVerified = "after-verified"
+}

@@ -118,6 +118,11 @@ public enum ConfigRenderer {
         # in a bucket with Object Lock each is locked (governance mode) for this many days.
         checkpoint_retention_days = \(c.custody.checkpointRetentionDays)
 
+        [camera]
+        # "after-verified": a dock deletes from the camera the files the store confirmed
+        # (still the same on the camera, re-read to the same SHA-256); "never": read only.
+        clear = \(quoted(c.cameraClear.rawValue))
+
         """ + renderCategories(c.categories)
     }
 

@@ -135,6 +135,8 @@ public struct Configuration: Sendable, Equatable {
     public var custody = Custody(checkpointRetentionDays: 3650)
     /// Retention categories and the defaults (`[categories.NAME]`, `[tagging]`).
     public var categories = CategoryDefaults()
+    /// `[camera] clear`: the site's policy (a model's `clear` overrides it).
+    public var cameraClear = CameraClearPolicy.never
 
     public var ledgerPath: String { stateDirectory + "/ledger.sqlite" }
 
@@ -331,6 +333,12 @@ public enum ConfigurationLoader {
             userCategories[user] = name
         }
 
+        let clearText = reader.string("camera", "clear", default: "never")
+        let cameraClear = CameraClearPolicy(rawValue: clearText) ?? {
+            reader.problem("camera", "clear", "must be \"never\" or \"after-verified\", not \"\(clearText)\"")
+            return .never
+        }()
+
         // The keys read above are the known ones: the table of keys is the parser itself.
         reader.reportUnknownKeys()
         if !reader.problems.isEmpty {
@@ -357,7 +365,8 @@ public enum ConfigurationLoader {
                               metricsTextfile: metricsTextfile.isEmpty ? nil : absolute(metricsTextfile)),
             hostName: configuredHost.isEmpty ? hostName : configuredHost,
             custody: .init(checkpointRetentionDays: retentionDays),
-            categories: CategoryDefaults(categories: categories, siteDefault: defaultCategory.isEmpty ? nil : defaultCategory, userDefaults: userCategories)
+            categories: CategoryDefaults(categories: categories, siteDefault: defaultCategory.isEmpty ? nil : defaultCategory, userDefaults: userCategories),
+            cameraClear: cameraClear
         )
     }
 

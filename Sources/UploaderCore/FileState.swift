@@ -100,6 +100,9 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case fileCancelled = "file.cancelled"
     case fileRetry = "file.retry"
     case filePrioritized = "file.prioritized"
+    /// A verified file deleted from the camera by the clearing policy (or kept, and why).
+    case cameraCleared = "camera.cleared"
+    case cameraKept = "camera.kept"
     /// Case, incident, category or note set (`uploader tag`; the actor is who tagged).
     case fileTagged = "file.tagged"
 

@@ -108,6 +108,8 @@ struct MountCommand: BlockingCommand {
             let root = configuration.docking.mountRoot
             try PrivilegedFolder.prepare(root)
             let sysname = (devnode as NSString).lastPathComponent
+            // A clearing result left by an earlier dock of this device is never read again.
+            unlink(ClearResult.path(mountRoot: root, sysname: sysname))
             var report = MountReport(devnode: devnode, mountPoint: MountReport.mountPoint(mountRoot: root, sysname: sysname))
             defer { try? PrivilegedFolder.writeReport(report, mountRoot: root, sysname: sysname) }
             do {
@@ -148,6 +150,7 @@ struct UnmountCommand: BlockingCommand {
             let mountPoint = MountReport.mountPoint(mountRoot: configuration.docking.mountRoot, sysname: sysname)
             let mounted = try KernelMounter(ownerUID: 0, ownerGID: 0).unmount(mountPoint)
             unlink(MountReport.path(mountRoot: configuration.docking.mountRoot, sysname: sysname))
+            unlink(ClearResult.path(mountRoot: configuration.docking.mountRoot, sysname: sysname))
             print(mounted ? "unmounted \(mountPoint)" : "nothing mounted at \(mountPoint)")
         }
     }

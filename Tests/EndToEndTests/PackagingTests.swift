@@ -47,8 +47,9 @@ import UploaderCore
         #expect(status == 0 && output.isEmpty, "\(output)")
     }
 
-    /// Only the dock unit's mount steps run as root; everything else is the
-    /// uploader user with no capabilities.
+    /// Only the dock unit's mount steps and the clearing step (remount read-write
+    /// for the deletions, then back) run as root; everything else is the uploader
+    /// user with no capabilities.
     @Test func theAgentRunsUnprivilegedAndOnlyTheMountStepsAreRoot() throws {
         for unit in Self.units where unit.pathExtension == "service" {
             let lines = try String(contentsOf: unit, encoding: .utf8).split(separator: "\n").map(String.init)
@@ -58,7 +59,8 @@ import UploaderCore
                 let command = line.split(separator: "=", maxSplits: 1)[1].drop { "-@:!".contains($0) }
                 if command.hasPrefix("+") {
                     #expect(["+/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader mount /dev/%I",
-                             "+/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader unmount /dev/%I"].contains(String(command)), "\(line)")
+                             "+/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader unmount /dev/%I",
+                             "+/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader camera clear-apply /dev/%I"].contains(String(command)), "\(line)")
                 }
             }
         }

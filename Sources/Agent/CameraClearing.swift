@@ -1,0 +1,206 @@
+import Crypto
+import Foundation
+import Ledger
+import Platform
+import SystemPackage
+import UploaderCore
+
+/// What a dock may delete from a camera: files the store verified, each
+/// named with the identity and SHA-256 the ledger holds for it. Written by
+/// the (unprivileged) dock, carried out by the dock unit's root step, which
+/// checks every file again before deleting it.
+public struct ClearPlan: Codable, Sendable, Equatable {
+    public struct Item: Codable, Sendable, Equatable {
+        public var id: Int64
+        public var path: String
+        public var size: Int64
+        public var modifiedNanoseconds: Int64
+        public var sha256: String
+
+        public init(id: Int64, path: String, size: Int64, modifiedNanoseconds: Int64, sha256: String) {
+            self.id = id
+            self.path = path
+            self.size = size
+            self.modifiedNanoseconds = modifiedNanoseconds
+            self.sha256 = sha256
+        }
+    }
+
+    public var serial: String
+    public var devnode: String?
+    public var createdAt: Date
+    public var items: [Item]
+
+    /// Where the dock leaves a device's plan: the spool's clear/ folder (the agent's).
+    public static func path(spool: String, sysname: String) -> String { spool + "/clear/\(sysname).plan.json" }
+}
+
+/// What the root step did with each item of a plan.
+public struct ClearResult: Codable, Sendable, Equatable {
+    public struct Item: Codable, Sendable, Equatable {
+        public var id: Int64
+        public var path: String
+        public var sha256: String
+        public var deleted: Bool
+        /// Why it was kept (nil when deleted).
+        public var kept: String?
+    }
+
+    public var serial: String
+    public var finishedAt: Date
+    public var items: [Item]
+    /// The volume could not be made writable (or back): nothing was deleted, or what was is listed.
+    public var error: String?
+
+    public init(serial: String, finishedAt: Date, items: [Item], error: String? = nil) {
+        self.serial = serial
+        self.finishedAt = finishedAt
+        self.items = items
+        self.error = error
+    }
+
+    /// Beside the mount report, in the root-owned mount root: the dock's record step reads it.
+    public static func path(mountRoot: String, sysname: String) -> String { mountRoot + "/.\(sysname).clear.json" }
+}
+
+public enum CameraClearing {
+    /// The policy for a camera of `model`: the model's `clear`, else the site's.
+    public static func policy(_ configuration: Configuration, model: CameraModel?) -> CameraClearPolicy {
+        model?.clear ?? configuration.cameraClear
+    }
+
+    /// The files of `serial` to delete from the camera at `volume`: verified
+    /// in the store, and still on the camera under the same path, size and
+    /// time the ledger recorded (a file replaced since stays). Blocking.
+    public static func plan(serial: String, volume: String, ledger: Ledger, devnode: String? = nil) throws -> ClearPlan {
+        let root = try FileDescriptor.open(FilePath(volume), .readOnly, options: [.directory, .closeOnExec])
+        defer { try? root.close() }
+        var items: [ClearPlan.Item] = []
+        for file in try ledger.clearableFiles(serial: serial) {
+            guard let sha256 = file.sha256, file.storeChecksum != nil, file.state == .verified else { continue }
+            guard let fd = try? Syscall.openBeneath(root, file.sourcePath) else { continue }
+            defer { try? fd.close() }
+            guard let info = try? Syscall.fstat(fd), info.st_mode & S_IFMT == S_IFREG, Int64(info.st_size) == file.sourceSize,
+                  Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec) == file.sourceModifiedNanoseconds else { continue }
+            items.append(ClearPlan.Item(id: file.id, path: file.sourcePath, size: file.sourceSize,
+                                        modifiedNanoseconds: file.sourceModifiedNanoseconds, sha256: sha256))
+        }
+        return ClearPlan(serial: serial, devnode: devnode, createdAt: Date(), items: items)
+    }
+
+    /// Deletes each planned file that is still exactly what the plan says:
+    /// a regular file reached without links, same size and time, and re-read
+    /// from the device (its cached pages dropped first) to the same SHA-256;
+    /// the very file hashed (same inode) is the one unlinked. Blocking.
+    public static func apply(_ plan: ClearPlan, volume: String) -> ClearResult {
+        var result = ClearResult(serial: plan.serial, finishedAt: Date(), items: [])
+        let root: FileDescriptor
+        do {
+            root = try FileDescriptor.open(FilePath(volume), .readOnly, options: [.directory, .closeOnExec])
+        } catch {
+            result.error = "cannot open the camera volume \(volume): \(error)"
+            return result
+        }
+        defer { try? root.close() }
+        for item in plan.items {
+            let kept = deleteIfUnchanged(item, root: root)
+            result.items.append(ClearResult.Item(id: item.id, path: item.path, sha256: item.sha256, deleted: kept == nil, kept: kept))
+        }
+        result.finishedAt = Date()
+        return result
+    }
+
+    /// Nil when deleted; otherwise why the file stays on the camera.
+    static func deleteIfUnchanged(_ item: ClearPlan.Item, root: FileDescriptor) -> String? {
+        let components = item.path.split(separator: "/").map(String.init)
+        guard let name = components.last else { return "empty path" }
+        let parent: FileDescriptor
+        do {
+            parent = components.count == 1 ? try Syscall.openAt(root, ".", O_RDONLY | O_DIRECTORY)
+                : try Syscall.openBeneath(root, components.dropLast().joined(separator: "/"), directory: true)
+        } catch {
+            return "its folder cannot be reached without following a link (\(error))"
+        }
+        defer { try? parent.close() }
+        let fd: FileDescriptor
+        do {
+            fd = try Syscall.openAt(parent, name, O_RDONLY)
+        } catch {
+            return "it is gone from the camera or is not a plain file (\(error))"
+        }
+        defer { try? fd.close() }
+        guard let before = try? Syscall.fstat(fd), before.st_mode & S_IFMT == S_IFREG else { return "it is not a regular file" }
+        guard Int64(before.st_size) == item.size,
+              Int64(before.st_mtim.tv_sec) * 1_000_000_000 + Int64(before.st_mtim.tv_nsec) == item.modifiedNanoseconds else {
+            return "its size or time changed since the ledger recorded it"
+        }
+        // From the device, not the page cache: the bytes on the camera are what is checked.
+        try? Syscall.dropCachedPages(fd)
+        let hasher = SHA256Hasher()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var total: Int64 = 0
+        while true {
+            guard let count = try? buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }) else { return "it could not be read back" }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            total += Int64(count)
+        }
+        guard total == item.size, hasher.finalize().hex == item.sha256 else {
+            return "it reads back with another SHA-256 than the one the store verified"
+        }
+        // The name must still lead to the file just hashed.
+        guard let now = try? Syscall.fstatAt(parent, name), now.st_ino == before.st_ino, now.st_dev == before.st_dev else {
+            return "it was replaced while it was being checked"
+        }
+        do {
+            try Syscall.unlinkAt(parent, name)
+        } catch {
+            return "deleting it failed (\(error.summary))"
+        }
+        try? Syscall.fsync(parent)
+        return nil
+    }
+
+    /// Records each deletion (and each file kept, with why) as a custody event.
+    public static func record(_ result: ClearResult, ledger: Ledger) throws -> (deleted: Int, kept: Int) {
+        var counts = (deleted: 0, kept: 0)
+        for item in result.items {
+            if item.deleted {
+                try ledger.recordCameraCleared(item.id, message: "deleted from camera \(result.serial): \(DisplayText.escaped(item.path)) (SHA-256 \(item.sha256) verified in the store and re-read from the camera)")
+                counts.deleted += 1
+            } else {
+                try ledger.note(item.id, level: .warning, kind: .cameraKept, "kept on camera \(result.serial): \(DisplayText.escaped(item.path)): \(item.kept ?? "?")")
+                counts.kept += 1
+            }
+        }
+        if let error = result.error {
+            try ledger.log(EventDraft(.error, .cameraKept, serial: result.serial, "clearing camera \(result.serial) stopped: \(error)"))
+        }
+        return counts
+    }
+
+    /// Writes a plan or result atomically (aside, then renamed), readable by the other step.
+    public static func write<Value: Encodable>(_ value: Value, to path: String, mode: mode_t) throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        if mkdir(folder, 0o750) != 0, errno != EEXIST {
+            throw UploaderError(.io, "cannot create \(folder)", cause: String(cString: strerror(errno)))
+        }
+        let temporary = path + ".\(getpid()).tmp"
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        guard FileManager.default.createFile(atPath: temporary, contents: try encoder.encode(value), attributes: [.posixPermissions: Int(mode)]),
+              rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw UploaderError(.io, "cannot write \(path)", cause: String(cString: strerror(errno)))
+        }
+    }
+
+    public static func read<Value: Decodable>(_ type: Value.Type, from path: String) -> Value? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try? decoder.decode(type, from: data)
+    }
+}
+

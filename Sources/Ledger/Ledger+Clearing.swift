@@ -1,0 +1,31 @@
+import Foundation
+import GRDB
+import UploaderCore
+
+extension Ledger {
+    /// A camera's files the store has verified and that were not deleted from
+    /// it yet: the only candidates for clearing, whatever the policy.
+    public func clearableFiles(serial: String) throws -> [MediaFile] {
+        try read { db in
+            try MediaFile.fetchAll(db, sql: """
+                SELECT * FROM media_file INDEXED BY media_file_clearable
+                WHERE serial = ? AND state = 'verified' AND camera_cleared_at IS NULL AND store_checksum IS NOT NULL AND sha256 IS NOT NULL
+                ORDER BY id
+                """, arguments: [serial])
+        }
+    }
+
+    /// Records the deletion of a file from its camera. Checked: only a file
+    /// still `verified` and not yet cleared is recorded (the deletion itself
+    /// was checked against the same row's hash).
+    public func recordCameraCleared(_ id: Int64, message: String) throws {
+        try write("record a file cleared from its camera") { db in
+            try db.execute(sql: "UPDATE media_file SET camera_cleared_at = ?, updated_at = ? WHERE id = ? AND state = 'verified' AND camera_cleared_at IS NULL",
+                           arguments: [Date(), Date(), id])
+            guard let file = try Ledger.file(id, in: db) else { return }
+            let recorded = db.changesCount == 1
+            try Ledger.append(Ledger.fileEvent(file, recorded ? .notice : .error, .cameraCleared,
+                                               recorded ? message : "\(message) — but the file is \(file.state.rawValue) in the ledger now: check it with `uploader verify #\(id)`"), in: db)
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import Agent
+import ArgumentParser
+import Dock
+import Foundation
+import Ledger
+import Platform
+import UploaderCore
+
+struct CameraCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "camera",
+        abstract: "Give cameras back empty: delete from a camera the files the store has verified.",
+        discussion: """
+        With [camera] clear = "after-verified" (or a model's clear), each dock deletes from the camera
+        exactly the files whose ledger state is verified and that are still the same on the camera:
+        same path, size and time, and re-read from the camera to the SHA-256 the store confirmed. The
+        dock plans it (as the uploader user); the dock unit's root step makes the volume writable for
+        that step only and back; every deletion and every file kept is a custody event.
+        """,
+        subcommands: [Clear.self, ClearApply.self, ClearRecord.self])
+
+    struct Clear: BlockingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List (--dry-run) or delete the files of camera SERIAL that the store has verified.",
+            discussion: """
+            With --volume PATH (a camera volume mounted read-write, e.g. from a card reader), checks each
+            file on it and deletes those still the same as verified; without --volume, --dry-run lists
+            the verified files the next dock would delete if they are still on the camera.
+            """)
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The camera's serial.") var serial: String
+        @Option(help: "The camera's volume, mounted (read-write to delete).") var volume: String?
+        @Flag(help: "Only list what would be deleted.") var dryRun = false
+        @Flag(help: "Print JSON.") var json = false
+
+        func runBlocking() throws {
+            try options.run {
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                guard try ledger.device(serial: serial) != nil || !(try ledger.clearableFiles(serial: serial)).isEmpty else {
+                    throw UploaderError(.notFound, "no camera \(serial) in the ledger: see `uploader device list`")
+                }
+                guard let volume else {
+                    guard dryRun else {
+                        throw UploaderError(.usage, "say where the camera is: --volume PATH (mounted read-write), or --dry-run to list what the next dock would delete")
+                    }
+                    let files = try ledger.clearableFiles(serial: serial)
+                    if json { return try Output.json(files.map { ClearPlan.Item(id: $0.id, path: $0.sourcePath, size: $0.sourceSize, modifiedNanoseconds: $0.sourceModifiedNanoseconds, sha256: $0.sha256 ?? "") }) }
+                    for file in files { print("would delete #\(file.id) \(DisplayText.escaped(file.sourcePath)) (\(ByteCount.format(file.sourceSize)), verified \(file.verifiedAt.map(Timestamps.iso) ?? "?"), SHA-256 \(file.sha256 ?? ""))") }
+                    print("\(files.count) verified file\(files.count == 1 ? "" : "s") of \(serial) would be deleted at the next dock if still unchanged on the camera (policy: \(configuration.cameraClear.rawValue); a model's clear overrides it)")
+                    return
+                }
+                let plan = try CameraClearing.plan(serial: serial, volume: volume, ledger: ledger)
+                if dryRun {
+                    if json { return try Output.json(plan.items) }
+                    for item in plan.items { print("would delete #\(item.id) \(DisplayText.escaped(item.path)) (\(ByteCount.format(item.size)), SHA-256 \(item.sha256))") }
+                    print("\(plan.items.count) file\(plan.items.count == 1 ? "" : "s") on \(volume) verified in the store and unchanged since: they would be deleted after a re-read")
+                    return
+                }
+                if let entry = MountTable.current().entries.filter({ volume.hasPrefix($0.mountPoint) }).max(by: { $0.mountPoint.count < $1.mountPoint.count }),
+                   entry.options.split(separator: ",").contains("ro") {
+                    throw UploaderError(.usage, "\(volume) is mounted read-only: docks clear cameras themselves ([camera] clear = \"after-verified\"); to clear by hand, mount the camera read-write")
+                }
+                let result = CameraClearing.apply(plan, volume: volume)
+                let counts = try CameraClearing.record(result, ledger: ledger)
+                if json { return try Output.json(result) }
+                for item in result.items { print(item.deleted ? "deleted #\(item.id) \(DisplayText.escaped(item.path))" : "kept #\(item.id) \(DisplayText.escaped(item.path)): \(item.kept ?? "")") }
+                print("camera \(serial): \(counts.deleted) deleted, \(counts.kept) kept\(result.error.map { "; \($0)" } ?? "")")
+            }
+        }
+    }
+
+    /// The dock unit's root step (ExecStartPost=+): carries out the dock's plan.
+    struct ClearApply: BlockingCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "clear-apply",
+            abstract: "Carry out a dock's clearing plan for DEVNODE (run as root by uploader-dock@.service).",
+            discussion: "Never opens the ledger: it reads the plan the dock left, remounts the volume read-write, checks and deletes, remounts it read-only, and leaves the result beside the mount report.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The block device, e.g. /dev/sdb1.") var devnode: String
+
+        func runBlocking() throws {
+            try options.run {
+                guard geteuid() == 0 else { throw UploaderError(.usage, "uploader camera clear-apply must run as root: it is the dock unit's ExecStartPost=+ step") }
+                let configuration = try options.loadConfiguration()
+                let sysname = (devnode as NSString).lastPathComponent
+                let planPath = ClearPlan.path(spool: configuration.spoolDirectory, sysname: sysname)
+                guard let plan = CameraClearing.read(ClearPlan.self, from: planPath), !plan.items.isEmpty, plan.devnode == devnode else {
+                    print("nothing to clear on \(devnode)")
+                    return
+                }
+                let mountRoot = configuration.docking.mountRoot
+                let mountPoint = MountReport.mountPoint(mountRoot: mountRoot, sysname: sysname)
+                let mounter = KernelMounter(ownerUID: 0, ownerGID: 0)
+                var result: ClearResult
+                do {
+                    try mounter.remount(mountPoint, devnode: devnode, writable: true)
+                    result = CameraClearing.apply(plan, volume: mountPoint)
+                    do { try mounter.remount(mountPoint, devnode: devnode, writable: false) } catch let error as UploaderError {
+                        result.error = error.message + " (the unit unmounts it next)"
+                    }
+                } catch let error as UploaderError {
+                    result = ClearResult(serial: plan.serial, finishedAt: Date(), items: [], error: error.message)
+                }
+                try CameraClearing.write(result, to: ClearResult.path(mountRoot: mountRoot, sysname: sysname), mode: 0o644)
+                print("camera \(plan.serial) on \(devnode): \(result.items.filter(\.deleted).count) deleted, \(result.items.filter { !$0.deleted }.count) kept\(result.error.map { "; \($0)" } ?? "")")
+            }
+        }
+    }
+
+    /// The dock unit's last agent step (ExecStartPost=): writes the root step's result to the custody log.
+    struct ClearRecord: BlockingCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "clear-record",
+            abstract: "Record in the custody log what clearing DEVNODE's camera did (run by uploader-dock@.service).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The block device, e.g. /dev/sdb1.") var devnode: String
+
+        func runBlocking() throws {
+            try options.run {
+                let configuration = try options.loadConfiguration()
+                let sysname = (devnode as NSString).lastPathComponent
+                let planPath = ClearPlan.path(spool: configuration.spoolDirectory, sysname: sysname)
+                let resultPath = ClearResult.path(mountRoot: configuration.docking.mountRoot, sysname: sysname)
+                guard FileManager.default.fileExists(atPath: planPath), let result = CameraClearing.read(ClearResult.self, from: resultPath) else {
+                    print("nothing was cleared on \(devnode)")
+                    return
+                }
+                let ledger = try options.openLedger(configuration)
+                // Recorded once: the plan goes when its result is in the log.
+                let counts = try CameraClearing.record(result, ledger: ledger)
+                unlink(planPath)
+                print("camera \(result.serial): \(counts.deleted) deleted, \(counts.kept) kept (recorded)")
+            }
+        }
+    }
+}
