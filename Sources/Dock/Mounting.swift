@@ -147,9 +147,7 @@ public struct KernelMounter: Sendable {
     /// this, and only between the two calls. Checks that `devnode` is what is
     /// mounted there first.
     public func remount(_ mountPoint: String, devnode: String, writable: Bool) throws {
-        guard let entry = MountTable.current().entry(at: mountPoint),
-              (try? FileManager.default.destinationOfSymbolicLink(atPath: entry.source)).map({ $0 == devnode }) ?? (entry.source == devnode)
-                || realpath(entry.source) == realpath(devnode) else {
+        guard let entry = MountTable.current().entry(at: mountPoint), entry.source == devnode || realpath(entry.source) == realpath(devnode) else {
             throw UploaderError(.io, "\(devnode) is not what is mounted at \(mountPoint): the camera was not cleared")
         }
         let flags = UInt(MS_REMOUNT) | UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC) | (writable ? 0 : UInt(MS_RDONLY))
