@@ -33,6 +33,8 @@ public struct BagExporter {
     struct Item {
         var file: MediaFile
         var payloadPath: String
+        /// For a sidecar: its recording's payload path.
+        var sidecarOf: String? = nil
     }
 
     /// `progress`: the file being written (its bag path and size) and the bytes of it so far.
@@ -53,6 +55,20 @@ public struct BagExporter {
             }
             let name = ObjectKeyTemplate.sanitize(file.sourcePath.split(separator: "/").last.map(String.init) ?? "file")
             items.append(Item(file: file, payloadPath: "data/\(ObjectKeyTemplate.sanitize(file.serial))/\(String(format: "%06lld", file.id))-\(name)"))
+        }
+        // A recording's sidecars (GPS track, metadata) go with it, named beside it.
+        var included = Set(items.map(\.file.id))
+        for item in items where item.file.sidecarOf == nil {
+            for sidecar in try ledger.sidecars(of: item.file.id) where !included.contains(sidecar.id) {
+                guard sidecar.state == .verified, sidecar.objectKey != nil, sidecar.sha256 != nil else {
+                    skipped.append("#\(sidecar.id) \(DisplayText.escaped(sidecar.sourcePath)) (sidecar of #\(item.file.id)): \(sidecar.state.rawValue), not verified in the store yet")
+                    continue
+                }
+                included.insert(sidecar.id)
+                let name = ObjectKeyTemplate.sanitize(sidecar.sourcePath.split(separator: "/").last.map(String.init) ?? "file")
+                items.append(Item(file: sidecar, payloadPath: "data/\(ObjectKeyTemplate.sanitize(sidecar.serial))/\(String(format: "%06lld", item.file.id))-\(name)",
+                                  sidecarOf: item.payloadPath))
+            }
         }
         guard !items.isEmpty else {
             throw UploaderError(.notFound, skipped.isEmpty ? "no file matches: nothing was exported" : "none of the \(skipped.count) matching files is verified in the store yet: nothing was exported")
@@ -108,7 +124,7 @@ public struct BagExporter {
             manifest256 += "\(sha256)  \(item.payloadPath)\n"
             manifest512 += "\(sha512)  \(item.payloadPath)\n"
             let model = (try? ledger.device(serial: file.serial))??.model
-            info.append("Evidence-File: \(item.payloadPath); camera \(file.serial)\(model.map { " (\($0))" } ?? ""); officer \(file.user ?? "unknown"); recorded \(file.recordedAt.map(Timestamps.iso) ?? "unknown") (\(file.recordedAtSource?.rawValue ?? "?")); ingested \(file.spooledAt.map(Timestamps.iso) ?? "?"); verified \(file.verifiedAt.map(Timestamps.iso) ?? "?"); object \(file.objectKey ?? "")")
+            info.append("Evidence-File: \(item.payloadPath); camera \(file.serial)\(model.map { " (\($0))" } ?? ""); officer \(file.user ?? "unknown"); recorded \(file.recordedAt.map(Timestamps.iso) ?? "unknown") (\(file.recordedAtSource?.rawValue ?? "?")); ingested \(file.spooledAt.map(Timestamps.iso) ?? "?"); verified \(file.verifiedAt.map(Timestamps.iso) ?? "?"); object \(file.objectKey ?? "")\(item.sidecarOf.map { "; sidecar of \($0)" } ?? "")")
             let custody = BagFileCustody(id: file.id, payload: item.payloadPath, sha256: sha256, rowFields: try ledger.rowDigestFields(file: file.id) ?? [])
             try write(directory + "/custody/files/\(file.id).json", Array(try JSONEncoder.sorted.encode(custody)))
         }

@@ -109,6 +109,7 @@ public final class Ingestor: @unchecked Sendable {
 
         // First, in order: what each entry is, one ledger row each, and what needs a copy.
         var jobs: [MediaFile] = []
+        var rows: [MediaFile] = []
         for entry in entries {
             if stop?.isRequested == true {
                 report.stoppedBecause = "stop requested (camera unplugged or agent stopping); the next dock resumes"
@@ -133,6 +134,7 @@ public final class Ingestor: @unchecked Sendable {
             }
             let (file, _) = try ledger.discover(serial: serial, sourcePath: entry.relativePath, size: entry.size,
                                                 modifiedNanoseconds: entry.modifiedNanoseconds)
+            rows.append(file)
             guard file.needsCopy else {
                 progress.finishedFile(size: entry.size, copied: false)
                 if file.state == .quarantined, file.holdReason == .unknownDevice { report.held += 1 } else { report.alreadySecured += 1 }
@@ -140,6 +142,8 @@ public final class Ingestor: @unchecked Sendable {
             }
             jobs.append(file)
         }
+        try ledger.linkSidecars(Self.sidecarLinks(rows, extensions: Set(configuration.ingest.sidecarExtensions)))
+        rows = []
         if report.stoppedBecause == nil, !jobs.isEmpty {
             report = copyAll(jobs, engine: engine, from: rootFD, profile: profile, stop: stop, serial: serial, report: report)
         }
@@ -266,6 +270,25 @@ public final class Ingestor: @unchecked Sendable {
         } catch {
             try? ledger.markCopyFailed(file.id, error: "\(error)")
             return { $0.failed += 1 }
+        }
+    }
+
+    /// Sidecars not linked yet, each with the recording of the same stem in
+    /// the same folder (`DCIM/VID0001.gps` → `DCIM/VID0001.MP4`). A stem that
+    /// more than one recording shares is ambiguous: no link.
+    static func sidecarLinks(_ files: [MediaFile], extensions: Set<String>) -> [(sidecar: Int64, recording: Int64)] {
+        func split(_ path: String) -> (stem: String, ext: String) {
+            guard let dot = path.lastIndex(of: "."), !path[dot...].contains("/") else { return (path, "") }
+            return (String(path[..<dot]).lowercased(), String(path[path.index(after: dot)...]).lowercased())
+        }
+        var recordings: [String: [Int64]] = [:]
+        for file in files where !extensions.contains(split(file.sourcePath).ext) {
+            recordings[split(file.sourcePath).stem, default: []].append(file.id)
+        }
+        return files.compactMap { file in
+            let (stem, ext) = split(file.sourcePath)
+            guard file.sidecarOf == nil, extensions.contains(ext), let candidates = recordings[stem], candidates.count == 1 else { return nil }
+            return (file.id, candidates[0])
         }
     }
 

@@ -241,7 +241,19 @@ public final class UploadRunner: Sendable {
         }
     }
 
+    /// A sidecar goes beside its recording: the recording's key with the sidecar's extension.
     func objectKey(for file: MediaFile) -> String {
+        if let recordingID = file.sidecarOf, let recording = try? ledger.file(recordingID) {
+            let key = recording.objectKey ?? plainObjectKey(for: recording)
+            let ext = file.name.contains(".") ? String(file.name.split(separator: ".").last!) : ""
+            let slash = key.lastIndex(of: "/").map { key.index(after: $0) } ?? key.startIndex
+            let stemEnd = key[slash...].lastIndex(of: ".") ?? key.endIndex
+            return String(key[..<stemEnd]) + (ext.isEmpty ? "" : "." + ObjectKeyTemplate.sanitize(ext))
+        }
+        return plainObjectKey(for: file)
+    }
+
+    func plainObjectKey(for file: MediaFile) -> String {
         ObjectKeyTemplate.render(configuration.store.keyTemplate, .init(
             prefix: configuration.store.prefix, user: file.user ?? "unassigned", serial: file.serial,
             name: file.name, sha256: file.sha256 ?? "", recordedAt: file.recordedAt ?? file.discoveredAt, fileID: file.id))
@@ -251,7 +263,13 @@ public final class UploadRunner: Sendable {
     /// followed by "-": libcurl 7.88 sorts signed headers as "name:value"
     /// strings, which then disagrees with SigV4's order and breaks the signature.
     func metadata(for file: MediaFile) -> [String: String] {
-        Self.metadata(for: file, hostName: configuration.hostName)
+        var metadata = Self.metadata(for: file, hostName: configuration.hostName)
+        // A sidecar names its recording: where it is and what it is.
+        if let recordingID = file.sidecarOf, let recording = try? ledger.file(recordingID) {
+            metadata["recording-key"] = recording.objectKey ?? plainObjectKey(for: recording)
+            metadata["recording-sha256"] = recording.sha256 ?? ""
+        }
+        return metadata
     }
 
     /// What an object of `file` carries, for the upload and for `uploader verify`.

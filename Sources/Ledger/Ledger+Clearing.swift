@@ -29,3 +29,25 @@ extension Ledger {
         }
     }
 }
+
+extension Ledger {
+    /// Links sidecars to their recordings (pairs of sidecar id, recording id);
+    /// a sidecar already linked keeps its link. Each new link is a custody event.
+    public func linkSidecars(_ links: [(sidecar: Int64, recording: Int64)]) throws {
+        guard !links.isEmpty else { return }
+        try write("link sidecars to their recordings") { db in
+            for link in links where link.sidecar != link.recording {
+                try db.execute(sql: "UPDATE media_file SET sidecar_of = ?, updated_at = ? WHERE id = ? AND sidecar_of IS NULL",
+                               arguments: [link.recording, Date(), link.sidecar])
+                guard db.changesCount == 1, let file = try Ledger.file(link.sidecar, in: db), let recording = try Ledger.file(link.recording, in: db) else { continue }
+                try Ledger.append(Ledger.fileEvent(file, .info, .fileLinked,
+                                                   "sidecar of #\(recording.id) \(DisplayText.escaped(recording.sourcePath)): uploaded beside it and exported with it"), in: db)
+            }
+        }
+    }
+
+    /// A recording's sidecars.
+    public func sidecars(of recording: Int64) throws -> [MediaFile] {
+        try read { db in try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file INDEXED BY media_file_sidecars WHERE sidecar_of = ? ORDER BY id", arguments: [recording]) }
+    }
+}

@@ -48,7 +48,14 @@ public final class Ledger: Sendable {
             // The custody log is not for every user of the PC to read.
             if !readOnly { chmod(path, 0o640) }
             if !readOnly {
-                try Schema.migrator.migrate(pool)
+                if try !pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) {
+                    // One process migrates at a time: two first runs at once (two docks
+                    // on a new PC) would otherwise both apply the same migration.
+                    let lock = open(path + ".migrate.lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0o640)
+                    defer { if lock >= 0 { close(lock) } }
+                    if lock >= 0 { while flock(lock, LOCK_EX) != 0 && errno == EINTR {} }
+                    try Schema.migrator.migrate(pool)
+                }
             } else if try !pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) {
                 // A viewer cannot upgrade the schema, and must not guess at an old one.
                 throw UploaderError(.ledger, "the ledger \(path) was written by an older uploader and needs an upgrade: run `uploader housekeeping` once as the agent's user (the daemon and every upload or ingest do it too)")

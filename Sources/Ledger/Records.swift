@@ -73,7 +73,7 @@ public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
         "uploadStartedAt": "upload_started_at", "verifiedAt": "verified_at", "updatedAt": "updated_at",
         "spoolPurgedAt": "spool_purged_at", "claimOwner": "claim_owner", "claimUntil": "claim_until", "spoolKeyID": "spool_key_id",
         "caseID": "case_id", "tagNote": "tag_note", "retainUntil": "retain_until", "lockMode": "lock_mode", "legalHold": "legal_hold",
-        "storeTagsPending": "store_tags_pending", "cameraClearedAt": "camera_cleared_at",
+        "storeTagsPending": "store_tags_pending", "cameraClearedAt": "camera_cleared_at", "sidecarOf": "sidecar_of",
     ]
 
     public var id: Int64
@@ -123,6 +123,8 @@ public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
     public var storeTagsPending: Bool
     /// When the dock deleted the file from the camera ([camera] clear = "after-verified").
     public var cameraClearedAt: Date?
+    /// The recording this file belongs to (a GPS track or metadata file with its stem).
+    public var sidecarOf: Int64?
 
     /// The file's name on the camera (last path component).
     public var name: String { String(sourcePath.split(separator: "/").last ?? Substring(sourcePath)) }

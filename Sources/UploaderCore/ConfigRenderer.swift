@@ -76,6 +76,8 @@ public enum ConfigRenderer {
         settle_seconds = \(c.ingest.settleSeconds)
         # Space kept free on the spool disk.
         spool_reserve = \(quoted("\(c.ingest.spoolReserveBytes / 1024 / 1024)MiB"))
+        # Files with a recording's stem and one of these extensions are its sidecars (linked, uploaded beside it).
+        sidecar_extensions = [\(c.ingest.sidecarExtensions.map(quoted).joined(separator: ", "))]
         # Files of one camera copied at the same time (one per core is right).
         parallel_copies = \(c.ingest.parallelCopies)
 

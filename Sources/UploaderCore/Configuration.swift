@@ -83,6 +83,8 @@ public struct Configuration: Sendable, Equatable {
         public var keepVerifiedDays: Double
         /// Files of one camera copied at the same time (hashing is the bottleneck: one per core).
         public var parallelCopies: Int
+        /// Files that belong to a recording with the same stem (GPS tracks, metadata).
+        public var sidecarExtensions: [String] = Configuration.defaultSidecarExtensions
         /// Spool copies are sealed with AES-256-GCM (CJIS: encryption at rest).
         public var encryptSpool: Bool = true
         /// The keys that seal them (`SpoolKeyring`).
@@ -143,6 +145,7 @@ public struct Configuration: Sendable, Equatable {
     public static let defaultPath = "/etc/uploader/uploader.toml"
     public static let defaultKeyTemplate = "{prefix}/{user}/{yyyy}/{mm}/{dd}/{serial}/{name}"
     public static let defaultMediaExtensions = ["mp4", "mov", "m4v", "avi", "mts", "wav", "mp3", "m4a", "jpg", "jpeg", "png", "gps", "nmea", "json", "xml"]
+    public static let defaultSidecarExtensions = ["gps", "nmea", "json", "xml"]
     public static let minimumPartSize: Int64 = 5 * 1024 * 1024
     public static let maximumPartSize: Int64 = 5 * 1024 * 1024 * 1024
 
@@ -263,6 +266,8 @@ public enum ConfigurationLoader {
 
         let extensions = reader.stringArray("ingest", "media_extensions", default: Configuration.defaultMediaExtensions)
             .map { $0.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: ".")) }
+        let sidecarExtensions = reader.stringArray("ingest", "sidecar_extensions", default: Configuration.defaultSidecarExtensions)
+            .map { $0.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: ".")) }
         let clockText = reader.string("ingest", "camera_clock", default: "utc")
         let clock = Configuration.CameraClock(rawValue: clockText) ?? {
             reader.problem("ingest", "camera_clock", "must be \"utc\" or \"local\", not \"\(clockText)\"")
@@ -356,7 +361,7 @@ public enum ConfigurationLoader {
                           connectTimeout: connectTimeout, stallTimeout: stallTimeout, abortStaleMultipartAfter: staleHours * 3600),
             ingest: .init(mediaExtensions: extensions, cameraClock: clock, settleSeconds: settleSeconds, spoolReserveBytes: spoolReserve,
                           highWatermarkPercent: high, lowWatermarkPercent: low, keepVerifiedDays: keepDays, parallelCopies: parallelCopies,
-                          encryptSpool: encryptSpool, spoolKeyring: keyring),
+                          sidecarExtensions: sidecarExtensions, encryptSpool: encryptSpool, spoolKeyring: keyring),
             docking: .init(modelsPath: modelsPath, mountRoot: mountRoot, maxConcurrentDocks: maxDocks),
             schedule: UploadSchedule(windows: windows),
             bandwidth: bandwidth,

@@ -56,14 +56,15 @@ public final class RecordingHTTPServer: @unchecked Sendable {
                     if rest.utf8.count >= length { body = rest }
                 }
             }
-            let reply = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            _ = reply.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-            close(client)
+            // Recorded before the reply: a client that has its answer finds its request here.
             if let body {
                 heads.withLock { $0.append(requestHead) }
                 bodies.withLock { $0.append(body) }
-                received.signal()
             }
+            let reply = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            _ = reply.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            close(client)
+            if body != nil { received.signal() }
         }
     }
 }
