@@ -30,6 +30,15 @@ public struct ClearPlan: Codable, Sendable, Equatable {
     public var devnode: String?
     public var createdAt: Date
     public var items: [Item]
+    /// The model's settable clock file: written with the dock's time in the same step.
+    public var setClock: ClockSetting?
+
+    public struct ClockSetting: Codable, Sendable, Equatable {
+        public var path: String
+        public var format: String
+        /// The camera keeps local time (else UTC).
+        public var local: Bool
+    }
 
     /// Where the dock leaves a device's plan: the spool's clear/ folder (the agent's).
     public static func path(spool: String, sysname: String) -> String { spool + "/clear/\(sysname).plan.json" }
@@ -51,6 +60,9 @@ public struct ClearResult: Codable, Sendable, Equatable {
     public var items: [Item]
     /// The volume could not be made writable (or back): nothing was deleted, or what was is listed.
     public var error: String?
+    /// What the camera's clock file was set to (the dock's time), or why it was not.
+    public var clockSet: String?
+    public var clockError: String?
 
     public init(serial: String, finishedAt: Date, items: [Item], error: String? = nil) {
         self.serial = serial
@@ -85,7 +97,7 @@ public enum CameraClearing {
             items.append(ClearPlan.Item(id: file.id, path: file.sourcePath, size: file.sourceSize,
                                         modifiedNanoseconds: file.sourceModifiedNanoseconds, sha256: sha256))
         }
-        return ClearPlan(serial: serial, devnode: devnode, createdAt: Date(), items: items)
+        return ClearPlan(serial: serial, devnode: devnode, createdAt: Date(), items: items, setClock: nil)
     }
 
     /// Deletes each planned file that is still exactly what the plan says:
@@ -106,8 +118,32 @@ public enum CameraClearing {
             let kept = deleteIfUnchanged(item, root: root)
             result.items.append(ClearResult.Item(id: item.id, path: item.path, sha256: item.sha256, deleted: kept == nil, kept: kept))
         }
+        if let clock = plan.setClock {
+            let text = FileNameTime.render(Date(), pattern: clock.format, timeZone: clock.local ? .current : TimeZone(identifier: "UTC")!)
+            do {
+                try writeClock(text + "\r\n", path: clock.path, root: root)
+                result.clockSet = text
+            } catch {
+                result.clockError = "\(error)"
+            }
+        }
         result.finishedAt = Date()
         return result
+    }
+
+    /// Replaces the camera's clock file (reached without links, its name found whatever its case).
+    static func writeClock(_ text: String, path: String, root: FileDescriptor) throws {
+        let components = path.split(separator: "/").map(String.init)
+        guard let name = components.last else { throw Errno.invalidArgument }
+        let parent = components.count == 1 ? try Syscall.openAt(root, ".", O_RDONLY | O_DIRECTORY)
+            : try Syscall.openBeneath(root, components.dropLast().joined(separator: "/"), directory: true, ignoringCase: true)
+        defer { try? parent.close() }
+        // FAT ignores case: write the file the camera has, whatever case it gave the name.
+        let existing = (try? Syscall.directoryEntries(parent))?.first { $0.lowercased() == name.lowercased() } ?? name
+        let fd = try Syscall.openAt(parent, existing, O_WRONLY | O_CREAT | O_TRUNC, permissions: 0o644)
+        defer { try? fd.close() }
+        _ = try fd.writeAll(Array(text.utf8))
+        try Syscall.fsync(fd)
     }
 
     /// Nil when deleted; otherwise why the file stays on the camera.
@@ -175,6 +211,11 @@ public enum CameraClearing {
         }
         if let error = result.error {
             try ledger.log(EventDraft(.error, .cameraKept, serial: result.serial, "clearing camera \(result.serial) stopped: \(error)"))
+        }
+        if let time = result.clockSet {
+            try ledger.log(EventDraft(.notice, .cameraClock, serial: result.serial, "set camera \(result.serial)'s clock to the dock's time, \(time) (it takes it at the next power-on)"))
+        } else if let error = result.clockError {
+            try ledger.log(EventDraft(.warning, .cameraClock, serial: result.serial, "could not set camera \(result.serial)'s clock: \(error)"))
         }
         return counts
     }

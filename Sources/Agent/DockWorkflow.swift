@@ -117,9 +117,11 @@ public final class DockRunner: Sendable {
         let options = mounter.mountOptions(volume).map { " (\($0))" } ?? ""
         try? ledger.log(EventDraft(.notice, .dockStarted, serial: serial,
                                    "\(model.name) \(serial) docked on \(described), mounted read-only at \(volume)\(options)"))
+        var profile = IngestProfile(model)
+        if let clock = model.clock { profile.clockDrift = measureClock(clock, model: model, serial: serial, volume: volume) }
         do {
             let report = try Ingestor(configuration: configuration, ledger: ledger, logger: logger)
-                .ingest(volume: volume, serial: serial, profile: IngestProfile(model), stop: stop)
+                .ingest(volume: volume, serial: serial, profile: profile, stop: stop)
             outcome.report = report
             if let reason = report.stoppedBecause {
                 outcome.result = .interrupted
@@ -145,6 +147,44 @@ public final class DockRunner: Sendable {
         return outcome
     }
 
+    /// How far the camera's clock is ahead of the dock's, from the clock file
+    /// the model names (a custody event either way). Within 2 s, or unreadable,
+    /// or implausible (over a year): 0, and recording times stay as the camera gave them.
+    func measureClock(_ clock: CameraClockFile, model: CameraModel, serial: String, volume: String, now: () -> Date = Date.init) -> TimeInterval {
+        let zone = model.cameraClock == .local ? TimeZone.current : TimeZone(identifier: "UTC")!
+        let line: String
+        do {
+            let root = try FileDescriptor.open(FilePath(volume), .readOnly, options: [.directory, .closeOnExec])
+            defer { try? root.close() }
+            let file = try Syscall.openBeneath(root, clock.path, ignoringCase: true)
+            defer { try? file.close() }
+            var buffer = [UInt8](repeating: 0, count: 256)
+            let count = try buffer.withUnsafeMutableBytes { try file.read(into: $0) }
+            line = String(decoding: buffer.prefix(count), as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        } catch {
+            try? ledger.log(EventDraft(.warning, .cameraClock, serial: serial, "cannot read the clock file \(clock.path) of camera \(serial) (\(error)): recording times are the camera's, uncorrected"))
+            return 0
+        }
+        let dockTime = now()
+        guard let cameraTime = FileNameTime.date(in: line, pattern: clock.format, timeZone: zone) else {
+            try? ledger.log(EventDraft(.warning, .cameraClock, serial: serial, "the clock file \(clock.path) of camera \(serial) holds \"\(DisplayText.escaped(String(line.prefix(64))))\", not a time like \(clock.format): recording times are the camera's, uncorrected"))
+            return 0
+        }
+        let drift = cameraTime.timeIntervalSince(dockTime).rounded()
+        let said = "camera \(serial)'s clock reads \(Timestamps.iso(cameraTime)), the dock's \(Timestamps.iso(dockTime))"
+        if abs(drift) < 2 {
+            try? ledger.log(EventDraft(.info, .cameraClock, serial: serial, "\(said): in step (within 2 s)"))
+            return 0
+        }
+        if abs(drift) > 366 * 86400 {
+            try? ledger.log(EventDraft(.warning, .cameraClock, serial: serial, "\(said): over a year apart, not a drift (a stale clock file?): recording times are the camera's, uncorrected"))
+            return 0
+        }
+        try? ledger.log(EventDraft(.warning, .cameraClock, serial: serial,
+                                   "\(said): the camera is \(Int(abs(drift))) s \(drift > 0 ? "ahead" : "behind"); this dock's recording times are corrected by it (the camera's own times are kept)"))
+        return drift
+    }
+
     /// With the clearing policy on, leaves the plan for the unit's root step:
     /// the verified files still unchanged on the camera (none: no plan).
     func planClearing(serial: String, model: CameraModel, device: DockedDevice, volume: String) {
@@ -152,8 +192,10 @@ public final class DockRunner: Sendable {
         unlink(path)
         guard CameraClearing.policy(configuration, model: model) == .afterVerified else { return }
         do {
-            let plan = try CameraClearing.plan(serial: serial, volume: volume, ledger: ledger, devnode: device.devnode)
-            guard !plan.items.isEmpty else { return }
+            var plan = try CameraClearing.plan(serial: serial, volume: volume, ledger: ledger, devnode: device.devnode)
+            // The dock may write to this camera: a settable clock is set to the dock's time too.
+            if let clock = model.clock, clock.settable { plan.setClock = ClearPlan.ClockSetting(path: clock.path, format: clock.format, local: model.cameraClock == .local) }
+            guard !plan.items.isEmpty || plan.setClock != nil else { return }
             try CameraClearing.write(plan, to: path, mode: 0o640)
             try ledger.log(EventDraft(.notice, .dockFinished, serial: serial,
                                       "\(plan.items.count) file\(plan.items.count == 1 ? "" : "s") of \(serial) verified in the store and unchanged on the camera: to be deleted from it ([camera] clear = after-verified)"))

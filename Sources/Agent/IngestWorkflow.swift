@@ -309,7 +309,8 @@ public final class Ingestor: @unchecked Sendable {
                                         from: root, profile: profile, stop: stop) { [progress] in progress.add(bytes: Int64($0)) }
         let spooled = try ledger.markSpooled(file.id, copy: SpooledCopy(
             sha256: secured.sha256.hex, spoolName: secured.spoolName, partSize: secured.partSize, partHashes: secured.partHashes,
-            recordedAt: secured.recordedAt, recordedAtSource: secured.recordedAtSource, spoolKeyID: secured.spoolKeyID))
+            recordedAt: secured.recordedAt, recordedAtSource: secured.recordedAtSource, spoolKeyID: secured.spoolKeyID,
+            cameraRecordedAt: secured.cameraRecordedAt))
         logger.info("spooled", metadata: ["file": "\(DisplayText.escaped(file.sourcePath))", "device": "\(file.serial)", "sha256": "\(secured.sha256.hex)"])
         return spooled
     }

@@ -35,6 +35,8 @@ public struct SecuredCopy: Sendable {
     public var recordedAtSource: RecordingTimeSource
     /// The key that sealed the copy; nil: written in the clear.
     public var spoolKeyID: String?
+    /// The camera clock's recording time, when `recordedAt` is corrected for a measured drift.
+    public var cameraRecordedAt: Date? = nil
 }
 
 /// The one-pass copy engine: camera → spool with SHA-256 of the whole file and
@@ -155,8 +157,11 @@ public struct CopyEngine: Sendable {
         renamed = true
         try Syscall.fsync(objectsDirectory)
         FailPoints.hit("ingest.renamed")
+        // Every source of a recording time is the camera's clock: a drift measured at this dock corrects it.
+        let corrected = profile.clockDrift == 0 ? recorded.date : recorded.date.addingTimeInterval(-profile.clockDrift)
         return SecuredCopy(sha256: digest, spoolName: spoolName, partSize: partSize, partHashes: partHashes,
-                           recordedAt: recorded.date, recordedAtSource: recorded.source, spoolKeyID: keyring?.current.id)
+                           recordedAt: corrected, recordedAtSource: recorded.source, spoolKeyID: keyring?.current.id,
+                           cameraRecordedAt: profile.clockDrift == 0 ? nil : recorded.date)
     }
 
     /// Re-reads the fsynced copy after dropping its cached pages, so the bytes

@@ -11,10 +11,13 @@ public struct SpooledCopy: Sendable {
     public var recordedAt: Date
     public var recordedAtSource: RecordingTimeSource
     public var spoolKeyID: String?
+    /// The camera clock's time, when `recordedAt` was corrected for its drift.
+    public var cameraRecordedAt: Date?
 
     public init(sha256: String, spoolName: String, partSize: Int64, partHashes: [String], recordedAt: Date, recordedAtSource: RecordingTimeSource,
-                spoolKeyID: String? = nil) {
+                spoolKeyID: String? = nil, cameraRecordedAt: Date? = nil) {
         self.spoolKeyID = spoolKeyID
+        self.cameraRecordedAt = cameraRecordedAt
         self.sha256 = sha256
         self.spoolName = spoolName
         self.partSize = partSize
@@ -165,9 +168,9 @@ extension Ledger {
             let user = try Ledger.attributedUser(serial: current.serial, recordedAt: copy.recordedAt, in: db)
             let file = try Ledger.change(id, to: user == nil ? .quarantined : .spooled, from: [.copying], set: [
                 "hold_reason = ?", "sha256 = ?", "spool_name = ?", "part_size = ?", "recorded_at = ?", "recorded_at_source = ?",
-                "user_id = ?", "last_error = NULL", "next_attempt_at = NULL", "spooled_at = ?", "spool_key_id = ?",
+                "user_id = ?", "last_error = NULL", "next_attempt_at = NULL", "spooled_at = ?", "spool_key_id = ?", "recorded_at_camera = ?",
             ], [user == nil ? HoldReason.unknownDevice : nil, copy.sha256, copy.spoolName, copy.partSize,
-                copy.recordedAt, copy.recordedAtSource, user, Date(), copy.spoolKeyID], in: db)
+                copy.recordedAt, copy.recordedAtSource, user, Date(), copy.spoolKeyID, copy.cameraRecordedAt], in: db)
             try db.execute(sql: "DELETE FROM file_part WHERE file_id = ?", arguments: [id])
             var offset: Int64 = 0
             for (index, hash) in copy.partHashes.enumerated() {
@@ -177,7 +180,8 @@ extension Ledger {
                 offset += size
             }
             try Ledger.append(Ledger.fileEvent(file, .info, .fileSpooled,
-                                               "copied and verified: sha256 \(copy.sha256), recorded \(Timestamps.iso(copy.recordedAt)) (from \(copy.recordedAtSource.rawValue))"), in: db)
+                                               "copied and verified: sha256 \(copy.sha256), recorded \(Timestamps.iso(copy.recordedAt)) (from \(copy.recordedAtSource.rawValue)"
+                                                   + (copy.cameraRecordedAt.map { "; the camera's clock said \(Timestamps.iso($0)), corrected for its measured drift" } ?? "") + ")"), in: db)
             if user == nil {
                 try Ledger.append(Ledger.fileEvent(file, .warning, .fileHeld,
                                                    "held: camera \(current.serial) is not registered; run `uploader device add \(current.serial) --user ID` to release it"), in: db)

@@ -73,7 +73,7 @@ public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
         "uploadStartedAt": "upload_started_at", "verifiedAt": "verified_at", "updatedAt": "updated_at",
         "spoolPurgedAt": "spool_purged_at", "claimOwner": "claim_owner", "claimUntil": "claim_until", "spoolKeyID": "spool_key_id",
         "caseID": "case_id", "tagNote": "tag_note", "retainUntil": "retain_until", "lockMode": "lock_mode", "legalHold": "legal_hold",
-        "storeTagsPending": "store_tags_pending", "cameraClearedAt": "camera_cleared_at", "sidecarOf": "sidecar_of",
+        "storeTagsPending": "store_tags_pending", "cameraClearedAt": "camera_cleared_at", "sidecarOf": "sidecar_of", "cameraRecordedAt": "recorded_at_camera",
     ]
 
     public var id: Int64
@@ -125,6 +125,9 @@ public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
     public var cameraClearedAt: Date?
     /// The recording this file belongs to (a GPS track or metadata file with its stem).
     public var sidecarOf: Int64?
+    /// The recording time as the camera's clock gave it, when the dock
+    /// measured that clock off and `recordedAt` is the corrected time.
+    public var cameraRecordedAt: Date?
 
     /// The file's name on the camera (last path component).
     public var name: String { String(sourcePath.split(separator: "/").last ?? Substring(sourcePath)) }

@@ -288,7 +288,7 @@ enum Schema {
                 CREATE INDEX media_file_spool_key ON media_file(spool_key_id) WHERE spool_key_id IS NOT NULL AND spool_purged_at IS NULL;
                 """)
         }
-        migrator.registerMigration("v11: cases, incidents, retention categories, cleared cameras and sidecars") { db in
+        migrator.registerMigration("v11: cases, incidents, retention categories, cleared cameras, sidecars and camera clocks") { db in
             // What an officer or supervisor said of a file (`uploader tag`), and what
             // the store was last made to enforce for it; store_tags_pending: a tag
             // given after upload still to be applied to the stored object.
@@ -303,6 +303,7 @@ enum Schema {
                 ALTER TABLE media_file ADD COLUMN store_tags_pending INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE media_file ADD COLUMN camera_cleared_at DATETIME;
                 ALTER TABLE media_file ADD COLUMN sidecar_of INTEGER REFERENCES media_file(id);
+                ALTER TABLE media_file ADD COLUMN recorded_at_camera DATETIME;
                 CREATE INDEX media_file_sidecars ON media_file(sidecar_of) WHERE sidecar_of IS NOT NULL;
                 CREATE INDEX media_file_clearable ON media_file(serial) WHERE state = 'verified' AND camera_cleared_at IS NULL;
                 CREATE INDEX media_file_case ON media_file(case_id) WHERE case_id IS NOT NULL;

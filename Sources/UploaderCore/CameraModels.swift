@@ -38,6 +38,8 @@ public struct CameraModel: Sendable, Equatable {
     public var category: String? = nil
     /// Overrides `[camera] clear` for this model.
     public var clear: CameraClearPolicy? = nil
+    /// Where the camera reports its clock (and, if settable, reads it back).
+    public var clock: CameraClockFile? = nil
 
     public func matches(_ id: USBID) -> Bool { usbIDs.contains(id) }
 }
@@ -184,13 +186,36 @@ public struct CameraModels: Sendable, Equatable {
                 clear = CameraClearPolicy(rawValue: text)
                 if clear == nil { problem("clear", "must be \"never\" or \"after-verified\"") }
             }
+            var clockFile: CameraClockFile?
+            if let path = model["clock_file"]?.tomlValue.string {
+                let format = string("clock_format", default: "YYYY-MM-DD hh:mm:ss")
+                if let problemText = FileNameTime.validate(format) { problem("clock_format", problemText) }
+                clockFile = CameraClockFile(path: path, format: format, settable: model["clock_settable"]?.tomlValue.bool ?? false)
+            }
             models.append(CameraModel(id: id, name: string("name", default: id), usbIDs: usbIDs,
                                       mediaFolders: strings("media_folders"), filePatterns: strings("file_patterns"),
                                       serialSource: serial, recordingTime: recording, cameraClock: clock, fileNumber: fileNumber,
-                                      category: model["category"]?.tomlValue.string, clear: clear))
+                                      category: model["category"]?.tomlValue.string, clear: clear, clock: clockFile))
         }
         if !problems.isEmpty { throw ConfigurationError(path: path, problems: problems) }
         return CameraModels(models: models, sourcePath: path)
+    }
+}
+
+/// How a camera model reports its clock: a file on the volume holding the
+/// camera's time when docked (first line, in `format`, in the model's
+/// camera_clock zone). `settable`: the camera reads the file back at power-on,
+/// so the dock may write its own time there (only when the clearing policy
+/// lets the dock write to the camera).
+public struct CameraClockFile: Sendable, Equatable, Codable {
+    public var path: String
+    public var format: String
+    public var settable: Bool
+
+    public init(path: String, format: String, settable: Bool) {
+        self.path = path
+        self.format = format
+        self.settable = settable
     }
 }
 
@@ -226,6 +251,20 @@ public enum FileNameTime {
             rest = rest.dropFirst()
         }
         return tokens
+    }
+
+    /// `date` written in `pattern` (the inverse of `date(in:)`), in `timeZone`.
+    public static func render(_ date: Date, pattern: String, timeZone: TimeZone) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        let values = ["YYYY": parts.year!, "MM": parts.month!, "DD": parts.day!, "hh": parts.hour!, "mm": parts.minute!, "ss": parts.second!]
+        return tokenize(pattern).map { token in
+            switch token {
+            case .literal(let character): String(character)
+            case .field(let name, let width): String(format: "%0\(width)d", values[name]!)
+            }
+        }.joined()
     }
 
     /// The time in `name` as wall-clock components, interpreted in `timeZone`.
@@ -281,6 +320,9 @@ public struct IngestProfile: Sendable, Equatable {
     public var recordingTime: CameraModel.RecordingTimeSource
     public var cameraClock: Configuration.CameraClock
     public var fileNumber: FileNumberPattern?
+    /// How far the camera's clock is ahead of the dock's (seconds; negative:
+    /// behind), measured at this dock: recording times are corrected by it.
+    public var clockDrift: TimeInterval = 0
 
     public init(mediaFolders: [String], filePatterns: [String], recordingTime: CameraModel.RecordingTimeSource, cameraClock: Configuration.CameraClock,
                 fileNumber: FileNumberPattern? = nil) {

@@ -103,6 +103,8 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     /// A verified file deleted from the camera by the clearing policy (or kept, and why).
     case cameraCleared = "camera.cleared"
     case cameraKept = "camera.kept"
+    /// The camera's clock against the dock's at a dock (drift), or the dock set it.
+    case cameraClock = "camera.clock"
     /// A sidecar (GPS track, metadata) linked to its recording.
     case fileLinked = "file.linked"
     /// Case, incident, category or note set (`uploader tag`; the actor is who tagged).

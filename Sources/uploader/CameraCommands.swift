@@ -85,7 +85,7 @@ struct CameraCommand: ParsableCommand {
                 let configuration = try options.loadConfiguration()
                 let sysname = (devnode as NSString).lastPathComponent
                 let planPath = ClearPlan.path(spool: configuration.spoolDirectory, sysname: sysname)
-                guard let plan = CameraClearing.read(ClearPlan.self, from: planPath), !plan.items.isEmpty, plan.devnode == devnode else {
+                guard let plan = CameraClearing.read(ClearPlan.self, from: planPath), !plan.items.isEmpty || plan.setClock != nil, plan.devnode == devnode else {
                     print("nothing to clear on \(devnode)")
                     return
                 }
