@@ -38,6 +38,8 @@ public struct StatusReport: Encodable, Sendable {
     public var problems: [MediaFile]
     public var spool: SpoolReport
     public var backlog: BacklogForecast
+    /// Cases and the files tagged with one; tags given after upload still to reach the store.
+    public var tags: TagSummary
 
     /// Blocking (SQLite, statvfs).
     public static func make(configuration: Configuration, ledger: Ledger, now: Date = Date()) throws -> StatusReport {
@@ -63,6 +65,6 @@ public struct StatusReport: Encodable, Sendable {
             spool: SpoolReport(path: configuration.spoolDirectory, files: summary.spoolFiles, bytes: summary.spoolBytes,
                                freeBytes: space?.available, totalBytes: space?.total,
                                usedPercent: pressure.usedPercent, holdingDocks: pressure.isHolding),
-            backlog: backlog)
+            backlog: backlog, tags: try ledger.tagSummary())
     }
 }

@@ -12,6 +12,9 @@ extension Ledger {
         let (logDevice, logDeviceArguments) = eventQuery(EventFilter(serial: "S", limit: 50))
         let (logUser, logUserArguments) = eventQuery(EventFilter(since: now.addingTimeInterval(-86400), user: "U"))
         let (logFile, logFileArguments) = eventQuery(EventFilter(fileID: 1))
+        var caseFilter = EventFilter(limit: 50)
+        caseFilter.caseID = "C-1"
+        let (logCase, logCaseArguments) = eventQuery(caseFilter)
         return [
             ("status: counters", HotSQL.counters, []),
             ("status: last discovery", HotSQL.lastDiscovery, ["S"]),
@@ -22,6 +25,7 @@ extension Ledger {
             ("log --device --limit", logDevice, logDeviceArguments),
             ("log --user --since", logUser, logUserArguments),
             ("log --file #id", logFile, logFileArguments),
+            ("log --case", logCase, logCaseArguments),
             ("metrics: counters", HotSQL.stateTotals, []),
             ("metrics: events", HotSQL.eventCount([.uploadRetry]), []),
             ("alerts: stuck files", HotSQL.stuckFiles, [HoldReason.spoolCorrupted, HoldReason.cameraFileChanged, HoldReason.unreadable, HoldReason.hostileEntry]),

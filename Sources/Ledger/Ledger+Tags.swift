@@ -100,3 +100,21 @@ extension Ledger {
         try read { db in try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file INDEXED BY media_file_case WHERE case_id = ? ORDER BY id", arguments: [caseID]) }
     }
 }
+
+/// What `uploader status` says of cases and tags.
+public struct TagSummary: Sendable, Codable, Equatable {
+    public var cases: Int
+    public var taggedFiles: Int
+    public var pendingInStore: Int
+}
+
+extension Ledger {
+    /// Through the partial indexes: cases and pending tags are few, however large the ledger.
+    public func tagSummary() throws -> TagSummary {
+        try read { db in
+            let cases = try Row.fetchOne(db, sql: "SELECT COUNT(DISTINCT case_id) AS c, COUNT(*) AS f FROM media_file INDEXED BY media_file_case WHERE case_id IS NOT NULL")
+            let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM media_file INDEXED BY media_file_tags_pending WHERE store_tags_pending = 1") ?? 0
+            return TagSummary(cases: cases?["c"] ?? 0, taggedFiles: cases?["f"] ?? 0, pendingInStore: pending)
+        }
+    }
+}

@@ -35,6 +35,8 @@ public struct EventFilter: Sendable {
     public var minimumLevel: LedgerEvent.Level
     public var afterID: Int64?
     public var limit: Int?
+    /// Events of the files of this case (`uploader tag --case`).
+    public var caseID: String?
 
     public init(since: Date? = nil, serial: String? = nil, user: String? = nil, fileID: Int64? = nil,
                 pathContains: String? = nil, minimumLevel: LedgerEvent.Level = .info, afterID: Int64? = nil, limit: Int? = nil) {
@@ -136,6 +138,7 @@ extension Ledger {
         if let serial = filter.serial { clauses.append("serial = ?"); arguments += [serial] }
         if let user = filter.user { clauses.append("(user_id = ? OR file_id IN (SELECT id FROM media_file WHERE user_id = ?))"); arguments += [user, user] }
         if let fileID = filter.fileID { clauses.append("file_id = ?"); arguments += [fileID] }
+        if let caseID = filter.caseID { clauses.append("file_id IN (SELECT id FROM media_file INDEXED BY media_file_case WHERE case_id = ?)"); arguments += [caseID] }
         if let path = filter.pathContains {
             clauses.append("file_id IN (SELECT id FROM media_file WHERE source_path LIKE ? ESCAPE '\\' OR object_key LIKE ? ESCAPE '\\')")
             let pattern = "%" + path.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"

@@ -67,6 +67,11 @@ struct StatusCommand: BlockingCommand {
                 print("  #\(file.id) \(DisplayText.terminalSafe(file.serial)) \(DisplayText.terminalSafe(file.sourcePath)): \(file.state.rawValue)\(file.holdReason.map { " (\($0.rawValue))" } ?? "") — \(DisplayText.terminalSafe(file.lastError ?? ""))")
             }
         }
+        if report.tags.cases > 0 || report.tags.pendingInStore > 0 {
+            print("")
+            print("Cases: \(report.tags.cases) (\(report.tags.taggedFiles) files; `uploader log --case ID`, `uploader export --case ID`)"
+                  + (report.tags.pendingInStore > 0 ? "; \(report.tags.pendingInStore) files' later tags wait for the store (the next upload run applies them)" : ""))
+        }
         print("")
         print("Backlog: \(report.backlog.sentence(formatTime: Output.shortTime))")
         var spoolLine = "Spool: \(report.spool.files) files, \(ByteCount.format(report.spool.bytes)) in \(report.spool.path)"
@@ -89,6 +94,7 @@ struct LogCommand: BlockingCommand {
     @Option(help: "Only events of this camera serial.") var device: String?
     @Option(help: "Only events of this user's files.") var user: String?
     @Option(help: "Only events of one file: its ledger id (#12) or part of its path or object key.") var file: String?
+    @Option(name: .customLong("case"), help: "Only events of the files of this case (uploader tag --case).") var caseID: String?
     @Option(help: "Lowest level shown: debug, info, notice, warning, error.") var level: String = "info"
     @Option(help: "Show only the last N events.") var limit: Int?
     @Flag(help: "Print JSON (one object per line with --follow).") var json = false
@@ -113,6 +119,7 @@ struct LogCommand: BlockingCommand {
                 throw UploaderError(.usage, "--level \(level) is not a level: use debug, info, notice, warning or error")
             }
             var filter = EventFilter(serial: device, user: user, minimumLevel: minimumLevel, limit: limit)
+            filter.caseID = caseID
             if let since {
                 guard let date = Timestamps.parseSince(since) else {
                     throw UploaderError(.usage, "--since \(since) is not a time: use e.g. 2026-11-24T06:00, 2h or 7d")

@@ -112,7 +112,10 @@ import UploaderCore
         #expect(kept.retainUntil == governed.retainUntil && kept.legalHold)
         #expect(!(try site.file(1).storeTagsPending))
 
-        // The case selects for verify and export.
+        // The case selects for log, verify and export.
+        #expect(try site.run(["status"]).stdout.contains("Cases: 1 (1 files;"))
+        let caseLog = try site.run(["log", "--case", "C-9"]).stdout
+        #expect(caseLog.contains("file.tagged") && caseLog.contains("upload.tagged") && !caseLog.contains("VID0002"), "\(caseLog)")
         #expect(try site.run(["verify", "--case", "C-9"]).stdout.contains("1 files: 1 ok"))
         let bag = site.folder.sub("bag")
         #expect(try site.run(["export", "--case", "C-9", "--output", bag]).stdout.contains("wrote \(bag): 1 files"))
