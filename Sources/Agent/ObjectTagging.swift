@@ -101,6 +101,9 @@ public enum StoreTagging {
             try client.putObjectLegalHold(key: key, on: true)
             lock.legalHold = true
             notes.append("legal hold on")
+        } else if file.legalHold && !wanted.legalHold {
+            // Lifting a hold is a decision for the store's admin, never a side effect of a tag.
+            notes.append("legal hold stays on (lift it in the store if the case allows)")
         }
         let message = "stored object \(key) tagged: " + ([wanted.tags.isEmpty ? "no tags" : wanted.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")] + notes).joined(separator: "; ")
         try rules.ledger.recordStoreTags(file.id, applied: FileTags(of: file), lock: lock, message: message)
