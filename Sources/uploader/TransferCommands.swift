@@ -275,10 +275,15 @@ struct StoreCommand: ParsableCommand {
                 case "Suspended": print("versioning: suspended (an overwrite or delete replaces the object for good)")
                 default: print("versioning: off (an overwrite or delete replaces the object for good)")
                 }
+                let locking = configuration.categories.categories.values.filter { $0.lockMode != nil || $0.holdsLegally }.map(\.name).sorted()
                 if try client.objectLockEnabled() {
                     print("Object Lock: enabled (custody checkpoints are locked in governance mode for \(configuration.custody.checkpointRetentionDays) days)")
+                    if !locking.isEmpty { print("categories the store locks: \(locking.joined(separator: ", "))") }
                 } else {
                     print("Object Lock: off (custody checkpoints are write-once for this agent only; a bucket admin could delete them: use a bucket created with Object Lock)")
+                    if !locking.isEmpty {
+                        print("REFUSED: categories \(locking.joined(separator: ", ")) lock their files, which this bucket cannot enforce: their files are not uploaded (and `uploader tag` refuses them) until the bucket has Object Lock or the categories have lock = \"none\"")
+                    }
                 }
             }
         }

@@ -64,6 +64,7 @@ import UploaderCore
         let site = try Site()
         let tagged = try site.run(["tag", "#1", "--case", "C-2026-0117", "--incident", "42", "--category", "evidence", "--note", "traffic stop"])
         #expect(tagged.stdout.contains("tagged 1 file (case C-2026-0117, incident 42, category evidence, note \"traffic stop\"): 0 stored objects updated, 0 waiting for the store, 1 not uploaded yet"), "\(tagged.stdout)")
+        #expect(try site.run(["store", "check"]).stdout.contains("categories the store locks: evidence, homicide"))
         try site.run(["upload"])
         let first = try site.file(1), second = try site.file(2)
         #expect(first.state == .verified && second.state == .verified)
@@ -136,6 +137,7 @@ import UploaderCore
 
     @Test func aLockingCategoryIsRefusedWhereTheBucketCannotEnforceIt() throws {
         let site = try Site(lockedBucket: false, extra: TagTests.categories.replacingOccurrences(of: "default_category = \"routine\"", with: "default_category = \"evidence\""))
+        #expect(try site.run(["store", "check"]).stdout.contains("REFUSED: categories evidence, homicide lock their files, which this bucket cannot enforce"))
         let refused = try site.run(["tag", "#1", "--category", "homicide"], expecting: 2)
         #expect(refused.stderr.contains("category homicide locks its files, but bucket \(site.area.bucket) has no Object Lock"), "\(refused.stderr)")
         // The site's default category locks: the upload refuses, and nothing is stored.
