@@ -151,10 +151,17 @@ extension Ledger {
 
     /// The copy is fsynced, re-read from disk, verified and renamed. The file
     /// is held when its camera is not registered.
-    public func markSpooled(_ id: Int64, copy: SpooledCopy) throws -> MediaFile {
+    public func markSpooled(_ id: Int64, copy spooled: SpooledCopy) throws -> MediaFile {
         try write("record a spooled file") { db in
             guard let current = try Ledger.file(id, in: db) else {
                 throw UploaderError(.notFound, "file #\(id) vanished from the ledger")
+            }
+            var copy = spooled
+            // A sidecar is dated (and so attributed) by its recording, once that is spooled.
+            if let recordingID = current.sidecarOf, let recording = try Ledger.file(recordingID, in: db), let recorded = recording.recordedAt {
+                copy.recordedAt = recorded
+                copy.recordedAtSource = .recording
+                copy.cameraRecordedAt = nil
             }
             if let firstHash = current.sha256, firstHash != copy.sha256 {
                 // The same camera file (path, size, mtime) now reads differently from
@@ -185,6 +192,18 @@ extension Ledger {
             if user == nil {
                 try Ledger.append(Ledger.fileEvent(file, .warning, .fileHeld,
                                                    "held: camera \(current.serial) is not registered; run `uploader device add \(current.serial) --user ID` to release it"), in: db)
+            }
+            // Sidecars spooled before their recording now take its time and officer.
+            if current.sidecarOf == nil {
+                for sidecar in try MediaFile.fetchAll(db, sql: """
+                    SELECT * FROM media_file INDEXED BY media_file_sidecars WHERE sidecar_of = ? AND state = 'spooled' AND recorded_at_source != 'recording'
+                    """, arguments: [id]) {
+                    try db.execute(sql: "UPDATE media_file SET recorded_at = ?, recorded_at_source = 'recording', recorded_at_camera = NULL, user_id = ?, updated_at = ? WHERE id = ?",
+                                   arguments: [copy.recordedAt, file.user, Date(), sidecar.id])
+                    let updated = try Ledger.file(sidecar.id, in: db)!
+                    try Ledger.append(Ledger.fileEvent(updated, .info, .fileAttributed,
+                                                       "takes the recording time (\(Timestamps.iso(copy.recordedAt))) and officer (\(file.user ?? "none")) of its recording #\(id)"), in: db)
+                }
             }
             return file
         }

@@ -90,8 +90,8 @@ public enum ConfigRenderer {
         keep_verified_days = \(c.ingest.keepVerifiedDays)
         # Spool copies are sealed with AES-256-GCM (CJIS requires encryption at rest).
         encryption = \(c.ingest.encryptSpool)
-        # The keys that seal them (made at first run, mode 0600; `uploader key rotate`).
-        keyring = \(quoted(c.ingest.spoolKeyring))
+        # The keys that seal them (made at first run, mode 0600; `uploader key rotate`); "" is spool-keys in the state folder.
+        keyring = \(quoted(c.ingest.spoolKeyring == c.stateDirectory + "/spool-keys" ? "" : c.ingest.spoolKeyring))
 
         [monitoring]
         # Failure-only alerts: a command (run with sh -c; UPLOADER_ALERT_KEY and

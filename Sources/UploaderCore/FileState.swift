@@ -77,6 +77,8 @@ public enum RecordingTimeSource: String, Sendable, Codable {
     case containerMetadata = "mp4-mvhd"
     case fileName = "file-name"
     case fileModificationTime = "file-mtime"
+    /// A sidecar takes its recording's time (and so its officer).
+    case recording = "recording"
 }
 
 /// What a custody-log event records. Stored as its text; alerts, metrics and

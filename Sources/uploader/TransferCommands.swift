@@ -292,13 +292,14 @@ struct StoreCommand: ParsableCommand {
     struct CreateBucket: BlockingCommand {
         static let configuration = CommandConfiguration(commandName: "create-bucket", abstract: "Create the configured bucket (for a new or local store).", shouldDisplay: false)
         @OptionGroup var options: GlobalOptions
+        @Flag(help: "Create it with Object Lock (and so versioning) enabled.") var objectLock = false
 
         func runBlocking() throws {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
-                try client.createBucket()
-                print("bucket \(configuration.store.bucket) ready")
+                if objectLock { try client.createLockedBucket() } else { try client.createBucket() }
+                print("bucket \(configuration.store.bucket) ready\(objectLock ? " (Object Lock enabled)" : "")")
             }
         }
     }

@@ -38,6 +38,11 @@ import UploaderCore
         #expect(files["VID0001.GPS"]?.sidecarOf == recording.id && files["VID0001.json"]?.sidecarOf == recording.id)
         #expect(files["NOTES.xml"]?.sidecarOf == nil && files["VID0002.MP4"]?.sidecarOf == nil)
         #expect(try ledger.sidecars(of: recording.id).count == 2)
+        // Dated and attributed by their recording, whichever was copied first.
+        for name in ["VID0001.GPS", "VID0001.json"] {
+            #expect(files[name]?.recordedAt == recording.recordedAt && files[name]?.recordedAtSource == .recording, "\(name)")
+        }
+        #expect(files["NOTES.xml"]?.recordedAtSource == .fileModificationTime)
 
         _ = try run(["upload"])
         let uploaded = Dictionary(uniqueKeysWithValues: try ledger.files().map { (($0.sourcePath as NSString).lastPathComponent, $0) })
