@@ -196,7 +196,7 @@ extension Ledger {
             // Sidecars spooled before their recording now take its time and officer.
             if current.sidecarOf == nil {
                 for sidecar in try MediaFile.fetchAll(db, sql: """
-                    SELECT * FROM media_file INDEXED BY media_file_sidecars WHERE sidecar_of = ? AND state = 'spooled' AND recorded_at_source != 'recording'
+                    SELECT * FROM media_file INDEXED BY media_file_sidecars WHERE sidecar_of = ? AND state IN ('spooled', 'quarantined') AND recorded_at_source != 'recording'
                     """, arguments: [id]) {
                     try db.execute(sql: "UPDATE media_file SET recorded_at = ?, recorded_at_source = 'recording', recorded_at_camera = NULL, user_id = ?, updated_at = ? WHERE id = ?",
                                    arguments: [copy.recordedAt, file.user, Date(), sidecar.id])

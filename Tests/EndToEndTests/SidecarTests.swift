@@ -29,8 +29,9 @@ import UploaderCore
         for name in ["VID0001.GPS", "VID0001.json", "NOTES.xml"] {
             try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: dcim + name)
         }
-        _ = try run(["device", "add", "BWC-9", "--user", "officer-9"])
+        // Docked before it is registered: everything is held, then released by the registration.
         _ = try run(["ingest", camera, "--serial", "BWC-9"])
+        _ = try run(["device", "add", "BWC-9", "--user", "officer-9"])
 
         let ledger = try Ledger(path: site.ledgerPath)
         let files = Dictionary(uniqueKeysWithValues: try ledger.files().map { (($0.sourcePath as NSString).lastPathComponent, $0) })
