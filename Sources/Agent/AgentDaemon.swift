@@ -61,9 +61,17 @@ public struct AgentDaemon: Service {
         // Uploads run from the daemon too, inside the windows; without credentials it only docks.
         if let credentials = try? Credentials.load(configuration.store.credentials) {
             let uploads = UploadRunner(configuration: configuration, credentials: credentials, ledger: ledger, logger: Logger(label: "uploader.upload"))
+            let redock = RedockForClearing()
             services.append(.init(service: UploadSchedulerService(runner: uploads, configuration: configuration, ledger: ledger, logger: logger) {
-                [configuration, ledger, logger] in
+                [configuration, ledger, logger, models, dockDispatch] in
                 Housekeeping.run(configuration: configuration, ledger: ledger, logger: logger)
+                // Files verified while their camera is still docked: dock it again to clear them.
+                guard case .systemdUnits = dockDispatch, let volumes = try? UdevContext().connectedVolumes() else { return }
+                for (device, serial, files) in redock.camerasToRedock(volumes, models: models, configuration: configuration, ledger: ledger) {
+                    _ = try? ledger.log(EventDraft(.notice, .daemonDockUnit, serial: serial,
+                                                   "camera \(serial) is still docked on \(device.devnode) and the store verified its files: docking it again to clear \(files) of them ([camera] clear = after-verified)"))
+                    SystemdDockUnits.start(device, ledger: ledger, logger: logger)
+                }
             }))
         } else {
             _ = try? ledger.log(EventDraft(.warning, .daemonNoUploads, "the credentials cannot be loaded: the daemon docks cameras but does not upload; run `uploader config check`"))

@@ -1,7 +1,9 @@
 import Crypto
+import Dock
 import Foundation
 import Ledger
 import Platform
+import Synchronization
 import SystemPackage
 import UploaderCore
 
@@ -245,3 +247,32 @@ public enum CameraClearing {
     }
 }
 
+
+/// Same-dock clearing: a camera still docked when an upload run verified
+/// some of its files is docked again (its dock unit started once more), so
+/// the unit's clearing steps delete them without waiting for the next dock.
+/// Once per newly verified batch: a file kept on the camera (changed there)
+/// does not have the camera docked again and again.
+public final class RedockForClearing: Sendable {
+    let lastRedock: Mutex<[String: Date]> = Mutex([:])
+    let startedAt: Date
+
+    public init(startedAt: Date = Date()) { self.startedAt = startedAt }
+
+    /// The connected cameras to dock again now. Blocking (SQLite).
+    public func camerasToRedock(_ volumes: [DockedDevice], models: CameraModels, configuration: Configuration, ledger: Ledger,
+                                now: Date = Date()) -> [(device: DockedDevice, serial: String, files: Int)] {
+        var due: [(DockedDevice, String, Int)] = []
+        for device in volumes {
+            guard let model = models.model(for: device.id), CameraClearing.policy(configuration, model: model) == .afterVerified,
+                  case .usb = model.serialSource, let serial = device.usbSerial else { continue }
+            let since = lastRedock.withLock { $0[serial] } ?? startedAt
+            guard let files = try? ledger.clearableFiles(serial: serial) else { continue }
+            let fresh = files.filter { ($0.verifiedAt ?? .distantPast) > since }
+            guard !fresh.isEmpty else { continue }
+            lastRedock.withLock { $0[serial] = now }
+            due.append((device, serial, files.count))
+        }
+        return due
+    }
+}

@@ -89,3 +89,37 @@ extension EmulatedDockTests {
         _ = testbed
     }
 }
+
+/// Same-dock clearing: a camera still docked when its files are verified is
+/// docked again once (by the daemon), not at every minute's check.
+extension EmulatedDockTests {
+    @Test func aStillDockedCameraWhoseFilesWereVerifiedIsDockedAgainOnce() throws {
+        let testbed = try Testbed()
+        try testbed.plug(acme)
+        let site = try DockSite(docking: "[camera]\nclear = \"after-verified\"")
+        _ = try site.ledger.addDevice(serial: "BWC0001234", defaultUser: "officer-1", name: nil, model: nil)
+        let volumes = try UdevContext().connectedVolumes()
+        let redock = RedockForClearing(startedAt: Date().addingTimeInterval(-60))
+        #expect(redock.camerasToRedock(volumes, models: Self.models, configuration: site.configuration, ledger: site.ledger).isEmpty,
+                "nothing verified yet")
+        // A file of that camera verified in the store (through the ledger's own transitions).
+        let row = try site.ledger.discover(serial: "BWC0001234", sourcePath: "DCIM/VID0001.MP4", size: 1, modifiedNanoseconds: 1).file
+        _ = try #require(try site.ledger.markCopying(row.id))
+        let hash = String(repeating: "c", count: 64)
+        _ = try site.ledger.markSpooled(row.id, copy: SpooledCopy(sha256: hash, spoolName: "1.mp4", partSize: 5 << 20, partHashes: [hash],
+                                                                  recordedAt: Date(), recordedAtSource: .fileModificationTime))
+        let owner = ProcessIdentity.newOwner("test")
+        _ = try #require(try site.ledger.claimForUpload(row.id, owner: owner))
+        _ = try site.ledger.beginUpload(row.id, objectKey: "pd/VID0001.MP4", owner: owner)
+        try site.ledger.markUploaded(row.id, owner: owner)
+        try site.ledger.markVerified(row.id, storeChecksum: "x", owner: owner)
+        let due = redock.camerasToRedock(volumes, models: Self.models, configuration: site.configuration, ledger: site.ledger)
+        #expect(due.map(\.serial) == ["BWC0001234"] && due.first?.device.devnode == "/dev/sdb1")
+        // Asked again (the next minute's check) with nothing newly verified: no second dock.
+        #expect(redock.camerasToRedock(volumes, models: Self.models, configuration: site.configuration, ledger: site.ledger).isEmpty)
+        // With the policy off, never.
+        let never = try DockSite()
+        #expect(RedockForClearing(startedAt: .distantPast).camerasToRedock(volumes, models: Self.models, configuration: never.configuration, ledger: site.ledger).isEmpty)
+        _ = testbed
+    }
+}
