@@ -255,9 +255,18 @@ public enum CameraClearing {
 /// does not have the camera docked again and again.
 public final class RedockForClearing: Sendable {
     let lastRedock: Mutex<[String: Date]> = Mutex([:])
+    let lastLook: Mutex<Date?> = Mutex(nil)
     let startedAt: Date
 
     public init(startedAt: Date = Date()) { self.startedAt = startedAt }
+
+    /// Whether any camera could need docking again: the policy is on somewhere and a
+    /// file was verified since the last look. Cheap (no udev): asked before listing devices.
+    public func mayRedock(models: CameraModels, configuration: Configuration, ledger: Ledger, now: Date = Date()) -> Bool {
+        guard configuration.cameraClear == .afterVerified || models.models.contains(where: { $0.clear == .afterVerified }) else { return false }
+        let since = lastLook.withLock { look in defer { look = now }; return look ?? startedAt }
+        return ((try? ledger.clearableSerials(verifiedAfter: since)) ?? []).isEmpty == false
+    }
 
     /// The connected cameras to dock again now. Blocking (SQLite).
     public func camerasToRedock(_ volumes: [DockedDevice], models: CameraModels, configuration: Configuration, ledger: Ledger,

@@ -197,20 +197,38 @@ public final class UdevMonitorThread: @unchecked Sendable {
 
     private func run() {
         defer { finished.signal() }
-        guard let context = try? UdevContext(), let monitor = udev_monitor_new_from_netlink(context.udev, "udev") else {
+        guard let context = try? UdevContext() else {
             startError = UploaderError(.io, "cannot open the udev monitor: is systemd-udevd running?")
             signalReady()
             return
         }
-        defer { udev_monitor_unref(monitor) }
-        udev_monitor_filter_add_match_subsystem_devtype(monitor, "block", nil)
-        // A large buffer, so forty cameras docked at 07:00 do not overflow it.
-        udev_monitor_set_receive_buffer_size(monitor, 128 * 1024 * 1024)
-        guard udev_monitor_enable_receiving(monitor) >= 0 else {
-            startError = UploaderError(.io, "cannot listen for udev events (udev_monitor_enable_receiving failed)")
+        // Opening the netlink socket can fail for a moment on a busy machine (the
+        // kernel's answer is in the error): a few tries before the daemon gives up.
+        var opened: OpaquePointer?
+        var failure = ""
+        for attempt in 0..<5 {
+            if attempt > 0 { usleep(useconds_t(100_000 << attempt)) }
+            guard let candidate = udev_monitor_new_from_netlink(context.udev, "udev") else {
+                failure = "udev_monitor_new_from_netlink: \(String(cString: strerror(errno)))"
+                continue
+            }
+            udev_monitor_filter_add_match_subsystem_devtype(candidate, "block", nil)
+            // A large buffer, so forty cameras docked at 07:00 do not overflow it.
+            udev_monitor_set_receive_buffer_size(candidate, 128 * 1024 * 1024)
+            let result = udev_monitor_enable_receiving(candidate)
+            if result >= 0 {
+                opened = candidate
+                break
+            }
+            failure = "udev_monitor_enable_receiving: \(String(cString: strerror(-result)))"
+            udev_monitor_unref(candidate)
+        }
+        guard let monitor = opened else {
+            startError = UploaderError(.io, "cannot listen for udev events: is systemd-udevd running?", cause: failure)
             signalReady()
             return
         }
+        defer { udev_monitor_unref(monitor) }
         signalReady()
         if coldplug { announceConnected(context) }
         let monitorFD = udev_monitor_get_fd(monitor)

@@ -15,6 +15,16 @@ extension Ledger {
         }
     }
 
+    /// Cameras with files verified after `date` and not cleared from them (through the partial index).
+    public func clearableSerials(verifiedAfter date: Date) throws -> [String] {
+        try read { db in
+            try String.fetchAll(db, sql: """
+                SELECT DISTINCT serial FROM media_file INDEXED BY media_file_clearable
+                WHERE state = 'verified' AND camera_cleared_at IS NULL AND verified_at > ?
+                """, arguments: [date])
+        }
+    }
+
     /// Records the deletion of a file from its camera. Checked: only a file
     /// still `verified` and not yet cleared is recorded (the deletion itself
     /// was checked against the same row's hash).

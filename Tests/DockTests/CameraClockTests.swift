@@ -113,6 +113,8 @@ extension EmulatedDockTests {
         _ = try site.ledger.beginUpload(row.id, objectKey: "pd/VID0001.MP4", owner: owner)
         try site.ledger.markUploaded(row.id, owner: owner)
         try site.ledger.markVerified(row.id, storeChecksum: "x", owner: owner)
+        #expect(redock.mayRedock(models: Self.models, configuration: site.configuration, ledger: site.ledger))
+        #expect(!redock.mayRedock(models: Self.models, configuration: site.configuration, ledger: site.ledger), "nothing newly verified since the last look")
         let due = redock.camerasToRedock(volumes, models: Self.models, configuration: site.configuration, ledger: site.ledger)
         #expect(due.map(\.serial) == ["BWC0001234"] && due.first?.device.devnode == "/dev/sdb1")
         // Asked again (the next minute's check) with nothing newly verified: no second dock.
@@ -120,6 +122,7 @@ extension EmulatedDockTests {
         // With the policy off, never.
         let never = try DockSite()
         #expect(RedockForClearing(startedAt: .distantPast).camerasToRedock(volumes, models: Self.models, configuration: never.configuration, ledger: site.ledger).isEmpty)
+        #expect(!RedockForClearing(startedAt: .distantPast).mayRedock(models: Self.models, configuration: never.configuration, ledger: site.ledger))
         _ = testbed
     }
 }
