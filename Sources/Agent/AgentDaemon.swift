@@ -66,10 +66,9 @@ public struct AgentDaemon: Service {
                 [configuration, ledger, logger, models, dockDispatch] in
                 Housekeeping.run(configuration: configuration, ledger: ledger, logger: logger)
                 // Files verified while their camera is still docked: dock it again to clear them.
-                // udev is listed only when a camera may need it (the policy on, files newly verified).
-                guard case .systemdUnits = dockDispatch, redock.mayRedock(models: models, configuration: configuration, ledger: ledger),
-                      let volumes = try? UdevContext().connectedVolumes() else { return }
-                for (device, serial, files) in redock.camerasToRedock(volumes, models: models, configuration: configuration, ledger: ledger) {
+                guard case .systemdUnits = dockDispatch else { return }
+                for (device, serial, files) in redock.camerasToRedock({ try UdevContext().connectedVolumes() }, models: models,
+                                                                      configuration: configuration, ledger: ledger) {
                     _ = try? ledger.log(EventDraft(.notice, .daemonDockUnit, serial: serial,
                                                    "camera \(serial) is still docked on \(device.devnode) and the store verified its files: docking it again to clear \(files) of them ([camera] clear = after-verified)"))
                     SystemdDockUnits.start(device, ledger: ledger, logger: logger)

@@ -42,8 +42,6 @@ public struct ClearPlan: Codable, Sendable, Equatable {
         public var local: Bool
     }
 
-    /// Where the dock leaves a device's plan: the spool's clear/ folder (the agent's).
-    public static func path(spool: String, sysname: String) -> String { spool + "/clear/\(sysname).plan.json" }
 }
 
 /// What the root step did with each item of a plan.
@@ -74,7 +72,7 @@ public struct ClearResult: Codable, Sendable, Equatable {
     }
 
     /// Beside the mount report, in the root-owned mount root: the dock's record step reads it.
-    public static func path(mountRoot: String, sysname: String) -> String { mountRoot + "/.\(sysname).clear.json" }
+    public static func path(mountRoot: String, sysname: String) -> String { MountReport.besidePath(mountRoot: mountRoot, sysname: sysname, kind: "clear") }
 }
 
 public enum CameraClearing {
@@ -174,16 +172,8 @@ public enum CameraClearing {
         }
         // From the device, not the page cache: the bytes on the camera are what is checked.
         try? Syscall.dropCachedPages(fd)
-        let hasher = SHA256Hasher()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var total: Int64 = 0
-        while true {
-            guard let count = try? buffer.withUnsafeMutableBytes({ try fd.read(into: $0) }) else { return "it could not be read back" }
-            if count == 0 { break }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-            total += Int64(count)
-        }
-        guard total == item.size, hasher.finalize().hex == item.sha256 else {
+        guard let read = try? FileHashes.of(PlainFileReader(fd), sha512: false) else { return "it could not be read back" }
+        guard read.size == item.size, read.sha256 == item.sha256 else {
             return "it reads back with another SHA-256 than the one the store verified"
         }
         // The name must still lead to the file just hashed.
@@ -221,67 +211,33 @@ public enum CameraClearing {
         }
         return counts
     }
-
-    /// Writes a plan or result atomically (aside, then renamed), readable by the other step.
-    public static func write<Value: Encodable>(_ value: Value, to path: String, mode: mode_t) throws {
-        let folder = (path as NSString).deletingLastPathComponent
-        if mkdir(folder, 0o750) != 0, errno != EEXIST {
-            throw UploaderError(.io, "cannot create \(folder)", cause: String(cString: strerror(errno)))
-        }
-        let temporary = path + ".\(getpid()).tmp"
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys]
-        guard FileManager.default.createFile(atPath: temporary, contents: try encoder.encode(value), attributes: [.posixPermissions: Int(mode)]),
-              rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw UploaderError(.io, "cannot write \(path)", cause: String(cString: strerror(errno)))
-        }
-    }
-
-    public static func read<Value: Decodable>(_ type: Value.Type, from path: String) -> Value? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return try? decoder.decode(type, from: data)
-    }
 }
 
 
 /// Same-dock clearing: a camera still docked when an upload run verified
 /// some of its files is docked again (its dock unit started once more), so
 /// the unit's clearing steps delete them without waiting for the next dock.
-/// Once per newly verified batch: a file kept on the camera (changed there)
-/// does not have the camera docked again and again.
+/// Each look considers only the files verified since the last one: a file
+/// kept on the camera (changed there) does not have it docked again and again.
 public final class RedockForClearing: Sendable {
-    let lastRedock: Mutex<[String: Date]> = Mutex([:])
-    let lastLook: Mutex<Date?> = Mutex(nil)
-    let startedAt: Date
+    let lastLook: Mutex<Date>
 
-    public init(startedAt: Date = Date()) { self.startedAt = startedAt }
+    public init(startedAt: Date = Date()) { lastLook = Mutex(startedAt) }
 
-    /// Whether any camera could need docking again: the policy is on somewhere and a
-    /// file was verified since the last look. Cheap (no udev): asked before listing devices.
-    public func mayRedock(models: CameraModels, configuration: Configuration, ledger: Ledger, now: Date = Date()) -> Bool {
-        guard configuration.cameraClear == .afterVerified || models.models.contains(where: { $0.clear == .afterVerified }) else { return false }
-        let since = lastLook.withLock { look in defer { look = now }; return look ?? startedAt }
-        return ((try? ledger.clearableSerials(verifiedAfter: since)) ?? []).isEmpty == false
-    }
-
-    /// The connected cameras to dock again now. Blocking (SQLite).
-    public func camerasToRedock(_ volumes: [DockedDevice], models: CameraModels, configuration: Configuration, ledger: Ledger,
+    /// The connected cameras to dock again now, with the serial and how many
+    /// files of it may go. `volumes` (udev) is asked only when the policy is on
+    /// and files were verified since the last look. Blocking (SQLite, udev).
+    public func camerasToRedock(_ volumes: () throws -> [DockedDevice], models: CameraModels, configuration: Configuration, ledger: Ledger,
                                 now: Date = Date()) -> [(device: DockedDevice, serial: String, files: Int)] {
-        var due: [(DockedDevice, String, Int)] = []
-        for device in volumes {
+        guard configuration.cameraClear == .afterVerified || models.models.contains(where: { $0.clear == .afterVerified }) else { return [] }
+        let since = lastLook.withLock { look in defer { look = now }; return look }
+        guard let serials = try? Set(ledger.clearableSerials(verifiedAfter: since)), !serials.isEmpty,
+              let connected = try? volumes() else { return [] }
+        return connected.compactMap { device in
             guard let model = models.model(for: device.id), CameraClearing.policy(configuration, model: model) == .afterVerified,
-                  case .usb = model.serialSource, let serial = device.usbSerial else { continue }
-            let since = lastRedock.withLock { $0[serial] } ?? startedAt
-            guard let files = try? ledger.clearableFiles(serial: serial) else { continue }
-            let fresh = files.filter { ($0.verifiedAt ?? .distantPast) > since }
-            guard !fresh.isEmpty else { continue }
-            lastRedock.withLock { $0[serial] = now }
-            due.append((device, serial, files.count))
+                  case .usb = model.serialSource, let serial = device.usbSerial, serials.contains(serial),
+                  let files = try? ledger.clearableFiles(serial: serial) else { return nil }
+            return (device, serial, files.count)
         }
-        return due
     }
 }

@@ -19,17 +19,10 @@ public enum DockKey {
         let path = path(configuration)
         if FileManager.default.fileExists(atPath: path) { return try read(path) }
         let key = try Ed25519PrivateKey()
-        // Written aside, then linked into place: two first runs at once keep one key.
-        let temporary = path + ".\(getpid()).tmp"
         let text = "# uploader dock signing key (Ed25519, raw private key in hex). Keep it secret; back it up.\n"
             + key.rawRepresentation.map { String(format: "%02x", $0) }.joined() + "\n"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw UploaderError(.io, "cannot write the dock key \(path): check that the agent's user may write to \(configuration.stateDirectory)")
-        }
-        defer { unlink(temporary) }
-        if link(temporary, path) != 0, errno != EEXIST {
-            throw UploaderError(.io, "cannot create the dock key \(path)", cause: String(cString: strerror(errno)))
-        }
+        // Two first runs at once keep one key.
+        try SideFile.createOnce(path, contents: Data(text.utf8), mode: 0o600, what: "the dock key")
         return try read(path)
     }
 

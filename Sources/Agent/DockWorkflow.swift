@@ -188,7 +188,7 @@ public final class DockRunner: Sendable {
     /// With the clearing policy on, leaves the plan for the unit's root step:
     /// the verified files still unchanged on the camera (none: no plan).
     func planClearing(serial: String, model: CameraModel, device: DockedDevice, volume: String) {
-        let path = ClearPlan.path(spool: configuration.spoolDirectory, sysname: device.sysname)
+        let path = Spool(root: configuration.spoolDirectory).clearPlanPath(sysname: device.sysname)
         unlink(path)
         guard CameraClearing.policy(configuration, model: model) == .afterVerified else { return }
         do {
@@ -196,7 +196,7 @@ public final class DockRunner: Sendable {
             // The dock may write to this camera: a settable clock is set to the dock's time too.
             if let clock = model.clock, clock.settable { plan.setClock = ClearPlan.ClockSetting(path: clock.path, format: clock.format, local: model.cameraClock == .local) }
             guard !plan.items.isEmpty || plan.setClock != nil else { return }
-            try CameraClearing.write(plan, to: path, mode: 0o640)
+            try SideFile.writeJSON(plan, to: path, mode: 0o640)
             try ledger.log(EventDraft(.notice, .dockFinished, serial: serial,
                                       "\(plan.items.count) file\(plan.items.count == 1 ? "" : "s") of \(serial) verified in the store and unchanged on the camera: to be deleted from it ([camera] clear = after-verified)"))
         } catch {

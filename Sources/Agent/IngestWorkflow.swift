@@ -296,7 +296,16 @@ public final class Ingestor: @unchecked Sendable {
     /// sealing with the spool keyring's current key (made at first run)
     /// unless `[spool] encryption` is off.
     func copyEngine() throws -> CopyEngine {
-        let keyring = configuration.ingest.encryptSpool ? try SpoolKeyring.loadOrCreate(path: configuration.ingest.spoolKeyring) : nil
+        let path = configuration.ingest.spoolKeyring
+        if configuration.ingest.encryptSpool, try SpoolKeyring.existing(path: path) == nil {
+            // A keyring gone while copies it sealed wait is lost or misplaced: a fresh one
+            // made here would hide that, and a restored backup would then lose the new copies.
+            let sealed = try ledger.spoolCopiesByKey().filter { $0.key != nil }.values.reduce(0, +)
+            if sealed > 0 {
+                throw UploaderError(.insecure, "the spool keyring \(path) is missing, but \(sealed) spool copies are sealed with its keys: restore it from backup; if it is lost for good, `uploader key rotate` starts a new one (copies sealed with the lost keys cannot be sent: dock those cameras again)")
+            }
+        }
+        let keyring = configuration.ingest.encryptSpool ? try SpoolKeyring.loadOrCreate(path: path) : nil
         return CopyEngine(spool: spool, configuredPartSize: configuration.upload.partSize,
                           spoolReserveBytes: configuration.ingest.spoolReserveBytes, keyring: keyring)
     }

@@ -30,36 +30,52 @@ public struct ObjectRules: Sendable {
         return configuration.categories.resolve(tagged: file.category, user: file.user, modelDefault: model.flatMap { modelCategories[$0] })
     }
 
-    public func settings(for file: MediaFile) -> ObjectSettings {
+    /// A file's object settings, with the tags and category they came from.
+    public struct Resolved: Sendable, CustomStringConvertible {
+        public var settings: ObjectSettings
+        /// The file's tags these settings were made from: what the store holds once they are applied.
+        public var tags: FileTags
+        public var category: (category: RetentionCategory, source: String)?
+
+        /// Whether the object carries anything beyond its bytes and metadata.
+        public var isEmpty: Bool { settings.tags.isEmpty && settings.lockMode == nil && !settings.legalHold }
+
+        /// What was applied, for the custody log.
+        public var description: String {
+            var parts: [String] = []
+            if !settings.tags.isEmpty { parts.append("tags " + settings.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")) }
+            if let mode = settings.lockMode, let until = settings.retainUntil { parts.append("\(mode) retention until \(Timestamps.iso(until))") }
+            if settings.legalHold { parts.append("legal hold") }
+            if let category { parts.append("category \(category.category.name) (\(category.source))") }
+            return parts.joined(separator: "; ")
+        }
+    }
+
+    /// The file's tags, category, retention and legal hold, decided once.
+    public func resolve(_ file: MediaFile) -> Resolved {
         var tags: [String: String] = [:]
         tags["case"] = file.caseID
         tags["incident"] = file.incident
         let resolved = category(for: file)
         tags["category"] = resolved?.category.name
-        guard let category = resolved?.category else { return ObjectSettings(tags: tags) }
-        let recorded = file.recordedAt ?? file.spooledAt ?? file.discoveredAt
-        return ObjectSettings(tags: tags, lockMode: category.retainUntil(recordedAt: recorded) == nil ? nil : category.lockMode?.rawValue,
-                              retainUntil: category.retainUntil(recordedAt: recorded), legalHold: category.holdsLegally)
+        var settings = ObjectSettings(tags: tags)
+        if let category = resolved?.category {
+            let until = category.retainUntil(recordedAt: file.recordedAt ?? file.spooledAt ?? file.discoveredAt)
+            settings.lockMode = until == nil ? nil : category.lockMode?.rawValue
+            settings.retainUntil = until
+            settings.legalHold = category.holdsLegally
+        }
+        return Resolved(settings: settings, tags: FileTags(of: file), category: resolved)
     }
 
     /// Refuses settings the bucket cannot enforce: a lock mode or legal hold needs Object Lock on the bucket.
-    public func check(_ settings: ObjectSettings, for file: MediaFile, bucketLocks: () throws -> Bool) throws {
-        guard settings.lockMode != nil || settings.legalHold else { return }
+    public func check(_ resolved: Resolved, bucketLocks: () throws -> Bool) throws {
+        guard resolved.settings.lockMode != nil || resolved.settings.legalHold else { return }
         guard try bucketLocks() else {
-            let name = category(for: file)?.category.name ?? "?"
+            let name = resolved.category?.category.name ?? "?"
             throw S3Failure(kind: .rejected, status: 0, code: "ObjectLockMissing",
                             message: "category \(name) asks the store to lock its files, but bucket \(configuration.store.bucket) has no Object Lock: use a bucket created with Object Lock (see `uploader store check`), or set lock = \"none\" in [categories.\(name)]")
         }
-    }
-
-    /// Describes what was applied, for the custody log.
-    static func describe(_ settings: ObjectSettings, source: String?) -> String {
-        var parts: [String] = []
-        if !settings.tags.isEmpty { parts.append("tags " + settings.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")) }
-        if let mode = settings.lockMode, let until = settings.retainUntil { parts.append("\(mode) retention until \(Timestamps.iso(until))") }
-        if settings.legalHold { parts.append("legal hold") }
-        if let source { parts.append("category \(source)") }
-        return parts.joined(separator: "; ")
     }
 }
 
@@ -74,8 +90,9 @@ public enum StoreTagging {
     /// Applies one verified file's tags to its object; returns what was done. Blocking.
     public static func apply(_ file: MediaFile, rules: ObjectRules, client: S3Client, bucketLocks: () throws -> Bool) throws -> String {
         guard let key = file.objectKey else { throw UploaderError(.notFound, "file #\(file.id) has no object in the store yet") }
-        let wanted = rules.settings(for: file)
-        try rules.check(wanted, for: file, bucketLocks: bucketLocks)
+        let resolved = rules.resolve(file)
+        try rules.check(resolved, bucketLocks: bucketLocks)
+        let wanted = resolved.settings
         try client.putObjectTagging(key: key, tags: wanted.tags)
         var notes: [String] = []
         var lock = StoreLock(retainUntil: file.retainUntil, mode: file.lockMode, legalHold: file.legalHold)
@@ -106,7 +123,7 @@ public enum StoreTagging {
             notes.append("legal hold stays on (lift it in the store if the case allows)")
         }
         let message = "stored object \(key) tagged: " + ([wanted.tags.isEmpty ? "no tags" : wanted.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")] + notes).joined(separator: "; ")
-        try rules.ledger.recordStoreTags(file.id, applied: FileTags(of: file), lock: lock, message: message)
+        try rules.ledger.recordStoreTags(file.id, applied: resolved.tags, lock: lock, message: message)
         return message
     }
 
@@ -122,7 +139,7 @@ public enum StoreTagging {
             } catch {
                 let message = (error as? UploaderError)?.message ?? "\(error)"
                 outcome.failed.append("#\(file.id): \(message)")
-                try? rules.ledger.note(file.id, level: .warning, kind: .uploadTagged, "tags not applied to the stored object yet (retried by the next upload run): \(message)")
+                try? rules.ledger.markStoreTagsPending(file.id, reason: message)
             }
         }
         return outcome

@@ -299,12 +299,14 @@ public final class UploadRunner: Sendable {
         }
         let parts = try ledger.parts(of: id)
         let expected = Self.expectedChecksum(parts: parts, wholeFile: sha)
-        var settings: ObjectSettings?
+        var sent: ObjectRules.Resolved?
+        var retag = false
         if file.state != .uploaded {
             file = try ledger.beginUpload(id, objectKey: file.objectKey ?? objectKey(for: file), owner: owner)
-            let wanted = rules.settings(for: file)
-            try rules.check(wanted, for: file, bucketLocks: bucketLocks.get)
-            settings = wanted
+            let resolved = rules.resolve(file)
+            try rules.check(resolved, bucketLocks: bucketLocks.get)
+            sent = resolved
+            let wanted = resolved.settings
             let path = Spool(root: configuration.spoolDirectory).objectPath(spoolName)
             let reader: SpoolCopyReader
             let fd: FileDescriptor
@@ -334,6 +336,9 @@ public final class UploadRunner: Sendable {
                 // Ours from an earlier attempt whose answer was lost, or someone else's object.
                 if try storeHoldsExactly(file, key: file.objectKey!, expected: expected, client: client) {
                     try ledger.note(id, level: .notice, kind: .uploadFound, "the store already holds this exact object (an earlier attempt finished it)")
+                    // It went with the tags of that attempt: the ones given since are applied below.
+                    sent = nil
+                    retag = true
                 } else {
                     let key = ObjectKeyTemplate.withSuffix(file.objectKey!, "~" + sha.prefix(12))
                     try ledger.changeObjectKey(id, to: key, reason: "another object with different content already has the key \(file.objectKey!); it is never overwritten", owner: owner)
@@ -345,9 +350,18 @@ public final class UploadRunner: Sendable {
             file = try ledger.file(id)!
         }
         try verify(file, expected: expected, client: client)
-        if let settings, !settings.tags.isEmpty || settings.lockMode != nil || settings.legalHold {
-            try ledger.recordStoreTags(id, applied: FileTags(of: file), lock: StoreLock(retainUntil: settings.retainUntil, mode: settings.lockMode, legalHold: settings.legalHold),
-                                       message: "stored with " + ObjectRules.describe(settings, source: rules.category(for: file).map { "\($0.category.name) (\($0.source))" }))
+        if retag, let verified = try ledger.file(id) {
+            do {
+                _ = try StoreTagging.apply(verified, rules: rules, client: client, bucketLocks: bucketLocks.get)
+            } catch {
+                try ledger.markStoreTagsPending(id, reason: (error as? UploaderError)?.message ?? "\(error)")
+            }
+        }
+        // The tags the object went with, not the row's now: a tag given during the upload stays pending.
+        if let sent, !sent.isEmpty {
+            let settings = sent.settings
+            try ledger.recordStoreTags(id, applied: sent.tags, lock: StoreLock(retainUntil: settings.retainUntil, mode: settings.lockMode, legalHold: settings.legalHold),
+                                       message: "stored with \(sent)")
         }
     }
 

@@ -43,7 +43,12 @@ public struct MountReport: Codable, Sendable, Equatable {
 
     /// `<mount_root>/.<sysname>.mount.json`
     public static func path(mountRoot: String, sysname: String) -> String {
-        mountRoot + "/." + ObjectKeyTemplate.sanitize(sysname) + ".mount.json"
+        besidePath(mountRoot: mountRoot, sysname: sysname, kind: "mount")
+    }
+
+    /// `<mount_root>/.<sysname>.<kind>.json`: what a root step leaves for the dock (root-owned folder, 0644 files).
+    public static func besidePath(mountRoot: String, sysname: String, kind: String) -> String {
+        mountRoot + "/." + ObjectKeyTemplate.sanitize(sysname) + ".\(kind).json"
     }
 
     public static func mountPoint(mountRoot: String, sysname: String) -> String {
@@ -62,8 +67,8 @@ public struct PreparedMounts: VolumeMounting {
     }
 
     func report(for device: DockedDevice) -> MountReport? {
-        guard let data = FileManager.default.contents(atPath: MountReport.path(mountRoot: mountRoot, sysname: device.sysname)),
-              let report = try? JSONDecoder().decode(MountReport.self, from: data), report.devnode == device.devnode else { return nil }
+        guard let report = SideFile.readJSON(MountReport.self, from: MountReport.path(mountRoot: mountRoot, sysname: device.sysname)),
+              report.devnode == device.devnode else { return nil }
         return report
     }
 

@@ -42,14 +42,7 @@ public enum PrivilegedFolder {
 
     /// Leaves `report` beside the mount point, world-readable, replaced whole.
     public static func writeReport(_ report: MountReport, mountRoot: String, sysname: String) throws {
-        let path = MountReport.path(mountRoot: mountRoot, sysname: sysname)
-        let data = try JSONEncoder().encode(report)
-        let temporary = path + ".tmp"
-        unlink(temporary)
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o644]),
-              rename(temporary, path) == 0 else {
-            throw UploaderError(.io, "cannot write \(path)", cause: Errno(rawValue: errno).summary)
-        }
+        try SideFile.writeJSON(report, to: MountReport.path(mountRoot: mountRoot, sysname: sysname), mode: 0o644)
     }
 
     /// The user and group who may read a mounted camera: `name`, else the

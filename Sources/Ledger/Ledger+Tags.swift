@@ -95,6 +95,15 @@ extension Ledger {
         }
     }
 
+    /// The stored object's tags are to be (re)applied by the next upload run.
+    public func markStoreTagsPending(_ id: Int64, reason: String) throws {
+        try write("mark a file's tags for the store") { db in
+            try db.execute(sql: "UPDATE media_file SET store_tags_pending = 1, updated_at = ? WHERE id = ?", arguments: [Date(), id])
+            guard let file = try Ledger.file(id, in: db) else { return }
+            try Ledger.append(Ledger.fileEvent(file, .warning, .uploadTagged, "tags not applied to the stored object yet (retried by the next upload run): \(reason)"), in: db)
+        }
+    }
+
     /// Every file of a case.
     public func files(inCase caseID: String) throws -> [MediaFile] {
         try read { db in try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file INDEXED BY media_file_case WHERE case_id = ? ORDER BY id", arguments: [caseID]) }

@@ -13,6 +13,8 @@ public struct Spool: Sendable {
     public let root: String
     public var temporaryDirectory: String { root + "/tmp" }
     public var objectsDirectory: String { root + "/objects" }
+    /// The dock's clearing plans, one per device, for the dock unit's root step.
+    public var clearDirectory: String { root + "/clear" }
 
     public init(root: String) {
         self.root = root
@@ -20,7 +22,7 @@ public struct Spool: Sendable {
 
     /// Creates the folders (0750: evidence is not world-readable).
     public func prepare() throws {
-        for directory in [root, temporaryDirectory, objectsDirectory, root + "/locks"] {
+        for directory in [root, temporaryDirectory, objectsDirectory, root + "/locks", clearDirectory] {
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                         attributes: [.posixPermissions: 0o750])
@@ -29,12 +31,15 @@ public struct Spool: Sendable {
                                     cause: "\(error)")
             }
         }
-        for directory in [root, temporaryDirectory, objectsDirectory, root + "/locks"] {
+        for directory in [root, temporaryDirectory, objectsDirectory, root + "/locks", clearDirectory] {
             try FolderSafety.check(directory, what: "spool folder")
         }
     }
 
     public func objectPath(_ spoolName: String) -> String { objectsDirectory + "/" + spoolName }
+
+    /// Where the dock leaves the clearing plan of the camera on device `sysname`.
+    public func clearPlanPath(sysname: String) -> String { clearDirectory + "/\(ObjectKeyTemplate.sanitize(sysname)).plan.json" }
 
     /// The spool name of a ledger row: its id and a sanitized extension, never
     /// anything else from the camera, so no camera file name reaches a path.

@@ -36,16 +36,8 @@ public struct SpoolKeyring: Sendable {
     /// The keyring, made with one fresh key if there is none yet.
     public static func loadOrCreate(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SpoolKeyring {
         if let existing = try existing(path: path, environment: environment) { return existing }
-        let entry = Entry(key: try SpoolKey.random(), addedAt: Date())
-        // Written aside, then linked into place: two first runs at once keep one keyring.
-        // Named by process and a random number: two docks of one daemon may both be first.
-        let temporary = path + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
-        try write([entry], to: temporary)
-        defer { unlink(temporary) }
-        if link(temporary, path) != 0, errno != EEXIST {
-            throw UploaderError(.io, "cannot create the spool keyring \(path): check that the agent's user may write to its folder",
-                                cause: String(cString: strerror(errno)))
-        }
+        // Two first runs at once (two docks of one daemon, too) keep one keyring.
+        try SideFile.createOnce(path, contents: Data(text([Entry(key: try SpoolKey.random(), addedAt: Date())]).utf8), mode: 0o600, what: "the spool keyring")
         return try read(path, isCredential: false)
     }
 
@@ -82,8 +74,12 @@ public struct SpoolKeyring: Sendable {
         return SpoolKeyring(path: path, entries: entries, isCredential: isCredential)
     }
 
+    static func text(_ entries: [Entry]) -> String {
+        preamble + entries.map { "\($0.key.id) \(SHA256Digest(bytes: $0.key.bytes).hex) \(Timestamps.iso($0.addedAt))" }.joined(separator: "\n") + "\n"
+    }
+
     static func write(_ entries: [Entry], to path: String) throws {
-        let text = preamble + entries.map { "\($0.key.id) \(SHA256Digest(bytes: $0.key.bytes).hex) \(Timestamps.iso($0.addedAt))" }.joined(separator: "\n") + "\n"
+        let text = text(entries)
         let fd: FileDescriptor
         do {
             fd = try FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec], permissions: [.ownerReadWrite])

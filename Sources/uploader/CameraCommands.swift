@@ -84,8 +84,8 @@ struct CameraCommand: ParsableCommand {
                 guard geteuid() == 0 else { throw UploaderError(.usage, "uploader camera clear-apply must run as root: it is the dock unit's ExecStartPost=+ step") }
                 let configuration = try options.loadConfiguration()
                 let sysname = (devnode as NSString).lastPathComponent
-                let planPath = ClearPlan.path(spool: configuration.spoolDirectory, sysname: sysname)
-                guard let plan = CameraClearing.read(ClearPlan.self, from: planPath), !plan.items.isEmpty || plan.setClock != nil, plan.devnode == devnode else {
+                let planPath = Spool(root: configuration.spoolDirectory).clearPlanPath(sysname: sysname)
+                guard let plan = SideFile.readJSON(ClearPlan.self, from: planPath), !plan.items.isEmpty || plan.setClock != nil, plan.devnode == devnode else {
                     print("nothing to clear on \(devnode)")
                     return
                 }
@@ -102,7 +102,7 @@ struct CameraCommand: ParsableCommand {
                 } catch let error as UploaderError {
                     result = ClearResult(serial: plan.serial, finishedAt: Date(), items: [], error: error.message)
                 }
-                try CameraClearing.write(result, to: ClearResult.path(mountRoot: mountRoot, sysname: sysname), mode: 0o644)
+                try SideFile.writeJSON(result, to: ClearResult.path(mountRoot: mountRoot, sysname: sysname), mode: 0o644)
                 print("camera \(plan.serial) on \(devnode): \(result.items.filter(\.deleted).count) deleted, \(result.items.filter { !$0.deleted }.count) kept\(result.error.map { "; \($0)" } ?? "")")
             }
         }
@@ -120,9 +120,9 @@ struct CameraCommand: ParsableCommand {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let sysname = (devnode as NSString).lastPathComponent
-                let planPath = ClearPlan.path(spool: configuration.spoolDirectory, sysname: sysname)
+                let planPath = Spool(root: configuration.spoolDirectory).clearPlanPath(sysname: sysname)
                 let resultPath = ClearResult.path(mountRoot: configuration.docking.mountRoot, sysname: sysname)
-                guard FileManager.default.fileExists(atPath: planPath), let result = CameraClearing.read(ClearResult.self, from: resultPath) else {
+                guard FileManager.default.fileExists(atPath: planPath), let result = SideFile.readJSON(ClearResult.self, from: resultPath) else {
                     print("nothing was cleared on \(devnode)")
                     return
                 }

@@ -75,7 +75,7 @@ struct TagCommand: BlockingCommand {
                         stored += 1
                     } catch {
                         let message = (error as? UploaderError)?.message ?? "\(error)"
-                        try? ledger.note(file.id, level: .warning, kind: .uploadTagged, "tags not applied to the stored object yet (retried by the next upload run): \(message)")
+                        try? ledger.markStoreTagsPending(file.id, reason: message)
                         print("#\(file.id) tagged in the ledger; the stored object follows with the next upload run: \(message)")
                         pending += 1
                     }

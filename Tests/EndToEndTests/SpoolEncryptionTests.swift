@@ -103,6 +103,28 @@ import UploaderCore
         #expect(keys.count == 4 && Set(keys.map(\.id)).count == 4 && keys.last?.current == true)
     }
 
+    /// A lost keyring is never silently replaced while copies it sealed wait:
+    /// the dock refuses with advice, those copies are held (not sent, not lost
+    /// quietly), and the admin's `key rotate` is what starts a new keyring.
+    @Test func aLostKeyringStopsTheDockAndHoldsTheCopiesItSealed() throws {
+        let site = try Site()
+        try site.dock("BWC-1", files: 1, seed: 7)
+        try FileManager.default.moveItem(atPath: site.site.spoolKeyring, toPath: site.folder.sub("keyring-backup"))
+        let camera = site.folder.sub("cam-BWC-1-later")
+        try site.run(["simulate-camera", camera, "--files", "1", "--size", "1MiB", "--seed", "8", "--start", "2026-11-24T08:00:00Z"])
+        let refused = try site.run(["ingest", camera, "--serial", "BWC-1"], expecting: 1)
+        #expect(refused.stderr.contains("the spool keyring \(site.site.spoolKeyring) is missing, but 1 spool copies are sealed with its keys: restore it from backup"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: site.site.spoolKeyring))
+        // The copy whose key is gone is held, never sent.
+        try site.run(["upload"], expecting: 1)
+        let held = try #require(try Ledger(path: site.site.ledgerPath).file(1))
+        #expect(held.state == .quarantined && held.holdReason == .spoolCorrupted, "\(held.state)")
+        #expect(try site.area.evidenceKeys(site.store.client(bucket: site.area.bucket)).isEmpty)
+        // The admin decides: a new keyring, and docks go on.
+        try site.run(["key", "rotate"])
+        try site.run(["ingest", camera, "--serial", "BWC-1"])
+    }
+
     @Test func aKeyringOthersCanReadStopsTheDockWithAdvice() throws {
         let site = try Site()
         try site.dock("BWC-1", files: 1, seed: 5)

@@ -102,6 +102,10 @@ import UploaderCore
         #expect(result.stdout.contains("#1 stored object \(key) tagged: case=C-9, category=evidence; GOVERNANCE retention until"), "\(result.stdout)")
         let governed = try #require(try site.client.headObject(key: key))
         #expect(governed.lockMode == "GOVERNANCE" && governed.retainUntil != nil)
+        // The store itself refuses a shorter retention (without the bypass the agent never sends for that).
+        #expect(throws: S3Failure.self) {
+            try site.client.putObjectRetention(key: key, mode: "GOVERNANCE", until: governed.retainUntil!.addingTimeInterval(-86400))
+        }
         // Indefinite and COMPLIANCE: a legal hold, and the lock made COMPLIANCE is never weakened.
         result = try site.run(["tag", "#1", "--category", "homicide"])
         #expect(result.stdout.contains("legal hold on"), "\(result.stdout)")
@@ -120,6 +124,21 @@ import UploaderCore
         #expect(try site.run(["verify", "--case", "C-9"]).stdout.contains("1 files: 1 ok"))
         let bag = site.folder.sub("bag")
         #expect(try site.run(["export", "--case", "C-9", "--output", bag]).stdout.contains("wrote \(bag): 1 files"))
+    }
+
+    /// An upload killed after the store took the object, a tag given meanwhile, the
+    /// upload resumed: the store already holds the object (with the old tags), and the new tag still reaches it.
+    @Test func aTagGivenWhileAnUploadWasInterruptedReachesTheObjectWhenItResumes() throws {
+        let site = try Site()
+        let killed = try UploaderProcess.run(["upload", "--now", "#1"], config: site.site.configPath, environment: ["UPLOADER_FAILPOINTS": "upload.stored=kill"])
+        #expect(killed.killedBySignal == SIGKILL)
+        let tagged = try site.run(["tag", "#1", "--case", "C-77", "--category", "evidence"]).stdout
+        #expect(tagged.contains("1 waiting for the store"), "\(tagged)")
+        try site.run(["upload", "--now", "#1"])
+        let file = try site.file(1)
+        #expect(file.state == .verified && !file.storeTagsPending)
+        #expect(try site.client.objectTagging(key: file.objectKey!) == ["case": "C-77", "category": "evidence"])
+        #expect(try site.client.headObject(key: file.objectKey!)?.lockMode == "GOVERNANCE")
     }
 
     @Test func aPlainDeleteIsReportedAsADeleteMarkerWithTheRetainedVersionStillProvingTheFile() throws {
