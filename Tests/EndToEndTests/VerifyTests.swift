@@ -163,6 +163,20 @@ import UploaderCore
         #expect(!flow.line(result, file: 2).hasSuffix(": ok"), "\(result.stdout)")
     }
 
+    /// Issue 14.7: without the key, "N checkpoints signed" proved nothing.
+    @Test func aRemovedDockKeyIsAProblemAndTheStoresKeyStillChecksTheCheckpoints() throws {
+        let flow = try Flow()
+        try FileManager.default.removeItem(atPath: flow.site.root + "/state/dock-key")
+        var result = try flow.verify(["--all", "--offline"])
+        #expect(result.status == 4, "\(result.stdout)")
+        #expect(result.stdout.contains("custody: the dock key \(flow.site.root)/state/dock-key is missing: the"), "\(result.stdout)")
+        // With the store, the published key still checks every local checkpoint: a forged one is named.
+        try flow.tamper("UPDATE checkpoint SET body = replace(body, '\"signature\" : \"', '\"signature\" : \"AAAA') WHERE event_id = (SELECT min(event_id) FROM checkpoint)")
+        result = try flow.verify()
+        #expect(result.status == 4)
+        #expect(result.stdout.contains("(checked with the store's published key)"), "\(result.stdout)")
+    }
+
     @Test func anEditedEventBreaksTheChain() throws {
         let flow = try Flow()
         try flow.tamper("DROP TRIGGER event_no_update; UPDATE event SET message = 'nothing happened' WHERE id = 3")
