@@ -65,6 +65,15 @@ public enum CustodyCheckpoints {
         }
     }
 
+    /// Signs a checkpoint at once when the upgrade to framed hashes (the
+    /// `custody.format` event, which fixes every row's baseline digest) is not
+    /// covered by one yet: the baseline is anchored before anything else can
+    /// change, not at the next ingest or upload run. Blocking.
+    public static func signFormatUpgrade(configuration: Configuration, ledger: Ledger) throws {
+        guard let upgrade = ledger.formatStart, try ledger.firstCheckpoint(covering: upgrade) == nil else { return }
+        try sign(configuration: configuration, ledger: ledger)
+    }
+
     /// Publishes the dock's public key (once) and every pending checkpoint.
     /// Returns how many checkpoints were stored. Blocking.
     @discardableResult

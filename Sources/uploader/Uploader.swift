@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import Foundation
 import Ledger
@@ -50,7 +51,10 @@ struct GlobalOptions: ParsableArguments {
         // Who acted, as the OS knows them, before becoming the agent's user.
         Ledger.actor.withLock { $0 = ProcessIdentity.actorName(environment: ProcessInfo.processInfo.environment) }
         try AgentUser.become(ownerOf: configuration.stateDirectory)
-        return try Ledger(path: configuration.ledgerPath, readOnly: readOnly)
+        let ledger = try Ledger(path: configuration.ledgerPath, readOnly: readOnly)
+        // Best effort: a dock key that cannot be read now leaves it to the next run's checkpoint.
+        if !readOnly { try? CustodyCheckpoints.signFormatUpgrade(configuration: configuration, ledger: ledger) }
+        return ledger
     }
 
     /// Runs a command body and turns every error into one clear line on

@@ -163,6 +163,18 @@ import UploaderCore
         #expect(!flow.line(result, file: 2).hasSuffix(": ok"), "\(result.stdout)")
     }
 
+    /// The upgrade's event fixes every row's baseline: the first command that
+    /// writes the ledger signs it, so it is anchored before anything else changes.
+    @Test func theUpgradeToFramedHashesIsSignedByTheFirstCommand() throws {
+        let folder = TemporaryDirectory("uploader-upgrade")
+        let site = try TestSite(root: folder.sub("site"))
+        #expect(try UploaderProcess.run(["device", "add", "BWC-1", "--user", "officer-1"], config: site.configPath).status == 0)
+        let covered = try DatabaseQueue(path: site.ledgerPath).read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM checkpoint WHERE event_id >= (SELECT min(id) FROM event WHERE kind = 'custody.format'))")
+        }
+        #expect(covered == true)
+    }
+
     /// Issue 14.7: without the key, "N checkpoints signed" proved nothing.
     @Test func aRemovedDockKeyIsAProblemAndTheStoresKeyStillChecksTheCheckpoints() throws {
         let flow = try Flow()
