@@ -41,15 +41,26 @@ public enum TestFailure: Error, CustomStringConvertible {
 
 /// The SeaweedFS that scripts/test started on loopback.
 public struct TestStore: Sendable {
+    /// Which S3 implementation the tests run against: `scripts/test` runs
+    /// the store-facing suites on both.
+    public enum Kind: String, Sendable {
+        /// SeaweedFS: the store of the demo and the benchmarks.
+        case seaweedfs
+        /// moto's server mode, signatures checked: AWS's rules, written independently.
+        case moto
+    }
+
     public var endpoint: String
     public var accessKey: String
     public var secretKey: String
+    public var kind: Kind = .seaweedfs
 
     public static func fromEnvironment() throws -> TestStore {
         let environment = ProcessInfo.processInfo.environment
         guard let endpoint = environment["UPLOADER_TEST_S3_ENDPOINT"], let key = environment["UPLOADER_TEST_S3_ACCESS_KEY"],
               let secret = environment["UPLOADER_TEST_S3_SECRET_KEY"] else { throw TestFailure.missingStore }
-        return TestStore(endpoint: endpoint, accessKey: key, secretKey: secret)
+        return TestStore(endpoint: endpoint, accessKey: key, secretKey: secret,
+                         kind: environment["UPLOADER_TEST_STORE"].flatMap(Kind.init(rawValue:)) ?? .seaweedfs)
     }
 
     public var credentials: Credentials { Credentials(accessKeyID: accessKey, secretAccessKey: secretKey) }

