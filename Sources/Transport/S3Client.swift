@@ -379,7 +379,7 @@ public final class S3Client {
         }
         var metadata: [String: String] = [:]
         for (name, value) in response.headers where name.hasPrefix("x-amz-meta-") {
-            metadata[String(name.dropFirst("x-amz-meta-".count))] = value
+            metadata[String(name.dropFirst("x-amz-meta-".count))] = Self.metadataValue(value)
         }
         return ObjectHead(size: length, checksumSHA256: response.headers["x-amz-checksum-sha256"], metadata: metadata,
                           lockMode: response.headers["x-amz-object-lock-mode"],
@@ -610,6 +610,26 @@ public final class S3Client {
             headers["x-amz-meta-\(name)"] = safe
         }
         return headers
+    }
+
+    /// A `x-amz-meta-*` value as it was meant: the inverse of `metadataHeaders`.
+    /// A value that is not our encoding (no valid UTF-8 behind its escapes) stays as the store sent it.
+    static func metadataValue(_ header: String) -> String {
+        guard header.contains("%") else { return header }
+        var bytes: [UInt8] = []
+        var utf8 = header.utf8[...]
+        while let byte = utf8.first {
+            let digits = utf8.dropFirst().prefix(2)
+            if byte == UInt8(ascii: "%"), digits.count == 2, digits.allSatisfy({ Character(UnicodeScalar($0)).isHexDigit }),
+               let value = UInt8(String(decoding: digits, as: UTF8.self), radix: 16) {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(3)
+            } else {
+                bytes.append(byte)
+                utf8 = utf8.dropFirst()
+            }
+        }
+        return String(validating: bytes, as: UTF8.self) ?? header
     }
 }
 
