@@ -545,6 +545,12 @@ public final class S3Client {
 
     func send(_ method: String, key: String?, query: [(String, String)], headers: [String: String], body: RequestBody,
               responseSink: ((UnsafeRawBufferPointer) -> Void)? = nil, progress: ((Int64) -> Void)? = nil) throws -> HTTPResponse {
+        // A "." or ".." segment is resolved away on the way to the store: the
+        // request would address another key, or (path-style) another bucket.
+        if let key, key.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == "." || $0 == ".." }) {
+            throw S3Failure(kind: .rejected, status: 0, code: "UnsafeKey",
+                            message: "the object key \(key) has a \".\" or \"..\" segment, which would address another object or bucket: check [store] prefix and key_template")
+        }
         var allHeaders = headers
         if allHeaders["x-amz-content-sha256"] == nil {
             // libcurl 7.88 signs the empty payload hash unless told otherwise.

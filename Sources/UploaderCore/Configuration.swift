@@ -244,6 +244,8 @@ public enum ConfigurationLoader {
         let keyTemplate = reader.string("store", "key_template", default: Configuration.defaultKeyTemplate)
         if let templateProblem = ObjectKeyTemplate.validate(keyTemplate) {
             reader.problem("store", "key_template", templateProblem)
+        } else if keyTemplate.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) {
+            reader.problem("store", "key_template", "has a \".\" or \"..\" segment, which would leave the bucket: keys stay inside it")
         }
         let caBundleText = reader.string("store", "ca_bundle", default: "")
         let caBundle = caBundleText.isEmpty ? nil : absolute(caBundleText)

@@ -216,6 +216,16 @@ import TestSupport
         }
     }
 
+    @Test func aKeyTemplateThatLeavesTheBucketIsRefused() throws {
+        for template in ["{prefix}/../evidence2/{name}", "../{name}", "{prefix}/./{name}"] {
+            let error = try #require(throws: ConfigurationError.self, "\(template)") {
+                try ConfigurationLoader.parse("[store]\nendpoint = \"https://s3.example.gov\"\nbucket = \"evidence\"\ncredentials = \"env\"\nkey_template = \"\(template)\"\n",
+                                              path: "c.toml", hostName: "dock1")
+            }
+            #expect(error.problems.map(\.key) == ["store.key_template"], "\(template)")
+        }
+    }
+
     @Test func anOrdinaryPrefixIsKept() throws {
         #expect(try Self.parse(prefix: "springfield-pd").store.prefix == "springfield-pd")
         #expect(try Self.parse(prefix: "pd/east.2026").store.prefix == "pd/east.2026")
