@@ -110,10 +110,14 @@ public struct CustodyVerifier {
         guard let name = required.category?.category.name else { return }
         let pending = file.storeTagsPending ? " (its tags have not reached the stored object: see `uploader log --file #\(file.id) --level warning`)" : ""
         // A retention already over is not asked of the store any more.
-        if let mode = required.settings.lockMode, let until = required.settings.retainUntil, until > Date(),
-           (head.retainUntil ?? .distantPast) < until.addingTimeInterval(-1) || (mode == "COMPLIANCE" && head.lockMode != "COMPLIANCE") {
+        if let mode = required.settings.lockMode, let until = required.settings.retainUntil, until > Date() {
             let held = head.retainUntil.map { "\(head.lockMode ?? "?") retention until \(Timestamps.iso($0))" } ?? "none"
-            verdict.problems.append("category \(name) requires \(mode) retention until \(Timestamps.iso(until)) of \(key); the store has \(held)\(pending)")
+            if (head.retainUntil ?? .distantPast) <= Date() {
+                verdict.problems.append("category \(name) requires \(mode) retention until \(Timestamps.iso(until)) of \(key); the store has none\(pending)")
+            } else if head.retainUntil! < until.addingTimeInterval(-1) || (mode == "COMPLIANCE" && head.lockMode != "COMPLIANCE") {
+                // Locked, but less than the category asks now: its rule changed since, or a tag waits for the store.
+                verdict.notes.append("category \(name) now asks for \(mode) retention until \(Timestamps.iso(until)) of \(key); the store has \(held)\(pending)")
+            }
         }
         if required.settings.legalHold, !head.legalHold {
             verdict.problems.append("category \(name) requires a legal hold on \(key); the store has none\(pending)")
