@@ -604,14 +604,18 @@ public final class S3Client {
         return out
     }
 
-    /// `x-amz-meta-*` headers; values are percent-encoded outside printable ASCII,
-    /// since HTTP headers carry no reliable charset.
+    /// `x-amz-meta-*` headers; values are percent-encoded outside printable ASCII
+    /// (and `%`, and a space at either end), since HTTP headers carry no reliable
+    /// charset; `metadataValue` is the inverse.
     func metadataHeaders(_ metadata: [String: String]) -> [String: String] {
         var headers: [String: String] = [:]
         for (name, value) in metadata {
             var safe = ""
-            for byte in value.utf8 {
-                if byte >= 0x20, byte < 0x7f, byte != UInt8(ascii: "%") { safe.append(Character(UnicodeScalar(byte))) } else { safe += String(format: "%%%02X", byte) }
+            let bytes = Array(value.utf8)
+            for (index, byte) in bytes.enumerated() {
+                // A space at either end would be dropped as the header's surrounding whitespace.
+                let edgeSpace = byte == 0x20 && (index == 0 || index == bytes.count - 1)
+                if byte >= 0x20, byte < 0x7f, byte != UInt8(ascii: "%"), !edgeSpace { safe.append(Character(UnicodeScalar(byte))) } else { safe += String(format: "%%%02X", byte) }
             }
             headers["x-amz-meta-\(name)"] = safe
         }
