@@ -39,12 +39,11 @@ public struct FileTags: Sendable, Equatable {
         for (option, value) in [("--case", caseID), ("--incident", incident)] {
             guard let value else { continue }
             if value.isEmpty { return "\(option) must not be empty" }
-            let shown = DisplayText.escaped(value.count > 40 ? String(value.prefix(40)) + "…" : value)
-            if let problem = StoreTagRules.problem(value: value) { return "\(option) \"\(shown)\" \(problem)" }
-            if value.first!.isWhitespace || value.last!.isWhitespace { return "\(option) \"\(shown)\" starts or ends with a space" }
+            if let problem = StoreTagRules.problem(value: value) { return "\(option) \(StoreTagRules.quoted(value)) \(problem)" }
+            if value.first!.isWhitespace || value.last!.isWhitespace { return "\(option) \(StoreTagRules.quoted(value)) starts or ends with a space" }
         }
         if let note {
-            if DisplayText.terminalSafe(note) != note { return "--note \"\(DisplayText.escaped(note))\" contains control or invisible characters" }
+            if DisplayText.terminalSafe(note) != note { return "--note \(StoreTagRules.quoted(note)) contains control or invisible characters" }
             if note.count > Self.maximumNoteLength { return "--note is longer than \(Self.maximumNoteLength) characters" }
         }
         return nil
@@ -68,8 +67,8 @@ public enum StoreTagRules {
         if tags.count > maximumTags { return "has \(tags.count) tags, more than the store's \(maximumTags)" }
         for (key, value) in tags.sorted(by: { $0.key < $1.key }) {
             if key.isEmpty { return "has a tag without a name" }
-            if let problem = problem(key, maximumLength: maximumKeyLength) { return "tag name \"\(DisplayText.escaped(key))\" \(problem)" }
-            if let problem = problem(value: value) { return "tag \(key) \"\(DisplayText.escaped(value.count > 40 ? String(value.prefix(40)) + "…" : value))\" \(problem)" }
+            if let problem = problem(key, maximumLength: maximumKeyLength) { return "tag name \(quoted(key)) \(problem)" }
+            if let problem = problem(value: value) { return "tag \(key) \(quoted(value)) \(problem)" }
         }
         return nil
     }
@@ -78,9 +77,15 @@ public enum StoreTagRules {
     static func problem(_ text: String, maximumLength: Int) -> String? {
         if text.unicodeScalars.count > maximumLength { return "is longer than the store's \(maximumLength) characters for a tag" }
         for scalar in text.unicodeScalars where !isAllowed(scalar) {
-            return "contains \(DisplayText.escaped(String(scalar)) == String(scalar) ? "\"\(scalar)\"" : DisplayText.escaped(String(scalar))), which the store refuses in a tag: use letters, digits, spaces and + - = . _ : / @"
+            let shown = DisplayText.escaped(String(scalar))
+            return "contains \(shown == String(scalar) ? "\"\(shown)\"" : shown), which the store refuses in a tag: use letters, digits, spaces and + - = . _ : / @"
         }
         return nil
+    }
+
+    /// A value for a one-line message: quoted, escaped, and cut after 40 characters.
+    static func quoted(_ value: String) -> String {
+        "\"" + DisplayText.escaped(value.count > 40 ? String(value.prefix(40)) + "…" : value) + "\""
     }
 
     static func isAllowed(_ scalar: Unicode.Scalar) -> Bool {
