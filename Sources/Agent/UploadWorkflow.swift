@@ -358,10 +358,15 @@ public final class UploadRunner: Sendable {
             }
         }
         // The tags the object went with, not the row's now: a tag given during the upload stays pending.
-        if let sent, !sent.isEmpty {
+        if let sent, !sent.isEmpty || sent.tagProblem != nil {
             let settings = sent.settings
-            try ledger.recordStoreTags(id, applied: sent.tags, lock: StoreLock(retainUntil: settings.retainUntil, mode: settings.lockMode, legalHold: settings.legalHold),
-                                       message: "stored with \(sent)")
+            let lock = StoreLock(retainUntil: settings.retainUntil, mode: settings.lockMode, legalHold: settings.legalHold)
+            if let problem = sent.tagProblem {
+                // The lock went with the object; the tags the store would refuse did not.
+                try ledger.recordStoreLock(id, lock: lock, tagsNotApplied: problem + ": correct it with `uploader tag`", message: "stored with \(sent)")
+            } else {
+                try ledger.recordStoreTags(id, applied: sent.tags, lock: lock, message: "stored with \(sent)")
+            }
         }
     }
 

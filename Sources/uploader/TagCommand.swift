@@ -16,7 +16,9 @@ struct TagCommand: BlockingCommand {
         from the recording time, and legal hold). After upload they are applied to the stored object
         at once, or by the next upload run if the store cannot be reached: tags are replaced, a
         retention is only ever extended (or made COMPLIANCE), a legal hold is set. A category with a
-        lock is refused when the bucket has no Object Lock.
+        lock is refused when the bucket has no Object Lock. Case and incident follow the store's rules
+        for tags (up to 256 letters, digits, spaces and + - = . _ : / @); the lock is always applied
+        before the tags.
         """)
     @OptionGroup var options: GlobalOptions
     @Argument(help: "Files: a ledger id (#12) or part of a path or object key.") var files: [String] = []
@@ -36,6 +38,8 @@ struct TagCommand: BlockingCommand {
             }
             let tags = FileTags(caseID: caseID, incident: incident, category: category, note: note)
             guard !tags.isEmpty else { throw UploaderError(.usage, "say what to set: --case ID, --incident N, --category NAME and/or --note TEXT") }
+            // Case and incident become object tags: what the store would refuse is refused here, before anything changes.
+            if let problem = tags.problem { throw UploaderError(.usage, problem) }
             func time(_ text: String?, _ name: String) throws -> Date? {
                 guard let text else { return nil }
                 guard let date = Timestamps.parse(text) else { throw UploaderError(.usage, "--\(name) \(text) is not a time: use e.g. 2026-11-23T21:00") }

@@ -54,7 +54,7 @@ struct VerifyCommand: BlockingCommand {
                     storeNote = "the store is not checked: \(error.message)"
                 }
             }
-            let verifier = CustodyVerifier(configuration: configuration)
+            let verifier = CustodyVerifier(configuration: configuration, rules: ObjectRules(configuration: configuration, ledger: ledger))
             var counts = (files: 0, ok: 0, wrong: 0)
             var unchecked = 0
             try ledger.forEachFileRecord(selection) { record in

@@ -72,6 +72,12 @@ struct StatusCommand: BlockingCommand {
             print("Cases: \(report.tags.cases) (\(report.tags.taggedFiles) files; `uploader log --case ID`, `uploader export --case ID`)"
                   + (report.tags.pendingInStore > 0 ? "; \(report.tags.pendingInStore) files' later tags wait for the store (the next upload run applies them)" : ""))
         }
+        let checkpoints = report.unpublishedCheckpoints
+        if checkpoints.count > 0, let oldest = checkpoints.oldestSignedAt {
+            print("")
+            print("Custody checkpoints: \(checkpoints.count) waiting for the store, the oldest signed \(Output.relative(oldest, now: now))"
+                  + (report.checkpointsOverdue ? ": NOT IN THE STORE for over an hour (see `uploader store check` and `uploader log --level warning`)" : ""))
+        }
         print("")
         print("Backlog: \(report.backlog.sentence(formatTime: Output.shortTime))")
         var spoolLine = "Spool: \(report.spool.files) files, \(ByteCount.format(report.spool.bytes)) in \(report.spool.path)"

@@ -297,3 +297,31 @@ extension VerifyTests {
         #expect(states["failed"] == nil && states["verified"] == nil, "\(states)")
     }
 }
+
+/// What the object's metadata says is compared with what was meant, not with
+/// its transport encoding: names and users outside ASCII verify clean.
+@Suite struct MetadataRoundTripTests {
+    @Test func aFileAndUserNamedOutsideASCIIVerifyClean() throws {
+        let folder = TemporaryDirectory("uploader-verify-names")
+        let store = try TestStore.fromEnvironment()
+        let area = try store.makeArea("names")
+        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"))
+        func run(_ arguments: [String], expecting status: Int32 = 0) throws -> UploaderProcess.Result {
+            let result = try UploaderProcess.run(arguments, config: site.configPath)
+            #expect(result.status == status, "\(arguments): \(result.stdout)\(result.stderr)")
+            return result
+        }
+        _ = try run(["simulate-camera", folder.sub("cam"), "--files", "1", "--size", "1MiB"])
+        try FileManager.default.moveItem(atPath: folder.sub("cam/DCIM/100BWC/VID0001.MP4"), toPath: folder.sub("cam/DCIM/100BWC/Übung café.MP4"))
+        _ = try run(["device", "add", "BWC-8", "--user", "Jürgen Müller"])
+        _ = try run(["ingest", folder.sub("cam"), "--serial", "BWC-8"])
+        _ = try run(["upload"])
+        let file = try #require(try Ledger(path: site.ledgerPath).file(1))
+        #expect(file.state == .verified && file.user == "Jürgen Müller" && file.sourcePath.hasSuffix("Übung café.MP4"))
+        let key = try #require(file.objectKey)
+        let head = try #require(try store.client(bucket: area.bucket).headObject(key: key))
+        #expect(head.metadata["user"] == "Jürgen Müller" && head.metadata["source-path"] == file.sourcePath, "\(head.metadata)")
+        let verified = try run(["verify", "--all"])
+        #expect(verified.stdout.contains("Übung café.MP4: ok") && verified.stdout.contains("1 files: 1 ok"), "\(verified.stdout)")
+    }
+}
