@@ -38,6 +38,12 @@ public enum DisplayText {
         }
     }
 
+    /// Whether the text holds a control, invisible or line-breaking character
+    /// (what `escaped` would spell out): never acceptable in a secret or a setting.
+    public static func containsInvisibleCharacters(_ text: String) -> Bool {
+        text.unicodeScalars.contains(where: needsEscape)
+    }
+
     /// Whether a user id, serial or similar value is acceptable: not empty,
     /// no control or invisible characters, no leading or trailing space.
     public static func problemWithIdentifier(_ value: String, what: String) -> String? {

@@ -37,9 +37,9 @@ struct IngestCommand: BlockingCommand {
                 if report.leftOnCamera > 0 {
                     print("\(report.leftOnCamera) file\(report.leftOnCamera == 1 ? "" : "s") left on the camera: the spool is above its high watermark")
                 }
-                print("ingest \(path) (camera \(serial)): \(report.copied) copied (\(ByteCount.format(report.bytesCopied))), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed" + (report.waitingToSettle > 0 ? ", \(report.waitingToSettle) still being written" : ""))
+                print("ingest \(DisplayText.terminalSafe(path)) (camera \(DisplayText.escaped(serial))): \(report.copied) copied (\(ByteCount.format(report.bytesCopied))), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed" + (report.waitingToSettle > 0 ? ", \(report.waitingToSettle) still being written" : ""))
                 if report.held > 0 {
-                    print("camera \(serial) is not registered: its files are secured in the spool and held; run `uploader device add \(serial) --user ID` to release them")
+                    print("camera \(DisplayText.escaped(serial)) is not registered: its files are secured in the spool and held; run `uploader device add \(DisplayText.escaped(serial)) --user ID` to release them")
                 }
             }
             if let reason = report.stoppedBecause {
@@ -134,7 +134,7 @@ struct AlertsCommand: BlockingCommand {
                                              logger: Logger(label: "uploader.alerts")).run(send: !dryRun)
             if json { return try Output.json(alerts) }
             if alerts.isEmpty { print("no alert due"); return }
-            for alert in alerts { print("\(dryRun ? "due" : "sent"): [\(alert.key)] \(alert.message)") }
+            for alert in alerts { print(DisplayText.terminalSafe("\(dryRun ? "due" : "sent"): [\(alert.key)] \(alert.message)")) }
         }
     }
 }
@@ -219,7 +219,7 @@ struct CancelCommand: BlockingCommand {
                 do {
                     before = try ledger.markCancelled(file.id, reason: "cancelled by an admin; the spool copy is kept (`uploader retry #\(file.id)` queues it again)")
                 } catch let error as UploaderError where error.code == .transitionRefused {
-                    print("#\(file.id) not cancelled: \(error.message)")
+                    print("#\(file.id) not cancelled: \(DisplayText.terminalSafe(error.message))")
                     continue
                 }
                 cancelled += 1

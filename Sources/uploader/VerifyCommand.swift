@@ -66,7 +66,7 @@ struct VerifyCommand: BlockingCommand {
                     try Output.jsonLine(verdict)
                 } else {
                     let subject = "#\(verdict.id) \(verdict.serial) \(verdict.sourcePath)"
-                    print(verdict.ok ? "\(subject): ok" : "\(subject): \(verdict.problems.joined(separator: "; "))")
+                    print(DisplayText.terminalSafe(verdict.ok ? "\(subject): ok" : "\(subject): \(verdict.problems.joined(separator: "; "))"))
                 }
             }
             let checkpoints = verifier.checkCheckpoints(ledger: ledger, store: store)
@@ -77,7 +77,7 @@ struct VerifyCommand: BlockingCommand {
                 incomplete = true
             }
             if !json {
-                for problem in checkpoints.problems { print("custody: \(problem)") }
+                for problem in checkpoints.problems { print("custody: \(DisplayText.terminalSafe(problem))") }
             }
             let chainText = chain.intact ? "custody log intact (\(chain.events) events)" : "custody log BROKEN: \(chain.problem ?? "")"
             if json {
