@@ -132,7 +132,7 @@ struct VerifyBagCommand: BlockingCommand {
         }
         for anchor in verdict.vouchedBy { print("key vouched for: \(DisplayText.terminalSafe(anchor))") }
         guard verdict.valid else {
-            print("\(shown): NOT VALID: \(verdict.problems.count) problems")
+            print("\(shown): NOT VALID: \(verdict.problems.count) problem\(verdict.problems.count == 1 ? "" : "s")")
             return
         }
         print("\(shown): valid: \(verdict.files) files, \(ByteCount.format(verdict.bytes)); \(verdict.events) custody events recomputed up to the signed checkpoint at event \(verdict.checkpointEventID ?? 0)")
