@@ -42,17 +42,11 @@ struct DeviceCommand: ParsableCommand {
             if connected == (serial != nil) { throw ValidationError("give either a SERIAL or --connected") }
         }
 
-        /// A name or model is shown wherever the camera is: nothing that moves a cursor or fakes a line.
-        static func checkPrintable(_ value: String?, _ what: String) throws {
-            if let value, let problem = DisplayText.problemWithIdentifier(value, what: what) {
-                throw UploaderError(.usage, problem + ": give a printable value")
-            }
-        }
-
         func runBlocking() throws {
             try options.run {
-                try Self.checkPrintable(name, "the name")
-                try Self.checkPrintable(model, "the model")
+                // A name or model is shown wherever the camera is: nothing that moves a cursor or fakes a line.
+                if let name { try DisplayText.checkIdentifier(name, "the name") }
+                if let model { try DisplayText.checkIdentifier(model, "the model") }
                 let configuration = try options.loadConfiguration()
                 let ledger = try options.openLedger(configuration)
                 var targets: [(serial: String, model: String?)] = serial.map { [($0, model)] } ?? []

@@ -21,6 +21,8 @@ struct IngestCommand: BlockingCommand {
     func runBlocking() throws {
         var exitCode: Int32 = 0
         try options.run {
+            // Typed by an admin, the serial names the camera in every row, event and object key: refused before anything is copied.
+            try DisplayText.checkIdentifier(serial, "the serial")
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration)
             let ingestor = Ingestor(configuration: configuration, ledger: ledger, logger: Logger(label: "uploader.ingest"))

@@ -44,6 +44,17 @@ import UploaderCore
         }
     }
 
+    @Test func aSerialTypedWithControlCharactersIsRefusedBeforeAnythingIsCopied() throws {
+        let folder = TemporaryDirectory()
+        let site = try TestSite(root: folder.sub("site"))
+        let camera = folder.sub("camera")
+        try CameraVolume.writeRecording(at: camera + "/DCIM/VID0001.MP4", recordedAt: Date(), payloadSize: 10_000)
+        let result = try UploaderProcess.run(["ingest", camera, "--serial", "BWC\u{1b}[8m"], config: site.configPath)
+        #expect(result.status == 2, "\(result.stdout)\(result.stderr)")
+        #expect(!result.stderr.contains(Self.escape) && result.stderr.contains("the serial"), "\(result.stderr.debugDescription)")
+        #expect(CameraVolume.evidenceFiles(inSpool: site.root + "/spool").isEmpty)
+    }
+
     @Test func anErrorNamingWhatWasTypedPrintsItEscaped() throws {
         let folder = TemporaryDirectory()
         let site = try TestSite(root: folder.sub("site"))
