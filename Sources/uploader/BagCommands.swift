@@ -90,15 +90,15 @@ struct VerifyBagCommand: BlockingCommand {
         commandName: "verify-bag",
         abstract: "Check an evidence bag offline: manifests, payload, signed checkpoint, custody chain, each file's record, and who signed it.",
         discussion: """
-        The bag carries the key that signed its checkpoint, so a forger who rebuilds a bag signs it with a key of
-        their own. verify-bag prints the signing key's fingerprint and checks it against a trust anchor outside
-        the bag: --trusted-keys FILE (the fingerprints the agency publishes for its docks, one a line, # starts a
-        comment; `uploader key fingerprint` prints a dock's) and/or --store (the key the dock wrote, once, to the
-        configured store). With --trusted-keys alone it needs nothing but the bag and the file.
-        Exit status: 0 valid and signed by a key an anchor vouches for; 3 valid inside, but no anchor was given
-        (the signature is unanchored: it proves nothing about who made the bag); 4 something is wrong, including
-        a key the anchor does not vouch for; 2 a usage error (an unreadable trusted-keys file); 1 the store
-        could not be asked.
+        The bag carries the key that signed its checkpoint, so a forger who rebuilds a bag signs it with a key of their own. \
+        verify-bag prints the signing key's fingerprint and checks it against a trust anchor outside the bag: \
+        --trusted-keys FILE (the fingerprints the agency publishes for its docks, one a line, # starts a comment; \
+        `uploader key fingerprint` prints a dock's) and/or --store (the key the dock wrote, once, to the configured store). \
+        With --trusted-keys alone it needs nothing but the bag and the file.
+
+        Exit status: 0 valid and signed by a key an anchor vouches for; 3 valid inside, but no anchor was given \
+        (the signature is unanchored: it proves nothing about who made the bag); 4 something is wrong, including \
+        a key the anchor does not vouch for; 2 a usage error (an unreadable trusted-keys file); 1 the store could not be asked.
         """)
     @OptionGroup var options: GlobalOptions
     @Argument(help: "The bag's folder.") var directory: String
