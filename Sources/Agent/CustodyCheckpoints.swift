@@ -129,13 +129,14 @@ public enum CustodyCheckpoints {
         let dock = configuration.hostName
         let pem = Array(key.publicKey.pem.utf8)
         let keyObject = SignedCheckpoint.publicKeyObjectKey(prefix: prefix, dock: dock)
-        if try client.putOnce(key: keyObject, bytes: pem, contentType: "application/x-pem-file") == .exists,
+        let lockedUntil = try client.objectLockEnabled() ? Date().addingTimeInterval(Double(configuration.custody.checkpointRetentionDays) * 86400) : nil
+        // The key is a trust anchor for bags (`verify-bag --store`): written once, locked like the checkpoints it vouches for.
+        if try client.putOnce(key: keyObject, bytes: pem, contentType: "application/x-pem-file", lockedUntil: lockedUntil) == .exists,
            try client.getSmall(key: keyObject) != pem {
             let message = "the store holds a different public key for dock \(dock) at \(keyObject): another PC uses this dock name, or this dock's key was replaced; checkpoints are not written until an admin resolves it ([agent] host_name)"
             _ = try? ledger.log(EventDraft(.error, .custodyProblem, message))
             throw UploaderError(.insecure, message)
         }
-        let lockedUntil = try client.objectLockEnabled() ? Date().addingTimeInterval(Double(configuration.custody.checkpointRetentionDays) * 86400) : nil
         var stored = 0
         for checkpoint in try ledger.pendingCheckpoints() {
             let objectKey = SignedCheckpoint.objectKey(prefix: prefix, dock: dock, eventID: checkpoint.eventID)

@@ -44,7 +44,7 @@ struct DockCommand: BlockingCommand {
                                     mounter: PreparedMounts(mountRoot: configuration.docking.mountRoot), logger: Logger(label: "uploader.dock"))
             TerminationSignals.install()
             let outcome = runner.dock(device, stop: TerminationSignals.flag)
-            if json { try Output.json(outcome) } else { print("dock \(devnode): \(outcome.result.rawValue): \(outcome.message)") }
+            if json { try Output.json(outcome) } else { print("dock \(devnode): \(outcome.result.rawValue): \(DisplayText.terminalSafe(outcome.message))") }
             exitCode = outcome.exitCode
         }
         if exitCode != 0 { throw ExitCode(exitCode) }

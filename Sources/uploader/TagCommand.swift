@@ -75,17 +75,17 @@ struct TagCommand: BlockingCommand {
                     guard file.state == .verified, let client, let locks else { pending += 1; continue }
                     do {
                         let message = try StoreTagging.apply(file, rules: rules, client: client, bucketLocks: locks.get)
-                        print("#\(file.id) \(message)")
+                        print("#\(file.id) \(DisplayText.terminalSafe(message))")
                         stored += 1
                     } catch {
                         let message = (error as? UploaderError)?.message ?? "\(error)"
                         try? ledger.markStoreTagsPending(file.id, reason: message)
-                        print("#\(file.id) tagged in the ledger; the stored object follows with the next upload run: \(message)")
+                        print("#\(file.id) tagged in the ledger; the stored object follows with the next upload run: \(DisplayText.terminalSafe(message))")
                         pending += 1
                     }
                 }
             }
-            print("tagged \(ids.count) file\(ids.count == 1 ? "" : "s") (\(tags.summary)): \(stored) stored object\(stored == 1 ? "" : "s") updated, \(pending) waiting for the store, \(beforeUpload) not uploaded yet (the tags go with the upload)")
+            print("tagged \(ids.count) file\(ids.count == 1 ? "" : "s") (\(DisplayText.escaped(tags.summary))): \(stored) stored object\(stored == 1 ? "" : "s") updated, \(pending) waiting for the store, \(beforeUpload) not uploaded yet (the tags go with the upload)")
         }
     }
 }

@@ -181,8 +181,18 @@ struct LogCommand: BlockingCommand {
         if let serial = event.serial { subject.append(serial) }
         if let user = event.user { subject.append(user) }
         if let fileID = event.fileID { subject.append("#\(fileID)") }
-        print("\(Output.local(event.at)) \(event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(event.kind.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) \(subject.isEmpty ? "" : "[\(DisplayText.terminalSafe(subject.joined(separator: " ")))] ")\(DisplayText.terminalSafe(event.message))\(event.actor.flatMap { $0 == agent ? nil : " (by \(DisplayText.terminalSafe($0)))" } ?? "")")
+        // An admin's action always names who did it (even when the admin runs as the agent's user);
+        // the agent's own steps only when someone else ran them.
+        let by = event.actor.flatMap { $0 == agent && !Self.adminActions.contains(event.kind) ? nil : " (by \(DisplayText.escaped($0)))" } ?? ""
+        print("\(Output.local(event.at)) \(event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(event.kind.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) \(subject.isEmpty ? "" : "[\(DisplayText.terminalSafe(subject.joined(separator: " ")))] ")\(DisplayText.terminalSafe(event.message))\(by)")
     }
+
+    /// Events only an admin's command writes.
+    static let adminActions: Set<EventKind> = [
+        .deviceRegistered, .deviceRemoved, .deviceAssigned, .deviceUnassigned,
+        .fileTagged, .filePrioritized, .fileCancelled, .fileRetry,
+        .spoolKeyAdded, .custodyExport,
+    ]
 }
 
 extension String {
