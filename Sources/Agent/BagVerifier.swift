@@ -122,7 +122,7 @@ public enum BagVerifier {
             verdict.problems.append("the checkpoint's signature does not match its content: it was altered")
         }
         // The chain: every event's hash recomputed, every link followed, ending at the signed head.
-        var lastRowDigest: [Int64: (event: Int64, digest: String)] = [:]
+        var lastRowDigest: [Int64: (event: Int64, digest: String, format: ChainFormat)] = [:]
         var verifiedInStore = Set<Int64>()
         var previous: ChainEvent?
         for line in (read("custody/chain.jsonl") ?? "").split(separator: "\n") {
@@ -137,7 +137,11 @@ public enum BagVerifier {
             if let previous, event.id != previous.id + 1 || event.previousHash != previous.hash {
                 verdict.problems.append("custody event \(event.id) does not follow event \(previous.id): an event was removed or inserted")
             }
-            if let file = event.fileID, let digest = event.rowDigest { lastRowDigest[file] = (event.id, digest) }
+            if let previous, event.hashFormat < previous.hashFormat {
+                verdict.problems.append("custody event \(event.id) claims the legacy hash format after framed events: the chain was rewritten")
+            }
+            if let problem = event.formatProblem(rowDigestsSince: nil) { verdict.problems.append("custody " + problem) }
+            if let file = event.fileID, let digest = event.rowDigest { lastRowDigest[file] = (event.id, digest, event.hashFormat) }
             if let file = event.fileID, event.kind == EventKind.uploadVerified.rawValue { verifiedInStore.insert(file) }
             previous = event
         }
@@ -160,7 +164,8 @@ public enum BagVerifier {
             if listed[custody.payload]?.0 != custody.sha256 {
                 verdict.problems.append("\(custody.payload): its custody record's SHA-256 is not the manifest's")
             }
-            guard custody.rowFields.count == RowDigestField.allCases.count else {
+            // Bags written before v12 carry the eleven legacy fields.
+            guard custody.rowFields.count == RowDigestField.allCases.count || custody.rowFields.count == RowDigestField.legacyCount else {
                 verdict.problems.append("\(custody.payload): its custody record does not hold a ledger row")
                 continue
             }
@@ -172,7 +177,9 @@ public enum BagVerifier {
                 verdict.problems.append("\(custody.payload): the ledger row is \(custody.rowFields[RowDigestField.state.rawValue]), not verified")
             }
             if let recorded = lastRowDigest[custody.id] {
-                if Ledger.rowDigest(fields: custody.rowFields) != recorded.digest {
+                if recorded.format == .legacy, ChainFormat.isAmbiguousLegacy(custody.rowFields) {
+                    verdict.problems.append("\(custody.payload): its ledger row holds a field separator (U+001F), which a legacy row digest cannot tell from a field boundary")
+                } else if Ledger.rowDigest(format: recorded.format, fields: custody.rowFields) != recorded.digest {
                     verdict.problems.append("\(custody.payload): its ledger row is not what event \(recorded.event) recorded")
                 }
             } else {

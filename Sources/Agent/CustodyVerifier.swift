@@ -43,7 +43,7 @@ public struct CustodyVerifier {
                 verdict.problems.append("the ledger row (state, hash, size, user, key or recording time) was changed after event \(record.lastEventID ?? 0) without an event: it is not what the custody log recorded")
             }
         } else {
-            verdict.notes.append("row not covered: the file last changed before the custody log covered rows")
+            verdict.problems.append("no event vouches for this row, and it is not in the custody baseline fixed at the upgrade to framed hashes (event \(record.lastEventID ?? 0)): it was added behind the ledger's back")
         }
         if let user = file.user, let custodyUser = record.custodyUser, user != custodyUser, file.holdReason == nil {
             verdict.problems.append("filed under \(user), but the custody registry says \(custodyUser) held camera \(file.serial) at the recording time")
@@ -78,6 +78,13 @@ public struct CustodyVerifier {
             verdict.problems.append(deletedObjectProblem(file, key: key, store: store))
             return
         }
+        if let verified = file.storeVersionID, let latest = head.versionID, latest != verified {
+            // Overwritten (a bucket without Object Lock): the verified version may still be there.
+            let held = (try? store.headObject(key: key, versionID: verified)).flatMap { $0 }
+            let still = held.map { $0.size == file.sourceSize && $0.checksumSHA256 == file.storeChecksum } ?? false
+            verdict.problems.append("the object \(key) was overwritten: its latest version is \(latest), not \(verified) verified at upload, "
+                                    + (still ? "which still holds the file (export uses it)" : "which is gone"))
+        }
         // What the store was made to enforce must still hold.
         if let recorded = file.retainUntil, (head.retainUntil ?? .distantPast) < recorded.addingTimeInterval(-1) {
             verdict.problems.append("the store's retention of \(key) is \(head.retainUntil.map(Timestamps.iso) ?? "gone"), not \(Timestamps.iso(recorded)) (\(file.lockMode ?? "?")) as applied: it was shortened or removed")
@@ -103,7 +110,9 @@ public struct CustodyVerifier {
         guard let versions = try? store.versions(of: key), let marker = versions.first(where: { $0.isDeleteMarker && $0.isLatest }) else {
             return "the object \(key) is gone from the store"
         }
-        for version in versions where !version.isDeleteMarker {
+        // The version verified at upload first, then any other that holds the same bytes.
+        let candidates = versions.filter { !$0.isDeleteMarker }.sorted { ($0.versionID == file.storeVersionID ? 0 : 1) < ($1.versionID == file.storeVersionID ? 0 : 1) }
+        for version in candidates {
             guard let head = try? store.headObject(key: key, versionID: version.versionID), head.size == file.sourceSize,
                   let checksum = head.checksumSHA256, checksum == file.storeChecksum else { continue }
             let lock = head.retainUntil.map { ", \(head.lockMode ?? "") retention until \(Timestamps.iso($0))" } ?? ""
@@ -145,15 +154,10 @@ extension CustodyVerifier {
             return verdict
         }
         let publicKey = key?.publicKey
-        do {
-            try ledger.forEachCheckpoint { record in
-                verdict.local += 1
-                if let problem = Self.problem(with: Array(record.body.utf8), publicKey: publicKey, ledger: ledger, expectedEventID: record.eventID) {
-                    verdict.problems.append("local checkpoint at event \(record.eventID): \(problem)")
-                }
-            }
-        } catch {
-            verdict.problems.append("the checkpoints cannot be read from the ledger: \(error)")
+        checkLocalCheckpoints(ledger: ledger, publicKey: publicKey, into: &verdict)
+        if publicKey == nil, verdict.local > 0 {
+            // Without the key a checkpoint's signature proves nothing here: never report them as signed and checked.
+            verdict.problems.append("the dock key \(DockKey.path(configuration)) is missing: the \(verdict.local) local checkpoints' signatures cannot be checked against it; restore the key from its backup (the store's published key is used instead where the store is reachable)")
         }
         guard let store else {
             verdict.notes.append("the store's checkpoints were not checked")
@@ -175,6 +179,11 @@ extension CustodyVerifier {
                 verdict.problems.append("the store holds no readable public key for this dock at \(SignedCheckpoint.publicKeyObjectKey(prefix: configuration.store.prefix, dock: configuration.hostName))")
                 return verdict
             }
+            if publicKey == nil, verdict.local > 0 {
+                var againstStore = CheckpointVerdict()
+                checkLocalCheckpoints(ledger: ledger, publicKey: published, into: &againstStore)
+                verdict.problems += againstStore.problems.map { "\($0) (checked with the store's published key)" }
+            }
             if let publicKey, published != publicKey {
                 verdict.problems.append("the public key in the store is not this dock's key (fingerprint \(published.fingerprint), this dock \(publicKey.fingerprint))")
             }
@@ -186,6 +195,19 @@ extension CustodyVerifier {
             verdict.notes.append("the store's checkpoints could not be read: \(error)")
         }
         return verdict
+    }
+
+    func checkLocalCheckpoints(ledger: Ledger, publicKey: Ed25519PublicKey?, into verdict: inout CheckpointVerdict) {
+        do {
+            try ledger.forEachCheckpoint { record in
+                verdict.local += 1
+                if let problem = Self.problem(with: Array(record.body.utf8), publicKey: publicKey, ledger: ledger, expectedEventID: record.eventID) {
+                    verdict.problems.append("local checkpoint at event \(record.eventID): \(problem)")
+                }
+            }
+        } catch {
+            verdict.problems.append("the checkpoints cannot be read from the ledger: \(error)")
+        }
     }
 
     /// What is wrong with one stored checkpoint, or nil.

@@ -165,7 +165,7 @@ public struct BagExporter {
         let sha256 = SHA256Hasher(), sha512 = SHA512Hasher()
         var size: Int64 = 0
         var writeError: Error?
-        try client.getObject(key: file.objectKey!) { bytes in
+        try client.getObject(key: file.objectKey!, versionID: file.storeVersionID) { bytes in
             guard writeError == nil else { return }
             sha256.update(bytes)
             sha512.update(bytes)

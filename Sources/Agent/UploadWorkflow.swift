@@ -449,7 +449,7 @@ public final class UploadRunner: Sendable {
         } else if head.size != file.sourceSize || proof != expected {
             throw UploaderError(.verification, "the store holds \(key) with size \(head.size) and checksum \(proof ?? "none"), expected \(file.sourceSize) and \(expected)")
         }
-        try ledger.markVerified(file.id, storeChecksum: proof!, owner: owner)
+        try ledger.markVerified(file.id, storeChecksum: proof!, versionID: head.versionID, owner: owner)
         FailPoints.hit("upload.verified")
     }
 }

@@ -17,8 +17,10 @@ public struct ChainEvent: Codable, Sendable, Equatable {
     public var hash: String
     public var rowDigest: String?
     public var actor: String?
+    /// How its hash is computed (nil in bags written before v12: legacy).
+    public var format: ChainFormat?
 
-    init(_ row: Row) {
+    init(_ row: Row, formatFrom formatStart: Int64?) {
         id = row["id"]
         at = row["at"]
         level = row["level"]
@@ -31,11 +33,37 @@ public struct ChainEvent: Codable, Sendable, Equatable {
         hash = row["hash"]
         rowDigest = row["row_digest"]
         actor = row["actor"]
+        format = formatStart.map { id >= $0 } == true ? .framed : .legacy
     }
+
+    public var hashFormat: ChainFormat { format ?? .legacy }
+
+    /// What the event's format promises and this event breaks, or nil.
+    /// `rowDigestsSince`: the v7 upgrade event, from which legacy events about
+    /// a file carry their row digest (nil: not reached yet).
+    public func formatProblem(rowDigestsSince: Int64?) -> String? {
+        switch hashFormat {
+        case .legacy:
+            if ChainFormat.isAmbiguousLegacy(legacyFields) {
+                return "event \(id) holds a field separator (U+001F) inside a field: its hash cannot tell which field said what, so its content is not proven"
+            }
+            if fileID != nil, let since = rowDigestsSince, id > since, rowDigest?.isEmpty ?? true {
+                return "event \(id) names file \(fileID!) but carries no row digest, which every such event has since event \(since): its digest was removed"
+            }
+        case .framed:
+            if fileID != nil, rowDigest?.isEmpty ?? true {
+                return "event \(id) names file \(fileID!) but carries no row digest: it was removed"
+            }
+        }
+        return nil
+    }
+
+    /// The fields as the legacy hash joined them.
+    var legacyFields: [String?] { [at, level, kind, serial, user, message, rowDigest, actor] }
 
     /// The hash this event's fields and its predecessor's hash give.
     public var recomputedHash: String {
-        Ledger.eventHash(previous: previousHash, at: at, level: level, kind: kind, fileID: fileID, serial: serial, user: user,
+        Ledger.eventHash(format: hashFormat, previous: previousHash, at: at, level: level, kind: kind, fileID: fileID, serial: serial, user: user,
                          message: message, rowDigest: rowDigest, actor: actor)
     }
 }
@@ -43,6 +71,11 @@ public struct ChainEvent: Codable, Sendable, Equatable {
 /// The fields a row digest covers, in `HotSQL.fileRowDigestFields`'s order.
 public enum RowDigestField: Int, CaseIterable, Sendable {
     case id, serial, sourcePath, sourceSize, state, holdReason, sha256, user, objectKey, recordedAt, storeChecksum
+    /// From v12 (framed digests only).
+    case storeVersionID
+
+    /// How many fields legacy (U+001F-joined) digests covered.
+    public static let legacyCount = 11
 }
 
 extension Ledger {
@@ -51,7 +84,8 @@ extension Ledger {
         var next = first
         while next <= last {
             let page = try read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM event WHERE id >= ? AND id <= ? ORDER BY id LIMIT 1000", arguments: [next, last]).map(ChainEvent.init)
+                try Row.fetchAll(db, sql: "SELECT * FROM event WHERE id >= ? AND id <= ? ORDER BY id LIMIT 1000", arguments: [next, last])
+                    .map { ChainEvent($0, formatFrom: formatStart) }
             }
             for event in page { try body(event) }
             guard let tail = page.last, page.count == 1000 else { return }

@@ -525,13 +525,15 @@ extension Ledger {
     }
 
     /// The store confirmed an object with the size and SHA-256 from the first read.
-    public func markVerified(_ id: Int64, storeChecksum: String, owner: ClaimOwner) throws {
+    /// `versionID`: the store's version of the verified object, which verify,
+    /// export and clearing address from now on (nil: the store keeps no versions).
+    public func markVerified(_ id: Int64, storeChecksum: String, versionID: String? = nil, owner: ClaimOwner) throws {
         try write("record a verified upload") { db in
             let file = try Ledger.change(id, to: .verified, set: [
-                "store_checksum = ?", "upload_id = NULL", "last_error = NULL", "verified_at = ?",
-            ], [storeChecksum, Date()], claim: owner, releasing: true, in: db)
+                "store_checksum = ?", "store_version_id = ?", "upload_id = NULL", "last_error = NULL", "verified_at = ?",
+            ], [storeChecksum, versionID, Date()], claim: owner, releasing: true, in: db)
             try Ledger.append(Ledger.fileEvent(file, .notice, .uploadVerified,
-                                               "verified in the store as \(file.objectKey ?? "?"): size \(file.sourceSize), checksum \(storeChecksum) matches sha256 \(file.sha256 ?? "?")"), in: db)
+                                               "verified in the store as \(file.objectKey ?? "?")\(versionID.map { " version \($0)" } ?? ""): size \(file.sourceSize), checksum \(storeChecksum) matches sha256 \(file.sha256 ?? "?")"), in: db)
         }
     }
 

@@ -42,6 +42,8 @@ extension Ledger {
             // Walks the newest end of the log and stops at once.
             ("chain: last event", HotSQL.lastEvent, []),
             ("chain: a file's row digest", HotSQL.fileRowDigestFields, [1]),
+            ("chain: framed hashes?", HotSQL.framed, []),
+            ("verify: a file's baseline digest", HotSQL.baselineDigest, [1]),
             ("verify: the event that last vouched for a row", HotSQL.lastRowDigest, [1]),
             ("attribution: periods", HotSQL.periods, ["S"]),
         ]
@@ -110,12 +112,21 @@ enum HotSQL {
     static let activeUploadIDs = "SELECT upload_id FROM media_file WHERE upload_id IS NOT NULL AND state != 'cancelled'"
     static let identity = "SELECT * FROM media_file WHERE serial = ? AND source_path = ? AND source_size = ? AND source_mtime_ns = ?"
     static let lastEvent = "SELECT hash FROM event ORDER BY id DESC LIMIT 1"
+    /// Whether the log has moved to framed hashes (schema v12).
+    static let framed = "SELECT EXISTS (SELECT 1 FROM event WHERE kind = 'custody.format')"
+    static let baselineDigest = "SELECT row_digest FROM custody_baseline WHERE file_id = ?"
+    static let formatStart = "SELECT min(id) FROM event WHERE kind = 'custody.format'"
     /// The newest event that vouched for a file's row.
     static let lastRowDigest = "SELECT id, row_digest FROM event WHERE file_id = ? AND row_digest IS NOT NULL ORDER BY id DESC LIMIT 1"
     /// The row fields an event's digest covers, in a fixed order.
     static let fileRowDigestFields = """
-        SELECT id, serial, source_path, source_size, state, hold_reason, sha256, user_id, object_key, recorded_at, store_checksum
+        SELECT id, serial, source_path, source_size, state, hold_reason, sha256, user_id, object_key, recorded_at, store_checksum, store_version_id
         FROM media_file WHERE id = ?
+        """
+    /// Every row's digest fields, in id order (the v12 baseline).
+    static let allRowDigestFields = """
+        SELECT id, serial, source_path, source_size, state, hold_reason, sha256, user_id, object_key, recorded_at, store_checksum, store_version_id
+        FROM media_file ORDER BY id
         """
     static let periods = "SELECT * FROM custody_period WHERE serial = ? AND removed_at IS NULL ORDER BY valid_from"
 }

@@ -23,8 +23,9 @@ public struct VerifySelection: Sendable {
 /// vouched for the row, and who the custody registry says held the camera.
 public struct FileCustodyRecord: Sendable {
     public var file: MediaFile
-    /// The newest event carrying a row digest for this file (nil: the file
-    /// last changed before the ledger covered rows).
+    /// The newest event carrying a row digest for this file, or the
+    /// `custody.format` event when the file last changed before it (its
+    /// digest is then the file's baseline); nil: neither vouches for the row.
     public var lastEventID: Int64?
     public var lastEventDigest: String?
     /// The digest of the row as it is now.
@@ -72,7 +73,12 @@ extension Ledger {
                     let custodyUser = camera.defaultUser.flatMap { defaultUser in
                         file.recordedAt.flatMap { Attribution.user(recordedAt: $0, periods: camera.periods, defaultUser: defaultUser) }
                     }
-                    return FileCustodyRecord(file: file, lastEventID: last?["id"], lastEventDigest: last?["row_digest"],
+                    var vouching: (id: Int64?, digest: String?) = (last?["id"], last?["row_digest"])
+                    if let formatStart, (vouching.id ?? 0) < formatStart {
+                        // Legacy digests are not framed: the baseline fixed at the upgrade vouches instead.
+                        vouching = (formatStart, try String.fetchOne(db.cachedStatement(sql: HotSQL.baselineDigest), arguments: [file.id]))
+                    }
+                    return FileCustodyRecord(file: file, lastEventID: vouching.id, lastEventDigest: vouching.digest,
                                              currentDigest: try Ledger.fileRowDigest(file.id, in: db) ?? "", custodyUser: custodyUser)
                 }
             }

@@ -156,22 +156,46 @@ extension Ledger {
         return (sql, arguments)
     }
 
-    /// Recomputes every event's hash from its stored fields and the hash before it.
+    /// Recomputes every event's hash from its stored fields and the hash
+    /// before it, under the format its place in the log gives it, and checks
+    /// what each format promises: a legacy event holds no field separator
+    /// inside a field, an event about a file from v7 on carries its row
+    /// digest, and the custody baseline is what the `custody.format` event fixed.
     public func verifyChain() throws -> ChainVerification {
         try read { db in
             var previous = Ledger.genesisHash
             var count = 0
+            var rowDigestsSince: Int64?
+            func broken(_ id: Int64, _ problem: String) -> ChainVerification {
+                ChainVerification(events: count, intact: false, firstBrokenEventID: id, problem: problem)
+            }
             let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM event ORDER BY id")
             while let row = try cursor.next() {
                 count += 1
-                let event = ChainEvent(row)
+                let event = ChainEvent(row, formatFrom: formatStart)
                 if event.previousHash != previous {
-                    return ChainVerification(events: count, intact: false, firstBrokenEventID: event.id,
-                                             problem: "event \(event.id) does not follow the event before it (an event was removed or inserted)")
+                    return broken(event.id, "event \(event.id) does not follow the event before it (an event was removed or inserted)")
                 }
                 if event.recomputedHash != event.hash {
-                    return ChainVerification(events: count, intact: false, firstBrokenEventID: event.id,
-                                             problem: "event \(event.id) was altered after it was written")
+                    return broken(event.id, "event \(event.id) was altered after it was written")
+                }
+                if let problem = event.formatProblem(rowDigestsSince: rowDigestsSince) {
+                    return broken(event.id, problem)
+                }
+                if event.kind == EventKind.ledgerMigrated.rawValue, rowDigestsSince == nil, event.hashFormat == .legacy { rowDigestsSince = event.id }
+                if event.kind == EventKind.custodyFormat.rawValue, event.id == formatStart {
+                    guard let fixed = CustodyBaseline.parse(event.message) else {
+                        return broken(event.id, "event \(event.id), the upgrade to framed hashes, does not say what it fixed")
+                    }
+                    if fixed.rowDigestsSince != (rowDigestsSince ?? 0) {
+                        return broken(event.id, "events about files carry row digests from event \(rowDigestsSince ?? 0), but the upgrade fixed \(fixed.rowDigestsSince)")
+                    }
+                    let baseline = CustodyBaseline()
+                    let rows = try Row.fetchCursor(db, sql: "SELECT file_id, row_digest FROM custody_baseline ORDER BY file_id")
+                    while let row = try rows.next() { baseline.add(fileID: row[0], digest: row[1]) }
+                    if baseline.count != fixed.rows || baseline.finalize() != fixed.digest {
+                        return broken(event.id, "the custody baseline (\(baseline.count) file rows) is not the one event \(event.id) fixed (\(fixed.rows) rows): rows as they stood at the upgrade were edited")
+                    }
                 }
                 previous = event.hash
             }

@@ -15,6 +15,8 @@ import Platform
 public final class Ledger: Sendable {
     public let path: String
     let pool: DatabasePool
+    /// The `custody.format` event: it and every later event hash framed fields (nil: none yet).
+    public let formatStart: Int64?
     /// Whether a claim's holder still runs (a dead holder's files are taken over).
     let isAlive: @Sendable (ClaimOwner) -> Bool
 
@@ -60,6 +62,7 @@ public final class Ledger: Sendable {
                 // A viewer cannot upgrade the schema, and must not guess at an old one.
                 throw UploaderError(.ledger, "the ledger \(path) was written by an older uploader and needs an upgrade: run `uploader housekeeping` once as the agent's user (the daemon and every upload or ingest do it too)")
             }
+            formatStart = try pool.read { try Int64.fetchOne($0, sql: HotSQL.formatStart) }
         } catch let error as UploaderError {
             throw error
         } catch {
@@ -122,9 +125,12 @@ public final class Ledger: Sendable {
         // Cached statements: every state change appends an event, a bulk load millions.
         let previous = try String.fetchOne(db.cachedStatement(sql: HotSQL.lastEvent)) ?? genesisHash
         let atText = String.fromDatabaseValue(date.databaseValue)!
+        // Only the migrations before v12 append legacy events; the upgrade's own event is the first framed one.
+        let framed = try Bool.fetchOne(db.cachedStatement(sql: HotSQL.framed)) ?? false
+        let format: ChainFormat = draft.kind == .custodyFormat || framed ? .framed : .legacy
         let rowDigest = try draft.fileID.flatMap { try fileRowDigest($0, in: db) }
         let actor = actor.withLock { $0 }
-        let hash = eventHash(previous: previous, at: atText, level: draft.level.rawValue, kind: draft.kind.rawValue,
+        let hash = eventHash(format: format, previous: previous, at: atText, level: draft.level.rawValue, kind: draft.kind.rawValue,
                              fileID: draft.fileID, serial: draft.serial, user: draft.user, message: draft.message,
                              rowDigest: rowDigest, actor: actor)
         try db.cachedStatement(sql: """
@@ -135,13 +141,20 @@ public final class Ledger: Sendable {
         return hash
     }
 
-    /// Events written before schema v7 have neither a row digest nor an
-    /// actor and hash as they always did; later ones add both fields.
-    public static func eventHash(previous: String, at: String, level: String, kind: String, fileID: Int64?,
-                          serial: String?, user: String?, message: String, rowDigest: String? = nil, actor: String? = nil) -> String {
-        var fields = [previous, at, level, kind, fileID.map(String.init) ?? "", serial ?? "", user ?? "", message]
-        if rowDigest != nil || actor != nil { fields += [rowDigest ?? "", actor ?? ""] }
-        return SHA256Hasher.hash(fields.joined(separator: "\u{1F}")).hex
+    /// The hash of one event. Legacy events (before the `custody.format`
+    /// event) hash as they always did: before v7 without row digest and actor,
+    /// from v7 with both. Framed events cover every field unambiguously.
+    public static func eventHash(format: ChainFormat, previous: String, at: String, level: String, kind: String, fileID: Int64?,
+                                 serial: String?, user: String?, message: String, rowDigest: String?, actor: String?) -> String {
+        switch format {
+        case .legacy:
+            var fields = [previous, at, level, kind, fileID.map(String.init) ?? "", serial ?? "", user ?? "", message]
+            if rowDigest != nil || actor != nil { fields += [rowDigest ?? "", actor ?? ""] }
+            return SHA256Hasher.hash(fields.joined(separator: String(ChainFormat.legacySeparator))).hex
+        case .framed:
+            return ChainFormat.framedDigest(tag: "uploader.custody-event/2", [previous, at, level, kind, fileID.map(String.init), serial, user,
+                                                                             message, rowDigest, actor])
+        }
     }
 
     /// What an event vouches for about its file: identity, state, hash,
@@ -156,9 +169,16 @@ public final class Ledger: Sendable {
     }
 
     /// The digest of a row's fields as `rowDigestFields` gives them (also for
-    /// `verify-bag`, which has the fields but no ledger).
-    public static func rowDigest(fields: [String]) -> String {
-        SHA256Hasher.hash(fields.joined(separator: "\u{1F}")).hex
+    /// `verify-bag`, which has the fields but no ledger). Legacy digests
+    /// (events before the `custody.format` event) covered the first eleven
+    /// fields joined by U+001F; framed ones cover them all, unambiguously.
+    public static func rowDigest(format: ChainFormat = .framed, fields: [String]) -> String {
+        switch format {
+        case .legacy:
+            return SHA256Hasher.hash(fields.prefix(RowDigestField.legacyCount).joined(separator: String(ChainFormat.legacySeparator))).hex
+        case .framed:
+            return ChainFormat.framedDigest(tag: "uploader.file-row/2", fields)
+        }
     }
 
     static func rowDigestFields(_ row: Row) -> [String] {

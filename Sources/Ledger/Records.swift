@@ -74,6 +74,7 @@ public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
         "spoolPurgedAt": "spool_purged_at", "claimOwner": "claim_owner", "claimUntil": "claim_until", "spoolKeyID": "spool_key_id",
         "caseID": "case_id", "tagNote": "tag_note", "retainUntil": "retain_until", "lockMode": "lock_mode", "legalHold": "legal_hold",
         "storeTagsPending": "store_tags_pending", "cameraClearedAt": "camera_cleared_at", "sidecarOf": "sidecar_of", "cameraRecordedAt": "recorded_at_camera",
+        "storeVersionID": "store_version_id",
     ]
 
     public var id: Int64
@@ -92,6 +93,9 @@ public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
     public var objectKey: String?
     public var uploadID: String?
     public var storeChecksum: String?
+    /// The store's version id of the object verified for this file (nil: a store
+    /// without versioning, or verified before v12): verify, export and clearing address it.
+    public var storeVersionID: String?
     public var bytesSent: Int64
     public var attempts: Int
     public var lastError: String?

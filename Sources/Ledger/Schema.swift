@@ -310,6 +310,37 @@ enum Schema {
                 CREATE INDEX media_file_tags_pending ON media_file(store_tags_pending, id) WHERE store_tags_pending = 1;
                 """)
         }
+        migrator.registerMigration("v12: framed custody hashes, a baseline of every row, store version ids") { db in
+            // custody_baseline: each file row's framed digest as it stood at the
+            // upgrade, for files whose last event vouched with a legacy digest.
+            // The custody.format event fixes their count and combined digest, and
+            // is signed with the next checkpoint: editing either is caught.
+            try db.execute(sql: """
+                ALTER TABLE media_file ADD COLUMN store_version_id TEXT;
+                CREATE TABLE custody_baseline (
+                    file_id INTEGER PRIMARY KEY NOT NULL,
+                    row_digest TEXT NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TRIGGER custody_baseline_no_update BEFORE UPDATE ON custody_baseline
+                BEGIN SELECT RAISE(ABORT, 'the custody baseline is fixed at the upgrade'); END;
+                CREATE TRIGGER custody_baseline_no_delete BEFORE DELETE ON custody_baseline
+                BEGIN SELECT RAISE(ABORT, 'the custody baseline is fixed at the upgrade'); END;
+                CREATE INDEX event_custody_format ON event(kind) WHERE kind = 'custody.format';
+                CREATE INDEX event_ledger_migrated ON event(kind) WHERE kind = 'ledger.migrated';
+                """)
+            let baseline = CustodyBaseline()
+            let rows = try Row.fetchCursor(db, sql: HotSQL.allRowDigestFields)
+            let insert = try db.makeStatement(sql: "INSERT INTO custody_baseline (file_id, row_digest) VALUES (?, ?)")
+            while let row = try rows.next() {
+                let id: Int64 = row[0]
+                let digest = Ledger.rowDigest(format: .framed, fields: Ledger.rowDigestFields(row))
+                try insert.execute(arguments: [id, digest])
+                baseline.add(fileID: id, digest: digest)
+            }
+            let rowDigestsSince = try Int64.fetchOne(db, sql: "SELECT min(id) FROM event WHERE kind = 'ledger.migrated'")
+            try Ledger.append(EventDraft(.notice, .custodyFormat, CustodyBaseline.message(rows: baseline.count, digest: baseline.finalize(),
+                                                                                           rowDigestsSince: rowDigestsSince)), in: db)
+        }
         return migrator
     }
 }

@@ -133,6 +133,8 @@ public struct ObjectHead: Sendable {
     public var lockMode: String? = nil
     public var retainUntil: Date? = nil
     public var legalHold = false
+    /// The version this answer describes (`x-amz-version-id`; nil on a store without versioning).
+    public var versionID: String? = nil
 }
 
 /// What an object carries besides its bytes: S3 object tags (case, incident,
@@ -384,7 +386,8 @@ public final class S3Client {
         return ObjectHead(size: length, checksumSHA256: response.headers["x-amz-checksum-sha256"], metadata: metadata,
                           lockMode: response.headers["x-amz-object-lock-mode"],
                           retainUntil: response.headers["x-amz-object-lock-retain-until-date"].flatMap { Timestamps.parse($0) },
-                          legalHold: response.headers["x-amz-object-lock-legal-hold"] == "ON")
+                          legalHold: response.headers["x-amz-object-lock-legal-hold"] == "ON",
+                          versionID: response.headers["x-amz-version-id"].flatMap { $0 == "null" ? nil : $0 })
     }
 
     // MARK: - Tags, retention, legal hold, versions
@@ -474,7 +477,7 @@ public final class S3Client {
         return ObjectHead(size: response.headers["content-length"].flatMap { Int64($0) } ?? 0, checksumSHA256: response.headers["x-amz-checksum-sha256"],
                           metadata: [:], lockMode: response.headers["x-amz-object-lock-mode"],
                           retainUntil: response.headers["x-amz-object-lock-retain-until-date"].flatMap { Timestamps.parse($0) },
-                          legalHold: response.headers["x-amz-object-lock-legal-hold"] == "ON")
+                          legalHold: response.headers["x-amz-object-lock-legal-hold"] == "ON", versionID: versionID)
     }
 
     public struct MultipartUpload: Sendable {
@@ -525,8 +528,9 @@ public final class S3Client {
     /// Streams the object through SHA-256 without storing it: the fallback
     /// proof for stores that keep no checksum.
     /// Streams an object's bytes to `sink` as they arrive (constant memory).
-    public func getObject(key: String, sink: @escaping (UnsafeRawBufferPointer) -> Void) throws {
-        let response = try send("GET", key: key, query: [], headers: [:], body: .none, responseSink: sink)
+    /// With `versionID`, that version (reachable behind a delete marker or a later overwrite).
+    public func getObject(key: String, versionID: String? = nil, sink: @escaping (UnsafeRawBufferPointer) -> Void) throws {
+        let response = try send("GET", key: key, query: versionID.map { [("versionId", $0)] } ?? [], headers: [:], body: .none, responseSink: sink)
         guard response.status == 200 else { throw S3Failure.from(response) }
     }
 

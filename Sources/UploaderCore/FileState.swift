@@ -165,6 +165,9 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case custodyExport = "custody.export"
     /// The ledger's schema was upgraded (what changed is in the message).
     case ledgerMigrated = "ledger.migrated"
+    /// From this event on, hashes are framed (length-prefixed fields); it fixes
+    /// a digest of every file row as it stood (the custody baseline).
+    case custodyFormat = "custody.format"
 
     case alertSent = "alert.sent"
     case alertFailed = "alert.failed"

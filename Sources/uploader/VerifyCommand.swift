@@ -66,7 +66,9 @@ struct VerifyCommand: BlockingCommand {
                     try Output.jsonLine(verdict)
                 } else {
                     let subject = "#\(verdict.id) \(verdict.serial) \(verdict.sourcePath)"
-                    print(verdict.ok ? "\(subject): ok" : "\(subject): \(verdict.problems.joined(separator: "; "))")
+                    // Notes say what was not checked: an "ok" hides none of them.
+                    let notes = verdict.notes.isEmpty ? "" : " (note: \(verdict.notes.joined(separator: "; ")))"
+                    print(verdict.ok ? "\(subject): ok\(notes)" : "\(subject): \(verdict.problems.joined(separator: "; "))\(notes)")
                 }
             }
             let checkpoints = verifier.checkCheckpoints(ledger: ledger, store: store)
@@ -78,6 +80,7 @@ struct VerifyCommand: BlockingCommand {
             }
             if !json {
                 for problem in checkpoints.problems { print("custody: \(problem)") }
+                for note in checkpoints.notes { print("custody note: \(note)") }
             }
             let chainText = chain.intact ? "custody log intact (\(chain.events) events)" : "custody log BROKEN: \(chain.problem ?? "")"
             if json {

@@ -154,6 +154,26 @@ import UploaderCore
         #expect(line.contains("still holds the file (size and SHA-256 checksum match, GOVERNANCE retention until"), "\(line)")
     }
 
+    /// Issue 14.9: the version verified at upload is recorded, so a court bag
+    /// can still be made after a plain DELETE or an overwrite hid it.
+    @Test func aBagIsStillMadeFromTheVerifiedVersionAfterADeleteMarkerOrAnOverwrite() throws {
+        let site = try Site()
+        try site.run(["upload"])
+        let first = try site.file(1), second = try site.file(2)
+        let verifiedVersion = try #require(first.storeVersionID, "the upload recorded no version id")
+        #expect(try site.client.headObject(key: first.objectKey!, versionID: verifiedVersion)?.size == first.sourceSize)
+        #expect(try site.client.deleteObject(key: first.objectKey!).status == 204)
+        let overwrite = try site.client.send("PUT", key: second.objectKey!, query: [], headers: [:], body: .bytes(Array("not the video".utf8)))
+        #expect(overwrite.status == 200)
+        let verify = try site.run(["verify", "--all"], expecting: 4)
+        #expect(verify.stdout.contains("was overwritten: its latest version is") && verify.stdout.contains("which still holds the file (export uses it)"), "\(verify.stdout)")
+        let bag = site.folder.sub("bag")
+        let export = try site.run(["export", "--device", "BWC-7", "--output", bag])
+        #expect(export.stdout.contains("wrote \(bag): 2 files"), "\(export.stdout)")
+        let checked = try UploaderProcess.run(["verify-bag", bag])
+        #expect(checked.stdout.contains(": valid: 2 files"), "\(checked.stdout)")
+    }
+
     @Test func aLockingCategoryIsRefusedWhereTheBucketCannotEnforceIt() throws {
         let site = try Site(lockedBucket: false, extra: TagTests.categories.replacingOccurrences(of: "default_category = \"routine\"", with: "default_category = \"evidence\""))
         #expect(try site.run(["store", "check"]).stdout.contains("REFUSED: categories evidence, homicide lock their files, which this bucket cannot enforce"))

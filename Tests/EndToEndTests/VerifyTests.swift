@@ -91,8 +91,9 @@ import UploaderCore
         let queue = try DatabaseQueue(path: flow.site.ledgerPath)
         try queue.write { db in
             var previous = Ledger.genesisHash
+            let framedFrom = try Int64.fetchOne(db, sql: "SELECT min(id) FROM event WHERE kind = 'custody.format'") ?? 0
             for row in try Row.fetchAll(db, sql: "SELECT * FROM event ORDER BY id") {
-                let hash = Ledger.eventHash(previous: previous, at: row["at"], level: row["level"], kind: row["kind"], fileID: row["file_id"],
+                let hash = Ledger.eventHash(format: row["id"] >= framedFrom ? .framed : .legacy, previous: previous, at: row["at"], level: row["level"], kind: row["kind"], fileID: row["file_id"],
                                             serial: row["serial"], user: row["user_id"], message: row["message"],
                                             rowDigest: row["row_digest"], actor: row["actor"])
                 try db.execute(sql: "UPDATE event SET prev_hash = ?, hash = ? WHERE id = ?", arguments: [previous, hash, row["id"] as Int64])
@@ -145,6 +146,35 @@ import UploaderCore
         #expect(flow.line(result, file: 1).hasSuffix(": ok") && flow.line(result, file: 3).hasSuffix(": ok"))
         try flow.tamper("UPDATE media_file SET user_id = 'officer-31', sha256 = '\(String(repeating: "a", count: 64))' WHERE id = 2")
         #expect(flow.line(try flow.verify(), file: 2).contains("the ledger row"))
+    }
+
+    /// Issue 14.1 on a live dock: the file's events lose their row digest and
+    /// actor into the message, then the officer and recording time are changed.
+    @Test func aRowDigestMovedIntoTheMessageBeforeARowEditIsCaught() throws {
+        let flow = try Flow()
+        try flow.tamper("""
+            DROP TRIGGER event_no_update;
+            UPDATE event SET message = message || char(31) || row_digest || char(31) || coalesce(actor, ''), row_digest = NULL, actor = NULL WHERE file_id = 2;
+            UPDATE media_file SET user_id = 'officer-99', recorded_at = '2026-01-01 00:00:00.000' WHERE id = 2;
+            """)
+        let result = try flow.verify()
+        #expect(result.status == 4)
+        #expect(result.stdout.contains("custody log BROKEN: event") && result.stdout.contains("was altered after it was written"), "\(result.stdout)")
+        #expect(!flow.line(result, file: 2).hasSuffix(": ok"), "\(result.stdout)")
+    }
+
+    /// Issue 14.7: without the key, "N checkpoints signed" proved nothing.
+    @Test func aRemovedDockKeyIsAProblemAndTheStoresKeyStillChecksTheCheckpoints() throws {
+        let flow = try Flow()
+        try FileManager.default.removeItem(atPath: flow.site.root + "/state/dock-key")
+        var result = try flow.verify(["--all", "--offline"])
+        #expect(result.status == 4, "\(result.stdout)")
+        #expect(result.stdout.contains("custody: the dock key \(flow.site.root)/state/dock-key is missing: the"), "\(result.stdout)")
+        // With the store, the published key still checks every local checkpoint: a forged one is named.
+        try flow.tamper("UPDATE checkpoint SET body = replace(body, '\"signature\" : \"', '\"signature\" : \"AAAA') WHERE event_id = (SELECT min(event_id) FROM checkpoint)")
+        result = try flow.verify()
+        #expect(result.status == 4)
+        #expect(result.stdout.contains("(checked with the store's published key)"), "\(result.stdout)")
     }
 
     @Test func anEditedEventBreaksTheChain() throws {
