@@ -182,7 +182,7 @@ public enum CameraClearing {
                   Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec) == file.sourceModifiedNanoseconds else { continue }
             items.append(ClearPlan.Item(id: file.id, path: file.sourcePath, size: file.sourceSize,
                                         modifiedNanoseconds: file.sourceModifiedNanoseconds, sha256: sha256,
-                                        objectKey: file.objectKey, versionID: nil, partSize: file.partSize))
+                                        objectKey: file.objectKey, versionID: file.storeVersionID, partSize: file.partSize))
         }
         return ClearPlan(serial: serial, devnode: devnode, createdAt: Date(), items: items, setClock: nil)
     }
@@ -299,10 +299,14 @@ public enum CameraClearing {
         guard let head else { return false }
         let expected = UploadRunner.expectedChecksum(partDigests: read.parts, whole: read.whole)
         return try UploadRunner.storeHolds(head, size: read.size, sha256: read.whole.hex, expected: expected) {
-            guard versionID == nil else {
-                throw UploaderError(.verification, "the store keeps no checksum for version \(versionID!) of \(key)")
+            // A store that keeps no checksum: that version read back and hashed.
+            let hasher = SHA256Hasher()
+            var size: Int64 = 0
+            try store.getObject(key: key, versionID: versionID) { bytes in
+                hasher.update(bytes)
+                size += Int64(bytes.count)
             }
-            return try store.hashObject(key: key)
+            return (size, hasher.finalize())
         }
     }
 

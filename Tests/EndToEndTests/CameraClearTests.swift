@@ -5,6 +5,7 @@ import Testing
 import TestSupport
 import UploaderCore
 import Agent
+@testable import Transport
 
 /// Giving cameras back empty: only files the store verified, still the same
 /// on the camera, ever leave it; every deletion is a custody event.
@@ -16,10 +17,17 @@ import Agent
         var camera: String { folder.sub("cam") }
 
         /// A camera of `files` recordings, registered and ingested.
-        init(files: Int, clear: String = "after-verified", before: (String) throws -> Void = { _ in }) throws {
+        init(files: Int, size: String = "1MiB", clear: String = "after-verified", lockedBucket: Bool = false,
+             before: (String) throws -> Void = { _ in }) throws {
             store = try TestStore.fromEnvironment()
-            site = try TestSite.withStore(store, area: try store.makeArea("clear"), root: folder.sub("site"), extra: "[camera]\nclear = \"\(clear)\"")
-            try run(["simulate-camera", camera, "--files", "\(files)", "--size", "1MiB"])
+            var area = try store.makeArea("clear")
+            if lockedBucket {
+                // Object Lock: a versioned bucket, so each verified object has a version id.
+                area = StoreArea(bucket: "uploader-clear-\(UInt32.random(in: 0...UInt32.max))", prefix: "clear")
+                try store.client(bucket: area.bucket).createLockedBucket()
+            }
+            site = try TestSite.withStore(store, area: area, root: folder.sub("site"), extra: "[camera]\nclear = \"\(clear)\"")
+            try run(["simulate-camera", camera, "--files", "\(files)", "--size", size])
             try before(camera)
             try run(["device", "add", "BWC-5", "--user", "officer-5"])
             try run(["ingest", camera, "--serial", "BWC-5"])
@@ -166,6 +174,27 @@ import Agent
         plan.setClock = ClearPlan.ClockSetting(path: "IMPORTANT.TXT", format: "YYYY", local: false)
         _ = try Self.applyAsRoot(plan, site: site)
         #expect(!FileManager.default.fileExists(atPath: site.camera + "/IMPORTANT.TXT"))
+    }
+
+    /// The root step asks the store for the version the plan names (the one
+    /// verified): a version the store does not hold confirms nothing.
+    /// (A recording uploaded in parts: the store's checksum is of its parts' digests.)
+    @Test func theRootStepAsksForThePlannedVersion() throws {
+        let site = try Site(files: 1, size: "6MiB", lockedBucket: true)
+        try site.run(["upload", "--now"])
+        var plan = try CameraClearing.plan(serial: "BWC-5", volume: site.camera, ledger: site.ledger(), devnode: "/dev/sdz1")
+        let verified = try #require(try site.ledger().file(1)?.storeVersionID, "the upload recorded no version id")
+        #expect(plan.items.map(\.versionID) == [verified] && plan.items.map(\.partSize) == [5 << 20])
+        // Other bytes under the same key since: the verified version still holds the camera's.
+        let key = try #require(plan.items[0].objectKey)
+        #expect(try site.store.client(bucket: try site.site.configuration().store.bucket)
+            .send("PUT", key: key, query: [], headers: [:], body: .bytes(Array("not the video".utf8))).status == 200)
+        plan.items[0].versionID = "3q2-made-up-version"
+        #expect(try Self.applyAsRoot(plan, site: site).items.map(\.deleted) == [false])
+        #expect(site.onCamera() == ["VID0001.MP4"])
+        plan.items[0].versionID = verified
+        #expect(try Self.applyAsRoot(plan, site: site).items.map(\.deleted) == [true])
+        #expect(site.onCamera().isEmpty)
     }
 
     /// (d) With [camera] clear = "never" the root step deletes nothing, whatever the plan.
