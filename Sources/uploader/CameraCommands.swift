@@ -64,7 +64,6 @@ struct CameraCommand: ParsableCommand {
                 // Asked by hand: the policy is the admin's request; the store is still asked about every file.
                 var authority = ClearingAuthority(configuration: configuration, model: nil)
                 authority.policy = .afterVerified
-                authority.clock = nil
                 let result = CameraClearing.apply(plan, volume: volume, authority: authority)
                 let counts = try CameraClearing.record(result, ledger: ledger)
                 if json { return try Output.json(result) }
