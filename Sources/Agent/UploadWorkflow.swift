@@ -288,8 +288,24 @@ public final class UploadRunner: Sendable {
 
     /// The expected `x-amz-checksum-sha256` of the finished object.
     static func expectedChecksum(parts: [FilePart], wholeFile: String) -> String {
-        if parts.count <= 1 { return SHA256Digest(hex: wholeFile)!.base64 }
-        return SHA256Digest.compositeChecksum(ofParts: parts.map { SHA256Digest(hex: $0.sha256)! })
+        expectedChecksum(partDigests: parts.map { SHA256Digest(hex: $0.sha256)! }, whole: SHA256Digest(hex: wholeFile)!)
+    }
+
+    /// The same from digests (the clearing step's, hashed from the camera).
+    static func expectedChecksum(partDigests: [SHA256Digest], whole: SHA256Digest) -> String {
+        partDigests.count <= 1 ? whole.base64 : SHA256Digest.compositeChecksum(ofParts: partDigests)
+    }
+
+    /// Whether the store's answer for an object shows exactly `size` bytes of
+    /// SHA-256 `sha256`: its own checksum against `expected`, or, for a store
+    /// that keeps none, the object read back (`readBack`).
+    static func storeHolds(_ head: ObjectHead, size: Int64, sha256: String, expected: String,
+                           readBack: () throws -> (size: Int64, sha256: SHA256Digest)) throws -> Bool {
+        if let checksum = head.checksumSHA256 {
+            return checksum == expected && head.size == size
+        }
+        let downloaded = try readBack()
+        return downloaded.size == size && downloaded.sha256.hex == sha256
     }
 
     func upload(_ id: Int64, client: S3Client) throws {
@@ -417,11 +433,7 @@ public final class UploadRunner: Sendable {
     /// Throws (to retry) when the store's answer cannot tell.
     func storeHoldsExactly(_ file: MediaFile, key: String, expected: String, client: S3Client) throws -> Bool {
         guard let head = try client.headObject(key: key) else { return false }
-        if let checksum = head.checksumSHA256 {
-            return checksum == expected && head.size == file.sourceSize
-        }
-        let downloaded = try client.hashObject(key: key)
-        return downloaded.size == file.sourceSize && downloaded.sha256.hex == file.sha256
+        return try Self.storeHolds(head, size: file.sourceSize, sha256: file.sha256 ?? "", expected: expected) { try client.hashObject(key: key) }
     }
 
     /// Confirms the object: the store's size and its own SHA-256 checksum must
