@@ -40,6 +40,7 @@ import UploaderCore
             let result = try run(arguments)
             #expect(result.status == 0, "\(arguments): \(result.stderr)")
         }
+        // Two: the upgrade to framed hashes (signed by the first command) and the ingest's.
         let queue = try DatabaseQueue(path: site.ledgerPath)
         #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM checkpoint WHERE stored_at IS NULL") } ?? 0 > 0)
         // Within the hour it is only waiting.
@@ -48,7 +49,7 @@ import UploaderCore
 
         try queue.write { try $0.execute(sql: "UPDATE checkpoint SET created_at = ?", arguments: [Date().addingTimeInterval(-2 * 3600)]) }
         let status = try run(["status"]).stdout
-        #expect(status.contains("Custody checkpoints: 1 waiting for the store, the oldest signed 2h ago: NOT IN THE STORE for over an hour"), "\(status)")
+        #expect(status.contains("Custody checkpoints: 2 waiting for the store, the oldest signed 2h ago: NOT IN THE STORE for over an hour"), "\(status)")
         #expect(try run(["status", "--json"]).stdout.contains("\"unpublishedCheckpoints\""))
         #expect(try run(["alerts", "--dry-run"]).stdout.contains("due: [checkpoint-unpublished] "))
 
