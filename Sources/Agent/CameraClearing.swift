@@ -258,36 +258,21 @@ public enum CameraClearing {
     static func deviceHashes(_ fd: FileDescriptor, partSize: Int64?) throws -> (size: Int64, whole: SHA256Digest, parts: [SHA256Digest]) {
         let reader = PlainFileReader(fd)
         let whole = SHA256Hasher()
-        var part = SHA256Hasher()
-        var parts: [SHA256Digest] = []
-        var inPart: Int64 = 0
+        if let partSize, partSize <= 0 { throw Errno.invalidArgument }
+        let parts = partSize.map(PartDigests.init)
         var size: Int64 = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, at: size) }
             if count == 0 { break }
-            try buffer.withUnsafeBytes { bytes in
+            buffer.withUnsafeBytes { bytes in
                 let chunk = UnsafeRawBufferPointer(rebasing: bytes.prefix(count))
                 whole.update(chunk)
-                guard let partSize else { return }
-                guard partSize > 0 else { throw Errno.invalidArgument }
-                var offset = 0
-                while offset < chunk.count {
-                    let take = Int(min(Int64(chunk.count - offset), partSize - inPart))
-                    part.update(UnsafeRawBufferPointer(rebasing: chunk[offset..<(offset + take)]))
-                    offset += take
-                    inPart += Int64(take)
-                    if inPart == partSize {
-                        parts.append(part.finalize())
-                        part = SHA256Hasher()
-                        inPart = 0
-                    }
-                }
+                parts?.update(chunk)
             }
             size += Int64(count)
         }
-        if inPart > 0 { parts.append(part.finalize()) }
-        return (size, whole.finalize(), parts)
+        return (size, whole.finalize(), parts?.finalize() ?? [])
     }
 
     /// Whether the store holds an object under `key` (that version, when
