@@ -149,13 +149,16 @@ import UploaderCore
     }
 
     /// Issue 14.1 on a live dock: the file's events lose their row digest and
-    /// actor into the message, then the officer and recording time are changed.
+    /// actor into the message, then the officer and recording time are changed,
+    /// with a custody period to match (before v12: every line "ok", exit 0).
     @Test func aRowDigestMovedIntoTheMessageBeforeARowEditIsCaught() throws {
         let flow = try Flow()
         try flow.tamper("""
             DROP TRIGGER event_no_update;
             UPDATE event SET message = message || char(31) || row_digest || char(31) || coalesce(actor, ''), row_digest = NULL, actor = NULL WHERE file_id = 2;
             UPDATE media_file SET user_id = 'officer-99', recorded_at = '2026-01-01 00:00:00.000' WHERE id = 2;
+            INSERT INTO custody_period (serial, user_id, valid_from, valid_until, created_at)
+            VALUES ('BWC-3001', 'officer-99', '2025-12-31 00:00:00.000', '2026-01-02 00:00:00.000', '2026-01-01 00:00:00.000');
             """)
         let result = try flow.verify()
         #expect(result.status == 4)
