@@ -43,6 +43,7 @@ public enum ChainFormat: Int, Codable, Sendable, Comparable {
     /// Whether legacy-joined `fields` could be split another way: a field that
     /// holds the separator lets text move between fields under the same hash.
     public static func isAmbiguousLegacy(_ fields: [String?]) -> Bool {
-        fields.contains { $0?.contains(legacySeparator) == true }
+        // Bytes, not Characters: this runs for every legacy event of a long log.
+        fields.contains { $0?.utf8.contains(0x1F) == true }
     }
 }
