@@ -103,8 +103,11 @@ import UploaderCore
         let governed = try #require(try site.client.headObject(key: key))
         #expect(governed.lockMode == "GOVERNANCE" && governed.retainUntil != nil)
         // The store itself refuses a shorter retention (without the bypass the agent never sends for that).
-        #expect(throws: S3Failure.self) {
-            try site.client.putObjectRetention(key: key, mode: "GOVERNANCE", until: governed.retainUntil!.addingTimeInterval(-86400))
+        // moto departs from AWS here and takes it, so it is not tried there.
+        if TestStore.currentKind != .moto {
+            #expect(throws: S3Failure.self) {
+                try site.client.putObjectRetention(key: key, mode: "GOVERNANCE", until: governed.retainUntil!.addingTimeInterval(-86400))
+            }
         }
         // Indefinite and COMPLIANCE: a legal hold, and the lock made COMPLIANCE is never weakened.
         result = try site.run(["tag", "#1", "--category", "homicide"])
@@ -151,7 +154,9 @@ import UploaderCore
         let result = try site.run(["verify", "#1"], expecting: 4)
         let line = result.stdout.split(separator: "\n").first { $0.hasPrefix("#1 ") }.map(String.init) ?? ""
         #expect(line.contains("the object \(key) was deleted: a delete marker (version "), "\(result.stdout)")
-        #expect(line.contains("still holds the file (size and SHA-256 checksum match, GOVERNANCE retention until"), "\(line)")
+        // moto takes any checksum: there the file was proven, and is found again, by reading the bytes back.
+        let how = TestStore.currentKind == .moto ? "size and SHA-256 of the bytes read back match" : "size and SHA-256 checksum match"
+        #expect(line.contains("still holds the file (\(how), GOVERNANCE retention until"), "\(line)")
     }
 
     /// Issue 14.9: the version verified at upload is recorded, so a court bag

@@ -78,11 +78,18 @@ struct StoreFixture {
             #expect(head.metadata["device-serial"] == "BWC-1")
             #expect(head.metadata["user"] == "officer-1")
             #expect(head.metadata["recorded-at"] != nil && head.metadata["ingested-at"] != nil && head.metadata["host"] != nil)
-            #expect(file.storeChecksum == head.checksumSHA256)
+            if TestStore.currentKind == .moto {
+                // moto takes any checksum it is sent: the agent proved each object by reading it back.
+                #expect(file.storeChecksum == "sha256:" + cameraHash.hex)
+            } else {
+                #expect(file.storeChecksum == head.checksumSHA256)
+            }
         }
-        // The single-part file's store checksum is the plain SHA-256; the multipart one is composite.
-        #expect(files[0].storeChecksum == small.base64)
-        #expect(files[1].storeChecksum?.hasSuffix("-3") == true)
+        if TestStore.currentKind == .seaweedfs {
+            // The single-part file's store checksum is the plain SHA-256; the multipart one is composite.
+            #expect(files[0].storeChecksum == small.base64)
+            #expect(files[1].storeChecksum?.hasSuffix("-3") == true)
+        }
         #expect(try fixture.ledger.verifyChain().intact)
     }
 
@@ -162,7 +169,9 @@ struct StoreFixture {
     }
 
     /// Sealed, the flipped byte fails the chunk's authentication as it streams;
-    /// in the clear, the store's SHA-256 check refuses it. Either way: held, never stored.
+    /// in the clear, the agent's own SHA-256 of the bytes it sends stops the
+    /// transfer before its last byte (the store's check is a second line, and
+    /// moto has none). Either way: held, never stored.
     @Test(arguments: [true, false])
     func aCorruptedSpoolCopyNeverBecomesEvidence(sealed: Bool) throws {
         let fixture = try StoreFixture("corrupt", extra: "[spool]\nencryption = \(sealed)")
@@ -255,7 +264,10 @@ struct StoreFixture {
         #expect(row.state == .verified)
         #expect(try fixture.storedKeys() == [row.objectKey!])
         #expect(try fixture.client.hashObject(key: row.objectKey!).sha256 == cameraHash)
-        #expect(try fixture.ledger.events(EventFilter()).contains { $0.kind == .uploadFound })
+        if TestStore.currentKind == .seaweedfs {
+            #expect(try fixture.ledger.events(EventFilter()).contains { $0.kind == .uploadFound })
+        }
+        // moto, like AWS, answers a repeated CompleteMultipartUpload of the same upload with success: still one object.
     }
 
     @Test func memoryStaysFlatWhileUploadingALargeFile() throws {
