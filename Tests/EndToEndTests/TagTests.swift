@@ -129,6 +129,41 @@ import UploaderCore
         #expect(try site.run(["export", "--case", "C-9", "--output", bag]).stdout.contains("wrote \(bag): 1 files"))
     }
 
+    /// Issue 15.3: a lock asked for at CreateMultipartUpload is confirmed at
+    /// verification; where the store ignored it (moto does) it is applied with
+    /// PutObjectRetention and checked again, and only then recorded.
+    @Test func aLockAskedForAtMultipartCreateIsConfirmedBeforeItIsRecorded() throws {
+        let site = try Site()
+        try site.run(["tag", "#2", "--category", "evidence"])
+        try site.run(["upload"])
+        let file = try site.file(2)
+        #expect(file.state == .verified && file.lockMode == "GOVERNANCE")
+        let head = try #require(try site.client.headObject(key: file.objectKey!))
+        #expect(head.lockMode == "GOVERNANCE")
+        #expect(abs(try #require(head.retainUntil).timeIntervalSince(try #require(file.retainUntil))) < 1.5)
+        let log = try site.run(["log", "--file", "#2"]).stdout
+        if TestStore.currentKind == .moto {
+            #expect(log.contains("the store did not apply the lock sent with the upload (GOVERNANCE retention until"), "\(log)")
+            #expect(log.contains("applied after upload and confirmed"), "\(log)")
+        }
+        #expect(try site.run(["verify", "#2"]).stdout.contains("1 files: 1 ok"))
+    }
+
+    /// Issue 15.5: `store check` finds out whether the store refuses a wrong
+    /// checksum (moto takes one), and leaves no scratch object behind.
+    @Test func storeCheckSaysWhetherTheStoreEnforcesChecksums() throws {
+        let site = try Site()
+        let check = try site.run(["store", "check"]).stdout
+        if TestStore.currentKind == .moto {
+            #expect(check.contains("checksums: NOT enforced (the store accepted a scratch upload with a wrong SHA-256): every upload is read back"), "\(check)")
+        } else {
+            #expect(check.contains("checksums: enforced"), "\(check)")
+        }
+        #expect(!check.contains("could not be deleted"), "\(check)")
+        #expect(try site.client.listObjectKeys(prefix: ".uploader-checksum-probe/").isEmpty)
+        #expect(try site.client.versions(of: ".uploader-checksum-probe/").isEmpty)
+    }
+
     /// An upload killed after the store took the object, a tag given meanwhile, the
     /// upload resumed: the store already holds the object (with the old tags), and the new tag still reaches it.
     @Test func aTagGivenWhileAnUploadWasInterruptedReachesTheObjectWhenItResumes() throws {

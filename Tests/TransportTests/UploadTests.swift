@@ -309,6 +309,40 @@ struct StoreFixture {
         #expect(virtual.url(key: "k", query: []) == "https://evidence.s3.example.gov/k")
     }
 
+    /// Issue 15.1: one multipart proof in the forms stores write it, compared by
+    /// value and part count; a form that cannot be read asks for a read-back.
+    @Test func storeChecksumsCompareByValueAndPartCountInEveryForm() {
+        let whole = SHA256Hasher.hash(Array("the whole file".utf8))
+        let parts = (1...3).map { SHA256Hasher.hash(Array("part \($0)".utf8)) }
+        let expected = StoreChecksum.Expected(wholeFile: whole, partDigests: parts)
+        let composite = SHA256Digest.compositeChecksum(ofParts: parts)
+        let value = String(composite.split(separator: "-")[0])
+        #expect(composite.hasSuffix("-3"))
+        for (header, type) in [(composite, nil), (value, nil), (value, "COMPOSITE"), (composite, "COMPOSITE"), (composite, "composite")] as [(String, String?)] {
+            #expect(StoreChecksum.compare(header, type: type, with: expected) == .matches, "\(header) \(type ?? "-")")
+        }
+        // The right value with another part count, or another value: not this file.
+        #expect(StoreChecksum.compare(value + "-4", type: nil, with: expected) == .differs)
+        #expect(StoreChecksum.compare(parts[0].base64 + "-3", type: nil, with: expected) == .differs)
+        // A full-object SHA-256 is the whole file's.
+        #expect(StoreChecksum.compare(whole.base64, type: "FULL_OBJECT", with: expected) == .matches)
+        #expect(StoreChecksum.compare(whole.base64, type: nil, with: expected) == .matches)
+        #expect(StoreChecksum.compare(value, type: "FULL_OBJECT", with: expected) == .differs)
+        // Forms the agent cannot read: the object is read back instead, never retried forever.
+        for (header, type) in [("not base64!", nil), (value + "-x", nil), ("AAAA", nil), (value, "PER_PART")] as [(String, String?)] {
+            #expect(StoreChecksum.compare(header, type: type, with: expected) == .unreadable, "\(header)")
+        }
+        // A single PUT: its plain SHA-256, with or without a type.
+        let single = StoreChecksum.Expected(wholeFile: whole, partDigests: [whole])
+        #expect(StoreChecksum.compare(whole.base64, type: nil, with: single) == .matches)
+        #expect(StoreChecksum.compare(whole.base64, type: "COMPOSITE", with: single) == .matches)
+        #expect(StoreChecksum.compare(parts[0].base64, type: nil, with: single) == .differs)
+        // What `verify` compares with: the proof recorded at upload, in the form the store wrote it then.
+        let recorded = try! #require(StoreChecksum.Expected(wholeFile: whole, recorded: value))
+        #expect(StoreChecksum.compare(composite, type: "COMPOSITE", with: recorded) == .matches)
+        #expect(StoreChecksum.Expected(wholeFile: whole, recorded: "sha256:" + whole.hex) == nil)
+    }
+
     @Test func failuresAreClassifiedForRetry() {
         func classify(_ status: Int, _ code: String, retryAfter: String? = nil) -> S3Failure {
             S3Failure.from(HTTPResponse(status: status, headers: retryAfter.map { ["retry-after": $0] } ?? [:],
