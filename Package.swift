@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "TestSupport"]),
         .testTarget(name: "IngestTests", dependencies: ["Agent", "Ingest", "Ledger", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Agent", "Transport", "Ingest", "Ledger", "Platform", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Ledger", "Transport", "Agent", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Ledger", "Transport", "Agent", "Crypto", "TestSupport"]),
         // Emulated USB cameras (umockdev); linked by the tests only, never by the product.
         .systemLibrary(
             name: "CUMockdev",

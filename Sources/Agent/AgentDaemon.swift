@@ -94,18 +94,6 @@ public enum Housekeeping {
         do { try SpoolPurger(configuration: configuration, ledger: ledger).purge() } catch { logger.error("spool purge failed: \(error)") }
         do { try AlertDispatcher(configuration: configuration, ledger: ledger, logger: logger).run() } catch { logger.error("alert check failed: \(error)") }
         do { try MetricsFile.write(configuration: configuration, ledger: ledger) } catch { logger.error("metrics file: \(error)") }
-        do {
-            try CustodyCheckpoints.sign(configuration: configuration, ledger: ledger)
-            if try !ledger.pendingCheckpoints().isEmpty {
-                let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
-                try CustodyCheckpoints.publish(configuration: configuration, ledger: ledger, client: client, logger: logger)
-            }
-        } catch let failure as S3Failure {
-            // Pending checkpoints stay pending and the next run writes them; the
-            // store's trouble is the upload run's own error already.
-            logger.info("custody checkpoints wait for the next run: \(failure.advice)")
-        } catch {
-            logger.error("custody checkpoint: \((error as? UploaderError)?.message ?? "\(error)")")
-        }
+        CustodyCheckpoints.signAndPublish(configuration: configuration, ledger: ledger, logger: logger)
     }
 }

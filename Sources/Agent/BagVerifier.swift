@@ -1,16 +1,71 @@
 import Crypto
 import Foundation
 import Ledger
+import Transport
 import UploaderCore
 
 /// What `uploader verify-bag` found.
-public struct BagVerdict: Sendable, Codable {
+public struct BagVerdict: Sendable, Encodable {
     public var files = 0
     public var bytes: Int64 = 0
     public var events = 0
     public var checkpointEventID: Int64?
+    /// The dock the checkpoint names, and the fingerprint of the key that signed it (the bag's own key).
+    public var dock: String?
+    public var keyFingerprint: String?
+    /// What outside the bag vouches for that key (a trusted-keys file, the store).
+    public var vouchedBy: [String] = []
     public var problems: [String] = []
     public var valid: Bool { problems.isEmpty }
+    /// A signature proves who signed only when something outside the bag vouches for the key.
+    public var anchored: Bool { !vouchedBy.isEmpty }
+
+    enum CodingKeys: String, CodingKey { case files, bytes, events, checkpointEventID, dock, keyFingerprint, vouchedBy, problems, valid, anchored }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(files, forKey: .files)
+        try container.encode(bytes, forKey: .bytes)
+        try container.encode(events, forKey: .events)
+        try container.encodeIfPresent(checkpointEventID, forKey: .checkpointEventID)
+        try container.encodeIfPresent(dock, forKey: .dock)
+        try container.encodeIfPresent(keyFingerprint, forKey: .keyFingerprint)
+        try container.encode(vouchedBy, forKey: .vouchedBy)
+        try container.encode(problems, forKey: .problems)
+        try container.encode(valid, forKey: .valid)
+        try container.encode(anchored, forKey: .anchored)
+    }
+}
+
+/// Something outside the bag that says which keys are a dock's: a bag
+/// carries its own key, so its signature alone proves only that whoever
+/// made the bag had some key.
+public enum BagTrustAnchor {
+    /// The fingerprints an agency publishes for its docks (`uploader key fingerprint` prints a dock's).
+    case trustedKeys(file: String, fingerprints: Set<String>)
+    /// The dock key the store holds (written once by the dock, under Object Lock where the bucket has it).
+    case store(S3Client, prefix: String)
+
+    /// Reads a trusted-keys file: one fingerprint a line (64 hex digits, grouped
+    /// by spaces or colons or not), `#` starts a comment, blank lines are skipped.
+    public static func trustedKeys(file path: String) throws -> BagTrustAnchor {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw UploaderError(.usage, "cannot read the trusted-keys file \(path): give a text file of key fingerprints, one a line")
+        }
+        var fingerprints = Set<String>()
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let content = (line.firstIndex(of: "#").map { line[..<$0] } ?? line[...]).trimmingCharacters(in: .whitespacesAndNewlines)
+            if content.isEmpty { continue }
+            guard let fingerprint = Ed25519PublicKey.normalizedFingerprint(content) else {
+                throw UploaderError(.usage, "line \(number + 1) of \(path) is not a key fingerprint (64 hex digits, as `uploader key fingerprint` prints them; # starts a comment)")
+            }
+            fingerprints.insert(fingerprint)
+        }
+        if fingerprints.isEmpty {
+            throw UploaderError(.usage, "the trusted-keys file \(path) lists no key fingerprint: add the ones `uploader key fingerprint` prints on each dock")
+        }
+        return .trustedKeys(file: path, fingerprints: fingerprints)
+    }
 }
 
 /// Checks an evidence bag offline, with nothing but the bag: no ledger, no
@@ -98,6 +153,39 @@ public enum BagVerifier {
         return verdict
     }
 
+    /// Checks the bag's signing key against each anchor: every anchor given
+    /// must vouch for it, and a key one of them does not know is a problem.
+    /// Throws only when an anchor cannot be asked (the store is down).
+    public static func anchor(_ verdict: inout BagVerdict, to anchors: [BagTrustAnchor]) throws {
+        guard let fingerprint = verdict.keyFingerprint else { return }
+        let grouped = Ed25519PublicKey.grouped(fingerprint)
+        for anchor in anchors {
+            switch anchor {
+            case .trustedKeys(let file, let fingerprints):
+                if fingerprints.contains(fingerprint) {
+                    verdict.vouchedBy.append("listed in \(file)")
+                } else {
+                    verdict.problems.append("the checkpoint was signed by key \(grouped), which is not in \(file): this bag was not signed by a dock that list vouches for")
+                }
+            case .store(let client, let prefix):
+                let dock = verdict.dock ?? ""
+                let objectKey = SignedCheckpoint.publicKeyObjectKey(prefix: prefix, dock: dock)
+                guard let pem = try client.getSmall(key: objectKey), let stored = Ed25519PublicKey(pem: String(decoding: pem, as: UTF8.self)) else {
+                    verdict.problems.append("the store holds no key for dock \(DisplayText.escaped(dock)) at \(objectKey): no dock of this store signed this bag")
+                    continue
+                }
+                guard stored.fingerprint == fingerprint else {
+                    verdict.problems.append("the store holds key \(stored.groupedFingerprint) for dock \(DisplayText.escaped(dock)) at \(objectKey), but the checkpoint was signed by key \(grouped): this bag was not signed by that dock's key")
+                    continue
+                }
+                let head = try client.headObject(key: objectKey)
+                let lock = head?.retainUntil.map { "under \(head?.lockMode ?? "Object") Lock until \(Timestamps.iso($0))" }
+                    ?? "not under Object Lock: it holds only as long as the store's access control"
+                verdict.vouchedBy.append("the store's key for dock \(DisplayText.escaped(dock)) (\(objectKey), \(lock))")
+            }
+        }
+    }
+
     static func checkCustody(_ directory: String, listed: [String: (String, String)], into verdict: inout BagVerdict) {
         func read(_ path: String) -> String? { try? String(contentsOfFile: directory + "/" + path, encoding: .utf8) }
         guard let pem = read("custody/dock-key.pem"), let key = Ed25519PublicKey(pem: pem) else {
@@ -117,6 +205,8 @@ public enum BagVerifier {
             return
         }
         verdict.checkpointEventID = payload.lastEventID
+        verdict.dock = payload.dock
+        verdict.keyFingerprint = key.fingerprint
         if payload.key != key.fingerprint { verdict.problems.append("the checkpoint names key \(payload.key), the bag carries \(key.fingerprint)") }
         if !key.isValidSignature(Array(signature), for: Array(signed.payload.utf8)) {
             verdict.problems.append("the checkpoint's signature does not match its content: it was altered")

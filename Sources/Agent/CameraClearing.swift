@@ -5,26 +5,40 @@ import Ledger
 import Platform
 import Synchronization
 import SystemPackage
+import Transport
 import UploaderCore
 
-/// What a dock may delete from a camera: files the store verified, each
-/// named with the identity and SHA-256 the ledger holds for it. Written by
-/// the (unprivileged) dock, carried out by the dock unit's root step, which
-/// checks every file again before deleting it.
+/// What a dock proposes to delete from a camera: files the store verified,
+/// each named with its path, the ledger's SHA-256 and the object the store
+/// holds it under. Written by the (unprivileged) dock, so the dock unit's
+/// root step trusts none of it: it hashes each file from the camera itself
+/// and deletes it only when the store, asked by root, holds those bytes
+/// under the planned key (`ClearingAuthority`).
 public struct ClearPlan: Codable, Sendable, Equatable {
     public struct Item: Codable, Sendable, Equatable {
         public var id: Int64
         public var path: String
         public var size: Int64
         public var modifiedNanoseconds: Int64
+        /// The ledger's SHA-256, for the custody log: the root step hashes the camera's bytes itself.
         public var sha256: String
+        /// The object the store verified (the ledger's key), and its version when known:
+        /// the root step asks the store itself whether it holds these bytes there.
+        public var objectKey: String?
+        public var versionID: String?
+        /// The upload's part size when it had parts: how the store's composite checksum was made.
+        public var partSize: Int64?
 
-        public init(id: Int64, path: String, size: Int64, modifiedNanoseconds: Int64, sha256: String) {
+        public init(id: Int64, path: String, size: Int64, modifiedNanoseconds: Int64, sha256: String,
+                    objectKey: String? = nil, versionID: String? = nil, partSize: Int64? = nil) {
             self.id = id
             self.path = path
             self.size = size
             self.modifiedNanoseconds = modifiedNanoseconds
             self.sha256 = sha256
+            self.objectKey = objectKey
+            self.versionID = versionID
+            self.partSize = partSize
         }
     }
 
@@ -32,7 +46,8 @@ public struct ClearPlan: Codable, Sendable, Equatable {
     public var devnode: String?
     public var createdAt: Date
     public var items: [Item]
-    /// The model's settable clock file: written with the dock's time in the same step.
+    /// The dock asks for the camera's clock to be set: the root step writes only
+    /// the clock file of the model it identified itself (the path here is shown, never used).
     public var setClock: ClockSetting?
 
     public struct ClockSetting: Codable, Sendable, Equatable {
@@ -40,8 +55,43 @@ public struct ClearPlan: Codable, Sendable, Equatable {
         public var format: String
         /// The camera keeps local time (else UTC).
         public var local: Bool
+
+        public init(path: String, format: String, local: Bool) {
+            self.path = path
+            self.format = format
+            self.local = local
+        }
     }
 
+    public init(serial: String, devnode: String?, createdAt: Date, items: [Item], setClock: ClockSetting?) {
+        self.serial = serial
+        self.devnode = devnode
+        self.createdAt = createdAt
+        self.items = items
+        self.setClock = setClock
+    }
+
+}
+
+extension ClearPlan {
+    /// The plan as root reads it from the uploader user's spool: a regular
+    /// file reached without a link at its name, of a plan's size, or nothing
+    /// (never a link to another file, a FIFO that blocks, or /dev/zero).
+    public static func readUntrusted(from path: String, limit: Int = 16 << 20) -> ClearPlan? {
+        guard let fd = try? FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .noFollow, .nonBlocking]) else { return nil }
+        defer { try? fd.close() }
+        guard let info = try? Syscall.fstat(fd), info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= limit else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var count = 0
+        while count < bytes.count {
+            guard let read = try? bytes.withUnsafeMutableBytes({ try fd.read(fromAbsoluteOffset: Int64(count), into: UnsafeMutableRawBufferPointer(rebasing: $0[count...])) }),
+                  read > 0 else { break }
+            count += read
+        }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try? decoder.decode(ClearPlan.self, from: Data(bytes.prefix(count)))
+    }
 }
 
 /// What the root step did with each item of a plan.
@@ -75,6 +125,42 @@ public struct ClearResult: Codable, Sendable, Equatable {
     public static func path(mountRoot: String, sysname: String) -> String { MountReport.besidePath(mountRoot: mountRoot, sysname: sysname, kind: "clear") }
 }
 
+/// What the root step goes by, all of it its own: the policy and the clock
+/// file from the root-owned configuration and camera model (the device
+/// identified through udev), and the store, asked with the configured
+/// endpoint, bucket and credentials. Of the plan, only the names it proposes.
+public struct ClearingAuthority {
+    /// `[camera] clear`, or the model's `clear`.
+    public var policy: CameraClearPolicy
+    /// The model's settable clock file, if it has one.
+    public var clock: ClearPlan.ClockSetting?
+    /// Asked about every file before it is deleted; nil: nothing is deleted.
+    public var store: S3Client?
+    /// Why there is no store to ask.
+    public var storeProblem: String?
+
+    public init(policy: CameraClearPolicy, clock: ClearPlan.ClockSetting?, store: S3Client?, storeProblem: String? = nil) {
+        self.policy = policy
+        self.clock = clock
+        self.store = store
+        self.storeProblem = storeProblem
+    }
+
+    /// As the root step makes it: from the configuration and camera model it
+    /// loaded itself, with the store's credentials. Blocking (reads the credentials).
+    public init(configuration: Configuration, model: CameraModel?) {
+        policy = CameraClearing.policy(configuration, model: model)
+        if let model, let clock = model.clock, clock.settable {
+            self.clock = ClearPlan.ClockSetting(path: clock.path, format: clock.format, local: model.cameraClock == .local)
+        }
+        do {
+            store = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
+        } catch {
+            storeProblem = (error as? UploaderError)?.message ?? "\(error)"
+        }
+    }
+}
+
 public enum CameraClearing {
     /// The policy for a camera of `model`: the model's `clear`, else the site's.
     public static func policy(_ configuration: Configuration, model: CameraModel?) -> CameraClearPolicy {
@@ -95,17 +181,24 @@ public enum CameraClearing {
             guard let info = try? Syscall.fstat(fd), info.st_mode & S_IFMT == S_IFREG, Int64(info.st_size) == file.sourceSize,
                   Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec) == file.sourceModifiedNanoseconds else { continue }
             items.append(ClearPlan.Item(id: file.id, path: file.sourcePath, size: file.sourceSize,
-                                        modifiedNanoseconds: file.sourceModifiedNanoseconds, sha256: sha256))
+                                        modifiedNanoseconds: file.sourceModifiedNanoseconds, sha256: sha256,
+                                        objectKey: file.objectKey, versionID: file.storeVersionID, partSize: file.partSize))
         }
         return ClearPlan(serial: serial, devnode: devnode, createdAt: Date(), items: items, setClock: nil)
     }
 
-    /// Deletes each planned file that is still exactly what the plan says:
-    /// a regular file reached without links, same size and time, and re-read
-    /// from the device (its cached pages dropped first) to the same SHA-256;
-    /// the very file hashed (same inode) is the one unlinked. Blocking.
-    public static func apply(_ plan: ClearPlan, volume: String) -> ClearResult {
+    /// Deletes each planned file that the store verifiably holds: a regular
+    /// file reached without links (by its raw name), same size and time,
+    /// re-read from the device (its cached pages dropped first), whose SHA-256
+    /// and size the store's own checksum for the planned object (and version)
+    /// confirms; the very file hashed (same inode) is the one unlinked. Nothing
+    /// when `authority`'s policy is not after-verified. Blocking.
+    public static func apply(_ plan: ClearPlan, volume: String, authority: ClearingAuthority) -> ClearResult {
         var result = ClearResult(serial: plan.serial, finishedAt: Date(), items: [])
+        guard authority.policy == .afterVerified else {
+            result.error = "[camera] clear is \"\(authority.policy.rawValue)\" for this camera in the root-owned configuration: nothing was deleted or written (the plan was ignored)"
+            return result
+        }
         let root: FileDescriptor
         do {
             root = try FileDescriptor.open(FilePath(volume), .readOnly, options: [.directory, .closeOnExec])
@@ -115,78 +208,148 @@ public enum CameraClearing {
         }
         defer { try? root.close() }
         for item in plan.items {
-            let kept = deleteIfUnchanged(item, root: root)
-            result.items.append(ClearResult.Item(id: item.id, path: item.path, sha256: item.sha256, deleted: kept == nil, kept: kept))
+            let outcome = deleteIfHeld(item, root: root, authority: authority)
+            result.items.append(ClearResult.Item(id: item.id, path: item.path, sha256: outcome.sha256 ?? item.sha256,
+                                                 deleted: outcome.kept == nil, kept: outcome.kept))
         }
-        if let clock = plan.setClock {
+        if plan.setClock != nil, let clock = authority.clock {
             let text = FileNameTime.render(Date(), pattern: clock.format, timeZone: clock.local ? .current : TimeZone(identifier: "UTC")!)
             do {
                 try writeClock(text + "\r\n", path: clock.path, root: root)
                 result.clockSet = text
             } catch {
-                result.clockError = "\(error)"
+                result.clockError = (error as? UploaderError)?.message ?? "\(error)"
             }
         }
         result.finishedAt = Date()
         return result
     }
 
-    /// Replaces the camera's clock file (reached without links, its name found whatever its case).
+    /// Rewrites the camera's clock file in place: the one the camera has
+    /// (reached without links, its name found whatever its case), a regular
+    /// file; never created.
     static func writeClock(_ text: String, path: String, root: FileDescriptor) throws {
         let components = path.split(separator: "/").map(String.init)
         guard let name = components.last else { throw Errno.invalidArgument }
-        let parent = components.count == 1 ? try Syscall.openAt(root, ".", O_RDONLY | O_DIRECTORY)
-            : try Syscall.openBeneath(root, components.dropLast().joined(separator: "/"), directory: true, ignoringCase: true)
+        let parent: FileDescriptor
+        do {
+            parent = components.count == 1 ? try Syscall.openAt(root, ".", O_RDONLY | O_DIRECTORY)
+                : try Syscall.openBeneath(root, components.dropLast().joined(separator: "/"), directory: true, ignoringCase: true)
+        } catch {
+            throw UploaderError(.notFound, "the camera has no clock file \(path) (its folder: \(error)): none is created")
+        }
         defer { try? parent.close() }
         // FAT ignores case: write the file the camera has, whatever case it gave the name.
-        let existing = (try? Syscall.directoryEntries(parent))?.first { $0.lowercased() == name.lowercased() } ?? name
-        let fd = try Syscall.openAt(parent, existing, O_WRONLY | O_CREAT | O_TRUNC, permissions: 0o644)
+        guard let existing = try Syscall.directoryEntries(parent).first(where: { $0.lowercased() == name.lowercased() }) else {
+            throw UploaderError(.notFound, "the camera has no clock file \(path): none is created")
+        }
+        let fd = try Syscall.openAt(parent, existing, O_WRONLY | O_NONBLOCK)
         defer { try? fd.close() }
+        guard try Syscall.fstat(fd).st_mode & S_IFMT == S_IFREG else {
+            throw UploaderError(.insecure, "the clock file \(path) on the camera is not a regular file: not written")
+        }
+        guard ftruncate(fd.rawValue, 0) == 0 else { throw Errno(rawValue: errno) }
         _ = try fd.writeAll(Array(text.utf8))
         try Syscall.fsync(fd)
     }
 
-    /// Nil when deleted; otherwise why the file stays on the camera.
-    static func deleteIfUnchanged(_ item: ClearPlan.Item, root: FileDescriptor) -> String? {
+    /// The camera's bytes as the store's checksum is made of them: the whole
+    /// file's SHA-256 and, for an upload in parts of `partSize`, each part's.
+    static func deviceHashes(_ fd: FileDescriptor, partSize: Int64?) throws -> (size: Int64, whole: SHA256Digest, parts: [SHA256Digest]) {
+        let reader = PlainFileReader(fd)
+        let whole = SHA256Hasher()
+        if let partSize, partSize <= 0 { throw Errno.invalidArgument }
+        let parts = partSize.map(PartDigests.init)
+        var size: Int64 = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, at: size) }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { bytes in
+                let chunk = UnsafeRawBufferPointer(rebasing: bytes.prefix(count))
+                whole.update(chunk)
+                parts?.update(chunk)
+            }
+            size += Int64(count)
+        }
+        return (size, whole.finalize(), parts?.finalize() ?? [])
+    }
+
+    /// Whether the store holds an object under `key` (that version, when
+    /// given) with exactly these bytes: its own checksum, compared as upload
+    /// verification compares it. Asked by the caller (the root step), not taken from the plan.
+    static func storeHolds(_ read: (size: Int64, whole: SHA256Digest, parts: [SHA256Digest]), key: String, versionID: String?,
+                           store: S3Client) throws -> Bool {
+        let head = try versionID.map { try store.headObject(key: key, versionID: $0) } ?? store.headObject(key: key)
+        guard let head else { return false }
+        let expected = UploadRunner.expectedChecksum(partDigests: read.parts, whole: read.whole)
+        return try UploadRunner.storeHolds(head, size: read.size, sha256: read.whole.hex, expected: expected) {
+            // A store that keeps no checksum: that version read back and hashed.
+            let hasher = SHA256Hasher()
+            var size: Int64 = 0
+            try store.getObject(key: key, versionID: versionID) { bytes in
+                hasher.update(bytes)
+                size += Int64(bytes.count)
+            }
+            return (size, hasher.finalize())
+        }
+    }
+
+    /// `kept` nil when deleted; otherwise why the file stays on the camera.
+    /// `sha256`: what the camera's bytes hashed to, when they were read.
+    static func deleteIfHeld(_ item: ClearPlan.Item, root: FileDescriptor, authority: ClearingAuthority) -> (kept: String?, sha256: String?) {
+        guard let store = authority.store else {
+            return ("the store cannot be asked whether it holds it (\(authority.storeProblem ?? "no store")): nothing is deleted unconfirmed", nil)
+        }
+        guard let key = item.objectKey, !key.isEmpty else { return ("the plan names no object in the store for it", nil) }
         let components = item.path.split(separator: "/").map(String.init)
-        guard let name = components.last else { return "empty path" }
+        guard let name = components.last else { return ("empty path", nil) }
         let parent: FileDescriptor
         do {
             parent = components.count == 1 ? try Syscall.openAt(root, ".", O_RDONLY | O_DIRECTORY)
                 : try Syscall.openBeneath(root, components.dropLast().joined(separator: "/"), directory: true)
         } catch {
-            return "its folder cannot be reached without following a link (\(error))"
+            return ("its folder cannot be reached without following a link (\(error))", nil)
         }
         defer { try? parent.close() }
+        // Every call below takes the name's raw bytes (Syscall.rawName), never its displayed text.
         let fd: FileDescriptor
         do {
-            fd = try Syscall.openAt(parent, name, O_RDONLY)
+            fd = try Syscall.openAt(parent, name, O_RDONLY | O_NONBLOCK)
         } catch {
-            return "it is gone from the camera or is not a plain file (\(error))"
+            return ("it is gone from the camera or is not a plain file (\(error))", nil)
         }
         defer { try? fd.close() }
-        guard let before = try? Syscall.fstat(fd), before.st_mode & S_IFMT == S_IFREG else { return "it is not a regular file" }
+        guard let before = try? Syscall.fstat(fd), before.st_mode & S_IFMT == S_IFREG else { return ("it is not a regular file", nil) }
         guard Int64(before.st_size) == item.size,
               Int64(before.st_mtim.tv_sec) * 1_000_000_000 + Int64(before.st_mtim.tv_nsec) == item.modifiedNanoseconds else {
-            return "its size or time changed since the ledger recorded it"
+            return ("its size or time changed since the ledger recorded it", nil)
         }
         // From the device, not the page cache: the bytes on the camera are what is checked.
         try? Syscall.dropCachedPages(fd)
-        guard let read = try? FileHashes.of(PlainFileReader(fd), sha512: false) else { return "it could not be read back" }
-        guard read.size == item.size, read.sha256 == item.sha256 else {
-            return "it reads back with another SHA-256 than the one the store verified"
+        guard let read = try? deviceHashes(fd, partSize: item.partSize), read.size == Int64(before.st_size) else {
+            return ("it could not be read back", nil)
+        }
+        let held: Bool
+        do {
+            held = try storeHolds(read, key: key, versionID: item.versionID, store: store)
+        } catch {
+            return ("the store could not confirm \(key) (\((error as? UploaderError)?.message ?? "\(error)"))", read.whole.hex)
+        }
+        guard held else {
+            return ("it reads back with another SHA-256 than the one the store verified (the store holds no object with SHA-256 \(read.whole.hex) and size \(read.size) under \(key)\(item.versionID.map { " version \($0)" } ?? ""))", read.whole.hex)
         }
         // The name must still lead to the file just hashed.
         guard let now = try? Syscall.fstatAt(parent, name), now.st_ino == before.st_ino, now.st_dev == before.st_dev else {
-            return "it was replaced while it was being checked"
+            return ("it was replaced while it was being checked", read.whole.hex)
         }
         do {
             try Syscall.unlinkAt(parent, name)
         } catch {
-            return "deleting it failed (\(error.summary))"
+            return ("deleting it failed (\(error.summary))", read.whole.hex)
         }
         try? Syscall.fsync(parent)
-        return nil
+        return (nil, read.whole.hex)
     }
 
     /// Records each deletion (and each file kept, with why) as a custody event.

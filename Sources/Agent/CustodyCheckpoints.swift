@@ -54,6 +54,52 @@ public enum DockKey {
 /// and upload run (a dock has no network), written to the store by upload
 /// runs and the daemon, oldest first, each exactly once.
 public enum CustodyCheckpoints {
+    /// A checkpoint that has waited longer than this for the store is an alert:
+    /// until it is there, the dock's log can be rewritten without the store telling.
+    public static let publishDeadline: TimeInterval = 3600
+
+    /// The checkpoints waiting for the store, if the oldest waited past the deadline. Blocking.
+    public static func overdue(ledger: Ledger, now: Date = Date()) throws -> UnpublishedCheckpoints? {
+        let waiting = try ledger.unpublishedCheckpoints()
+        guard let oldest = waiting.oldestSignedAt, now.timeIntervalSince(oldest) > publishDeadline else { return nil }
+        return waiting
+    }
+
+    /// "2 hours": how long the oldest waiting checkpoint has waited.
+    static func waited(_ waiting: UnpublishedCheckpoints, now: Date) -> String {
+        let hours = Int(now.timeIntervalSince(waiting.oldestSignedAt ?? now) / 3600)
+        return hours == 1 ? "an hour" : "\(hours) hours"
+    }
+
+    /// The alert for checkpoints overdue in the store, if any. Blocking.
+    public static func alert(ledger: Ledger, now: Date = Date()) throws -> Alert? {
+        guard let waiting = try overdue(ledger: ledger, now: now) else { return nil }
+        return Alert(key: "checkpoint-unpublished",
+                     message: "\(waiting.count) signed custody checkpoint\(waiting.count == 1 ? "" : "s") of this dock \(waiting.count == 1 ? "has" : "have") not reached the store for \(waited(waiting, now: now)) (the oldest covers event \(waiting.oldestEventID ?? 0)): until the store holds \(waiting.count == 1 ? "it" : "them"), only this PC vouches for the custody log since; see `uploader store check`")
+    }
+
+    /// Signs a checkpoint and writes every pending one to the store. A store
+    /// that stays unreachable past the deadline is an error, not a note. Blocking.
+    public static func signAndPublish(configuration: Configuration, ledger: Ledger, logger: Logger) {
+        do {
+            try sign(configuration: configuration, ledger: ledger)
+            if try !ledger.pendingCheckpoints().isEmpty {
+                let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
+                try publish(configuration: configuration, ledger: ledger, client: client, logger: logger)
+            }
+        } catch let failure as S3Failure {
+            // Pending checkpoints stay pending and the next run writes them; within
+            // the deadline the store's trouble is the upload run's own error already.
+            if let waiting = try? overdue(ledger: ledger) {
+                logger.error("custody checkpoints have not reached the store for \(waited(waiting, now: Date())) (\(waiting.count) waiting): \(failure.advice)")
+            } else {
+                logger.info("custody checkpoints wait for the next run: \(failure.advice)")
+            }
+        } catch {
+            logger.error("custody checkpoint: \((error as? UploaderError)?.message ?? "\(error)")")
+        }
+    }
+
     /// Signs a checkpoint of the log as it is now (nothing if no event is new). Blocking.
     @discardableResult
     public static func sign(configuration: Configuration, ledger: Ledger) throws -> CheckpointRecord? {
@@ -83,13 +129,14 @@ public enum CustodyCheckpoints {
         let dock = configuration.hostName
         let pem = Array(key.publicKey.pem.utf8)
         let keyObject = SignedCheckpoint.publicKeyObjectKey(prefix: prefix, dock: dock)
-        if try client.putOnce(key: keyObject, bytes: pem, contentType: "application/x-pem-file") == .exists,
+        let lockedUntil = try client.objectLockEnabled() ? Date().addingTimeInterval(Double(configuration.custody.checkpointRetentionDays) * 86400) : nil
+        // The key is a trust anchor for bags (`verify-bag --store`): written once, locked like the checkpoints it vouches for.
+        if try client.putOnce(key: keyObject, bytes: pem, contentType: "application/x-pem-file", lockedUntil: lockedUntil) == .exists,
            try client.getSmall(key: keyObject) != pem {
             let message = "the store holds a different public key for dock \(dock) at \(keyObject): another PC uses this dock name, or this dock's key was replaced; checkpoints are not written until an admin resolves it ([agent] host_name)"
             _ = try? ledger.log(EventDraft(.error, .custodyProblem, message))
             throw UploaderError(.insecure, message)
         }
-        let lockedUntil = try client.objectLockEnabled() ? Date().addingTimeInterval(Double(configuration.custody.checkpointRetentionDays) * 86400) : nil
         var stored = 0
         for checkpoint in try ledger.pendingCheckpoints() {
             let objectKey = SignedCheckpoint.objectKey(prefix: prefix, dock: dock, eventID: checkpoint.eventID)

@@ -28,10 +28,13 @@ public struct FileVerdict: Sendable, Codable {
 public struct CustodyVerifier {
     let configuration: Configuration
     let spool: Spool
+    /// What each file's category requires of its object (nil: not checked).
+    let rules: ObjectRules?
 
-    public init(configuration: Configuration) {
+    public init(configuration: Configuration, rules: ObjectRules? = nil) {
         self.configuration = configuration
         spool = Spool(root: configuration.spoolDirectory)
+        self.rules = rules
     }
 
     public func check(_ record: FileCustodyRecord, store: S3Client?) -> FileVerdict {
@@ -92,6 +95,7 @@ public struct CustodyVerifier {
         if file.legalHold, !head.legalHold {
             verdict.problems.append("the legal hold on \(key) was lifted in the store, not by this agent")
         }
+        checkRequiredLock(file, key: key, head: head, into: &verdict)
         if head.size != file.sourceSize {
             verdict.problems.append("the store holds \(key) with \(head.size) bytes, not \(file.sourceSize)")
         }
@@ -103,6 +107,29 @@ public struct CustodyVerifier {
         let expected = UploadRunner.metadata(for: file, hostName: configuration.hostName)
         for name in ["sha256", "device-serial", "user", "recorded-at", "source-path"] where head.metadata[name] != expected[name] {
             verdict.problems.append("the object's \(name) metadata is \(head.metadata[name].map { "\"\($0)\"" } ?? "missing"), not \"\(expected[name] ?? "")\": the object was replaced")
+        }
+    }
+
+    /// The lock the file's category requires must be on the object, whatever
+    /// the ledger recorded as applied: tags the store refused, or a category
+    /// changed in the ledger, must not leave evidence unlocked unnoticed.
+    func checkRequiredLock(_ file: MediaFile, key: String, head: ObjectHead, into verdict: inout FileVerdict) {
+        guard let rules else { return }
+        let required = rules.resolve(file)
+        guard let name = required.category?.category.name else { return }
+        let pending = file.storeTagsPending ? " (its tags have not reached the stored object: see `uploader log --file #\(file.id) --level warning`)" : ""
+        // A retention already over is not asked of the store any more.
+        if let mode = required.settings.lockMode, let until = required.settings.retainUntil, until > Date() {
+            let held = head.retainUntil.map { "\(head.lockMode ?? "?") retention until \(Timestamps.iso($0))" } ?? "none"
+            if (head.retainUntil ?? .distantPast) <= Date() {
+                verdict.problems.append("category \(name) requires \(mode) retention until \(Timestamps.iso(until)) of \(key); the store has none\(pending)")
+            } else if head.retainUntil! < until.addingTimeInterval(-1) || (mode == "COMPLIANCE" && head.lockMode != "COMPLIANCE") {
+                // Locked, but less than the category asks now: its rule changed since, or a tag waits for the store.
+                verdict.notes.append("category \(name) now asks for \(mode) retention until \(Timestamps.iso(until)) of \(key); the store has \(held)\(pending)")
+            }
+        }
+        if required.settings.legalHold, !head.legalHold {
+            verdict.problems.append("category \(name) requires a legal hold on \(key); the store has none\(pending)")
         }
     }
 

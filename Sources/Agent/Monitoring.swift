@@ -25,8 +25,9 @@ public struct AlertDispatcher {
         let monitoring = configuration.monitoring
         let pressure = SpoolPressure(spool: Spool(root: configuration.spoolDirectory), highPercent: configuration.ingest.highWatermarkPercent,
                                      lowPercent: configuration.ingest.lowWatermarkPercent)
-        let conditions = try ledger.alertConditions(now: now, oldestUnverifiedHours: monitoring.oldestUnverifiedHours,
+        var conditions = try ledger.alertConditions(now: now, oldestUnverifiedHours: monitoring.oldestUnverifiedHours,
                                                     dockedIdleMinutes: monitoring.dockedIdleMinutes, spoolAboveHighWatermark: pressure.isHolding)
+        if let unpublished = try CustodyCheckpoints.alert(ledger: ledger, now: now) { conditions.append(unpublished) }
         var due: [Alert] = []
         for alert in conditions {
             if let last = try ledger.lastAlert(key: alert.key), now.timeIntervalSince(last) < monitoring.repeatHours * 3600 { continue }

@@ -36,6 +36,9 @@ public struct ObjectRules: Sendable {
         /// The file's tags these settings were made from: what the store holds once they are applied.
         public var tags: FileTags
         public var category: (category: RetentionCategory, source: String)?
+        /// Why the store would refuse the file's tags (a value written behind
+        /// `uploader tag`); those tags are left out, never the lock.
+        public var tagProblem: String?
 
         /// Whether the object carries anything beyond its bytes and metadata.
         public var isEmpty: Bool { settings.tags.isEmpty && settings.lockMode == nil && !settings.legalHold }
@@ -58,14 +61,16 @@ public struct ObjectRules: Sendable {
         tags["incident"] = file.incident
         let resolved = category(for: file)
         tags["category"] = resolved?.category.name
-        var settings = ObjectSettings(tags: tags)
+        // A tag the store refuses would take the whole request with it: it stays out.
+        let tagProblem = StoreTagRules.problem(tags: tags).map { "the file's \($0)" }
+        var settings = ObjectSettings(tags: tags.filter { StoreTagRules.problem(value: $0.value) == nil })
         if let category = resolved?.category {
             let until = category.retainUntil(recordedAt: file.recordedAt ?? file.spooledAt ?? file.discoveredAt)
             settings.lockMode = until == nil ? nil : category.lockMode?.rawValue
             settings.retainUntil = until
             settings.legalHold = category.holdsLegally
         }
-        return Resolved(settings: settings, tags: FileTags(of: file), category: resolved)
+        return Resolved(settings: settings, tags: FileTags(of: file), category: resolved, tagProblem: tagProblem)
     }
 
     /// Refuses settings the bucket cannot enforce: a lock mode or legal hold needs Object Lock on the bucket.
@@ -93,7 +98,7 @@ public enum StoreTagging {
         let resolved = rules.resolve(file)
         try rules.check(resolved, bucketLocks: bucketLocks)
         let wanted = resolved.settings
-        try client.putObjectTagging(key: key, tags: wanted.tags)
+        // The lock first: tags the store refuses must never leave the object unlocked.
         var notes: [String] = []
         var lock = StoreLock(retainUntil: file.retainUntil, mode: file.lockMode, legalHold: file.legalHold)
         if let mode = wanted.lockMode, let until = wanted.retainUntil {
@@ -121,6 +126,16 @@ public enum StoreTagging {
         } else if file.legalHold && !wanted.legalHold {
             // Lifting a hold is a decision for the store's admin, never a side effect of a tag.
             notes.append("legal hold stays on (lift it in the store if the case allows)")
+        }
+        do {
+            if let problem = resolved.tagProblem { throw UploaderError(.usage, problem + ": correct it with `uploader tag`") }
+            try client.putObjectTagging(key: key, tags: wanted.tags)
+        } catch {
+            let reason = (error as? UploaderError)?.message ?? "\(error)"
+            if lock != StoreLock(retainUntil: file.retainUntil, mode: file.lockMode, legalHold: file.legalHold) {
+                try rules.ledger.recordStoreLock(file.id, lock: lock, tagsNotApplied: reason, message: "stored object \(key) locked: " + notes.joined(separator: "; "))
+            }
+            throw error
         }
         let message = "stored object \(key) tagged: " + ([wanted.tags.isEmpty ? "no tags" : wanted.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")] + notes).joined(separator: "; ")
         try rules.ledger.recordStoreTags(file.id, applied: resolved.tags, lock: lock, message: message)

@@ -40,6 +40,10 @@ public struct StatusReport: Encodable, Sendable {
     public var backlog: BacklogForecast
     /// Cases and the files tagged with one; tags given after upload still to reach the store.
     public var tags: TagSummary
+    /// Signed custody checkpoints still to reach the store.
+    public var unpublishedCheckpoints: UnpublishedCheckpoints
+    /// The oldest of them waited past `CustodyCheckpoints.publishDeadline`: an alert.
+    public var checkpointsOverdue: Bool
 
     /// Blocking (SQLite, statvfs).
     public static func make(configuration: Configuration, ledger: Ledger, now: Date = Date()) throws -> StatusReport {
@@ -65,6 +69,7 @@ public struct StatusReport: Encodable, Sendable {
             spool: SpoolReport(path: configuration.spoolDirectory, files: summary.spoolFiles, bytes: summary.spoolBytes,
                                freeBytes: space?.available, totalBytes: space?.total,
                                usedPercent: pressure.usedPercent, holdingDocks: pressure.isHolding),
-            backlog: backlog, tags: try ledger.tagSummary())
+            backlog: backlog, tags: try ledger.tagSummary(),
+            unpublishedCheckpoints: try ledger.unpublishedCheckpoints(), checkpointsOverdue: try CustodyCheckpoints.overdue(ledger: ledger, now: now) != nil)
     }
 }

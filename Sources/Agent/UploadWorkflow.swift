@@ -300,7 +300,30 @@ public final class UploadRunner: Sendable {
 
     /// What the finished object's `x-amz-checksum-sha256` must say, in whichever form the store writes it.
     static func expectedChecksum(parts: [FilePart], wholeFile: SHA256Digest) -> StoreChecksum.Expected {
-        StoreChecksum.Expected(wholeFile: wholeFile, partDigests: parts.map { SHA256Digest(hex: $0.sha256)! })
+        expectedChecksum(partDigests: parts.map { SHA256Digest(hex: $0.sha256)! }, whole: wholeFile)
+    }
+
+    /// The same from digests (the clearing step's, hashed from the camera).
+    static func expectedChecksum(partDigests: [SHA256Digest], whole: SHA256Digest) -> StoreChecksum.Expected {
+        StoreChecksum.Expected(wholeFile: whole, partDigests: partDigests)
+    }
+
+    /// Whether the store's answer for an object shows exactly `size` bytes of
+    /// SHA-256 `sha256`: its own checksum against `expected` (the one
+    /// comparison, `StoreChecksum`), or, for a store that keeps none or writes
+    /// a form that cannot be read, the object read back (`readBack`).
+    static func storeHolds(_ head: ObjectHead, size: Int64, sha256: String, expected: StoreChecksum.Expected,
+                           readBack: () throws -> (size: Int64, sha256: SHA256Digest)) throws -> Bool {
+        guard head.size == size else { return false }
+        if let checksum = head.checksumSHA256 {
+            switch StoreChecksum.compare(checksum, type: head.checksumType, with: expected) {
+            case .matches: return true
+            case .differs: return false
+            case .unreadable: break
+            }
+        }
+        let downloaded = try readBack()
+        return downloaded.size == size && downloaded.sha256.hex == sha256
     }
 
     func upload(_ id: Int64, client: S3Client) throws {
@@ -370,9 +393,15 @@ public final class UploadRunner: Sendable {
             }
         }
         // The tags the object went with, not the row's now: a tag given during the upload stays pending.
-        if let sent, !sent.isEmpty {
-            try ledger.recordStoreTags(id, applied: sent.tags, lock: StoreLock(retainUntil: held.retainUntil, mode: held.lockMode, legalHold: held.legalHold),
-                                       message: "stored with \(sent)")
+        if let sent, !sent.isEmpty || sent.tagProblem != nil {
+            // The lock as the store reports it at verification, never merely as asked for.
+            let lock = StoreLock(retainUntil: held.retainUntil, mode: held.lockMode, legalHold: held.legalHold)
+            if let problem = sent.tagProblem {
+                // The lock went with the object; the tags the store would refuse did not.
+                try ledger.recordStoreLock(id, lock: lock, tagsNotApplied: problem + ": correct it with `uploader tag`", message: "stored with \(sent)")
+            } else {
+                try ledger.recordStoreTags(id, applied: sent.tags, lock: lock, message: "stored with \(sent)")
+            }
         }
     }
 

@@ -69,6 +69,24 @@ public struct Ed25519PublicKey: Sendable, Equatable {
     /// SHA-256 of the raw key, hex: how checkpoints name the key that signed them.
     public var fingerprint: String { SHA256Hasher.hash(rawRepresentation).hex }
 
+    /// The fingerprint as people read it aloud and compare it: groups of four hex digits.
+    public var groupedFingerprint: String { Self.grouped(fingerprint) }
+
+    public static func grouped(_ fingerprint: String) -> String {
+        stride(from: 0, to: fingerprint.count, by: 4).map { start in
+            let from = fingerprint.index(fingerprint.startIndex, offsetBy: start)
+            return String(fingerprint[from..<(fingerprint.index(from, offsetBy: 4, limitedBy: fingerprint.endIndex) ?? fingerprint.endIndex)])
+        }.joined(separator: " ")
+    }
+
+    /// A fingerprint as someone wrote it down (grouped by spaces or colons,
+    /// either case), as `fingerprint` spells it; nil if it is not 64 hex digits.
+    public static func normalizedFingerprint(_ text: String) -> String? {
+        let hex = text.lowercased().filter { $0 != " " && $0 != ":" && $0 != "\t" }
+        guard hex.count == 64, hex.allSatisfy({ $0.isHexDigit && $0.isASCII }) else { return nil }
+        return hex
+    }
+
     public func isValidSignature(_ signature: [UInt8], for message: [UInt8]) -> Bool {
         guard signature.count == 64, rawRepresentation.count == 32,
               let key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, rawRepresentation, 32) else { return false }

@@ -165,3 +165,40 @@ public final class SHA512Hasher {
         digest.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }
+
+/// The SHA-256 of each `partSize` part of a stream, as an S3 multipart
+/// upload's checksum is made of them: fed chunks of any size, in order.
+///
+/// Not Sendable: one belongs to one reading loop.
+public final class PartDigests {
+    public let partSize: Int64
+    private var part = SHA256Hasher()
+    private var inPart: Int64 = 0
+    private var digests: [SHA256Digest] = []
+
+    public init(partSize: Int64) {
+        precondition(partSize > 0, "a part size must be positive")
+        self.partSize = partSize
+    }
+
+    public func update(_ chunk: UnsafeRawBufferPointer) {
+        var consumed = 0
+        while consumed < chunk.count {
+            let take = Int(min(Int64(chunk.count - consumed), partSize - inPart))
+            part.update(UnsafeRawBufferPointer(rebasing: chunk[consumed..<(consumed + take)]))
+            consumed += take
+            inPart += Int64(take)
+            if inPart == partSize {
+                digests.append(part.finalize())
+                part = SHA256Hasher()
+                inPart = 0
+            }
+        }
+    }
+
+    /// Ends the last part (an empty stream is one empty part). Call once.
+    public func finalize() -> [SHA256Digest] {
+        if inPart > 0 || digests.isEmpty { digests.append(part.finalize()) }
+        return digests
+    }
+}

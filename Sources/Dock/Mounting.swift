@@ -1,3 +1,4 @@
+internal import CUdev
 import Foundation
 import SystemPackage
 import Platform
@@ -152,7 +153,9 @@ public struct KernelMounter: Sendable {
     /// this, and only between the two calls. Checks that `devnode` is what is
     /// mounted there first.
     public func remount(_ mountPoint: String, devnode: String, writable: Bool) throws {
-        guard let entry = MountTable.current().entry(at: mountPoint), entry.source == devnode || realpath(entry.source) == realpath(devnode) else {
+        // Fails closed: a source or device that does not resolve is never "the same".
+        guard let entry = MountTable.current().entry(at: mountPoint),
+              entry.source == devnode || realpath(entry.source).map({ $0 == realpath(devnode) }) == true else {
             throw UploaderError(.io, "\(devnode) is not what is mounted at \(mountPoint): the camera was not cleared")
         }
         let flags = UInt(MS_REMOUNT) | UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC) | (writable ? 0 : UInt(MS_RDONLY))
@@ -214,6 +217,41 @@ public struct FolderMounter: VolumeMounting {
             throw UploaderError(.notFound, "no folder stands in for \(device.devnode)")
         }
         return folder
+    }
+}
+
+/// The only devices the dock unit's root steps act on: a partition of a USB
+/// disk, named as udev names it and the polkit rule admits (`/dev/sdb1`):
+/// never a path made of the unit's instance name (`/dev/../../etc`), a link
+/// (`/dev/disk/by-label/sdb1`) or a whole disk (`/dev/sda`).
+public enum DockPartition {
+    /// `sdb1` for `/dev/sdb1`; a usage error for any other argument.
+    public static func sysname(_ devnode: String) throws -> String {
+        let rest = Array(devnode.utf8).dropFirst(7)
+        let letters = rest.prefix { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }
+        let digits = rest.dropFirst(letters.count)
+        guard devnode.hasPrefix("/dev/sd"), !letters.isEmpty, !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            throw UploaderError(.usage, "\(DisplayText.escaped(devnode)) is not a partition of a USB disk (/dev/sdb1): the dock unit's root steps act on nothing else")
+        }
+        return String(devnode.dropFirst(5))
+    }
+}
+
+extension UdevContext {
+    /// `devnode` as udev knows it, checked to be a partition on a USB device.
+    public func usbPartition(devnode: String) throws -> DockedDevice {
+        let sysname = try DockPartition.sysname(devnode)
+        guard let device = udev_device_new_from_subsystem_sysname(udev, "block", sysname) else {
+            throw UploaderError(.notFound, "\(devnode) is not a block device udev knows: was the camera unplugged?")
+        }
+        defer { udev_device_unref(device) }
+        guard udev_device_get_devtype(device).map({ String(cString: $0) }) == "partition" else {
+            throw UploaderError(.unknownDevice, "\(devnode) is not a partition: the dock unit's root steps act on a camera's partition only")
+        }
+        guard let docked = Self.describe(device), docked.devnode == devnode else {
+            throw UploaderError(.unknownDevice, "\(devnode) is not on a USB device; only USB cameras are docked")
+        }
+        return docked
     }
 }
 

@@ -7,9 +7,8 @@ import UploaderCore
 /// both cores instead of one after the other.
 public final class PartHasher: @unchecked Sendable {
     let partSize: Int64
-    private(set) var partHashes: [String] = []
-    private var part = SHA256Hasher()
-    private var inPart: Int64 = 0
+    private let parts: PartDigests
+    private var partHashes: [String]?
 
     private let start = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 1)
@@ -19,6 +18,7 @@ public final class PartHasher: @unchecked Sendable {
 
     public init(partSize: Int64) {
         self.partSize = partSize
+        parts = PartDigests(partSize: partSize)
         let thread = Thread { [self] in loop() }
         thread.name = "uploader.ingest.part-hash"
         self.thread = thread
@@ -34,7 +34,7 @@ public final class PartHasher: @unchecked Sendable {
 
     /// Ends the thread and returns every part's hash. Safe to call again.
     public func finish() -> [String] {
-        if thread == nil { return partHashes }
+        if let partHashes { return partHashes }
         thread = nil
         done.wait()
         finished = true
@@ -42,8 +42,9 @@ public final class PartHasher: @unchecked Sendable {
         done.wait()
         // libdispatch refuses to free a semaphore below its initial value.
         done.signal()
-        if inPart > 0 || partHashes.isEmpty { partHashes.append(part.finalize().hex) }
-        return partHashes
+        let hashes = parts.finalize().map(\.hex)
+        partHashes = hashes
+        return hashes
     }
 
     private func loop() {
@@ -53,23 +54,8 @@ public final class PartHasher: @unchecked Sendable {
                 done.signal()
                 return
             }
-            if let chunk = job { hash(chunk) }
+            if let chunk = job { parts.update(chunk) }
             done.signal()
-        }
-    }
-
-    private func hash(_ chunk: UnsafeRawBufferPointer) {
-        var consumed = 0
-        while consumed < chunk.count {
-            let take = Int(min(Int64(chunk.count - consumed), partSize - inPart))
-            part.update(UnsafeRawBufferPointer(rebasing: chunk[consumed..<(consumed + take)]))
-            consumed += take
-            inPart += Int64(take)
-            if inPart == partSize {
-                partHashes.append(part.finalize().hex)
-                part = SHA256Hasher()
-                inPart = 0
-            }
         }
     }
 }

@@ -47,6 +47,14 @@ extension Ledger {
         try read { db in try CheckpointRecord.fetchAll(db, sql: "SELECT * FROM checkpoint WHERE stored_at IS NULL ORDER BY event_id LIMIT 1000") }
     }
 
+    /// How many checkpoints wait for the store, and since when the oldest does.
+    public func unpublishedCheckpoints() throws -> UnpublishedCheckpoints {
+        try read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT count(*) AS n, min(created_at) AS oldest, min(event_id) AS event FROM checkpoint WHERE stored_at IS NULL")
+            return UnpublishedCheckpoints(count: row?["n"] ?? 0, oldestSignedAt: row?["oldest"], oldestEventID: row?["event"])
+        }
+    }
+
     public func markCheckpointStored(eventID: Int64, objectKey: String) throws {
         try write("record a stored checkpoint") { db in
             try db.execute(sql: "UPDATE checkpoint SET stored_at = ?, object_key = ? WHERE event_id = ? AND stored_at IS NULL",
@@ -72,5 +80,20 @@ extension Ledger {
     /// The stored hash of one event; nil if there is no such event.
     public func eventHash(id: Int64) throws -> String? {
         try read { db in try String.fetchOne(db, sql: "SELECT hash FROM event WHERE id = ?", arguments: [id]) }
+    }
+}
+
+/// Signed checkpoints not yet in the store (`uploader status`, alerts).
+public struct UnpublishedCheckpoints: Sendable, Codable, Equatable {
+    public var count: Int
+    public var oldestSignedAt: Date?
+    /// The event the oldest of them covers.
+    public var oldestEventID: Int64?
+}
+
+extension Alert {
+    /// An alert about the dock as a whole (no file, no camera).
+    public init(key: String, message: String) {
+        self.init(key: key, message: message, fileID: nil, serial: nil)
     }
 }

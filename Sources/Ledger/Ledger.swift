@@ -228,9 +228,7 @@ public final class Ledger: Sendable {
     /// Refuses what would break a signed header or mislead a reader: empty
     /// values, control characters, leading or trailing spaces.
     static func checkIdentifier(_ value: String, _ what: String) throws {
-        if let problem = DisplayText.problemWithIdentifier(value, what: what) {
-            throw UploaderError(.usage, problem + ": give a printable value")
-        }
+        try DisplayText.checkIdentifier(value, what)
     }
 
     public func removeDevice(serial: String) throws {

@@ -60,11 +60,18 @@ public enum Syscall {
 
     public static func renameAt(_ fromDirectory: FileDescriptor, _ from: String,
                                 _ toDirectory: FileDescriptor, _ to: String) throws(Errno) {
-        _ = try retryingEINTR { Glibc.renameat(fromDirectory.rawValue, from, toDirectory.rawValue, to) }
+        let (rawFrom, rawTo) = (rawName(from), rawName(to))
+        _ = try retryingEINTR {
+            rawFrom.withUnsafeBufferPointer { from in rawTo.withUnsafeBufferPointer { to in
+                Glibc.renameat(fromDirectory.rawValue, from.baseAddress!, toDirectory.rawValue, to.baseAddress!)
+            } }
+        }
     }
 
     public static func unlinkAt(_ directory: FileDescriptor, _ name: String) throws(Errno) {
-        _ = try retryingEINTR { Glibc.unlinkat(directory.rawValue, name, 0) }
+        // The name's raw bytes: a camera name that is not UTF-8 is never another file's.
+        let raw = rawName(name)
+        _ = try retryingEINTR { raw.withUnsafeBufferPointer { Glibc.unlinkat(directory.rawValue, $0.baseAddress!, 0) } }
     }
 
     public static func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer,

@@ -413,7 +413,7 @@ public final class S3Client {
         }
         var metadata: [String: String] = [:]
         for (name, value) in response.headers where name.hasPrefix("x-amz-meta-") {
-            metadata[String(name.dropFirst("x-amz-meta-".count))] = value
+            metadata[String(name.dropFirst("x-amz-meta-".count))] = Self.metadataValue(value)
         }
         return ObjectHead(size: length, checksumSHA256: response.headers["x-amz-checksum-sha256"],
                           checksumType: response.headers["x-amz-checksum-type"], metadata: metadata,
@@ -594,6 +594,12 @@ public final class S3Client {
     func send(_ method: String, key: String?, query: [(String, String)], headers: [String: String], body: RequestBody,
               responseSink: ((UnsafeRawBufferPointer) -> Void)? = nil, progress: ((Int64) -> Void)? = nil,
               bodySHA256: SHA256Digest? = nil) throws -> HTTPResponse {
+        // A "." or ".." segment is resolved away on the way to the store: the
+        // request would address another key, or (path-style) another bucket.
+        if let key, key.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == "." || $0 == ".." }) {
+            throw S3Failure(kind: .rejected, status: 0, code: "UnsafeKey",
+                            message: "the object key \(key) has a \".\" or \"..\" segment, which would address another object or bucket: check [store] prefix and key_template")
+        }
         var allHeaders = headers
         if allHeaders["x-amz-content-sha256"] == nil {
             // libcurl 7.88 signs the empty payload hash unless told otherwise, and
@@ -654,18 +660,42 @@ public final class S3Client {
         return out
     }
 
-    /// `x-amz-meta-*` headers; values are percent-encoded outside printable ASCII,
-    /// since HTTP headers carry no reliable charset.
+    /// `x-amz-meta-*` headers; values are percent-encoded outside printable ASCII
+    /// (and `%`, and a space at either end), since HTTP headers carry no reliable
+    /// charset; `metadataValue` is the inverse.
     func metadataHeaders(_ metadata: [String: String]) -> [String: String] {
         var headers: [String: String] = [:]
         for (name, value) in metadata {
             var safe = ""
-            for byte in value.utf8 {
-                if byte >= 0x20, byte < 0x7f, byte != UInt8(ascii: "%") { safe.append(Character(UnicodeScalar(byte))) } else { safe += String(format: "%%%02X", byte) }
+            let bytes = Array(value.utf8)
+            for (index, byte) in bytes.enumerated() {
+                // A space at either end would be dropped as the header's surrounding whitespace.
+                let edgeSpace = byte == 0x20 && (index == 0 || index == bytes.count - 1)
+                if byte >= 0x20, byte < 0x7f, byte != UInt8(ascii: "%"), !edgeSpace { safe.append(Character(UnicodeScalar(byte))) } else { safe += String(format: "%%%02X", byte) }
             }
             headers["x-amz-meta-\(name)"] = safe
         }
         return headers
+    }
+
+    /// A `x-amz-meta-*` value as it was meant: the inverse of `metadataHeaders`.
+    /// A value that is not our encoding (no valid UTF-8 behind its escapes) stays as the store sent it.
+    static func metadataValue(_ header: String) -> String {
+        guard header.contains("%") else { return header }
+        var bytes: [UInt8] = []
+        var utf8 = header.utf8[...]
+        while let byte = utf8.first {
+            let digits = utf8.dropFirst().prefix(2)
+            if byte == UInt8(ascii: "%"), digits.count == 2, digits.allSatisfy({ Character(UnicodeScalar($0)).isHexDigit }),
+               let value = UInt8(String(decoding: digits, as: UTF8.self), radix: 16) {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(3)
+            } else {
+                bytes.append(byte)
+                utf8 = utf8.dropFirst()
+            }
+        }
+        return String(validating: bytes, as: UTF8.self) ?? header
     }
 }
 

@@ -158,6 +158,26 @@ public struct Configuration: Sendable, Equatable {
 }
 
 /// One thing wrong with a configuration file, located for the admin.
+extension Configuration.Store {
+    /// Why `prefix` cannot begin object keys, or nil. It begins every key,
+    /// the custody checkpoints' too, and a ".." segment would reach another
+    /// bucket (path-style, `bucket/../evidence2/…` is the bucket evidence2):
+    /// no "." or ".." segment, no leading "/", no empty segment, no control
+    /// or invisible characters. One trailing "/" is allowed.
+    public static func prefixProblem(_ prefix: String) -> String? {
+        let shown = "\"\(DisplayText.escaped(prefix))\""
+        if prefix.unicodeScalars.contains(where: DisplayText.needsEscape) { return "\(shown) contains control or invisible characters" }
+        if prefix.hasPrefix("/") { return "\(shown) starts with \"/\": give a folder inside the bucket, like \"springfield-pd\"" }
+        let trimmed = prefix.hasSuffix("/") ? prefix.dropLast() : prefix[...]
+        guard !trimmed.isEmpty else { return nil }
+        for segment in trimmed.split(separator: "/", omittingEmptySubsequences: false) {
+            if segment.isEmpty { return "\(shown) has an empty segment (\"//\"): give folder names separated by single \"/\"" }
+            if segment == "." || segment == ".." { return "\(shown) has a \"\(segment)\" segment, which would leave the bucket: give a folder inside it, like \"springfield-pd\"" }
+        }
+        return nil
+    }
+}
+
 public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     public var line: Int?
     public var key: String
@@ -211,7 +231,9 @@ public enum ConfigurationLoader {
         if !bucket.isEmpty, !isValidBucketName(bucket) {
             reader.problem("store", "bucket", "\"\(bucket)\" is not a valid S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')")
         }
-        let prefix = reader.string("store", "prefix", default: "").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let prefixText = reader.string("store", "prefix", default: "")
+        if let problem = Configuration.Store.prefixProblem(prefixText) { reader.problem("store", "prefix", problem) }
+        let prefix = prefixText.hasSuffix("/") ? String(prefixText.dropLast()) : prefixText
         let addressingText = reader.string("store", "addressing", default: "path")
         let addressing = Configuration.Addressing(rawValue: addressingText) ?? {
             reader.problem("store", "addressing", "must be \"path\" or \"virtual-hosted\", not \"\(addressingText)\"")
@@ -222,6 +244,8 @@ public enum ConfigurationLoader {
         let keyTemplate = reader.string("store", "key_template", default: Configuration.defaultKeyTemplate)
         if let templateProblem = ObjectKeyTemplate.validate(keyTemplate) {
             reader.problem("store", "key_template", templateProblem)
+        } else if keyTemplate.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) {
+            reader.problem("store", "key_template", "has a \".\" or \"..\" segment, which would leave the bucket: keys stay inside it")
         }
         let caBundleText = reader.string("store", "ca_bundle", default: "")
         let caBundle = caBundleText.isEmpty ? nil : absolute(caBundleText)

@@ -38,6 +38,19 @@ public enum DisplayText {
         }
     }
 
+    /// Whether the text holds a control, invisible or line-breaking character
+    /// (what `escaped` would spell out): never acceptable in a secret or a setting.
+    public static func containsInvisibleCharacters(_ text: String) -> Bool {
+        text.unicodeScalars.contains(where: needsEscape)
+    }
+
+    /// Refuses (exit 2) a serial, user, name or similar value `problemWithIdentifier` finds fault with.
+    public static func checkIdentifier(_ value: String, _ what: String) throws {
+        if let problem = problemWithIdentifier(value, what: what) {
+            throw UploaderError(.usage, problem + ": give a printable value")
+        }
+    }
+
     /// Whether a user id, serial or similar value is acceptable: not empty,
     /// no control or invisible characters, no leading or trailing space.
     public static func problemWithIdentifier(_ value: String, what: String) -> String? {

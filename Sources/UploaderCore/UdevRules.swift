@@ -11,6 +11,9 @@ public enum UdevRules {
             "ACTION!=\"add\", GOTO=\"uploader_end\"",
             "SUBSYSTEM!=\"block\", GOTO=\"uploader_end\"",
             "ENV{ID_BUS}!=\"usb\", GOTO=\"uploader_end\"",
+            "# A partition (sdb1): the only instance the polkit rule and the dock unit's root steps accept.",
+            "KERNEL!=\"sd*\", GOTO=\"uploader_end\"",
+            "ENV{DEVTYPE}!=\"partition\", GOTO=\"uploader_end\"",
             "ENV{ID_FS_USAGE}!=\"filesystem\", GOTO=\"uploader_end\"",
         ]
         for model in models.models {

@@ -1,4 +1,5 @@
 import Agent
+import Crypto
 import ArgumentParser
 import Foundation
 import Synchronization
@@ -72,30 +73,71 @@ struct ExportCommand: BlockingCommand {
             line.stop()
             try ledger.log(EventDraft(.notice, .custodyExport, "exported \(report.files) files (\(ByteCount.format(report.bytes))) as an evidence bag in \(output), custody to the checkpoint at event \(report.checkpointEventID)"))
             if json { try Output.json(report) } else {
-                print("wrote \(output): \(report.files) files, \(ByteCount.format(report.bytes)), custody chain to the signed checkpoint at event \(report.checkpointEventID)")
-                for line in report.skipped { print("  not exported: \(line)") }
-                print("check it with: uploader verify-bag \(output)")
+                print("wrote \(DisplayText.terminalSafe(output)): \(report.files) files, \(ByteCount.format(report.bytes)), custody chain to the signed checkpoint at event \(report.checkpointEventID)")
+                for line in report.skipped { print("  not exported: \(DisplayText.terminalSafe(line))") }
+                print("check it with: uploader verify-bag \(DisplayText.terminalSafe(output))")
             }
         }
     }
 }
 
 struct VerifyBagCommand: BlockingCommand {
+    /// Valid inside, but nothing outside the bag vouches for the key that signed it.
+    static let unanchoredExitCode: Int32 = 3
+    static let invalidExitCode: Int32 = 4
+
     static let configuration = CommandConfiguration(
         commandName: "verify-bag",
-        abstract: "Check an evidence bag offline: manifests, payload, signed checkpoint, custody chain, each file's record.",
-        discussion: "Needs nothing but the bag (no configuration, ledger, store or network). Exit status: 0 valid; 4 something is wrong.")
+        abstract: "Check an evidence bag offline: manifests, payload, signed checkpoint, custody chain, each file's record, and who signed it.",
+        discussion: """
+        The bag carries the key that signed its checkpoint, so a forger who rebuilds a bag signs it with a key of their own. \
+        verify-bag prints the signing key's fingerprint and checks it against a trust anchor outside the bag: \
+        --trusted-keys FILE (the fingerprints the agency publishes for its docks, one a line, # starts a comment; \
+        `uploader key fingerprint` prints a dock's) and/or --store (the key the dock wrote, once, to the configured store). \
+        With --trusted-keys alone it needs nothing but the bag and the file.
+
+        Exit status: 0 valid and signed by a key an anchor vouches for; 3 valid inside, but no anchor was given \
+        (the signature is unanchored: it proves nothing about who made the bag); 4 something is wrong, including \
+        a key the anchor does not vouch for; 2 a usage error (an unreadable trusted-keys file); 1 the store could not be asked.
+        """)
+    @OptionGroup var options: GlobalOptions
     @Argument(help: "The bag's folder.") var directory: String
+    @Option(name: .customLong("trusted-keys"), help: "A file of the signing-key fingerprints the agency vouches for, one a line.") var trustedKeys: String?
+    @Flag(help: "Check the signing key against the dock key held in the configured store.") var store = false
     @Flag(help: "Print the verdict as JSON.") var json = false
 
     func runBlocking() throws {
-        let verdict = BagVerifier.verify(directory)
-        if json { try Output.json(verdict) } else {
-            for problem in verdict.problems { print("problem: \(problem)") }
-            print(verdict.valid
-                  ? "\(directory): valid: \(verdict.files) files, \(ByteCount.format(verdict.bytes)); \(verdict.events) custody events recomputed up to the signed checkpoint at event \(verdict.checkpointEventID ?? 0)"
-                  : "\(directory): NOT VALID: \(verdict.problems.count) problems")
+        try options.run {
+            var anchors: [BagTrustAnchor] = []
+            if let trustedKeys { anchors.append(try BagTrustAnchor.trustedKeys(file: trustedKeys)) }
+            if store {
+                let configuration = try options.loadConfiguration()
+                let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
+                anchors.append(.store(client, prefix: configuration.store.prefix))
+            }
+            var verdict = BagVerifier.verify(directory)
+            try BagVerifier.anchor(&verdict, to: anchors)
+            if json { try Output.json(verdict) } else { show(verdict) }
+            if !verdict.valid { throw ExitCode(Self.invalidExitCode) }
+            if !verdict.anchored { throw ExitCode(Self.unanchoredExitCode) }
         }
-        if !verdict.valid { throw ExitCode(4) }
+    }
+
+    func show(_ verdict: BagVerdict) {
+        // Everything in a bag may come from a forger: nothing of it reaches the terminal raw.
+        let shown = DisplayText.terminalSafe(directory)
+        for problem in verdict.problems { print("problem: \(DisplayText.terminalSafe(problem))") }
+        if let fingerprint = verdict.keyFingerprint {
+            print("signed by key \(Ed25519PublicKey.grouped(fingerprint)) (dock \(DisplayText.escaped(verdict.dock ?? "?")))")
+        }
+        for anchor in verdict.vouchedBy { print("key vouched for: \(DisplayText.terminalSafe(anchor))") }
+        guard verdict.valid else {
+            print("\(shown): NOT VALID: \(verdict.problems.count) problem\(verdict.problems.count == 1 ? "" : "s")")
+            return
+        }
+        print("\(shown): valid: \(verdict.files) files, \(ByteCount.format(verdict.bytes)); \(verdict.events) custody events recomputed up to the signed checkpoint at event \(verdict.checkpointEventID ?? 0)")
+        if !verdict.anchored {
+            print("UNANCHORED: signed by key \(Ed25519PublicKey.grouped(verdict.keyFingerprint ?? "")), which no trust anchor vouches for: pass --trusted-keys FILE (the fingerprints your agency publishes; `uploader key fingerprint` prints a dock's) or --store; until then the signature proves nothing about who made this bag")
+        }
     }
 }

@@ -61,7 +61,10 @@ struct CameraCommand: ParsableCommand {
                    entry.options.split(separator: ",").contains("ro") {
                     throw UploaderError(.usage, "\(volume) is mounted read-only: docks clear cameras themselves ([camera] clear = \"after-verified\"); to clear by hand, mount the camera read-write")
                 }
-                let result = CameraClearing.apply(plan, volume: volume)
+                // Asked by hand: the policy is the admin's request; the store is still asked about every file.
+                var authority = ClearingAuthority(configuration: configuration, model: nil)
+                authority.policy = .afterVerified
+                let result = CameraClearing.apply(plan, volume: volume, authority: authority)
                 let counts = try CameraClearing.record(result, ledger: ledger)
                 if json { return try Output.json(result) }
                 for item in result.items { print(item.deleted ? "deleted #\(item.id) \(DisplayText.escaped(item.path))" : "kept #\(item.id) \(DisplayText.escaped(item.path)): \(item.kept ?? "")") }
@@ -70,39 +73,60 @@ struct CameraCommand: ParsableCommand {
         }
     }
 
-    /// The dock unit's root step (ExecStartPost=+): carries out the dock's plan.
+    /// The dock unit's root step (ExecStartPost=+): carries out the dock's plan,
+    /// trusting none of it but the names it proposes (`ClearingAuthority`).
     struct ClearApply: BlockingCommand {
         static let configuration = CommandConfiguration(
             commandName: "clear-apply",
             abstract: "Carry out a dock's clearing plan for DEVNODE (run as root by uploader-dock@.service).",
-            discussion: "Never opens the ledger: it reads the plan the dock left, remounts the volume read-write, checks and deletes, remounts it read-only, and leaves the result beside the mount report.")
+            discussion: """
+            Never opens the ledger, and takes nothing from the plan (which the uploader user writes) but the
+            files it proposes: the policy and the clock file come from the configuration and the camera model
+            (the device identified through udev: a partition of a USB disk). It remounts the volume read-write,
+            re-reads each file from the camera, deletes it only when the store, asked with the configured
+            credentials, holds an object of that SHA-256 and size under the planned key, remounts the volume
+            read-only, and leaves the result beside the mount report.
+            """)
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The block device, e.g. /dev/sdb1.") var devnode: String
 
         func runBlocking() throws {
             try options.run {
+                let sysname = try DockPartition.sysname(devnode)
                 guard geteuid() == 0 else { throw UploaderError(.usage, "uploader camera clear-apply must run as root: it is the dock unit's ExecStartPost=+ step") }
                 let configuration = try options.loadConfiguration()
-                let sysname = (devnode as NSString).lastPathComponent
                 let planPath = Spool(root: configuration.spoolDirectory).clearPlanPath(sysname: sysname)
-                guard let plan = SideFile.readJSON(ClearPlan.self, from: planPath), !plan.items.isEmpty || plan.setClock != nil, plan.devnode == devnode else {
+                guard let plan = ClearPlan.readUntrusted(from: planPath), !plan.items.isEmpty || plan.setClock != nil, plan.devnode == devnode else {
                     print("nothing to clear on \(devnode)")
                     return
                 }
+                let models = try CameraModels.load(path: configuration.docking.modelsPath)
+                let device = try UdevContext().usbPartition(devnode: devnode)
                 let mountRoot = configuration.docking.mountRoot
+                let resultPath = ClearResult.path(mountRoot: mountRoot, sysname: sysname)
+                guard let model = models.model(for: device.id) else {
+                    print("\(devnode) (\(device.id)) is not a supported camera: nothing cleared")
+                    return
+                }
+                let authority = ClearingAuthority(configuration: configuration, model: model)
                 let mountPoint = MountReport.mountPoint(mountRoot: mountRoot, sysname: sysname)
                 let mounter = KernelMounter(ownerUID: 0, ownerGID: 0)
                 var result: ClearResult
-                do {
-                    try mounter.remount(mountPoint, devnode: devnode, writable: true)
-                    result = CameraClearing.apply(plan, volume: mountPoint)
-                    do { try mounter.remount(mountPoint, devnode: devnode, writable: false) } catch let error as UploaderError {
-                        result.error = error.message + " (the unit unmounts it next)"
+                if authority.policy != .afterVerified {
+                    // Refused before the volume is made writable.
+                    result = CameraClearing.apply(plan, volume: mountPoint, authority: authority)
+                } else {
+                    do {
+                        try mounter.remount(mountPoint, devnode: devnode, writable: true)
+                        result = CameraClearing.apply(plan, volume: mountPoint, authority: authority)
+                        do { try mounter.remount(mountPoint, devnode: devnode, writable: false) } catch let error as UploaderError {
+                            result.error = error.message + " (the unit unmounts it next)"
+                        }
+                    } catch let error as UploaderError {
+                        result = ClearResult(serial: plan.serial, finishedAt: Date(), items: [], error: error.message)
                     }
-                } catch let error as UploaderError {
-                    result = ClearResult(serial: plan.serial, finishedAt: Date(), items: [], error: error.message)
                 }
-                try SideFile.writeJSON(result, to: ClearResult.path(mountRoot: mountRoot, sysname: sysname), mode: 0o644)
+                try SideFile.writeJSON(result, to: resultPath, mode: 0o644)
                 print("camera \(plan.serial) on \(devnode): \(result.items.filter(\.deleted).count) deleted, \(result.items.filter { !$0.deleted }.count) kept\(result.error.map { "; \($0)" } ?? "")")
             }
         }

@@ -160,6 +160,13 @@ struct AccountCommand: ParsableCommand {
             guard account.format == AccountFile.formatName else {
                 throw UploaderError(.config, "the account file \(file) has format \"\(account.format)\"; this uploader reads \"\(AccountFile.formatName)\"")
             }
+            // A control character would land in the credentials file or the configuration (a NUL, a CR, a
+            // tab the TOML reader keeps): the store would refuse every request, long after "wrote …".
+            for (name, value) in [("endpoint", account.endpoint), ("region", account.region ?? ""), ("bucket", account.bucket),
+                                  ("prefix", account.prefix ?? ""), ("access_key_id", account.accessKeyID), ("secret_access_key", account.secretAccessKey)]
+                where DisplayText.containsInvisibleCharacters(value) {
+                throw UploaderError(.config, "the account file \(file) has a control or invisible character in its \(name): ask the store admin for a clean file; nothing was changed")
+            }
             for (name, value) in [("access_key_id", account.accessKeyID), ("secret_access_key", account.secretAccessKey)]
                 where value.contains("\"") || value.contains("\\") || value.contains("\n") {
                 throw UploaderError(.config, "the account file \(file) has an unusable \(name) (quotes, backslashes or line breaks)")

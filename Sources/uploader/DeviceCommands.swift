@@ -20,9 +20,10 @@ struct DeviceCommand: ParsableCommand {
                 if json { return try Output.json(cameras) }
                 if cameras.isEmpty { print("no USB storage or supported camera connected"); return }
                 for camera in cameras {
-                    let who = camera.registered ? "registered to \(camera.user ?? "?")" : (camera.serial == nil ? "" : "NOT registered")
+                    // The serial and names come from the camera or an admin: escaped, never raw on a terminal.
+                    let who = camera.registered ? "registered to \(DisplayText.escaped(camera.user ?? "?"))" : (camera.serial == nil ? "" : "NOT registered")
                     print([camera.devnode ?? "-", camera.usbID, camera.model ?? "-", camera.serial ?? "-", who, camera.note ?? ""]
-                        .filter { !$0.isEmpty }.joined(separator: "  "))
+                        .filter { !$0.isEmpty }.map(DisplayText.terminalSafe).joined(separator: "  "))
                 }
             }
         }
@@ -43,6 +44,9 @@ struct DeviceCommand: ParsableCommand {
 
         func runBlocking() throws {
             try options.run {
+                // A name or model is shown wherever the camera is: nothing that moves a cursor or fakes a line.
+                if let name { try DisplayText.checkIdentifier(name, "the name") }
+                if let model { try DisplayText.checkIdentifier(model, "the model") }
                 let configuration = try options.loadConfiguration()
                 let ledger = try options.openLedger(configuration)
                 var targets: [(serial: String, model: String?)] = serial.map { [($0, model)] } ?? []
@@ -55,7 +59,7 @@ struct DeviceCommand: ParsableCommand {
                 }
                 for target in targets {
                     let released = try ledger.addDevice(serial: target.serial, defaultUser: user, name: name, model: target.model)
-                    print("registered \(target.serial) to \(user)" + (released > 0 ? "; released \(released) held file\(released == 1 ? "" : "s") for upload" : ""))
+                    print("registered \(DisplayText.escaped(target.serial)) to \(DisplayText.escaped(user))" + (released > 0 ? "; released \(released) held file\(released == 1 ? "" : "s") for upload" : ""))
                 }
             }
         }
@@ -73,7 +77,7 @@ struct DeviceCommand: ParsableCommand {
                 if json { return try Output.json(devices) }
                 if devices.isEmpty { print("no devices registered; add one with `uploader device add SERIAL --user ID`"); return }
                 for device in devices {
-                    print("\(device.serial)\t\(device.defaultUser)\t\(device.name ?? "")\t\(device.model ?? "")")
+                    print([device.serial, device.defaultUser, device.name ?? "", device.model ?? ""].map(DisplayText.escaped).joined(separator: "\t"))
                 }
             }
         }
@@ -97,20 +101,20 @@ struct DeviceCommand: ParsableCommand {
                 let device = try ledger.device(serial: serial)
                 let files = try ledger.files(serial: serial)
                 guard device != nil || !files.isEmpty else {
-                    throw UploaderError(.notFound, "no device with serial \(serial) is registered or has files: see `uploader device list`")
+                    throw UploaderError(.notFound, "no device with serial \(DisplayText.escaped(serial)) is registered or has files: see `uploader device list`")
                 }
                 let detail = Detail(device: device, custody: device == nil ? [] : try ledger.custody(serial: serial), files: files)
                 if json { return try Output.json(detail) }
                 if let device {
-                    print("\(device.serial): default user \(device.defaultUser)\(device.name.map { ", \($0)" } ?? "")\(device.model.map { ", model \($0)" } ?? ""), registered \(Output.local(device.registeredAt))")
+                    print("\(DisplayText.escaped(device.serial)): default user \(DisplayText.escaped(device.defaultUser))\(device.name.map { ", \(DisplayText.escaped($0))" } ?? "")\(device.model.map { ", model \(DisplayText.escaped($0))" } ?? ""), registered \(Output.local(device.registeredAt))")
                 } else {
-                    print("\(serial): NOT REGISTERED — its files are held; run `uploader device add \(serial) --user ID`")
+                    print("\(DisplayText.escaped(serial)): NOT REGISTERED — its files are held; run `uploader device add \(DisplayText.escaped(serial)) --user ID`")
                 }
                 for period in detail.custody {
-                    print("  #\(period.id) held by \(period.user) from \(Output.local(period.from)) \(period.until.map { "to \(Output.local($0))" } ?? "on")")
+                    print("  #\(period.id) held by \(DisplayText.escaped(period.user)) from \(Output.local(period.from)) \(period.until.map { "to \(Output.local($0))" } ?? "on")")
                 }
                 for file in files {
-                    print("  #\(file.id) \(DisplayText.terminalSafe(file.sourcePath))  \(file.state.rawValue)\(file.holdReason.map { " (\($0.rawValue))" } ?? "")  user \(file.user ?? "-")  \(file.sha256?.prefix(16) ?? "")")
+                    print("  #\(file.id) \(DisplayText.terminalSafe(file.sourcePath))  \(file.state.rawValue)\(file.holdReason.map { " (\($0.rawValue))" } ?? "")  user \(DisplayText.escaped(file.user ?? "-"))  \(file.sha256?.prefix(16) ?? "")")
                 }
             }
         }
@@ -124,7 +128,7 @@ struct DeviceCommand: ParsableCommand {
         func runBlocking() throws {
             try options.run {
                 try options.openLedger(try options.loadConfiguration()).removeDevice(serial: serial)
-                print("removed \(serial); files it docks from now on are held until it is registered again")
+                print("removed \(DisplayText.escaped(serial)); files it docks from now on are held until it is registered again")
             }
         }
     }
@@ -154,10 +158,10 @@ struct DeviceCommand: ParsableCommand {
                 let ledger = try options.openLedger(try options.loadConfiguration())
                 let result = try ledger.assign(serial: serial, user: user, from: start, until: end)
                 if let ended = result.endedPeriod {
-                    print("ended custody period #\(ended.id) of \(ended.user) (from \(Output.local(ended.from))) at \(Output.local(start))")
+                    print("ended custody period #\(ended.id) of \(DisplayText.escaped(ended.user)) (from \(Output.local(ended.from))) at \(Output.local(start))")
                 }
                 let changed = result.reattributed
-                print("\(serial) held by \(user) from \(Output.local(start))\(end.map { " to \(Output.local($0))" } ?? ""); \(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed")
+                print("\(DisplayText.escaped(serial)) held by \(DisplayText.escaped(user)) from \(Output.local(start))\(end.map { " to \(Output.local($0))" } ?? ""); \(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed")
             }
         }
     }
@@ -174,7 +178,7 @@ struct DeviceCommand: ParsableCommand {
             try options.run {
                 let ledger = try options.openLedger(try options.loadConfiguration())
                 let (removed, changed) = try ledger.unassign(serial: serial, periodID: period)
-                print("removed custody period #\(removed.id) (\(removed.user) from \(Output.local(removed.from))\(removed.until.map { " to \(Output.local($0))" } ?? "")); \(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed")
+                print("removed custody period #\(removed.id) (\(DisplayText.escaped(removed.user)) from \(Output.local(removed.from))\(removed.until.map { " to \(Output.local($0))" } ?? "")); \(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed")
             }
         }
     }

@@ -44,7 +44,7 @@ struct DockCommand: BlockingCommand {
                                     mounter: PreparedMounts(mountRoot: configuration.docking.mountRoot), logger: Logger(label: "uploader.dock"))
             TerminationSignals.install()
             let outcome = runner.dock(device, stop: TerminationSignals.flag)
-            if json { try Output.json(outcome) } else { print("dock \(devnode): \(outcome.result.rawValue): \(outcome.message)") }
+            if json { try Output.json(outcome) } else { print("dock \(devnode): \(outcome.result.rawValue): \(DisplayText.terminalSafe(outcome.message))") }
             exitCode = outcome.exitCode
         }
         if exitCode != 0 { throw ExitCode(exitCode) }
@@ -100,20 +100,20 @@ struct MountCommand: BlockingCommand {
 
     func runBlocking() throws {
         try options.run {
+            let sysname = try DockPartition.sysname(devnode)
             guard geteuid() == 0 else {
-                throw UploaderError(.usage, "uploader mount must run as root: it is the dock unit's ExecStartPre=+ step (systemctl start uploader-dock@\(SystemdUnitName.escape((devnode as NSString).lastPathComponent)).service)")
+                throw UploaderError(.usage, "uploader mount must run as root: it is the dock unit's ExecStartPre=+ step (systemctl start uploader-dock@\(SystemdUnitName.escape(sysname)).service)")
             }
             let configuration = try options.loadConfiguration()
             let models = try CameraModels.load(path: configuration.docking.modelsPath)
             let root = configuration.docking.mountRoot
             try PrivilegedFolder.prepare(root)
-            let sysname = (devnode as NSString).lastPathComponent
             // A clearing result left by an earlier dock of this device is never read again.
             unlink(ClearResult.path(mountRoot: root, sysname: sysname))
             var report = MountReport(devnode: devnode, mountPoint: MountReport.mountPoint(mountRoot: root, sysname: sysname))
             defer { try? PrivilegedFolder.writeReport(report, mountRoot: root, sysname: sysname) }
             do {
-                let device = try UdevContext().dockedDevice(devnode: devnode)
+                let device = try UdevContext().usbPartition(devnode: devnode)
                 guard let model = models.model(for: device.id) else {
                     report.error = "\(devnode) (\(device.id)) is not a supported camera: not mounted"
                     print(report.error!)
@@ -142,11 +142,12 @@ struct UnmountCommand: BlockingCommand {
 
     func runBlocking() throws {
         try options.run {
+            // The camera is usually gone by now: its name is all there is to check.
+            let sysname = try DockPartition.sysname(devnode)
             guard geteuid() == 0 else {
                 throw UploaderError(.usage, "uploader unmount must run as root: it is the dock unit's ExecStopPost=+ step")
             }
             let configuration = try options.loadConfiguration()
-            let sysname = (devnode as NSString).lastPathComponent
             let mountPoint = MountReport.mountPoint(mountRoot: configuration.docking.mountRoot, sysname: sysname)
             let mounted = try KernelMounter(ownerUID: 0, ownerGID: 0).unmount(mountPoint)
             unlink(MountReport.path(mountRoot: configuration.docking.mountRoot, sysname: sysname))

@@ -1,4 +1,5 @@
 import Agent
+import Crypto
 import ArgumentParser
 import Foundation
 import Platform
@@ -7,13 +8,15 @@ import UploaderCore
 struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key",
-        abstract: "The spool keys that seal spool copies at rest (AES-256-GCM).",
+        abstract: "The spool keys that seal spool copies at rest (AES-256-GCM), and the dock's signing key's fingerprint.",
         discussion: """
         Spool copies are sealed with the keyring's current key ([spool] keyring, made at first run,
         mode 0600). `rotate` adds a key that seals new copies from then on; older keys stay until
         no spool copy on disk needs them, and `uploader purge` then retires them.
+        `fingerprint` prints the fingerprint of the dock's custody signing key, for the agency's
+        list of trusted keys (`uploader verify-bag --trusted-keys FILE`).
         """,
-        subcommands: [KeyListCommand.self, KeyRotateCommand.self],
+        subcommands: [KeyListCommand.self, KeyRotateCommand.self, KeyFingerprintCommand.self],
         defaultSubcommand: KeyListCommand.self)
 }
 
@@ -55,6 +58,28 @@ struct KeyRotateCommand: BlockingCommand {
             let ledger = try options.openLedger(configuration)
             let keyring = try SpoolKeys.rotate(configuration: configuration, ledger: ledger)
             print("spool key \(keyring.current.id) now seals new spool copies; \(keyring.entries.count - 1) older key(s) kept until no copy needs them. Back up \(keyring.path).")
+        }
+    }
+}
+
+struct KeyFingerprintCommand: BlockingCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fingerprint",
+        abstract: "Print the fingerprint of this dock's custody signing key (SHA-256 of the Ed25519 public key).",
+        discussion: """
+        The line is ready for the agency's trusted-keys file: the evidence custodian collects it from each
+        dock, over a channel of the agency's own, and publishes the list that `uploader verify-bag
+        --trusted-keys FILE` checks bags against.
+        """)
+    @OptionGroup var options: GlobalOptions
+
+    func runBlocking() throws {
+        try options.run {
+            let configuration = try options.loadConfiguration()
+            guard let key = try DockKey.existing(configuration) else {
+                throw UploaderError(.notFound, "this dock has no signing key yet at \(DockKey.path(configuration)): the first ingest or upload run makes it")
+            }
+            print("\(key.publicKey.groupedFingerprint)  # dock \(DisplayText.escaped(configuration.hostName))")
         }
     }
 }

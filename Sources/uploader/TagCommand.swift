@@ -16,7 +16,9 @@ struct TagCommand: BlockingCommand {
         from the recording time, and legal hold). After upload they are applied to the stored object
         at once, or by the next upload run if the store cannot be reached: tags are replaced, a
         retention is only ever extended (or made COMPLIANCE), a legal hold is set. A category with a
-        lock is refused when the bucket has no Object Lock.
+        lock is refused when the bucket has no Object Lock. Case and incident follow the store's rules
+        for tags (up to 256 letters, digits, spaces and + - = . _ : / @); the lock is always applied
+        before the tags.
         """)
     @OptionGroup var options: GlobalOptions
     @Argument(help: "Files: a ledger id (#12) or part of a path or object key.") var files: [String] = []
@@ -36,6 +38,8 @@ struct TagCommand: BlockingCommand {
             }
             let tags = FileTags(caseID: caseID, incident: incident, category: category, note: note)
             guard !tags.isEmpty else { throw UploaderError(.usage, "say what to set: --case ID, --incident N, --category NAME and/or --note TEXT") }
+            // Case and incident become object tags: what the store would refuse is refused here, before anything changes.
+            if let problem = tags.problem { throw UploaderError(.usage, problem) }
             func time(_ text: String?, _ name: String) throws -> Date? {
                 guard let text else { return nil }
                 guard let date = Timestamps.parse(text) else { throw UploaderError(.usage, "--\(name) \(text) is not a time: use e.g. 2026-11-23T21:00") }
@@ -71,17 +75,17 @@ struct TagCommand: BlockingCommand {
                     guard file.state == .verified, let client, let locks else { pending += 1; continue }
                     do {
                         let message = try StoreTagging.apply(file, rules: rules, client: client, bucketLocks: locks.get)
-                        print("#\(file.id) \(message)")
+                        print("#\(file.id) \(DisplayText.terminalSafe(message))")
                         stored += 1
                     } catch {
                         let message = (error as? UploaderError)?.message ?? "\(error)"
                         try? ledger.markStoreTagsPending(file.id, reason: message)
-                        print("#\(file.id) tagged in the ledger; the stored object follows with the next upload run: \(message)")
+                        print("#\(file.id) tagged in the ledger; the stored object follows with the next upload run: \(DisplayText.terminalSafe(message))")
                         pending += 1
                     }
                 }
             }
-            print("tagged \(ids.count) file\(ids.count == 1 ? "" : "s") (\(tags.summary)): \(stored) stored object\(stored == 1 ? "" : "s") updated, \(pending) waiting for the store, \(beforeUpload) not uploaded yet (the tags go with the upload)")
+            print("tagged \(ids.count) file\(ids.count == 1 ? "" : "s") (\(DisplayText.escaped(tags.summary))): \(stored) stored object\(stored == 1 ? "" : "s") updated, \(pending) waiting for the store, \(beforeUpload) not uploaded yet (the tags go with the upload)")
         }
     }
 }

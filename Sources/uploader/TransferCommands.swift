@@ -21,6 +21,8 @@ struct IngestCommand: BlockingCommand {
     func runBlocking() throws {
         var exitCode: Int32 = 0
         try options.run {
+            // Typed by an admin, the serial names the camera in every row, event and object key: refused before anything is copied.
+            try DisplayText.checkIdentifier(serial, "the serial")
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration)
             let ingestor = Ingestor(configuration: configuration, ledger: ledger, logger: Logger(label: "uploader.ingest"))
@@ -37,9 +39,9 @@ struct IngestCommand: BlockingCommand {
                 if report.leftOnCamera > 0 {
                     print("\(report.leftOnCamera) file\(report.leftOnCamera == 1 ? "" : "s") left on the camera: the spool is above its high watermark")
                 }
-                print("ingest \(path) (camera \(serial)): \(report.copied) copied (\(ByteCount.format(report.bytesCopied))), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed" + (report.waitingToSettle > 0 ? ", \(report.waitingToSettle) still being written" : ""))
+                print("ingest \(DisplayText.terminalSafe(path)) (camera \(DisplayText.escaped(serial))): \(report.copied) copied (\(ByteCount.format(report.bytesCopied))), \(report.alreadySecured) already secured, \(report.held) held, \(report.quarantined) quarantined, \(report.failed) failed" + (report.waitingToSettle > 0 ? ", \(report.waitingToSettle) still being written" : ""))
                 if report.held > 0 {
-                    print("camera \(serial) is not registered: its files are secured in the spool and held; run `uploader device add \(serial) --user ID` to release them")
+                    print("camera \(DisplayText.escaped(serial)) is not registered: its files are secured in the spool and held; run `uploader device add \(DisplayText.escaped(serial)) --user ID` to release them")
                 }
             }
             if let reason = report.stoppedBecause {
@@ -134,7 +136,7 @@ struct AlertsCommand: BlockingCommand {
                                              logger: Logger(label: "uploader.alerts")).run(send: !dryRun)
             if json { return try Output.json(alerts) }
             if alerts.isEmpty { print("no alert due"); return }
-            for alert in alerts { print("\(dryRun ? "due" : "sent"): [\(alert.key)] \(alert.message)") }
+            for alert in alerts { print(DisplayText.terminalSafe("\(dryRun ? "due" : "sent"): [\(alert.key)] \(alert.message)")) }
         }
     }
 }
@@ -219,7 +221,7 @@ struct CancelCommand: BlockingCommand {
                 do {
                     before = try ledger.markCancelled(file.id, reason: "cancelled by an admin; the spool copy is kept (`uploader retry #\(file.id)` queues it again)")
                 } catch let error as UploaderError where error.code == .transitionRefused {
-                    print("#\(file.id) not cancelled: \(error.message)")
+                    print("#\(file.id) not cancelled: \(DisplayText.terminalSafe(error.message))")
                     continue
                 }
                 cancelled += 1

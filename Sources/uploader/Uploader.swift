@@ -70,18 +70,19 @@ struct GlobalOptions: ParsableArguments {
         } catch let error as ExitCode {
             throw error
         } catch let error as UploaderError {
-            FileHandle.standardError.write(Data("error: \(verbose ? error.verboseDescription : error.message)\n".utf8))
+            // Messages name what was typed or found on a camera: never raw on a terminal.
+            FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe(verbose ? error.verboseDescription : error.message))\n".utf8))
             throw ExitCode(error.code == .config || error.code == .usage ? 2 : 1)
         } catch let error as ConfigurationError {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe("\(error)"))\n".utf8))
             throw ExitCode(2)
         } catch let error as S3Failure {
-            FileHandle.standardError.write(Data("error: \(error.advice)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe(error.advice))\n".utf8))
             throw ExitCode(1)
         } catch let error as ValidationError {
             throw error
         } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe("\(error)"))\n".utf8))
             throw ExitCode(1)
         }
     }

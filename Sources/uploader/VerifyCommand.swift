@@ -54,7 +54,7 @@ struct VerifyCommand: BlockingCommand {
                     storeNote = "the store is not checked: \(error.message)"
                 }
             }
-            let verifier = CustodyVerifier(configuration: configuration)
+            let verifier = CustodyVerifier(configuration: configuration, rules: ObjectRules(configuration: configuration, ledger: ledger))
             var counts = (files: 0, ok: 0, wrong: 0)
             var unchecked = 0
             try ledger.forEachFileRecord(selection) { record in
@@ -68,7 +68,7 @@ struct VerifyCommand: BlockingCommand {
                     let subject = "#\(verdict.id) \(verdict.serial) \(verdict.sourcePath)"
                     // Notes say what was not checked: an "ok" hides none of them.
                     let notes = verdict.notes.isEmpty ? "" : " (note: \(verdict.notes.joined(separator: "; ")))"
-                    print(verdict.ok ? "\(subject): ok\(notes)" : "\(subject): \(verdict.problems.joined(separator: "; "))\(notes)")
+                    print(DisplayText.terminalSafe(verdict.ok ? "\(subject): ok\(notes)" : "\(subject): \(verdict.problems.joined(separator: "; "))\(notes)"))
                 }
             }
             let checkpoints = verifier.checkCheckpoints(ledger: ledger, store: store)
@@ -79,8 +79,8 @@ struct VerifyCommand: BlockingCommand {
                 incomplete = true
             }
             if !json {
-                for problem in checkpoints.problems { print("custody: \(problem)") }
-                for note in checkpoints.notes { print("custody note: \(note)") }
+                for problem in checkpoints.problems { print("custody: \(DisplayText.terminalSafe(problem))") }
+                for note in checkpoints.notes { print("custody note: \(DisplayText.terminalSafe(note))") }
             }
             let chainText = chain.intact ? "custody log intact (\(chain.events) events)" : "custody log BROKEN: \(chain.problem ?? "")"
             if json {

@@ -72,6 +72,12 @@ struct StatusCommand: BlockingCommand {
             print("Cases: \(report.tags.cases) (\(report.tags.taggedFiles) files; `uploader log --case ID`, `uploader export --case ID`)"
                   + (report.tags.pendingInStore > 0 ? "; \(report.tags.pendingInStore) files' later tags wait for the store (the next upload run applies them)" : ""))
         }
+        let checkpoints = report.unpublishedCheckpoints
+        if checkpoints.count > 0, let oldest = checkpoints.oldestSignedAt {
+            print("")
+            print("Custody checkpoints: \(checkpoints.count) waiting for the store, the oldest signed \(Output.relative(oldest, now: now))"
+                  + (report.checkpointsOverdue ? ": NOT IN THE STORE for over an hour (see `uploader store check` and `uploader log --level warning`)" : ""))
+        }
         print("")
         print("Backlog: \(report.backlog.sentence(formatTime: Output.shortTime))")
         var spoolLine = "Spool: \(report.spool.files) files, \(ByteCount.format(report.spool.bytes)) in \(report.spool.path)"
@@ -175,8 +181,18 @@ struct LogCommand: BlockingCommand {
         if let serial = event.serial { subject.append(serial) }
         if let user = event.user { subject.append(user) }
         if let fileID = event.fileID { subject.append("#\(fileID)") }
-        print("\(Output.local(event.at)) \(event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(event.kind.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) \(subject.isEmpty ? "" : "[\(DisplayText.terminalSafe(subject.joined(separator: " ")))] ")\(DisplayText.terminalSafe(event.message))\(event.actor.flatMap { $0 == agent ? nil : " (by \(DisplayText.terminalSafe($0)))" } ?? "")")
+        // An admin's action always names who did it (even when the admin runs as the agent's user);
+        // the agent's own steps only when someone else ran them.
+        let by = event.actor.flatMap { $0 == agent && !Self.adminActions.contains(event.kind) ? nil : " (by \(DisplayText.escaped($0)))" } ?? ""
+        print("\(Output.local(event.at)) \(event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(event.kind.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) \(subject.isEmpty ? "" : "[\(DisplayText.terminalSafe(subject.joined(separator: " ")))] ")\(DisplayText.terminalSafe(event.message))\(by)")
     }
+
+    /// Events only an admin's command writes.
+    static let adminActions: Set<EventKind> = [
+        .deviceRegistered, .deviceRemoved, .deviceAssigned, .deviceUnassigned,
+        .fileTagged, .filePrioritized, .fileCancelled, .fileRetry,
+        .spoolKeyAdded, .custodyExport,
+    ]
 }
 
 extension String {

@@ -79,7 +79,7 @@ extension EmulatedDockTests {
             let plan = try #require(SideFile.readJSON(ClearPlan.self, from: planPath))
             #expect(plan.items.isEmpty && plan.setClock?.path == "SYSTEM/TIME.TXT")
             let before = Date()
-            let result = CameraClearing.apply(plan, volume: site.folder.sub("cam"))
+            let result = CameraClearing.apply(plan, volume: site.folder.sub("cam"), authority: ClearingAuthority(configuration: site.configuration, model: models.model(for: device.id)))
             let written = try String(contentsOfFile: site.folder.sub("cam/SYSTEM/time.txt"), encoding: .utf8)
             let time = try #require(FileNameTime.date(in: written, pattern: "YYYY-MM-DD hh:mm:ss", timeZone: utc))
             #expect(abs(time.timeIntervalSince(before)) < 3 && result.clockSet != nil)

@@ -200,3 +200,43 @@ extension EmulatedDockTests {
         }
     }
 }
+
+/// The dock unit's root steps act on a camera's partition only (`/dev/sdb1`):
+/// never on a path made of a unit's instance name (`uploader-dock@..-..-etc`),
+/// a link under /dev (`@disk-by\x2dlabel-sdb1`) or a whole disk (`@sda`).
+extension EmulatedDockTests {
+    @Test(asRoot) func theRootStepsRefuseAnythingButAPartitionName() throws {
+        let testbed = try Testbed()
+        try testbed.plug(acme)
+        let site = try DockSite()
+        for devnode in ["/dev/../../etc", "/dev/disk/by-label/sdb1", "/dev/sdb", "sdb1", "/dev/sdb1/..", "/dev/sdb1x", "/dev/sdB1", "/dev/sdb1\n"] {
+            for step in [["mount"], ["unmount"], ["camera", "clear-apply"]] {
+                let result = try UploaderProcess.run(step + [devnode], config: site.site.configPath)
+                #expect(result.status == 2 && result.stderr.contains("is not a partition of a USB disk (/dev/sdb1)"), "\(step) \(devnode): \(result.stdout)\(result.stderr)")
+            }
+        }
+        #expect(MountTable.current().entries(under: site.configuration.docking.mountRoot).isEmpty)
+        // What udev says: the emulated camera's partition passes; its disk does not.
+        #expect(try UdevContext().usbPartition(devnode: "/dev/sdb1").sysname == "sdb1")
+        #expect(throws: UploaderError.self) { try UdevContext().usbPartition(devnode: "/dev/sdb") }
+        #expect(try DockPartition.sysname("/dev/sdab12") == "sdab12")
+        _ = testbed
+    }
+}
+
+/// The clearing step's remount checks what is mounted there; a source or
+/// device that does not resolve is never taken for the camera.
+@Suite struct RemountCheckTests {
+    @Test(asRoot) func theRemountCheckFailsClosedWhenNeitherPathResolves() throws {
+        let folder = TemporaryDirectory("uploader-remount")
+        let point = folder.sub("mnt")
+        try FileManager.default.createDirectory(atPath: point, withIntermediateDirectories: true)
+        // A read-only mount whose source names no file (as a camera's does once it is gone).
+        try runTool("/bin/mount", ["-t", "tmpfs", "-o", "ro,size=1m", "uploader-gone-device", point])
+        defer { _ = try? runTool("/bin/umount", [point]) }
+        #expect(throws: UploaderError.self) {
+            try KernelMounter(ownerUID: 0, ownerGID: 0).remount(point, devnode: "/dev/sdz9", writable: true)
+        }
+        #expect(MountTable.current().entry(at: point)?.options.split(separator: ",").contains("ro") == true, "the mount was made writable")
+    }
+}

@@ -3,6 +3,8 @@ import Testing
 import TestSupport
 import UploaderCore
 import Ledger
+import Crypto
+import Agent
 @testable import Transport
 
 /// Evidence bags: written from the store, valid for the Library of
@@ -26,7 +28,16 @@ import Ledger
             #expect(result.stdout.contains("wrote \(bag): 3 files"), "\(result.stdout)")
         }
 
-        func verifyBag() throws -> UploaderProcess.Result { try UploaderProcess.run(["verify-bag", bag]) }
+        func verifyBag(_ arguments: [String] = []) throws -> UploaderProcess.Result { try UploaderProcess.run(["verify-bag", bag] + arguments) }
+
+        /// The dock's own fingerprint, as the agency publishes it, in a trusted-keys file.
+        func trustedKeysFile() throws -> String {
+            let printed = try UploaderProcess.run(["key", "fingerprint"], config: flow.site.configPath)
+            #expect(printed.status == 0, "\(printed.stderr)")
+            let path = flow.folder.sub("trusted-keys.txt")
+            try "# Springfield PD docks, as published by the evidence custodian\n\(printed.stdout)".write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
 
         func bagit() throws -> (ok: Bool, output: String) {
             let tool = try #require(BagTests.bagitTool, "bagit.py is not installed (scripts/test installs it with pip)")
@@ -50,7 +61,7 @@ import Ledger
 
     @Test func anExportedBagIsValidForBagitAndForVerifyBag() throws {
         let exported = try Exported()
-        let verdict = try exported.verifyBag()
+        let verdict = try exported.verifyBag(["--trusted-keys", try exported.trustedKeysFile()])
         #expect(verdict.status == 0, "\(verdict.stdout)")
         #expect(verdict.stdout.contains(": valid: 3 files"))
         let bagit = try exported.bagit()
@@ -122,6 +133,127 @@ import Ledger
         #expect(try exported.bagit().ok)
         let verdict = try exported.verifyBag()
         #expect(verdict.status == 4 && verdict.stdout.contains("its ledger row is not what event"), "\(verdict.stdout)")
+    }
+
+    /// The forger's attack: the video replaced, and everything that vouches for it rebuilt to match
+    /// (manifests, the file's row, the chain's events, bag-info, the tag manifest), then signed with a
+    /// new key of the forger's, carried in the bag. Every check inside the bag passes; only a key
+    /// anchored outside it (the agency's list of its docks' fingerprints) tells the forgery apart.
+    @Test func aReSignedBagIsRefusedByTheTrustedKeysAndTheRealOneIsNot() throws {
+        let exported = try Exported()
+        let trusted = try exported.trustedKeysFile()
+        let original = try exported.verifyBag(["--trusted-keys", trusted])
+        #expect(original.status == 0, "\(original.stdout)\(original.stderr)")
+        #expect(original.stdout.contains(": valid: 3 files") && original.stdout.contains("listed in \(trusted)"), "\(original.stdout)")
+        let unanchored = try exported.verifyBag()
+        #expect(unanchored.status == 3, "\(unanchored.stdout)")
+        #expect(unanchored.stdout.contains("which no trust anchor vouches for: pass --trusted-keys FILE"), "\(unanchored.stdout)")
+
+        try BagForger(bag: exported.bag).replaceVideoAndReSign(exported.payload())
+        #expect(try exported.bagit().ok)
+        let forged = try exported.verifyBag()
+        #expect(forged.status == 3, "the forgery passes every check inside the bag: \(forged.stdout)")
+        let refused = try exported.verifyBag(["--trusted-keys", trusted])
+        #expect(refused.status == 4, "\(refused.stdout)")
+        #expect(refused.stdout.contains("which is not in \(trusted)"), "\(refused.stdout)")
+        #expect(refused.stdout.contains("NOT VALID"), "\(refused.stdout)")
+    }
+
+    /// The store's copy of the dock key (written once, under Object Lock where the bucket has it) is an anchor too.
+    @Test func theStoresDockKeyAnchorsTheRealBagAndRefusesAReSignedOne() throws {
+        let exported = try Exported()
+        let original = try UploaderProcess.run(["verify-bag", exported.bag, "--store"], config: exported.flow.site.configPath)
+        #expect(original.status == 0, "\(original.stdout)\(original.stderr)")
+        #expect(original.stdout.contains("the store's key for dock"), "\(original.stdout)")
+        try BagForger(bag: exported.bag).replaceVideoAndReSign(exported.payload())
+        let refused = try UploaderProcess.run(["verify-bag", exported.bag, "--store"], config: exported.flow.site.configPath)
+        #expect(refused.status == 4, "\(refused.stdout)\(refused.stderr)")
+        #expect(refused.stdout.contains("the store holds key"), "\(refused.stdout)")
+    }
+
+    @Test func aTrustedKeysFileThatIsNotAListOfFingerprintsIsAUsageError() throws {
+        let exported = try Exported()
+        let path = exported.flow.folder.sub("keys.txt")
+        try "# docks\nnot a fingerprint\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try exported.verifyBag(["--trusted-keys", path])
+        #expect(result.status == 2, "\(result.stdout)\(result.stderr)")
+        #expect(result.stderr.contains("line 2 of \(path)"), "\(result.stderr)")
+    }
+}
+
+/// What a forger with the bag and nothing else does: a different video, and every
+/// record inside the bag rebuilt around it, signed with a key the forger made.
+struct BagForger {
+    let bag: String
+
+    func text(_ path: String) throws -> String { try String(contentsOfFile: bag + "/" + path, encoding: .utf8) }
+    func write(_ text: String, _ path: String) throws { try text.write(toFile: bag + "/" + path, atomically: true, encoding: .utf8) }
+    func hash(_ tool: String, _ path: String) throws -> String {
+        String(try runTool("/usr/bin/\(tool)", [bag + "/" + path]).prefix(while: { $0 != " " }))
+    }
+
+    func replaceVideoAndReSign(_ payload: String) throws {
+        // Another video of the same length.
+        let url = URL(fileURLWithPath: bag + "/" + payload)
+        let oldSHA256 = try hash("sha256sum", payload), oldSHA512 = try hash("sha512sum", payload)
+        try Data(try Data(contentsOf: url).map { $0 ^ 0x5A }).write(to: url)
+        let newSHA256 = try hash("sha256sum", payload), newSHA512 = try hash("sha512sum", payload)
+        try write(try text("manifest-sha256.txt").replacingOccurrences(of: oldSHA256, with: newSHA256), "manifest-sha256.txt")
+        try write(try text("manifest-sha512.txt").replacingOccurrences(of: oldSHA512, with: newSHA512), "manifest-sha512.txt")
+
+        // The file's row, as the ledger would hold it for the new video.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var replacedDigest: (old: String, new: String)?
+        for name in try FileManager.default.contentsOfDirectory(atPath: bag + "/custody/files") {
+            var record = try JSONDecoder().decode(BagFileCustody.self, from: Data(try text("custody/files/" + name).utf8))
+            guard record.payload == payload else { continue }
+            let oldDigest = Ledger.rowDigest(fields: record.rowFields)
+            let oldChecksum = record.rowFields[RowDigestField.storeChecksum.rawValue]
+            record.sha256 = newSHA256
+            record.rowFields[RowDigestField.sha256.rawValue] = newSHA256
+            if !oldChecksum.isEmpty, let digest = SHA256Digest(hex: newSHA256) {
+                record.rowFields[RowDigestField.storeChecksum.rawValue] = digest.base64
+            }
+            replacedDigest = (oldDigest, Ledger.rowDigest(fields: record.rowFields))
+            try write(String(decoding: try encoder.encode(record), as: UTF8.self), "custody/files/" + name)
+        }
+        let digests = try #require(replacedDigest)
+
+        // The chain: the events that recorded the old row or hash now record the new, every hash redone.
+        var events: [ChainEvent] = []
+        for line in try text("custody/chain.jsonl").split(separator: "\n") {
+            var event = try JSONDecoder().decode(ChainEvent.self, from: Data(line.utf8))
+            if event.rowDigest == digests.old { event.rowDigest = digests.new }
+            event.message = event.message.replacingOccurrences(of: oldSHA256, with: newSHA256)
+            if let previous = events.last { event.previousHash = previous.hash }
+            event.hash = event.recomputedHash
+            events.append(event)
+        }
+        try write(try events.map { String(decoding: try encoder.encode($0), as: UTF8.self) + "\n" }.joined(), "custody/chain.jsonl")
+
+        // A new key, a new checkpoint of the new head, signed.
+        let oldSigned = try JSONDecoder().decode(SignedCheckpoint.self, from: Data(try text("custody/checkpoint.json").utf8))
+        let oldPayload = try #require(oldSigned.decodedPayload)
+        let key = try Ed25519PrivateKey()
+        let last = try #require(events.last)
+        let payloadBytes = CheckpointPayload(dock: oldPayload.dock, key: key.publicKey.fingerprint, lastEventID: last.id, chainHead: last.hash,
+                                             events: oldPayload.events, files: oldPayload.files, at: oldPayload.at).canonicalBytes()
+        let signed = SignedCheckpoint(payload: String(decoding: payloadBytes, as: UTF8.self),
+                                      signature: Data(try key.signature(for: payloadBytes)).base64EncodedString())
+        try write(String(decoding: signed.encoded(), as: UTF8.self), "custody/checkpoint.json")
+        let oldKey = try #require(Ed25519PublicKey(pem: try text("custody/dock-key.pem")))
+        try write(key.publicKey.pem, "custody/dock-key.pem")
+        try write(try text("bag-info.txt").replacingOccurrences(of: oldKey.fingerprint, with: key.publicKey.fingerprint)
+            .replacingOccurrences(of: oldPayload.chainHead, with: last.hash).replacingOccurrences(of: oldSHA256, with: newSHA256), "bag-info.txt")
+
+        // The tag manifest, redone for every tag file.
+        var tags = ""
+        for line in try text("tagmanifest-sha256.txt").split(separator: "\n") {
+            let name = String(line.split(separator: " ", maxSplits: 1)[1]).trimmingCharacters(in: .whitespaces)
+            tags += "\(try hash("sha256sum", name))  \(name)\n"
+        }
+        try write(tags, "tagmanifest-sha256.txt")
     }
 }
 

@@ -58,12 +58,87 @@ import UploaderCore
             for line in lines where line.hasPrefix("Exec") {
                 let command = line.split(separator: "=", maxSplits: 1)[1].drop { "-@:!".contains($0) }
                 if command.hasPrefix("+") {
+                    // The clearing step runs as a unit of its own: it asks the store, which the dock unit's network ban forbids.
                     #expect(["+/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader mount /dev/%I",
                              "+/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader unmount /dev/%I",
-                             "+/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader camera clear-apply /dev/%I"].contains(String(command)), "\(line)")
+                             "+/usr/bin/systemd-run --quiet --wait --pipe --collect --service-type=exec --property=BindsTo=dev-%i.device --property=After=dev-%i.device /usr/bin/uploader camera clear-apply /dev/%I"].contains(String(command)), "\(line)")
                 }
             }
         }
+    }
+
+    /// The polkit rule lets the agent start a dock unit for a partition
+    /// (sdb1) only: the root steps would act on the instance name.
+    @Test func thePolkitRuleAdmitsOnlyPartitionInstances() throws {
+        let rule = Self.packageRoot.appendingPathComponent("systemd/uploader.polkit.rules").path
+        let admitted = ["uploader-dock@sdb1.service", "uploader-dock@sdab12.service"]
+        let refused = ["uploader-dock@..-..-etc.service", "uploader-dock@disk-by\\x2dlabel-sdb1.service", "uploader-dock@sda.service",
+                       "uploader-dock@sdb1.service.d", "uploader-dock@nvme0n1p1.service", "uploader-dock@sdb1-..-..-etc.service",
+                       "uploader.service", "uploader-dock@.service"]
+        // The rule itself, run as polkit runs it (JavaScript), when node is here; else its pattern.
+        let node = ["/usr/bin/node", "/usr/bin/nodejs"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        func admits(_ unit: String, user: String = "uploader", verb: String = "start") throws -> Bool {
+            if let node {
+                let script = """
+                    let rule; const polkit = { addRule: f => { rule = f }, Result: { YES: "yes", NOT_HANDLED: "no" } };
+                    eval(require("fs").readFileSync(process.argv[1], "utf8"));
+                    const [unit, user, verb] = process.argv.slice(2);
+                    const action = { id: "org.freedesktop.systemd1.manage-units", lookup: k => ({ unit, verb })[k] };
+                    process.stdout.write(rule(action, { user }));
+                    """
+                return try runTool(node, ["-e", script, rule, unit, user, verb]) == "yes"
+            }
+            let text = try String(contentsOfFile: rule, encoding: .utf8)
+            let pattern = try #require(text.split(separator: "\n").compactMap { line -> String? in
+                guard let start = line.range(of: "/^"), let end = line.range(of: "$/", range: start.upperBound..<line.endIndex) else { return nil }
+                return String(line[line.index(after: start.lowerBound)..<line.index(before: end.upperBound)])
+            }.first)
+            return user == "uploader" && verb == "start" && unit.range(of: pattern, options: .regularExpression) != nil
+        }
+        for unit in admitted { #expect(try admits(unit), "\(unit)") }
+        for unit in refused { #expect(try !admits(unit), "\(unit)") }
+        #expect(try !admits("uploader-dock@sdb1.service", user: "nobody") && !admits("uploader-dock@sdb1.service", verb: "stop"))
+    }
+
+    /// The package's postinst runs as root in folders the agent owns: a link
+    /// the agent planted there (ledger.sqlite -> /etc/passwd) is never followed.
+    @Test(.enabled(if: geteuid() == 0, "needs root, as dpkg runs the postinst"))
+    func thePostinstNeverFollowsALinkInTheAgentsFolders() throws {
+        let postinst = try String(contentsOf: Self.packageRoot.appendingPathComponent("debian/uploader.postinst"), encoding: .utf8)
+        let lines = postinst.split(separator: "\n", omittingEmptySubsequences: false)
+        let begin = try #require(lines.firstIndex { $0.hasPrefix("# BEGIN agent folders") })
+        let end = try #require(lines.firstIndex { $0.hasPrefix("# END agent folders") })
+        let folder = TemporaryDirectory("uploader-postinst")
+        chmod(folder.path, 0o755)
+        // Stands for /etc/passwd: root's, 0644.
+        let passwd = folder.sub("passwd")
+        try "root:x:0:0:root:/root:/bin/bash\n".write(toFile: passwd, atomically: false, encoding: .utf8)
+        chmod(passwd, 0o644)
+        // The agent (nobody here) owns its state folder, with its ledger a link to "/etc/passwd",
+        // and a spool a build run as root left (root's), with the same link.
+        let state = folder.sub("lib"), spool = folder.sub("spool")
+        for dir in [state, spool] {
+            try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+            #expect(symlink(passwd, dir + "/ledger.sqlite") == 0 && symlink(passwd, dir + "/sub/link") == 0)
+        }
+        #expect(lchown(state, 65534, 65534) == 0 && lchown(state + "/ledger.sqlite", 65534, 65534) == 0)
+        let script = lines[begin...end].joined(separator: "\n") + """
+
+            agent_folder "$1" nobody nogroup
+            agent_folder "$2" nobody nogroup
+            agent_ledger_mode "$1/ledger.sqlite" nobody nogroup
+            agent_ledger_mode "$2/ledger.sqlite" nobody nogroup
+            """
+        let result = try runToolResult("/bin/sh", ["-c", script, "postinst", state, spool])
+        #expect(result.status == 0, "\(result.stderr)")
+        var info = stat()
+        #expect(stat(passwd, &info) == 0)
+        #expect(info.st_uid == 0 && info.st_gid == 0 && info.st_mode & 0o7777 == 0o644, "/etc/passwd's stand-in is now uid \(info.st_uid) gid \(info.st_gid) mode \(String(info.st_mode & 0o7777, radix: 8))")
+        // The folders are the agent's (the spool left by root too, its links themselves).
+        for dir in [state, spool] {
+            #expect(lstat(dir, &info) == 0 && info.st_uid == 65534 && info.st_mode & 0o777 == 0o750, "\(dir)")
+        }
+        #expect(lstat(spool + "/sub/link", &info) == 0 && info.st_uid == 65534)
     }
 
     @Test func versionIsTheOneInDebianChangelog() throws {

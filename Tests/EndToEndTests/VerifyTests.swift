@@ -149,13 +149,16 @@ import UploaderCore
     }
 
     /// Issue 14.1 on a live dock: the file's events lose their row digest and
-    /// actor into the message, then the officer and recording time are changed.
+    /// actor into the message, then the officer and recording time are changed,
+    /// with a custody period to match (before v12: every line "ok", exit 0).
     @Test func aRowDigestMovedIntoTheMessageBeforeARowEditIsCaught() throws {
         let flow = try Flow()
         try flow.tamper("""
             DROP TRIGGER event_no_update;
             UPDATE event SET message = message || char(31) || row_digest || char(31) || coalesce(actor, ''), row_digest = NULL, actor = NULL WHERE file_id = 2;
             UPDATE media_file SET user_id = 'officer-99', recorded_at = '2026-01-01 00:00:00.000' WHERE id = 2;
+            INSERT INTO custody_period (serial, user_id, valid_from, valid_until, created_at)
+            VALUES ('BWC-3001', 'officer-99', '2025-12-31 00:00:00.000', '2026-01-02 00:00:00.000', '2026-01-01 00:00:00.000');
             """)
         let result = try flow.verify()
         #expect(result.status == 4)
@@ -244,11 +247,15 @@ import UploaderCore
         #expect(log.stdout.contains("device.registered") && log.stdout.contains("(by \(me) via sudo by sergeant-kim)"), "\(log.stdout)")
         let json = try UploaderProcess.run(["log", "--device", "BWC-4001", "--json"], config: site.configPath)
         #expect(json.stdout.contains("\"actor\":\"\(me) via sudo by sergeant-kim\""), "\(json.stdout)")
-        // The agent's own user acting needs no "by".
+        // An admin action names its actor even when that is the agent's own user; the agent's own steps need no "by".
         let plain = try UploaderProcess.run(["device", "add", "BWC-4002", "--user", "officer-42"], config: site.configPath)
         #expect(plain.status == 0)
+        #expect(try UploaderProcess.run(["simulate-camera", folder.sub("cam"), "--files", "1", "--size", "1MiB"], config: site.configPath).status == 0)
+        #expect(try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-4002"], config: site.configPath).status == 0)
         let second = try UploaderProcess.run(["log", "--device", "BWC-4002"], config: site.configPath)
-        #expect(second.stdout.contains("device.registered") && !second.stdout.contains("(by "), "\(second.stdout)")
+        let lines = second.stdout.split(separator: "\n")
+        #expect(lines.contains { $0.contains("device.registered") && $0.hasSuffix("(by \(me))") }, "\(second.stdout)")
+        #expect(lines.contains { $0.contains("file.spooled") } && !lines.contains { $0.contains("file.spooled") && $0.contains("(by ") }, "\(second.stdout)")
     }
 }
 
@@ -300,5 +307,33 @@ extension VerifyTests {
         let status = try UploaderProcess.json(try UploaderProcess.run(["status", "--json"], config: site.configPath))
         let states = try #require(status["states"] as? [String: Any])
         #expect(states["failed"] == nil && states["verified"] == nil, "\(states)")
+    }
+}
+
+/// What the object's metadata says is compared with what was meant, not with
+/// its transport encoding: names and users outside ASCII verify clean.
+@Suite struct MetadataRoundTripTests {
+    @Test func aFileAndUserNamedOutsideASCIIVerifyClean() throws {
+        let folder = TemporaryDirectory("uploader-verify-names")
+        let store = try TestStore.fromEnvironment()
+        let area = try store.makeArea("names")
+        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"))
+        func run(_ arguments: [String], expecting status: Int32 = 0) throws -> UploaderProcess.Result {
+            let result = try UploaderProcess.run(arguments, config: site.configPath)
+            #expect(result.status == status, "\(arguments): \(result.stdout)\(result.stderr)")
+            return result
+        }
+        _ = try run(["simulate-camera", folder.sub("cam"), "--files", "1", "--size", "1MiB"])
+        try FileManager.default.moveItem(atPath: folder.sub("cam/DCIM/100BWC/VID0001.MP4"), toPath: folder.sub("cam/DCIM/100BWC/Übung café.MP4"))
+        _ = try run(["device", "add", "BWC-8", "--user", "Jürgen Müller"])
+        _ = try run(["ingest", folder.sub("cam"), "--serial", "BWC-8"])
+        _ = try run(["upload"])
+        let file = try #require(try Ledger(path: site.ledgerPath).file(1))
+        #expect(file.state == .verified && file.user == "Jürgen Müller" && file.sourcePath.hasSuffix("Übung café.MP4"))
+        let key = try #require(file.objectKey)
+        let head = try #require(try store.client(bucket: area.bucket).headObject(key: key))
+        #expect(head.metadata["user"] == "Jürgen Müller" && head.metadata["source-path"] == file.sourcePath, "\(head.metadata)")
+        let verified = try run(["verify", "--all"])
+        #expect(verified.stdout.contains("Übung café.MP4: ok") && verified.stdout.contains("1 files: 1 ok"), "\(verified.stdout)")
     }
 }

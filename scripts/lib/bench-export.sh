@@ -28,4 +28,5 @@ measure() {  # label command...
 }
 echo "evidence bag of one $size file:"
 measure "export (download + 2 hashes)" "$u" export --device BENCH-1 --output "$work/bag"
-measure "verify-bag (offline)" "$u" verify-bag "$work/bag"
+"$u" key fingerprint > "$work/trusted-keys"
+measure "verify-bag (offline)" "$u" verify-bag "$work/bag" --trusted-keys "$work/trusted-keys"
