@@ -311,11 +311,12 @@ public final class UploadRunner: Sendable {
     /// Whether the store's answer for an object shows exactly `size` bytes of
     /// SHA-256 `sha256`: its own checksum against `expected` (the one
     /// comparison, `StoreChecksum`), or, for a store that keeps none or writes
-    /// a form that cannot be read, the object read back (`readBack`).
-    static func storeHolds(_ head: ObjectHead, size: Int64, sha256: String, expected: StoreChecksum.Expected,
+    /// a form that cannot be read, or that does not check the checksums it is
+    /// sent (`trustChecksum` false), the object read back (`readBack`).
+    static func storeHolds(_ head: ObjectHead, size: Int64, sha256: String, expected: StoreChecksum.Expected, trustChecksum: Bool = true,
                            readBack: () throws -> (size: Int64, sha256: SHA256Digest)) throws -> Bool {
         guard head.size == size else { return false }
-        if let checksum = head.checksumSHA256 {
+        if let checksum = head.checksumSHA256, trustChecksum {
             switch StoreChecksum.compare(checksum, type: head.checksumType, with: expected) {
             case .matches: return true
             case .differs: return false
