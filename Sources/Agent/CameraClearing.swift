@@ -138,6 +138,8 @@ public struct ClearingAuthority {
     public var store: S3Client?
     /// Why there is no store to ask.
     public var storeProblem: String?
+    /// `[store] prefix`: where the store's checksum check is probed.
+    public var storePrefix = ""
 
     public init(policy: CameraClearPolicy, clock: ClearPlan.ClockSetting?, store: S3Client?, storeProblem: String? = nil) {
         self.policy = policy
@@ -153,6 +155,7 @@ public struct ClearingAuthority {
         if let model, let clock = model.clock, clock.settable {
             self.clock = ClearPlan.ClockSetting(path: clock.path, format: clock.format, local: model.cameraClock == .local)
         }
+        storePrefix = configuration.store.prefix
         do {
             store = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
         } catch {
@@ -210,7 +213,7 @@ public enum CameraClearing {
         // A store that takes any checksum it is sent holds only what the writer
         // claimed: its checksum confirms nothing, the object is read back (asked
         // once, by root; a store that cannot be asked is not trusted either).
-        let trustChecksums = plan.items.isEmpty || ((try? authority.store?.probeChecksumEnforcement().enforced) ?? false)
+        let trustChecksums = plan.items.isEmpty || ((try? authority.store?.probeChecksumEnforcement(under: authority.storePrefix).enforced) ?? false)
         for item in plan.items {
             let outcome = deleteIfHeld(item, root: root, authority: authority, trustChecksums: trustChecksums)
             result.items.append(ClearResult.Item(id: item.id, path: item.path, sha256: outcome.sha256 ?? item.sha256,

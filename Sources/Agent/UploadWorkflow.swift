@@ -72,7 +72,14 @@ public final class UploadRunner: Sendable {
         self.rules = ObjectRules(configuration: configuration, ledger: ledger)
         self.bucketLocks = BucketLockCache { try S3Client(configuration: configuration, credentials: credentials).objectLockEnabled() }
         self.checksumEnforcement = BucketLockCache { [logger] in
-            let probe = try S3Client(configuration: configuration, credentials: credentials).probeChecksumEnforcement()
+            let probe: S3Client.ChecksumProbe
+            do {
+                probe = try S3Client(configuration: configuration, credentials: credentials).probeChecksumEnforcement(under: configuration.store.prefix)
+            } catch {
+                // Not known is not enforced: reading back costs time, never a false proof.
+                logger.warning("whether the store checks upload checksums could not be found out (\(error)): every object is read back and hashed before it counts as verified")
+                return false
+            }
             if !probe.enforced {
                 logger.warning("the store accepted an upload with a wrong SHA-256 checksum: its checksums prove nothing, so every object is read back and hashed before it counts as verified")
             }

@@ -346,6 +346,9 @@ public final class S3Client {
         return .created
     }
 
+    /// Where (under the prefix) the checksum probe's scratch objects go.
+    public static let checksumProbeFolder = ".uploader-checksum-probe/"
+
     /// What the store did with a body whose `x-amz-checksum-sha256` is wrong.
     public struct ChecksumProbe: Sendable, Equatable {
         /// The store refused it: every upload's checksum is checked by the store.
@@ -357,9 +360,11 @@ public final class S3Client {
     /// PUTs a few bytes under a scratch key with a deliberately wrong SHA-256
     /// checksum: a store that answers 2xx does not check checksums, so its
     /// own checksum proves nothing and objects must be read back. What it
-    /// took is deleted again (by version on a versioned bucket).
-    public func probeChecksumEnforcement() throws -> ChecksumProbe {
-        let key = ".uploader-checksum-probe/\(UUID().uuidString.lowercased())"
+    /// took is deleted again (by version on a versioned bucket). The scratch
+    /// key is under `prefix` (`[store] prefix`), where the agent may write.
+    public func probeChecksumEnforcement(under prefix: String) throws -> ChecksumProbe {
+        let folder = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        let key = (folder.isEmpty ? "" : folder + "/") + Self.checksumProbeFolder + UUID().uuidString.lowercased()
         let body = Array("uploader checksum probe: these bytes do not match the checksum sent with them\n".utf8)
         let wrong = SHA256Hasher.hash(Array("other bytes".utf8))
         var headers = encryptionHeaders.merging(Self.checksumHeaders(wrong)) { $1 }

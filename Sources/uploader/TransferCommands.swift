@@ -278,7 +278,7 @@ struct StoreCommand: ParsableCommand {
                 default: print("versioning: off (an overwrite or delete replaces the object for good)")
                 }
                 // A store that takes a wrong checksum gives none of the protection the store's checksum promises.
-                let probe = try client.probeChecksumEnforcement()
+                let probe = try client.probeChecksumEnforcement(under: configuration.store.prefix)
                 if probe.enforced {
                     print("checksums: enforced (an upload whose bytes do not match its SHA-256 is refused by the store)")
                 } else {

@@ -161,8 +161,8 @@ import UploaderCore
             #expect(check.contains("checksums: enforced"), "\(check)")
         }
         #expect(!check.contains("could not be deleted"), "\(check)")
-        #expect(try site.client.listObjectKeys(prefix: ".uploader-checksum-probe/").isEmpty)
-        #expect(try site.client.versions(of: ".uploader-checksum-probe/").isEmpty)
+        let probes = "\(site.area.prefix)/\(S3Client.checksumProbeFolder)"
+        #expect(try site.client.listObjectKeys(prefix: probes).isEmpty)
     }
 
     /// An upload killed after the store took the object, a tag given meanwhile, the
