@@ -138,6 +138,8 @@ public struct ClearingAuthority {
     public var store: S3Client?
     /// Why there is no store to ask.
     public var storeProblem: String?
+    /// `[store] prefix`: where the store's checksum check is probed.
+    public var storePrefix = ""
 
     public init(policy: CameraClearPolicy, clock: ClearPlan.ClockSetting?, store: S3Client?, storeProblem: String? = nil) {
         self.policy = policy
@@ -153,6 +155,7 @@ public struct ClearingAuthority {
         if let model, let clock = model.clock, clock.settable {
             self.clock = ClearPlan.ClockSetting(path: clock.path, format: clock.format, local: model.cameraClock == .local)
         }
+        storePrefix = configuration.store.prefix
         do {
             store = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
         } catch {
@@ -207,8 +210,12 @@ public enum CameraClearing {
             return result
         }
         defer { try? root.close() }
+        // A store that takes any checksum it is sent holds only what the writer
+        // claimed: its checksum confirms nothing, the object is read back (asked
+        // once, by root; a store that cannot be asked is not trusted either).
+        let trustChecksums = plan.items.isEmpty || ((try? authority.store?.probeChecksumEnforcement(under: authority.storePrefix).enforced) ?? false)
         for item in plan.items {
-            let outcome = deleteIfHeld(item, root: root, authority: authority)
+            let outcome = deleteIfHeld(item, root: root, authority: authority, trustChecksums: trustChecksums)
             result.items.append(ClearResult.Item(id: item.id, path: item.path, sha256: outcome.sha256 ?? item.sha256,
                                                  deleted: outcome.kept == nil, kept: outcome.kept))
         }
@@ -279,11 +286,11 @@ public enum CameraClearing {
     /// given) with exactly these bytes: its own checksum, compared as upload
     /// verification compares it. Asked by the caller (the root step), not taken from the plan.
     static func storeHolds(_ read: (size: Int64, whole: SHA256Digest, parts: [SHA256Digest]), key: String, versionID: String?,
-                           store: S3Client) throws -> Bool {
+                           store: S3Client, trustChecksums: Bool) throws -> Bool {
         let head = try versionID.map { try store.headObject(key: key, versionID: $0) } ?? store.headObject(key: key)
         guard let head else { return false }
         let expected = UploadRunner.expectedChecksum(partDigests: read.parts, whole: read.whole)
-        return try UploadRunner.storeHolds(head, size: read.size, sha256: read.whole.hex, expected: expected) {
+        return try UploadRunner.storeHolds(head, size: read.size, sha256: read.whole.hex, expected: expected, trustChecksum: trustChecksums) {
             // A store that keeps no checksum: that version read back and hashed.
             let hasher = SHA256Hasher()
             var size: Int64 = 0
@@ -297,7 +304,8 @@ public enum CameraClearing {
 
     /// `kept` nil when deleted; otherwise why the file stays on the camera.
     /// `sha256`: what the camera's bytes hashed to, when they were read.
-    static func deleteIfHeld(_ item: ClearPlan.Item, root: FileDescriptor, authority: ClearingAuthority) -> (kept: String?, sha256: String?) {
+    static func deleteIfHeld(_ item: ClearPlan.Item, root: FileDescriptor, authority: ClearingAuthority,
+                             trustChecksums: Bool = true) -> (kept: String?, sha256: String?) {
         guard let store = authority.store else {
             return ("the store cannot be asked whether it holds it (\(authority.storeProblem ?? "no store")): nothing is deleted unconfirmed", nil)
         }
@@ -332,7 +340,7 @@ public enum CameraClearing {
         }
         let held: Bool
         do {
-            held = try storeHolds(read, key: key, versionID: item.versionID, store: store)
+            held = try storeHolds(read, key: key, versionID: item.versionID, store: store, trustChecksums: trustChecksums)
         } catch {
             return ("the store could not confirm \(key) (\((error as? UploaderError)?.message ?? "\(error)"))", read.whole.hex)
         }

@@ -84,7 +84,7 @@ public struct CustodyVerifier {
         if let verified = file.storeVersionID, let latest = head.versionID, latest != verified {
             // Overwritten (a bucket without Object Lock): the verified version may still be there.
             let held = (try? store.headObject(key: key, versionID: verified)).flatMap { $0 }
-            let still = held.map { $0.size == file.sourceSize && $0.checksumSHA256 == file.storeChecksum } ?? false
+            let still = held.map { Self.versionHoldsFile(file, key: key, head: $0, store: store) } ?? false
             verdict.problems.append("the object \(key) was overwritten: its latest version is \(latest), not \(verified) verified at upload, "
                                     + (still ? "which still holds the file (export uses it)" : "which is gone"))
         }
@@ -99,7 +99,9 @@ public struct CustodyVerifier {
         if head.size != file.sourceSize {
             verdict.problems.append("the store holds \(key) with \(head.size) bytes, not \(file.sourceSize)")
         }
-        if let checksum = head.checksumSHA256, let recorded = file.storeChecksum, !recorded.hasPrefix("sha256:"), checksum != recorded {
+        if let checksum = head.checksumSHA256, let recorded = file.storeChecksum, let digest = file.sha256.flatMap({ SHA256Digest(hex: $0) }),
+           let expected = StoreChecksum.Expected(wholeFile: digest, recorded: recorded),
+           StoreChecksum.compare(checksum, type: head.checksumType, with: expected) == .differs {
             verdict.problems.append("the store's checksum of \(key) is \(checksum), not the \(recorded) verified at upload: the object was replaced")
         }
         let expected = UploadRunner.metadata(for: file, hostName: configuration.hostName)
@@ -138,14 +140,38 @@ public struct CustodyVerifier {
             return "the object \(key) is gone from the store"
         }
         // The version verified at upload first, then any other that holds the same bytes.
-        let candidates = versions.filter { !$0.isDeleteMarker }.sorted { ($0.versionID == file.storeVersionID ? 0 : 1) < ($1.versionID == file.storeVersionID ? 0 : 1) }
+        var candidates = versions.filter { !$0.isDeleteMarker }.sorted { ($0.versionID == file.storeVersionID ? 0 : 1) < ($1.versionID == file.storeVersionID ? 0 : 1) }
+        let readBack = file.storeChecksum.map { $0.hasPrefix("sha256:") } ?? true
+        if readBack, let verified = file.storeVersionID {
+            // Proven by reading it back: the store's checksum proves nothing, and each other version would be read in full.
+            candidates = candidates.filter { $0.versionID == verified }
+        }
         for version in candidates {
-            guard let head = try? store.headObject(key: key, versionID: version.versionID), head.size == file.sourceSize,
-                  let checksum = head.checksumSHA256, checksum == file.storeChecksum else { continue }
+            guard let head = try? store.headObject(key: key, versionID: version.versionID),
+                  Self.versionHoldsFile(file, key: key, head: head, store: store) else { continue }
             let lock = head.retainUntil.map { ", \(head.lockMode ?? "") retention until \(Timestamps.iso($0))" } ?? ""
-            return "the object \(key) was deleted: a delete marker (version \(marker.versionID)) hides it; version \(version.versionID) still holds the file (size and SHA-256 checksum match\(lock)\(head.legalHold ? ", legal hold" : "")): remove the delete marker to restore it"
+            let how = readBack ? "size and SHA-256 of the bytes read back match" : "size and SHA-256 checksum match"
+            return "the object \(key) was deleted: a delete marker (version \(marker.versionID)) hides it; version \(version.versionID) still holds the file (\(how)\(lock)\(head.legalHold ? ", legal hold" : "")): remove the delete marker to restore it"
         }
         return "the object \(key) was deleted (a delete marker, version \(marker.versionID), hides it) and no earlier version holds the file"
+    }
+
+    /// Whether `head`, a version of `key`, holds the file: its size, and the
+    /// store's checksum compared as the upload compared it, or (a file proven
+    /// by reading it back, or a checksum form the agent cannot read) its bytes
+    /// read back and hashed.
+    static func versionHoldsFile(_ file: MediaFile, key: String, head: ObjectHead, store: S3Client) -> Bool {
+        guard head.size == file.sourceSize, let digest = file.sha256.flatMap({ SHA256Digest(hex: $0) }) else { return false }
+        if let checksum = head.checksumSHA256, let recorded = file.storeChecksum,
+           let expected = StoreChecksum.Expected(wholeFile: digest, recorded: recorded) {
+            switch StoreChecksum.compare(checksum, type: head.checksumType, with: expected) {
+            case .matches: return true
+            case .differs: return false
+            case .unreadable: break
+            }
+        }
+        guard let read = try? store.hashObject(key: key, versionID: head.versionID) else { return false }
+        return read.size == file.sourceSize && read.sha256 == digest
     }
 
     /// The SHA-256 of the camera bytes in the spool copy (a sealed copy is opened chunk by chunk).

@@ -46,6 +46,10 @@ public final class UploadRunner: Sendable {
     /// Tags, retention and legal hold of each object, and whether the bucket can lock.
     let rules: ObjectRules
     let bucketLocks: BucketLockCache
+    /// Whether the store checks the checksums sent with uploads: probed once
+    /// per run (a store can change under the same endpoint); where it does
+    /// not, every object is read back before its file is `verified`.
+    let checksumEnforcement: BucketLockCache
     private let state = Mutex(SharedState())
 
     struct SharedState {
@@ -67,6 +71,21 @@ public final class UploadRunner: Sendable {
         self.limiter = BandwidthLimiter(timetable: configuration.bandwidth)
         self.rules = ObjectRules(configuration: configuration, ledger: ledger)
         self.bucketLocks = BucketLockCache { try S3Client(configuration: configuration, credentials: credentials).objectLockEnabled() }
+        self.checksumEnforcement = BucketLockCache { [logger] in
+            let probe: S3Client.ChecksumProbe
+            do {
+                probe = try S3Client(configuration: configuration, credentials: credentials).probeChecksumEnforcement(under: configuration.store.prefix)
+            } catch {
+                // Not known is not enforced: reading back costs time, never a false proof.
+                logger.warning("whether the store checks upload checksums could not be found out (\(error)): every object is read back and hashed before it counts as verified")
+                return false
+            }
+            if !probe.enforced {
+                logger.warning("the store accepted an upload with a wrong SHA-256 checksum: its checksums prove nothing, so every object is read back and hashed before it counts as verified")
+            }
+            if let leftover = probe.leftover { logger.warning("the checksum probe's scratch object \(leftover) could not be deleted; delete it in the store") }
+            return probe.enforced
+        }
     }
 
     /// Uploads what is due at `now`: spooled files and failed ones whose wait is over.
@@ -286,23 +305,30 @@ public final class UploadRunner: Sendable {
         ]
     }
 
-    /// The expected `x-amz-checksum-sha256` of the finished object.
-    static func expectedChecksum(parts: [FilePart], wholeFile: String) -> String {
-        expectedChecksum(partDigests: parts.map { SHA256Digest(hex: $0.sha256)! }, whole: SHA256Digest(hex: wholeFile)!)
+    /// What the finished object's `x-amz-checksum-sha256` must say, in whichever form the store writes it.
+    static func expectedChecksum(parts: [FilePart], wholeFile: SHA256Digest) -> StoreChecksum.Expected {
+        expectedChecksum(partDigests: parts.map { SHA256Digest(hex: $0.sha256)! }, whole: wholeFile)
     }
 
     /// The same from digests (the clearing step's, hashed from the camera).
-    static func expectedChecksum(partDigests: [SHA256Digest], whole: SHA256Digest) -> String {
-        partDigests.count <= 1 ? whole.base64 : SHA256Digest.compositeChecksum(ofParts: partDigests)
+    static func expectedChecksum(partDigests: [SHA256Digest], whole: SHA256Digest) -> StoreChecksum.Expected {
+        StoreChecksum.Expected(wholeFile: whole, partDigests: partDigests)
     }
 
     /// Whether the store's answer for an object shows exactly `size` bytes of
-    /// SHA-256 `sha256`: its own checksum against `expected`, or, for a store
-    /// that keeps none, the object read back (`readBack`).
-    static func storeHolds(_ head: ObjectHead, size: Int64, sha256: String, expected: String,
+    /// SHA-256 `sha256`: its own checksum against `expected` (the one
+    /// comparison, `StoreChecksum`), or, for a store that keeps none or writes
+    /// a form that cannot be read, or that does not check the checksums it is
+    /// sent (`trustChecksum` false), the object read back (`readBack`).
+    static func storeHolds(_ head: ObjectHead, size: Int64, sha256: String, expected: StoreChecksum.Expected, trustChecksum: Bool = true,
                            readBack: () throws -> (size: Int64, sha256: SHA256Digest)) throws -> Bool {
-        if let checksum = head.checksumSHA256 {
-            return checksum == expected && head.size == size
+        guard head.size == size else { return false }
+        if let checksum = head.checksumSHA256, trustChecksum {
+            switch StoreChecksum.compare(checksum, type: head.checksumType, with: expected) {
+            case .matches: return true
+            case .differs: return false
+            case .unreadable: break
+            }
         }
         let downloaded = try readBack()
         return downloaded.size == size && downloaded.sha256.hex == sha256
@@ -314,7 +340,7 @@ public final class UploadRunner: Sendable {
             throw UploaderError(.ledger, "file #\(id) has no spool copy recorded")
         }
         let parts = try ledger.parts(of: id)
-        let expected = Self.expectedChecksum(parts: parts, wholeFile: sha)
+        let expected = Self.expectedChecksum(parts: parts, wholeFile: digest)
         var sent: ObjectRules.Resolved?
         var retag = false
         if file.state != .uploaded {
@@ -365,7 +391,8 @@ public final class UploadRunner: Sendable {
             try ledger.markUploaded(id, owner: owner)
             file = try ledger.file(id)!
         }
-        try verify(file, expected: expected, client: client)
+        // The lock this run asked for must be the one the store reports before it is recorded.
+        let held = try verify(file, expected: expected, wanted: sent?.settings, client: client)
         if retag, let verified = try ledger.file(id) {
             do {
                 _ = try StoreTagging.apply(verified, rules: rules, client: client, bucketLocks: bucketLocks.get)
@@ -375,8 +402,8 @@ public final class UploadRunner: Sendable {
         }
         // The tags the object went with, not the row's now: a tag given during the upload stays pending.
         if let sent, !sent.isEmpty || sent.tagProblem != nil {
-            let settings = sent.settings
-            let lock = StoreLock(retainUntil: settings.retainUntil, mode: settings.lockMode, legalHold: settings.legalHold)
+            // The lock as the store reports it at verification, never merely as asked for.
+            let lock = StoreLock(retainUntil: held.retainUntil, mode: held.lockMode, legalHold: held.legalHold)
             if let problem = sent.tagProblem {
                 // The lock went with the object; the tags the store would refuse did not.
                 try ledger.recordStoreLock(id, lock: lock, tagsNotApplied: problem + ": correct it with `uploader tag`", message: "stored with \(sent)")
@@ -418,7 +445,7 @@ public final class UploadRunner: Sendable {
             })
         } catch let failure as S3Failure where failure.kind == .noSuchUpload {
             // Completed by a run that died before recording it, or aborted/expired: the HEAD decides.
-            let expected = Self.expectedChecksum(parts: parts, wholeFile: file.sha256!)
+            let expected = Self.expectedChecksum(parts: parts, wholeFile: SHA256Digest(hex: file.sha256!)!)
             if try storeHoldsExactly(file, key: key, expected: expected, client: client) {
                 return
             }
@@ -429,32 +456,87 @@ public final class UploadRunner: Sendable {
     }
 
     /// Whether the object under `key` is this file, byte for byte: by the
-    /// store's checksum, or by reading it back when the store keeps none.
+    /// store's checksum where the store enforces checksums and writes one the
+    /// agent can read, else by reading it back.
     /// Throws (to retry) when the store's answer cannot tell.
-    func storeHoldsExactly(_ file: MediaFile, key: String, expected: String, client: S3Client) throws -> Bool {
+    func storeHoldsExactly(_ file: MediaFile, key: String, expected: StoreChecksum.Expected, client: S3Client) throws -> Bool {
         guard let head = try client.headObject(key: key) else { return false }
-        return try Self.storeHolds(head, size: file.sourceSize, sha256: file.sha256 ?? "", expected: expected) { try client.hashObject(key: key) }
+        return try proof(of: file, key: key, head: head, expected: expected, client: client) != nil
     }
 
-    /// Confirms the object: the store's size and its own SHA-256 checksum must
-    /// equal what the camera read produced.
-    func verify(_ file: MediaFile, expected: String, client: S3Client) throws {
-        guard let key = file.objectKey, let head = try client.headObject(key: key) else {
+    /// The proof that `head` (the object under `key`) is the file: the
+    /// store's checksum as it wrote it, or "sha256:<hex>" of the bytes read
+    /// back (a store that keeps no checksum, writes one in a form the agent
+    /// cannot read, or does not check the checksums it is sent). Nil: it is not the file.
+    func proof(of file: MediaFile, key: String, head: ObjectHead, expected: StoreChecksum.Expected, client: S3Client) throws -> String? {
+        guard head.size == file.sourceSize else { return nil }
+        if let checksum = head.checksumSHA256, try checksumEnforcement.get() {
+            switch StoreChecksum.compare(checksum, type: head.checksumType, with: expected) {
+            case .matches: return checksum
+            case .differs: return nil
+            case .unreadable: break
+            }
+        }
+        let downloaded = try client.hashObject(key: key, versionID: head.versionID)
+        guard downloaded.size == file.sourceSize, downloaded.sha256 == expected.wholeFile else { return nil }
+        return "sha256:" + downloaded.sha256.hex
+    }
+
+    /// Confirms the object: the store's size and its SHA-256 (its own
+    /// checksum, or the bytes read back) must equal what the camera read
+    /// produced, and the Object Lock asked for (`wanted`) must be what the
+    /// store reports: what is missing is applied and checked again. Returns
+    /// the store's answer, the lock as it holds it.
+    func verify(_ file: MediaFile, expected: StoreChecksum.Expected, wanted: ObjectSettings?, client: S3Client) throws -> ObjectHead {
+        guard let key = file.objectKey, var head = try client.headObject(key: key) else {
             try ledger.markUploadLost(file.id, owner: owner)
             throw S3Failure(kind: .transient, status: 404, code: "NoSuchKey", message: "the object is not in the store after upload")
         }
-        var proof = head.checksumSHA256
-        if proof == nil {
-            // A store that keeps no checksum: read the object back and hash it.
-            let downloaded = try client.hashObject(key: key)
-            guard downloaded.size == file.sourceSize, downloaded.sha256.hex == file.sha256 else {
-                throw UploaderError(.verification, "the object \(key) read back from the store does not match the camera's SHA-256: it will be uploaded again")
-            }
-            proof = "sha256:" + downloaded.sha256.hex
-        } else if head.size != file.sourceSize || proof != expected {
-            throw UploaderError(.verification, "the store holds \(key) with size \(head.size) and checksum \(proof ?? "none"), expected \(file.sourceSize) and \(expected)")
+        guard let proof = try proof(of: file, key: key, head: head, expected: expected, client: client) else {
+            throw UploaderError(.verification, "the store holds \(key) with size \(head.size) and checksum \(head.checksumSHA256 ?? "none"), which is not the camera's file (\(file.sourceSize) bytes, SHA-256 \(expected.wholeFile.hex)): it will be uploaded again")
         }
-        try ledger.markVerified(file.id, storeChecksum: proof!, versionID: head.versionID, owner: owner)
+        if let wanted {
+            head = try ensureLock(wanted, on: key, of: file, head: head, client: client)
+        }
+        try ledger.markVerified(file.id, storeChecksum: proof, versionID: head.versionID, owner: owner)
         FailPoints.hit("upload.verified")
+        return head
+    }
+
+    /// The retention and legal hold asked for, as the store reports them.
+    /// A store may ignore lock headers (moto does at CreateMultipartUpload):
+    /// what is missing is applied with PutObjectRetention / PutObjectLegalHold
+    /// and checked once more; still missing is a failure, never a claim.
+    func ensureLock(_ wanted: ObjectSettings, on key: String, of file: MediaFile, head: ObjectHead, client: S3Client) throws -> ObjectHead {
+        func missing(_ head: ObjectHead) -> [String] {
+            var missing: [String] = []
+            if let mode = wanted.lockMode, let until = wanted.retainUntil,
+               head.lockMode != mode || (head.retainUntil ?? .distantPast) < until.addingTimeInterval(-1) {
+                missing.append("\(mode) retention until \(Timestamps.iso(until)) (the store reports \(head.lockMode ?? "no mode")\(head.retainUntil.map { " until \(Timestamps.iso($0))" } ?? ""))")
+            }
+            if wanted.legalHold, !head.legalHold { missing.append("legal hold") }
+            return missing
+        }
+        let ignored = missing(head)
+        guard !ignored.isEmpty else { return head }
+        if let mode = wanted.lockMode, let until = wanted.retainUntil,
+           head.lockMode != mode || (head.retainUntil ?? .distantPast) < until.addingTimeInterval(-1) {
+            // Only ever stricter: a later date than the store holds, and GOVERNANCE never over COMPLIANCE.
+            if head.lockMode != "COMPLIANCE" || mode == "COMPLIANCE" {
+                try client.putObjectRetention(key: key, mode: mode, until: max(until, head.retainUntil ?? until),
+                                              bypassGovernance: head.lockMode == "GOVERNANCE" && mode == "COMPLIANCE")
+            }
+        }
+        if wanted.legalHold, !head.legalHold { try client.putObjectLegalHold(key: key, on: true) }
+        guard let checked = try client.headObject(key: key), checked.versionID == head.versionID else {
+            throw S3Failure(kind: .transient, status: 404, code: "NoSuchKey", message: "the object \(key) changed while its lock was applied")
+        }
+        let still = missing(checked)
+        guard still.isEmpty else {
+            throw UploaderError(.verification, "the store does not hold the lock asked for on \(key): \(still.joined(separator: ", ")); it was applied again and is still missing")
+        }
+        try ledger.note(file.id, level: .warning, kind: .uploadTagged,
+                        "the store did not apply the lock sent with the upload (\(ignored.joined(separator: ", "))): applied after upload and confirmed")
+        return checked
     }
 }

@@ -69,6 +69,12 @@ final class TransferContext {
     var limiter: BandwidthLimiter?
     var stop: StopFlag?
     var stoppedByRequest = false
+    /// The SHA-256 a file body must have: hashed as it is read, and the
+    /// transfer aborted before its last byte leaves if it differs, so a
+    /// damaged spool copy is never completed even on a store that does not
+    /// check the checksum it is sent.
+    var bodyHasher: SHA256Hasher?
+    var bodySHA256: SHA256Digest?
 
     init(body: RequestBody) {
         self.body = body
@@ -117,10 +123,15 @@ final class CurlEasy {
     /// Sends one signed request and waits for the answer.
     func perform(method: String, url: String, headers: [String: String], body: RequestBody,
                  settings: CurlSettings, responseSink: ((UnsafeRawBufferPointer) -> Void)? = nil,
-                 progress: ((Int64) -> Void)? = nil, limiter: BandwidthLimiter? = nil, stop: StopFlag? = nil) throws -> HTTPResponse {
+                 progress: ((Int64) -> Void)? = nil, limiter: BandwidthLimiter? = nil, stop: StopFlag? = nil,
+                 bodySHA256: SHA256Digest? = nil) throws -> HTTPResponse {
         BlockingCallCheck.assertNotInTask("curl \(method)")
         curl_easy_reset(handle)
         let context = TransferContext(body: body)
+        if let bodySHA256, case .file = body {
+            context.bodyHasher = SHA256Hasher()
+            context.bodySHA256 = bodySHA256
+        }
         context.responseSink = responseSink
         context.progress = progress
         context.limiter = limiter
@@ -273,6 +284,13 @@ final class CurlEasy {
                         return uploader_curl_readfunc_abort()
                     }
                     context.sent += Int64(got)
+                    if let hasher = context.bodyHasher {
+                        hasher.update(UnsafeRawBufferPointer(start: buffer, count: got))
+                        if context.sent == length, hasher.finalize() != context.bodySHA256 {
+                            context.readError = "the bytes read from the spool copy do not match the SHA-256 taken from the camera"
+                            return uploader_curl_readfunc_abort()
+                        }
+                    }
                     return got
                 } catch {
                     context.readError = (error as? UploaderError)?.message ?? (error as? Errno)?.summary ?? "\(error)"

@@ -128,6 +128,8 @@ public struct S3Failure: Error, CustomStringConvertible, Sendable {
 public struct ObjectHead: Sendable {
     public var size: Int64
     public var checksumSHA256: String?
+    /// `x-amz-checksum-type` (COMPOSITE or FULL_OBJECT) where the store sends it.
+    public var checksumType: String? = nil
     public var metadata: [String: String]
     /// Object Lock as the store reports it for this version.
     public var lockMode: String? = nil
@@ -237,10 +239,10 @@ public final class S3Client {
                           progress: ((Int64) -> Void)? = nil) throws -> String {
         var headers = metadataHeaders(metadata).merging(encryptionHeaders) { $1 }.merging(settings.headers) { $1 }
         headers["x-amz-content-sha256"] = Self.unsignedPayload
-        headers["x-amz-checksum-sha256"] = sha256.base64
+        headers.merge(Self.checksumHeaders(sha256)) { $1 }
         headers["If-None-Match"] = "*"
         let response = try send("PUT", key: key, query: [], headers: headers,
-                                body: .file(file, offset: 0, length: size), progress: progress)
+                                body: .file(file, offset: 0, length: size), progress: progress, bodySHA256: sha256)
         guard response.status == 200 else { throw failure(writing: response) }
         return response.headers["etag"] ?? ""
     }
@@ -257,9 +259,9 @@ public final class S3Client {
 
     public func uploadPart(key: String, uploadID: String, number: Int, file: any PositionalReader, offset: Int64,
                            size: Int64, sha256: SHA256Digest, progress: ((Int64) -> Void)? = nil) throws -> String {
-        let headers = ["x-amz-content-sha256": Self.unsignedPayload, "x-amz-checksum-sha256": sha256.base64]
+        let headers = Self.checksumHeaders(sha256).merging(["x-amz-content-sha256": Self.unsignedPayload]) { $1 }
         let response = try send("PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-                                headers: headers, body: .file(file, offset: offset, length: size), progress: progress)
+                                headers: headers, body: .file(file, offset: offset, length: size), progress: progress, bodySHA256: sha256)
         guard response.status == 200, let etag = response.headers["etag"] else { throw S3Failure.from(response) }
         return etag
     }
@@ -329,9 +331,8 @@ public final class S3Client {
     /// `.exists` when an object already has the key (nothing was written).
     public func putOnce(key: String, bytes: [UInt8], contentType: String, lockedUntil: Date? = nil) throws -> WriteOnceOutcome {
         let digest = SHA256Hasher.hash(bytes)
-        var headers: [String: String] = encryptionHeaders.merging([
+        var headers: [String: String] = encryptionHeaders.merging(Self.checksumHeaders(digest)) { $1 }.merging([
             "Content-Type": contentType,
-            "x-amz-checksum-sha256": digest.base64,
             "x-amz-content-sha256": digest.hex,
             "If-None-Match": "*",
         ]) { $1 }
@@ -343,6 +344,42 @@ public final class S3Client {
         if response.status == 412 || (response.status == 409 && XMLText.first("Code", in: response.bodyText) == "ConditionalRequestConflict") { return .exists }
         guard response.status == 200 else { throw failure(writing: response) }
         return .created
+    }
+
+    /// Where (under the prefix) the checksum probe's scratch objects go.
+    public static let checksumProbeFolder = ".uploader-checksum-probe/"
+
+    /// What the store did with a body whose `x-amz-checksum-sha256` is wrong.
+    public struct ChecksumProbe: Sendable, Equatable {
+        /// The store refused it: every upload's checksum is checked by the store.
+        public var enforced: Bool
+        /// The scratch object the store took and that could not be deleted again.
+        public var leftover: String?
+    }
+
+    /// PUTs a few bytes under a scratch key with a deliberately wrong SHA-256
+    /// checksum: a store that answers 2xx does not check checksums, so its
+    /// own checksum proves nothing and objects must be read back. What it
+    /// took is deleted again (by version on a versioned bucket). The scratch
+    /// key is under `prefix` (`[store] prefix`), where the agent may write.
+    public func probeChecksumEnforcement(under prefix: String) throws -> ChecksumProbe {
+        let folder = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        let key = (folder.isEmpty ? "" : folder + "/") + Self.checksumProbeFolder + UUID().uuidString.lowercased()
+        let body = Array("uploader checksum probe: these bytes do not match the checksum sent with them\n".utf8)
+        let wrong = SHA256Hasher.hash(Array("other bytes".utf8))
+        var headers = encryptionHeaders.merging(Self.checksumHeaders(wrong)) { $1 }
+        headers["x-amz-content-sha256"] = SHA256Hasher.hash(body).hex
+        headers["If-None-Match"] = "*"
+        let response = try send("PUT", key: key, query: [], headers: headers, body: .bytes(body))
+        guard (200...299).contains(response.status) else {
+            let failure = S3Failure.from(response)
+            if failure.kind == .checksumMismatch || response.status == 400 { return ChecksumProbe(enforced: true) }
+            throw failure
+        }
+        let version = response.headers["x-amz-version-id"].flatMap { $0 == "null" ? nil : $0 }
+        let deleted = try? deleteObject(key: key, versionID: version)
+        let gone = deleted.map { (200...299).contains($0.status) } ?? false
+        return ChecksumProbe(enforced: false, leftover: gone ? nil : key + (version.map { " version \($0)" } ?? ""))
     }
 
     /// A refused write; with server-side encryption asked for, a store that
@@ -383,7 +420,8 @@ public final class S3Client {
         for (name, value) in response.headers where name.hasPrefix("x-amz-meta-") {
             metadata[String(name.dropFirst("x-amz-meta-".count))] = Self.metadataValue(value)
         }
-        return ObjectHead(size: length, checksumSHA256: response.headers["x-amz-checksum-sha256"], metadata: metadata,
+        return ObjectHead(size: length, checksumSHA256: response.headers["x-amz-checksum-sha256"],
+                          checksumType: response.headers["x-amz-checksum-type"], metadata: metadata,
                           lockMode: response.headers["x-amz-object-lock-mode"],
                           retainUntil: response.headers["x-amz-object-lock-retain-until-date"].flatMap { Timestamps.parse($0) },
                           legalHold: response.headers["x-amz-object-lock-legal-hold"] == "ON",
@@ -404,11 +442,22 @@ public final class S3Client {
 
     static let xmlns = "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\""
 
+    /// The body's SHA-256 as AWS's SDKs send it: the checksum, and the
+    /// algorithm named in `x-amz-sdk-checksum-algorithm`. AWS requires one
+    /// of Content-MD5 or this pair on every write with Object Lock parameters
+    /// (and on a bucket with default retention), and its API model marks
+    /// `?tagging`, `?retention` and `?legal-hold` PUTs as needing a body
+    /// checksum. SHA-256, not MD5: MD5 is unavailable under a FIPS OpenSSL.
+    static func checksumHeaders(_ digest: SHA256Digest) -> [String: String] {
+        ["x-amz-checksum-sha256": digest.base64, "x-amz-sdk-checksum-algorithm": "SHA256"]
+    }
+
     /// Sends a small XML body to a sub-resource (`?tagging`, `?retention`, `?legal-hold`), its hash signed.
     func putSubresource(_ name: String, key: String, xml: String, headers: [String: String] = [:]) throws -> HTTPResponse {
         let body = Array(xml.utf8)
-        var all = headers
-        all["x-amz-content-sha256"] = SHA256Hasher.hash(body).hex
+        let digest = SHA256Hasher.hash(body)
+        var all = headers.merging(Self.checksumHeaders(digest)) { $1 }
+        all["x-amz-content-sha256"] = digest.hex
         all["Content-Type"] = "application/xml"
         return try send("PUT", key: key, query: [(name, "")], headers: all, body: .bytes(body))
     }
@@ -475,7 +524,7 @@ public final class S3Client {
         if response.status == 404 { return nil }
         guard response.status == 200 else { throw S3Failure.from(response) }
         return ObjectHead(size: response.headers["content-length"].flatMap { Int64($0) } ?? 0, checksumSHA256: response.headers["x-amz-checksum-sha256"],
-                          metadata: [:], lockMode: response.headers["x-amz-object-lock-mode"],
+                          checksumType: response.headers["x-amz-checksum-type"], metadata: [:], lockMode: response.headers["x-amz-object-lock-mode"],
                           retainUntil: response.headers["x-amz-object-lock-retain-until-date"].flatMap { Timestamps.parse($0) },
                           legalHold: response.headers["x-amz-object-lock-legal-hold"] == "ON", versionID: versionID)
     }
@@ -534,10 +583,10 @@ public final class S3Client {
         guard response.status == 200 else { throw S3Failure.from(response) }
     }
 
-    public func hashObject(key: String) throws -> (size: Int64, sha256: SHA256Digest) {
+    public func hashObject(key: String, versionID: String? = nil) throws -> (size: Int64, sha256: SHA256Digest) {
         let hasher = SHA256Hasher()
         var size: Int64 = 0
-        let response = try send("GET", key: key, query: [], headers: [:], body: .none, responseSink: { bytes in
+        let response = try send("GET", key: key, query: versionID.map { [("versionId", $0)] } ?? [], headers: [:], body: .none, responseSink: { bytes in
             hasher.update(bytes)
             size += Int64(bytes.count)
         })
@@ -548,7 +597,8 @@ public final class S3Client {
     // MARK: - Plumbing
 
     func send(_ method: String, key: String?, query: [(String, String)], headers: [String: String], body: RequestBody,
-              responseSink: ((UnsafeRawBufferPointer) -> Void)? = nil, progress: ((Int64) -> Void)? = nil) throws -> HTTPResponse {
+              responseSink: ((UnsafeRawBufferPointer) -> Void)? = nil, progress: ((Int64) -> Void)? = nil,
+              bodySHA256: SHA256Digest? = nil) throws -> HTTPResponse {
         // A "." or ".." segment is resolved away on the way to the store: the
         // request would address another key, or (path-style) another bucket.
         if let key, key.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == "." || $0 == ".." }) {
@@ -557,12 +607,19 @@ public final class S3Client {
         }
         var allHeaders = headers
         if allHeaders["x-amz-content-sha256"] == nil {
-            // libcurl 7.88 signs the empty payload hash unless told otherwise.
-            if case .none = body { allHeaders["x-amz-content-sha256"] = Self.emptyPayloadHash }
+            // libcurl 7.88 signs the empty payload hash unless told otherwise, and
+            // sends no x-amz-content-sha256: a store that hashes the body it got
+            // (as AWS and moto do) then computes another signature.
+            switch body {
+            case .none: allHeaders["x-amz-content-sha256"] = Self.emptyPayloadHash
+            case .bytes(let bytes): allHeaders["x-amz-content-sha256"] = SHA256Hasher.hash(bytes).hex
+            case .file: allHeaders["x-amz-content-sha256"] = Self.unsignedPayload
+            }
         }
         do {
             return try curl.perform(method: method, url: url(key: key, query: query), headers: allHeaders, body: body,
-                                    settings: settings, responseSink: responseSink, progress: progress, limiter: limiter, stop: stop)
+                                    settings: settings, responseSink: responseSink, progress: progress, limiter: limiter, stop: stop,
+                                    bodySHA256: bodySHA256)
         } catch let failure as CurlFailure {
             throw S3Failure.from(failure)
         }

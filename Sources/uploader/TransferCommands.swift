@@ -277,6 +277,14 @@ struct StoreCommand: ParsableCommand {
                 case "Suspended": print("versioning: suspended (an overwrite or delete replaces the object for good)")
                 default: print("versioning: off (an overwrite or delete replaces the object for good)")
                 }
+                // A store that takes a wrong checksum gives none of the protection the store's checksum promises.
+                let probe = try client.probeChecksumEnforcement(under: configuration.store.prefix)
+                if probe.enforced {
+                    print("checksums: enforced (an upload whose bytes do not match its SHA-256 is refused by the store)")
+                } else {
+                    print("checksums: NOT enforced (the store accepted a scratch upload with a wrong SHA-256): every upload is read back and hashed before it counts as verified")
+                }
+                if let leftover = probe.leftover { print("note: the probe's scratch object \(leftover) could not be deleted; delete it in the store") }
                 let locking = configuration.categories.categories.values.filter { $0.lockMode != nil || $0.holdsLegally }.map(\.name).sorted()
                 if try client.objectLockEnabled() {
                     print("Object Lock: enabled (custody checkpoints are locked in governance mode for \(configuration.custody.checkpointRetentionDays) days)")

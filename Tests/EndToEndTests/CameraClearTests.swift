@@ -176,6 +176,27 @@ import Agent
         #expect(!FileManager.default.fileExists(atPath: site.camera + "/IMPORTANT.TXT"))
     }
 
+    /// Issue 15.5: on a store that takes any checksum it is sent (moto), the
+    /// uploader user plants other bytes of the recording's size with the
+    /// recording's SHA-256 as their checksum, and plans the recording against
+    /// that object: the store's checksum is then only what the planter said,
+    /// so the root step reads the object back, and the recording stays.
+    @Test func anObjectPlantedWithTheRecordingsChecksumConfirmsNothing() throws {
+        let site = try Site(files: 1)
+        let file = try #require(try site.ledger().file(1))
+        let camera = try CameraVolume.sha256(ofFile: site.camera + "/" + file.sourcePath)
+        let key = "clear/planted/\(UInt32.random(in: 0...UInt32.max)).MP4"
+        let planted = try site.store.client(bucket: try site.site.configuration().store.bucket)
+            .send("PUT", key: key, query: [], headers: S3Client.checksumHeaders(camera),
+                  body: .bytes([UInt8](repeating: 0x41, count: Int(file.sourceSize))))
+        if TestStore.currentKind == .moto { #expect(planted.status == 200, "moto took a wrong checksum before: \(planted.status)") }
+        let plan = ClearPlan(serial: "BWC-5", devnode: "/dev/sdz1", createdAt: Date(),
+                             items: [try Self.item(site, id: 1, path: file.sourcePath, objectKey: key)], setClock: nil)
+        let result = try Self.applyAsRoot(plan, site: site)
+        #expect(result.items.map(\.deleted) == [false], "\(result.items)")
+        #expect(site.onCamera() == ["VID0001.MP4"])
+    }
+
     /// The root step asks the store for the version the plan names (the one
     /// verified): a version the store does not hold confirms nothing.
     /// (A recording uploaded in parts: the store's checksum is of its parts' digests.)

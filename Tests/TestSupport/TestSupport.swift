@@ -65,6 +65,12 @@ public struct TestStore: Sendable {
 
     public var credentials: Credentials { Credentials(accessKeyID: accessKey, secretAccessKey: secretKey) }
 
+    /// The store this run of the tests is against (`UPLOADER_TEST_STORE`), for
+    /// expectations where that store departs from AWS on purpose.
+    public static var currentKind: Kind {
+        ProcessInfo.processInfo.environment["UPLOADER_TEST_STORE"].flatMap(Kind.init(rawValue:)) ?? .seaweedfs
+    }
+
     /// The bucket all tests share: SeaweedFS gives every bucket several volumes
     /// of its own, so a bucket per test would exhaust `-volume.max`.
     public static let sharedBucket = "uploader-tests"

@@ -78,11 +78,18 @@ struct StoreFixture {
             #expect(head.metadata["device-serial"] == "BWC-1")
             #expect(head.metadata["user"] == "officer-1")
             #expect(head.metadata["recorded-at"] != nil && head.metadata["ingested-at"] != nil && head.metadata["host"] != nil)
-            #expect(file.storeChecksum == head.checksumSHA256)
+            if TestStore.currentKind == .moto {
+                // moto takes any checksum it is sent: the agent proved each object by reading it back.
+                #expect(file.storeChecksum == "sha256:" + cameraHash.hex)
+            } else {
+                #expect(file.storeChecksum == head.checksumSHA256)
+            }
         }
-        // The single-part file's store checksum is the plain SHA-256; the multipart one is composite.
-        #expect(files[0].storeChecksum == small.base64)
-        #expect(files[1].storeChecksum?.hasSuffix("-3") == true)
+        if TestStore.currentKind == .seaweedfs {
+            // The single-part file's store checksum is the plain SHA-256; the multipart one is composite.
+            #expect(files[0].storeChecksum == small.base64)
+            #expect(files[1].storeChecksum?.hasSuffix("-3") == true)
+        }
         #expect(try fixture.ledger.verifyChain().intact)
     }
 
@@ -162,7 +169,9 @@ struct StoreFixture {
     }
 
     /// Sealed, the flipped byte fails the chunk's authentication as it streams;
-    /// in the clear, the store's SHA-256 check refuses it. Either way: held, never stored.
+    /// in the clear, the agent's own SHA-256 of the bytes it sends stops the
+    /// transfer before its last byte (the store's check is a second line, and
+    /// moto has none). Either way: held, never stored.
     @Test(arguments: [true, false])
     func aCorruptedSpoolCopyNeverBecomesEvidence(sealed: Bool) throws {
         let fixture = try StoreFixture("corrupt", extra: "[spool]\nencryption = \(sealed)")
@@ -255,7 +264,10 @@ struct StoreFixture {
         #expect(row.state == .verified)
         #expect(try fixture.storedKeys() == [row.objectKey!])
         #expect(try fixture.client.hashObject(key: row.objectKey!).sha256 == cameraHash)
-        #expect(try fixture.ledger.events(EventFilter()).contains { $0.kind == .uploadFound })
+        if TestStore.currentKind == .seaweedfs {
+            #expect(try fixture.ledger.events(EventFilter()).contains { $0.kind == .uploadFound })
+        }
+        // moto, like AWS, answers a repeated CompleteMultipartUpload of the same upload with success: still one object.
     }
 
     @Test func memoryStaysFlatWhileUploadingALargeFile() throws {
@@ -295,6 +307,40 @@ struct StoreFixture {
         let virtual = S3Client(target: .init(endpoint: "https://s3.example.gov", bucket: "evidence", addressing: .virtualHosted),
                                region: "us-east-1", credentials: Credentials(accessKeyID: "a", secretAccessKey: "b"))
         #expect(virtual.url(key: "k", query: []) == "https://evidence.s3.example.gov/k")
+    }
+
+    /// Issue 15.1: one multipart proof in the forms stores write it, compared by
+    /// value and part count; a form that cannot be read asks for a read-back.
+    @Test func storeChecksumsCompareByValueAndPartCountInEveryForm() {
+        let whole = SHA256Hasher.hash(Array("the whole file".utf8))
+        let parts = (1...3).map { SHA256Hasher.hash(Array("part \($0)".utf8)) }
+        let expected = StoreChecksum.Expected(wholeFile: whole, partDigests: parts)
+        let composite = SHA256Digest.compositeChecksum(ofParts: parts)
+        let value = String(composite.split(separator: "-")[0])
+        #expect(composite.hasSuffix("-3"))
+        for (header, type) in [(composite, nil), (value, nil), (value, "COMPOSITE"), (composite, "COMPOSITE"), (composite, "composite")] as [(String, String?)] {
+            #expect(StoreChecksum.compare(header, type: type, with: expected) == .matches, "\(header) \(type ?? "-")")
+        }
+        // The right value with another part count, or another value: not this file.
+        #expect(StoreChecksum.compare(value + "-4", type: nil, with: expected) == .differs)
+        #expect(StoreChecksum.compare(parts[0].base64 + "-3", type: nil, with: expected) == .differs)
+        // A full-object SHA-256 is the whole file's.
+        #expect(StoreChecksum.compare(whole.base64, type: "FULL_OBJECT", with: expected) == .matches)
+        #expect(StoreChecksum.compare(whole.base64, type: nil, with: expected) == .matches)
+        #expect(StoreChecksum.compare(value, type: "FULL_OBJECT", with: expected) == .differs)
+        // Forms the agent cannot read: the object is read back instead, never retried forever.
+        for (header, type) in [("not base64!", nil), (value + "-x", nil), ("AAAA", nil), (value, "PER_PART")] as [(String, String?)] {
+            #expect(StoreChecksum.compare(header, type: type, with: expected) == .unreadable, "\(header)")
+        }
+        // A single PUT: its plain SHA-256, with or without a type.
+        let single = StoreChecksum.Expected(wholeFile: whole, partDigests: [whole])
+        #expect(StoreChecksum.compare(whole.base64, type: nil, with: single) == .matches)
+        #expect(StoreChecksum.compare(whole.base64, type: "COMPOSITE", with: single) == .matches)
+        #expect(StoreChecksum.compare(parts[0].base64, type: nil, with: single) == .differs)
+        // What `verify` compares with: the proof recorded at upload, in the form the store wrote it then.
+        let recorded = try! #require(StoreChecksum.Expected(wholeFile: whole, recorded: value))
+        #expect(StoreChecksum.compare(composite, type: "COMPOSITE", with: recorded) == .matches)
+        #expect(StoreChecksum.Expected(wholeFile: whole, recorded: "sha256:" + whole.hex) == nil)
     }
 
     @Test func failuresAreClassifiedForRetry() {
