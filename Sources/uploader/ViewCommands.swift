@@ -36,17 +36,19 @@ struct StatusCommand: BlockingCommand {
         print("Devices:")
         if report.devices.isEmpty { print("  none yet") }
         for device in report.devices {
-            let who = device.registered ? "\(device.defaultUser ?? "?")\(device.name.map { " (\($0))" } ?? "")" : "NOT REGISTERED"
+            // A serial can come from the camera itself, and names from an admin: never raw to a terminal.
+            let serial = DisplayText.terminalSafe(device.serial)
+            let who = device.registered ? DisplayText.terminalSafe("\(device.defaultUser ?? "?")\(device.name.map { " (\($0))" } ?? "")") : "NOT REGISTERED"
             let counts = FileState.allCases.compactMap { state in device.states[state.rawValue].map { "\($0.count) \(state.rawValue)" } }
-            print("  \(device.serial.padding(toLength: 14, withPad: " ", startingAt: 0)) \(who.padding(toLength: 24, withPad: " ", startingAt: 0)) \(counts.joined(separator: ", "))"
+            print("  \(serial.padding(toLength: 14, withPad: " ", startingAt: 0)) \(who.padding(toLength: 24, withPad: " ", startingAt: 0)) \(counts.joined(separator: ", "))"
                   + (device.lastDiscoveredAt.map { "; last docked \(Output.relative($0, now: now))" } ?? ""))
             if !device.registered {
-                print("      → held until registered: uploader device add \(device.serial) --user ID")
+                print("      → held until registered: uploader device add \(serial) --user ID")
             }
         }
         print("")
         if let oldest = report.oldestUnverified {
-            print("Oldest not yet verified: #\(oldest.id) \(DisplayText.terminalSafe(oldest.sourcePath)) on \(oldest.serial), \(oldest.state.rawValue)\(oldest.holdReason.map { " (\($0.rawValue))" } ?? ""), found \(Output.relative(oldest.discoveredAt, now: now))")
+            print("Oldest not yet verified: #\(oldest.id) \(DisplayText.terminalSafe(oldest.sourcePath)) on \(DisplayText.terminalSafe(oldest.serial)), \(oldest.state.rawValue)\(oldest.holdReason.map { " (\($0.rawValue))" } ?? ""), found \(Output.relative(oldest.discoveredAt, now: now))")
         } else {
             print("Oldest not yet verified: none — everything is verified in the store")
         }
@@ -57,7 +59,7 @@ struct StatusCommand: BlockingCommand {
             for item in report.uploading {
                 let rate = item.bytesPerSecond.map { "\(ByteCount.format(Int64($0)))/s" } ?? "rate unknown"
                 let eta = item.etaSeconds.map { "ETA \(Int($0))s" } ?? ""
-                print("  #\(item.id) \(DisplayText.terminalSafe(item.sourcePath)) (\(item.serial)) \(ByteCount.format(item.bytesSent)) of \(ByteCount.format(item.size)), \(rate) \(eta)")
+                print("  #\(item.id) \(DisplayText.terminalSafe(item.sourcePath)) (\(DisplayText.terminalSafe(item.serial))) \(ByteCount.format(item.bytesSent)) of \(ByteCount.format(item.size)), \(rate) \(eta)")
             }
         }
         if !report.problems.isEmpty {

@@ -32,6 +32,23 @@ import UploaderCore
         }
     }
 
+    /// A serial read from a camera (an unregistered one is shown as it came)
+    /// and a device's name in the ledger reach `status` escaped.
+    @Test func statusNeverPrintsATerminalEscape() throws {
+        let folder = TemporaryDirectory()
+        let site = try TestSite(root: folder.sub("site"))
+        let camera = folder.sub("camera")
+        try CameraVolume.writeRecording(at: camera + "/DCIM/VID0001.MP4", recordedAt: Date(), payloadSize: 10_000)
+        #expect(try UploaderProcess.run(["ingest", camera, "--serial", "BWC-S"], config: site.configPath).status == 0)
+        try DatabaseQueue(path: site.ledgerPath).write {
+            try $0.execute(sql: "UPDATE media_file SET serial = ?", arguments: [Self.titleSequence])
+            try $0.execute(sql: "UPDATE file_count SET serial = ? WHERE serial = 'BWC-S'", arguments: [Self.titleSequence])
+        }
+        let result = try UploaderProcess.run(["status"], config: site.configPath)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stdout.contains(Self.escape) && result.stdout.contains("cam\\u{1b}]0;pwn\\u{7}"), "\(result.stdout.debugDescription)")
+    }
+
     @Test func tagNeverPrintsATerminalEscape() throws {
         let folder = TemporaryDirectory()
         let site = try TestSite(root: folder.sub("site"))
