@@ -373,7 +373,9 @@ public final class S3Client {
         let response = try send("PUT", key: key, query: [], headers: headers, body: .bytes(body))
         guard (200...299).contains(response.status) else {
             let failure = S3Failure.from(response)
-            if failure.kind == .checksumMismatch || response.status == 400 { return ChecksumProbe(enforced: true) }
+            // Only a refusal that names the checksum proves enforcement; any other
+            // refusal leaves it unknown, which the caller treats as not enforced.
+            if failure.kind == .checksumMismatch { return ChecksumProbe(enforced: true) }
             throw failure
         }
         let version = response.headers["x-amz-version-id"].flatMap { $0 == "null" ? nil : $0 }
