@@ -46,16 +46,18 @@ public final class Ledger: Sendable {
             }
             let folder = (path as NSString).deletingLastPathComponent
             try FolderSafety.check(folder.isEmpty ? "." : folder, what: "state folder", forWriting: !readOnly)
+            // One process opens a writable ledger at a time, until it is migrated:
+            // a new ledger's first opens race to switch it to WAL (SQLite then
+            // answers "database is locked" at once, past any busy timeout), and two
+            // first runs (two docks on a new PC) would both apply the same migration.
+            let lock = readOnly ? -1 : open(path + ".migrate.lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0o640)
+            defer { if lock >= 0 { close(lock) } }
+            if lock >= 0 { while flock(lock, LOCK_EX) != 0 && errno == EINTR {} }
             pool = try DatabasePool(path: path, configuration: configuration)
             // The custody log is not for every user of the PC to read.
             if !readOnly { chmod(path, 0o640) }
             if !readOnly {
                 if try !pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) {
-                    // One process migrates at a time: two first runs at once (two docks
-                    // on a new PC) would otherwise both apply the same migration.
-                    let lock = open(path + ".migrate.lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0o640)
-                    defer { if lock >= 0 { close(lock) } }
-                    if lock >= 0 { while flock(lock, LOCK_EX) != 0 && errno == EINTR {} }
                     try Schema.migrator.migrate(pool)
                 }
             } else if try !pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) {

@@ -93,11 +93,12 @@ import UploaderCore
         let site = try Site()
         let results = Mutex<[UploaderProcess.Result]>([])
         DispatchQueue.concurrentPerform(iterations: 3) { _ in
-            if let result = try? UploaderProcess.run(["key", "rotate"], config: site.site.configPath) {
+            if let result = try? UploaderProcess.run(["key", "rotate", "--verbose"], config: site.site.configPath) {
                 results.withLock { $0.append(result) }
             }
         }
-        #expect(results.withLock { $0.count == 3 && $0.allSatisfy { $0.status == 0 } })
+        #expect(results.withLock { $0.count == 3 && $0.allSatisfy { $0.status == 0 } },
+                "\(results.withLock { $0.map { "\($0.status): \($0.stdout)\($0.stderr)" } })")
         // One first key (made by whichever process came first) and one per rotation.
         let keys = try site.keys()
         #expect(keys.count == 4 && Set(keys.map(\.id)).count == 4 && keys.last?.current == true)
