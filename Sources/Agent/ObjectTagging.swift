@@ -145,7 +145,7 @@ public enum StoreTagging {
     /// Every verified file whose tags changed after upload. Blocking.
     public static func applyPending(rules: ObjectRules, client: S3Client) -> Outcome {
         var outcome = Outcome()
-        let locks = BucketLockCache(client: client)
+        let locks = StoreAnswerCache(client: client)
         guard let files = try? rules.ledger.filesWithPendingStoreTags() else { return outcome }
         for file in files {
             do {
@@ -161,8 +161,10 @@ public enum StoreTagging {
     }
 }
 
-/// Whether the bucket has Object Lock, asked once.
-public final class BucketLockCache: Sendable {
+/// A yes/no the store answers once per run (does the bucket lock objects?
+/// does the store check upload checksums?): asked the first time it is
+/// needed, then kept.
+public final class StoreAnswerCache: Sendable {
     let answer = Mutex<Bool?>(nil)
     let ask: @Sendable () throws -> Bool
 

@@ -45,11 +45,11 @@ public final class UploadRunner: Sendable {
     let limiter: BandwidthLimiter
     /// Tags, retention and legal hold of each object, and whether the bucket can lock.
     let rules: ObjectRules
-    let bucketLocks: BucketLockCache
+    let bucketLocks: StoreAnswerCache
     /// Whether the store checks the checksums sent with uploads: probed once
     /// per run (a store can change under the same endpoint); where it does
     /// not, every object is read back before its file is `verified`.
-    let checksumEnforcement: BucketLockCache
+    let checksumEnforcement: StoreAnswerCache
     private let state = Mutex(SharedState())
 
     struct SharedState {
@@ -70,8 +70,8 @@ public final class UploadRunner: Sendable {
         self.policy = RetryPolicy(configuration.upload)
         self.limiter = BandwidthLimiter(timetable: configuration.bandwidth)
         self.rules = ObjectRules(configuration: configuration, ledger: ledger)
-        self.bucketLocks = BucketLockCache { try S3Client(configuration: configuration, credentials: credentials).objectLockEnabled() }
-        self.checksumEnforcement = BucketLockCache { [logger] in
+        self.bucketLocks = StoreAnswerCache { try S3Client(configuration: configuration, credentials: credentials).objectLockEnabled() }
+        self.checksumEnforcement = StoreAnswerCache { [logger] in
             let probe: S3Client.ChecksumProbe
             do {
                 probe = try S3Client(configuration: configuration, credentials: credentials).probeChecksumEnforcement(under: configuration.store.prefix)

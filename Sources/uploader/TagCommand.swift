@@ -57,7 +57,7 @@ struct TagCommand: BlockingCommand {
             let rules = ObjectRules(configuration: configuration, ledger: ledger)
             let client = (try? Credentials.load(configuration.store.credentials)).map { S3Client(configuration: configuration, credentials: $0) }
             // A lock the bucket cannot enforce is refused before anything is written.
-            let locks = client.map { BucketLockCache(client: $0) }
+            let locks = client.map { StoreAnswerCache(client: $0) }
             if let name = category, let wanted = configuration.categories.categories[name], wanted.lockMode != nil || wanted.holdsLegally,
                let locks, let enforced = try? locks.get(), !enforced {
                 throw UploaderError(.config, "category \(name) locks its files, but bucket \(configuration.store.bucket) has no Object Lock: use a bucket created with Object Lock (see `uploader store check`), or set lock = \"none\" in [categories.\(name)]")

@@ -99,16 +99,22 @@ JSON
     export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY
 }
 
-# SeaweedFS may ignore SIGTERM for a long while: a short grace, then SIGKILL.
-stop_seaweedfs() {
-    [ -n "${SEAWEED_PID:-}" ] || return 0
-    kill -TERM "$SEAWEED_PID" 2>/dev/null || true
+# Stops a test store: SIGTERM, a short grace (SeaweedFS may ignore SIGTERM
+# for a long while), then SIGKILL. $1: its pid (nothing if empty).
+stop_store_process() {
+    [ -n "${1:-}" ] || return 0
+    kill -TERM "$1" 2>/dev/null || true
     for _ in 1 2 3 4 5 6 7 8 9 10; do
-        kill -0 "$SEAWEED_PID" 2>/dev/null || break
+        kill -0 "$1" 2>/dev/null || break
         sleep 0.3
     done
-    kill -KILL "$SEAWEED_PID" 2>/dev/null || true
-    wait "$SEAWEED_PID" 2>/dev/null || true
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+stop_seaweedfs() {
+    [ -n "${SEAWEED_PID:-}" ] || return 0
+    stop_store_process "$SEAWEED_PID"
     for port in ${SEAWEED_PORTS:-}; do rm -f /tmp/seaweedfs-*-"$port".sock; done
     SEAWEED_PID=""
 }
@@ -163,14 +169,7 @@ PY
 }
 
 stop_moto() {
-    [ -n "${MOTO_PID:-}" ] || return 0
-    kill -TERM "$MOTO_PID" 2>/dev/null || true
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        kill -0 "$MOTO_PID" 2>/dev/null || break
-        sleep 0.3
-    done
-    kill -KILL "$MOTO_PID" 2>/dev/null || true
-    wait "$MOTO_PID" 2>/dev/null || true
+    stop_store_process "${MOTO_PID:-}"
     MOTO_PID=""
 }
 
