@@ -4,7 +4,8 @@
 Reads README.md, ARCHITECTURE.md, CONTRIBUTING.md and docs/*.md and checks:
   - every repository path they mention (Sources/…, Tests/…, scripts/…, Config/…,
     docs/…, systemd/…, udev/…, debian/…, Benchmarks/…, .ci/…) exists;
-  - every relative Markdown link points at an existing file;
+  - every relative Markdown link points at an existing file, and its #anchor
+    (in a Markdown file) at one of that file's headings;
   - every test named in backticks exists: `SuiteTests` is a suite declared under
     Tests/, `SuiteTests.testName` a test of that suite (`SuiteTests.prefix…`:
     a test of that suite whose name starts with prefix).
@@ -47,6 +48,19 @@ def test_declarations():
     return suites
 
 
+def anchors(markdown):
+    """The anchors GitHub gives a file's headings (lower case, punctuation dropped, spaces to -)."""
+    found = set()
+    fenced = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            found.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return found
+
+
 def problems_in(doc, text, suites):
     found = []
     for match in REPO_PATH.finditer(text):
@@ -59,9 +73,12 @@ def problems_in(doc, text, suites):
     for target in LINK.findall(text):
         if re.match(r"^(?:[a-z]+:|#)", target):
             continue
-        path = target.split("#")[0]
-        if path and not ((ROOT / doc).parent / path).exists():
+        path, _, fragment = target.partition("#")
+        linked = (ROOT / doc).parent / path if path else ROOT / doc
+        if not linked.exists():
             found.append("%s links to %s, which does not exist" % (doc, path))
+        elif fragment and linked.suffix == ".md" and fragment not in anchors(linked.read_text()):
+            found.append("%s links to %s#%s, which has no such heading" % (doc, path or doc, fragment))
     for span in BACKTICKED.findall(text):
         match = TEST_NAME.match(span.strip())
         if not match:
