@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Platform
+import Spool
 import Synchronization
 import SystemPackage
 import UploaderCore

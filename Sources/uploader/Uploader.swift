@@ -19,7 +19,7 @@ struct Uploader: AsyncParsableCommand {
             PrioritizeCommand.self, CancelCommand.self, RetryCommand.self, PurgeCommand.self, AlertsCommand.self, MetricsCommand.self,
             DeviceCommand.self, DockCommand.self, MountCommand.self, UnmountCommand.self, DaemonCommand.self, UdevRulesCommand.self,
             HousekeepingCommand.self, VerifyCommand.self, KeyCommand.self, TagCommand.self, CameraCommand.self, ExportCommand.self, VerifyBagCommand.self, ConfigCommand.self, AccountCommand.self, StoreCommand.self,
-            SimulateCameraCommand.self, SimulateLedgerCommand.self,
+            SimulateCameraCommand.self,
         ]
     )
 }
