@@ -73,9 +73,6 @@ struct GlobalOptions: ParsableArguments {
             // Messages name what was typed or found on a camera: never raw on a terminal.
             FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe(verbose ? error.verboseDescription : error.message))\n".utf8))
             throw ExitCode(error.code == .config || error.code == .usage ? 2 : 1)
-        } catch let error as ConfigurationError {
-            FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe("\(error)"))\n".utf8))
-            throw ExitCode(2)
         } catch let error as S3Failure {
             FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe(error.advice))\n".utf8))
             throw ExitCode(1)
