@@ -52,12 +52,7 @@ import UploaderCore
 
     /// With no key set, the configuration renders every key at the table's default.
     @Test func theDefaultsAreTheTables() throws {
-        let configuration = try ConfigurationLoader.parse("""
-            [store]
-            endpoint = "https://s3.example.gov"
-            bucket = "evidence"
-            credentials = "env"
-            """, path: "/etc/uploader/uploader.toml", hostName: "dock1")
+        let configuration = try HostileConfigurationTests.parse("")
         let rendered = Set(ConfigRenderer.render(configuration).split(separator: "\n").map(String.init))
         for section in ConfigKeys.sections {
             for key in section.keys where ConfigKeys.key(key.section, key.name) != nil && !key.commentedOut && key.kind != .table {
@@ -68,16 +63,7 @@ import UploaderCore
     }
 
     @Test func anUnknownKeyIsStillRefusedWithTheKnownOnes() throws {
-        let error = try #require(throws: UploaderError.self) {
-            try ConfigurationLoader.parse("""
-                [store]
-                endpoint = "https://s3.example.gov"
-                bucket = "evidence"
-                credentials = "env"
-                [upload]
-                part_sise = "64MiB"
-                """, path: "c.toml", hostName: "dock1")
-        }
+        let error = try #require(throws: UploaderError.self) { try HostileConfigurationTests.parse("[upload]\npart_sise = \"64MiB\"") }
         #expect(error.problems.map(\.key) == ["upload.part_sise"])
         #expect(error.message.contains("known keys in [upload] are abort_stale_multipart_hours, concurrency, connect_timeout"))
         #expect(error.code == .config)
