@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "uploader", targets: ["uploader"]),
+        // The ledger-scale benchmark's loader (scripts/bench); not installed by scripts/package.
+        .executable(name: "uploader-ledger-simulation", targets: ["uploader-ledger-simulation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,12 +47,21 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
-        // The one home of syscalls, the spool's file layout, blocking-work threads,
-        // signals, fail points and systemd notify.
+        // The one home of syscalls, blocking-work threads, signals, fail points
+        // and systemd notify.
         .target(
             name: "Platform",
             dependencies: [
-                "UploaderCore", "Crypto",
+                "UploaderCore",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The local spool: its file layout and locks, the sealed-copy format,
+        // the keyring that seals it, and its backpressure.
+        .target(
+            name: "Spool",
+            dependencies: [
+                "UploaderCore", "Platform", "Crypto",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -68,27 +79,23 @@ let package = Package(
         .target(
             name: "Ingest",
             dependencies: [
-                "UploaderCore", "Platform", "Crypto",
+                "UploaderCore", "Platform", "Spool", "Crypto",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .target(
             name: "Transport",
             dependencies: [
-                "CCurl", "UploaderCore", "Platform", "Ledger", "Crypto",
+                "CCurl", "UploaderCore", "Platform", "Crypto",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "Dock",
             dependencies: [
-                "CUdev", "CLibUSB", "UploaderCore", "Platform", "Ledger", "Ingest",
+                "CUdev", "CLibUSB", "UploaderCore", "Platform",
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The workflows and their failure policy, side by side: dock, ingest, upload,
@@ -96,7 +103,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "UploaderCore", "Platform", "Ledger", "Crypto", "Ingest", "Transport", "Dock",
+                "UploaderCore", "Platform", "Spool", "Ledger", "Crypto", "Ingest", "Transport", "Dock",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -106,10 +113,26 @@ let package = Package(
         .executableTarget(
             name: "uploader",
             dependencies: [
-                "UploaderCore", "Platform", "Ledger", "Ingest", "Transport", "Crypto", "Dock", "Agent",
+                "UploaderCore", "Platform", "Spool", "Ledger", "Ingest", "Transport", "Crypto", "Dock", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Benchmark-only: years of simulated ledger history, never linked by `uploader`.
+        .target(
+            name: "LedgerSimulation",
+            dependencies: [
+                "UploaderCore", "Ledger", "Crypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "uploader-ledger-simulation",
+            dependencies: [
+                "UploaderCore", "Platform", "Ledger", "LedgerSimulation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
@@ -120,7 +143,7 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "UploaderCoreTests", dependencies: ["UploaderCore", "Platform", "Crypto", "Ingest", "TestSupport"]),
-        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "TestSupport"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "LedgerSimulation", "TestSupport"]),
         .testTarget(name: "IngestTests", dependencies: ["Agent", "Ingest", "Ledger", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Agent", "Transport", "Ingest", "Ledger", "Platform", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Ledger", "Transport", "Agent", "Crypto", "TestSupport"]),

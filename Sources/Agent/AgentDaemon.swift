@@ -79,8 +79,7 @@ public struct AgentDaemon: Service {
         }
         services.append(.init(service: SystemdNotifyService(notifier: notifier) { [ledger] in
             guard let summary = try? ledger.summary() else { return "running" }
-            let waiting = ["spooled", "uploading", "uploaded", "failed"].reduce(0) { $0 + (summary.states[$1]?.count ?? 0) }
-            return "\(summary.states["verified"]?.count ?? 0) verified, \(waiting) waiting, \(summary.states["quarantined"]?.count ?? 0) held"
+            return "\(summary.states.of(.verified).count) verified, \(summary.states.waiting.count) waiting, \(summary.states.of(.quarantined).count) held"
         }))
         return services
     }

@@ -3,6 +3,7 @@ import Dock
 import Foundation
 import Ledger
 import Platform
+import Spool
 import Synchronization
 import SystemPackage
 import Transport

@@ -3,6 +3,7 @@ import Foundation
 import Ingest
 import Ledger
 import Logging
+import Spool
 import SystemPackage
 import UploaderCore
 import Platform

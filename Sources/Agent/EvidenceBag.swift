@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Ledger
 import Platform
+import Spool
 import SystemPackage
 import Transport
 import UploaderCore

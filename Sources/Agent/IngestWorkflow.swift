@@ -3,6 +3,7 @@ import Foundation
 import Ingest
 import Ledger
 import Logging
+import Spool
 import Synchronization
 import SystemPackage
 import UploaderCore
@@ -314,7 +315,7 @@ public final class Ingestor: @unchecked Sendable {
     /// engine, recorded as spooled (or held). Nil when it needs no copy any more.
     func copy(_ file: MediaFile, engine: CopyEngine, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag? = nil) throws -> MediaFile? {
         guard try ledger.markCopying(file.id) != nil else { return nil }
-        let secured = try engine.secure(CameraFile(id: file.id, serial: file.serial, sourcePath: file.sourcePath, sourceSize: file.sourceSize),
+        let secured = try engine.secure(file.cameraFile,
                                         from: root, profile: profile, stop: stop) { [progress] in progress.add(bytes: Int64($0)) }
         let spooled = try ledger.markSpooled(file.id, copy: SpooledCopy(
             sha256: secured.sha256.hex, spoolName: secured.spoolName, partSize: secured.partSize, partHashes: secured.partHashes,

@@ -1,4 +1,5 @@
 import Foundation
+import Spool
 import Transport
 import Ledger
 import Logging
@@ -109,7 +110,8 @@ public enum MetricsFile {
     public static func text(configuration: Configuration, ledger: Ledger) throws -> String {
         let pressure = SpoolPressure(spool: Spool(root: configuration.spoolDirectory), highPercent: configuration.ingest.highWatermarkPercent,
                                      lowPercent: configuration.ingest.lowWatermarkPercent)
-        return try ledger.metricsText(spoolUsedRatio: pressure.usedPercent.map { $0 / 100 }, spoolAboveHighWatermark: pressure.isHolding)
+        return MetricsText.render(try ledger.metricsSnapshot(), spoolUsedRatio: pressure.usedPercent.map { $0 / 100 },
+                                  spoolAboveHighWatermark: pressure.isHolding)
     }
 
     public static func write(configuration: Configuration, ledger: Ledger) throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
 import Platform
+import Spool
 import UploaderCore
 
 /// The spool keyring's life: rotation by an admin, and retirement of the

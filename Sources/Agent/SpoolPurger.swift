@@ -1,6 +1,7 @@
 import Foundation
 import Ingest
 import Ledger
+import Spool
 import SystemPackage
 import UploaderCore
 import Platform

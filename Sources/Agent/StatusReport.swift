@@ -1,6 +1,7 @@
 import Foundation
 import Ledger
 import Platform
+import Spool
 import UploaderCore
 
 /// What `uploader status` shows (and `--json` prints): read from the ledger's
@@ -31,7 +32,7 @@ public struct StatusReport: Encodable, Sendable {
     public var generatedAt: Date
     public var store: String
     public var ledger: String
-    public var states: [String: StateTotals]
+    public var states: [FileState: StateTotals]
     public var devices: [DeviceSummary]
     public var oldestUnverified: MediaFile?
     public var uploading: [Uploading]
@@ -59,8 +60,7 @@ public struct StatusReport: Encodable, Sendable {
         let space = spool.space()
         let pressure = SpoolPressure(spool: spool, highPercent: configuration.ingest.highWatermarkPercent,
                                      lowPercent: configuration.ingest.lowWatermarkPercent)
-        let waiting = ["spooled", "uploading", "uploaded", "failed"].reduce(Int64(0)) { $0 + (summary.states[$1]?.bytes ?? 0) }
-        let backlog = BacklogForecast.make(waitingBytes: waiting, measuredRate: try ledger.measuredUploadRate(),
+        let backlog = BacklogForecast.make(waitingBytes: summary.states.waiting.bytes, measuredRate: try ledger.measuredUploadRate(),
                                            schedule: configuration.schedule, bandwidth: configuration.bandwidth, now: now)
         return StatusReport(
             generatedAt: now, store: "\(configuration.store.endpoint)/\(configuration.store.bucket)", ledger: ledger.path,

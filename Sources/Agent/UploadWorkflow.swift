@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Spool
 import Transport
 import Ledger
 import Logging

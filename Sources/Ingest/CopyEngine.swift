@@ -1,28 +1,10 @@
 import Crypto
 import Foundation
 import Platform
+import Spool
 import Synchronization
 import SystemPackage
 import UploaderCore
-
-/// A camera file as the copy engine sees it: where it is, and the size the scan saw.
-public struct CameraFile: Sendable {
-    /// Names the spool copy (the ledger row's id).
-    public var id: Int64
-    public var serial: String
-    public var sourcePath: String
-    public var sourceSize: Int64
-
-    public init(id: Int64, serial: String, sourcePath: String, sourceSize: Int64) {
-        self.id = id
-        self.serial = serial
-        self.sourcePath = sourcePath
-        self.sourceSize = sourceSize
-    }
-
-    /// The file's name on the camera (last path component).
-    public var name: String { String(sourcePath.split(separator: "/").last ?? Substring(sourcePath)) }
-}
 
 /// What the copy engine proved: the copy is in the spool under its final name,
 /// fsynced, and read back from disk equal to the camera read.

@@ -67,7 +67,7 @@ extension Ledger {
     }
 
     /// `change` without reading the row back (the bulk simulation's hot loop).
-    static func apply(_ id: Int64, to state: FileState, from sources: Set<FileState>? = nil,
+    package static func apply(_ id: Int64, to state: FileState, from sources: Set<FileState>? = nil,
                       set assignments: [String] = [], _ arguments: StatementArguments = [],
                       claim: ClaimOwner? = nil, releasing: Bool = false, releaseAnyClaim: Bool = false,
                       in db: Database) throws {

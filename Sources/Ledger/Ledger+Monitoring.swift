@@ -74,43 +74,32 @@ extension Ledger {
         }
     }
 
-    /// Prometheus text exposition of the ledger's state.
-    public func metricsText(now: Date = Date(), spoolUsedRatio: Double?, spoolAboveHighWatermark: Bool) throws -> String {
+    /// What the metrics textfile reports from the ledger (rendered by `MetricsText`).
+    public func metricsSnapshot() throws -> LedgerMetrics {
         try read { db in
-            var lines: [String] = []
-            func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
-                lines.append("# HELP \(name) \(help)")
-                lines.append("# TYPE \(name) \(type)")
-                for (labels, value) in samples {
-                    lines.append("\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value))")
-                }
-            }
-            var counts: [String: (Int, Int64)] = [:]
+            var states: [FileState: StateTotals] = [:]
             for row in try Row.fetchAll(db, sql: HotSQL.stateTotals) {
-                counts[row["state"]] = (row["n"], row["bytes"])
+                guard let state = FileState(rawValue: row["state"]) else { continue }
+                states[state] = StateTotals(count: row["n"], bytes: row["bytes"])
             }
-            func events(_ kinds: [EventKind]) throws -> Double {
-                Double(try Int.fetchOne(db, sql: HotSQL.eventCount(kinds)) ?? 0)
+            func events(_ kinds: [EventKind]) throws -> Int {
+                try Int.fetchOne(db, sql: HotSQL.eventCount(kinds)) ?? 0
             }
-            metric("uploader_files", "gauge", "Camera files in the ledger, by state.",
-                   FileState.allCases.map { ("state=\"\($0.rawValue)\"", Double(counts[$0.rawValue]?.0 ?? 0)) })
-            metric("uploader_file_bytes", "gauge", "Bytes of camera files in the ledger, by state.",
-                   FileState.allCases.map { ("state=\"\($0.rawValue)\"", Double(counts[$0.rawValue]?.1 ?? 0)) })
-            let oldest = try MediaFile.fetchOne(db, sql: HotSQL.oldestUnverified)?.discoveredAt
-            metric("uploader_oldest_unverified_age_seconds", "gauge", "Age of the oldest file not yet verified in the store (0 when none).",
-                   [("", oldest.map { max(0, now.timeIntervalSince($0)) } ?? 0)])
-            metric("uploader_uploaded_bytes_total", "counter", "Bytes sent to the evidence store by upload runs.",
-                   [("", Double(try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes_sent), 0) FROM upload_run") ?? 0))])
-            metric("uploader_upload_retries_total", "counter", "Upload attempts retried after a transient failure.",
-                   [("", try events([.uploadRetry]))])
-            metric("uploader_verification_failures_total", "counter", "Copies that did not match the camera's SHA-256 (spool or store).",
-                   [("", try events([.fileMismatch, .spoolCorrupted]))])
-            if let spoolUsedRatio {
-                metric("uploader_spool_used_ratio", "gauge", "Share of the spool's file system in use.", [("", spoolUsedRatio)])
-            }
-            metric("uploader_spool_above_high_watermark", "gauge", "1 while docks leave files on the camera for lack of spool space.",
-                   [("", spoolAboveHighWatermark ? 1 : 0)])
-            return lines.joined(separator: "\n") + "\n"
+            return LedgerMetrics(
+                states: states,
+                oldestUnverifiedDiscoveredAt: try MediaFile.fetchOne(db, sql: HotSQL.oldestUnverified)?.discoveredAt,
+                uploadedBytes: try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes_sent), 0) FROM upload_run") ?? 0,
+                uploadRetries: try events([.uploadRetry]),
+                verificationFailures: try events([.fileMismatch, .spoolCorrupted]))
         }
     }
+}
+
+/// The ledger's counters behind the Prometheus metrics.
+public struct LedgerMetrics: Sendable, Equatable {
+    public var states: [FileState: StateTotals]
+    public var oldestUnverifiedDiscoveredAt: Date?
+    public var uploadedBytes: Int64
+    public var uploadRetries: Int
+    public var verificationFailures: Int
 }

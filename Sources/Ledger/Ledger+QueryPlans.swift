@@ -98,10 +98,14 @@ enum HotSQL {
     /// Through the state index: the queue is the unfinished files, never the million verified ones.
     private static let waiting = """
         FROM media_file INDEXED BY media_file_state
-        WHERE state IN ('spooled','uploading','uploaded','failed')
+        WHERE state IN (\(list(FileState.waiting)))
           AND (state != 'failed' OR next_attempt_at <= ?)
           AND spool_name IS NOT NULL AND user_id IS NOT NULL
         """
+    /// States as an SQL list: `'spooled','uploading'`.
+    static func list(_ states: [FileState]) -> String {
+        states.map { "'\($0.rawValue)'" }.joined(separator: ",")
+    }
     /// Ids and sizes only: a backlog of a million files is 16 MB, not a million rows.
     static func uploadQueue(ids: [Int64]?) -> String {
         "SELECT id, source_size " + waiting

@@ -5,6 +5,18 @@ import UploaderCore
 public struct StateTotals: Sendable, Codable, Equatable {
     public var count: Int
     public var bytes: Int64
+
+    public static let zero = StateTotals(count: 0, bytes: 0)
+}
+
+extension [FileState: StateTotals] {
+    /// The files in `state` (none is zero, not absent).
+    public func of(_ state: FileState) -> StateTotals { self[state] ?? .zero }
+
+    /// The files in `FileState.waiting`, together.
+    public var waiting: StateTotals {
+        FileState.waiting.reduce(StateTotals.zero) { StateTotals(count: $0.count + of($1).count, bytes: $0.bytes + of($1).bytes) }
+    }
 }
 
 public struct DeviceSummary: Sendable, Codable {
@@ -12,12 +24,12 @@ public struct DeviceSummary: Sendable, Codable {
     public var registered: Bool
     public var defaultUser: String?
     public var name: String?
-    public var states: [String: StateTotals]
+    public var states: [FileState: StateTotals]
     public var lastDiscoveredAt: Date?
 }
 
 public struct LedgerSummary: Sendable, Codable {
-    public var states: [String: StateTotals]
+    public var states: [FileState: StateTotals]
     public var devices: [DeviceSummary]
     public var oldestUnverified: MediaFile?
     public var uploading: [MediaFile]
@@ -64,8 +76,8 @@ extension Ledger {
     /// the same on a million files as on ten.
     public func summary() throws -> LedgerSummary {
         try read { db in
-            var states: [String: StateTotals] = [:]
-            var perDevice: [String: [String: StateTotals]] = [:]
+            var states: [FileState: StateTotals] = [:]
+            var perDevice: [String: [FileState: StateTotals]] = [:]
             var spoolFiles = 0
             var spoolBytes: Int64 = 0
             for row in try Row.fetchAll(db, sql: HotSQL.counters) {
@@ -76,8 +88,9 @@ extension Ledger {
                     spoolBytes += totals.bytes
                     continue
                 }
-                states[state, default: StateTotals(count: 0, bytes: 0)].count += totals.count
-                states[state, default: StateTotals(count: 0, bytes: 0)].bytes += totals.bytes
+                guard let state = FileState(rawValue: state) else { continue }
+                states[state, default: .zero].count += totals.count
+                states[state, default: .zero].bytes += totals.bytes
                 perDevice[serial, default: [:]][state] = totals
             }
             let registered = Dictionary(uniqueKeysWithValues: try Device.fetchAll(db, sql: "SELECT * FROM device WHERE removed_at IS NULL").map { ($0.serial, $0) })
@@ -106,7 +119,7 @@ extension Ledger {
             var clauses: [String] = []
             var arguments: StatementArguments = []
             if let serial { clauses.append("serial = ?"); arguments += [serial] }
-            if let states { clauses.append("state IN (\(states.map { "'\($0.rawValue)'" }.joined(separator: ",")))") }
+            if let states { clauses.append("state IN (\(HotSQL.list(states)))") }
             let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
             return try MediaFile.fetchAll(db, sql: "SELECT * FROM media_file \(whereClause) ORDER BY id", arguments: arguments)
         }

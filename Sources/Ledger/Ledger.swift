@@ -74,8 +74,13 @@ public final class Ledger: Sendable {
 
     // MARK: - Plumbing
 
+    /// A bulk load (the benchmark's simulated history) from here on: no fsync per transaction.
+    package func startBulkLoad() throws {
+        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = OFF") }
+    }
+
     @discardableResult
-    func write<T>(_ action: String, _ body: (Database) throws -> T) throws -> T {
+    package func write<T>(_ action: String, _ body: (Database) throws -> T) throws -> T {
         BlockingCallCheck.assertNotInTask("ledger: \(action)")
         do {
             return try pool.write(body)
@@ -123,7 +128,7 @@ public final class Ledger: Sendable {
     /// now (after the change it records), inside the hashed content: a row
     /// edited behind the ledger's back no longer matches its last event.
     @discardableResult
-    static func append(_ draft: EventDraft, in db: Database, at date: Date = Date()) throws -> String {
+    package static func append(_ draft: EventDraft, in db: Database, at date: Date = Date()) throws -> String {
         // Cached statements: every state change appends an event, a bulk load millions.
         let previous = try String.fetchOne(db.cachedStatement(sql: HotSQL.lastEvent)) ?? genesisHash
         let atText = String.fromDatabaseValue(date.databaseValue)!

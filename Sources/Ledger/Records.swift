@@ -133,8 +133,11 @@ public struct MediaFile: Sendable, Equatable, Codable, ColumnNamed {
     /// measured that clock off and `recordedAt` is the corrected time.
     public var cameraRecordedAt: Date?
 
+    /// The camera file this row records, as the copy engine takes it.
+    public var cameraFile: CameraFile { CameraFile(id: id, serial: serial, sourcePath: sourcePath, sourceSize: sourceSize) }
+
     /// The file's name on the camera (last path component).
-    public var name: String { String(sourcePath.split(separator: "/").last ?? Substring(sourcePath)) }
+    public var name: String { cameraFile.name }
 }
 
 /// One part of a file's multipart plan.

@@ -109,7 +109,7 @@ public struct CameraModels: Sendable, Equatable {
         do {
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
-            throw ConfigurationError(path: path, problems: [ConfigProblem(line: error.source.begin.line, key: "syntax", message: error.description)])
+            throw UploaderError.configuration(path: path, problems: [ConfigProblem(line: error.source.begin.line, key: "syntax", message: error.description)])
         }
         var problems: [ConfigProblem] = []
         var models: [CameraModel] = []
@@ -197,7 +197,7 @@ public struct CameraModels: Sendable, Equatable {
                                       serialSource: serial, recordingTime: recording, cameraClock: clock, fileNumber: fileNumber,
                                       category: model["category"]?.tomlValue.string, clear: clear, clock: clockFile))
         }
-        if !problems.isEmpty { throw ConfigurationError(path: path, problems: problems) }
+        if !problems.isEmpty { throw UploaderError.configuration(path: path, problems: problems) }
         return CameraModels(models: models, sourcePath: path)
     }
 }

@@ -189,13 +189,19 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
-    public var path: String
-    public var problems: [ConfigProblem]
-
-    public var description: String {
+extension UploaderError {
+    /// Every problem found in a configuration file (or the camera models file),
+    /// one per line with its line and key, then what to do.
+    public static func configuration(path: String, problems: [ConfigProblem], origin: String = #fileID, line: Int = #line) -> UploaderError {
         let list = problems.map { "\(path): \($0)" }.joined(separator: "\n")
-        return list + "\nFix \(problems.count == 1 ? "this" : "these") in \(path), then run `uploader config check`."
+        return UploaderError(.config, list + "\nFix \(problems.count == 1 ? "this" : "these") in \(path), then run `uploader config check`.",
+                             underlying: .configuration(path: path, problems: problems), origin: origin, line: line)
+    }
+
+    /// The configuration problems this error reports (none for other errors).
+    public var problems: [ConfigProblem] {
+        if case .configuration(_, let problems)? = underlying { return problems }
+        return []
     }
 }
 
@@ -206,7 +212,7 @@ public enum ConfigurationLoader {
         do {
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
-            throw ConfigurationError(path: path, problems: [
+            throw UploaderError.configuration(path: path, problems: [
                 ConfigProblem(line: error.source.begin.line, key: "syntax", message: "\(error.description); this is not valid TOML"),
             ])
         }
@@ -217,8 +223,8 @@ public enum ConfigurationLoader {
             return ((folder.isEmpty ? "." : folder) as NSString).appendingPathComponent(value)
         }
 
-        let spool = absolute(reader.string("paths", "spool", default: "/var/spool/uploader"))
-        let state = absolute(reader.string("paths", "state", default: "/var/lib/uploader"))
+        let spool = absolute(reader.string("paths", "spool"))
+        let state = absolute(reader.string("paths", "state"))
 
         let endpoint = reader.string("store", "endpoint", required: true)
         if !endpoint.isEmpty, !(endpoint.hasPrefix("https://") || endpoint.hasPrefix("http://")) {
@@ -226,31 +232,31 @@ public enum ConfigurationLoader {
         } else if endpoint.hasPrefix("http://"), !isLoopback(endpoint) {
             reader.problem("store", "endpoint", "plain http:// is allowed only for a store on this machine; evidence must travel over TLS (use https://)")
         }
-        let region = reader.string("store", "region", default: "us-east-1")
+        let region = reader.string("store", "region")
         let bucket = reader.string("store", "bucket", required: true)
         if !bucket.isEmpty, !isValidBucketName(bucket) {
             reader.problem("store", "bucket", "\"\(bucket)\" is not a valid S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')")
         }
-        let prefixText = reader.string("store", "prefix", default: "")
+        let prefixText = reader.string("store", "prefix")
         if let problem = Configuration.Store.prefixProblem(prefixText) { reader.problem("store", "prefix", problem) }
         let prefix = prefixText.hasSuffix("/") ? String(prefixText.dropLast()) : prefixText
-        let addressingText = reader.string("store", "addressing", default: "path")
+        let addressingText = reader.string("store", "addressing")
         let addressing = Configuration.Addressing(rawValue: addressingText) ?? {
             reader.problem("store", "addressing", "must be \"path\" or \"virtual-hosted\", not \"\(addressingText)\"")
             return .path
         }()
         let credentialsText = reader.string("store", "credentials", required: true)
         let credentials: Configuration.CredentialSource = credentialsText == "env" ? .environment : .file(absolute(credentialsText))
-        let keyTemplate = reader.string("store", "key_template", default: Configuration.defaultKeyTemplate)
+        let keyTemplate = reader.string("store", "key_template")
         if let templateProblem = ObjectKeyTemplate.validate(keyTemplate) {
             reader.problem("store", "key_template", templateProblem)
         } else if keyTemplate.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) {
             reader.problem("store", "key_template", "has a \".\" or \"..\" segment, which would leave the bucket: keys stay inside it")
         }
-        let caBundleText = reader.string("store", "ca_bundle", default: "")
+        let caBundleText = reader.string("store", "ca_bundle")
         let caBundle = caBundleText.isEmpty ? nil : absolute(caBundleText)
-        let encryptionText = reader.string("store", "server_side_encryption", default: "")
-        let kmsKeyID = reader.string("store", "kms_key_id", default: "")
+        let encryptionText = reader.string("store", "server_side_encryption")
+        let kmsKeyID = reader.string("store", "kms_key_id")
         var encryption: Configuration.ServerSideEncryption?
         switch encryptionText {
         case "": encryption = nil
@@ -262,18 +268,18 @@ public enum ConfigurationLoader {
             reader.problem("store", "kms_key_id", "is used only with server_side_encryption = \"aws:kms\"")
         }
 
-        let partSize = reader.byteSize("upload", "part_size", default: 64 * 1024 * 1024)
+        let partSize = reader.byteSize("upload", "part_size")
         if partSize < Configuration.minimumPartSize || partSize > Configuration.maximumPartSize {
             reader.problem("upload", "part_size", "must be between 5MiB and 5GiB (S3's limits for a multipart part)")
         }
-        let concurrency = reader.int("upload", "concurrency", default: 4, range: 1...64)
-        let maxAttempts = reader.int("upload", "max_attempts", default: 5, range: 1...100)
-        let retryBaseDelay = reader.double("upload", "retry_base_delay", default: 1, range: 0.001...3600)
-        let retryMaxDelay = reader.double("upload", "retry_max_delay", default: 120, range: 0.001...86400)
-        let connectTimeout = reader.int("upload", "connect_timeout", default: 15, range: 1...600)
-        let stallTimeout = reader.int("upload", "stall_timeout", default: 60, range: 1...3600)
-        let staleHours = reader.double("upload", "abort_stale_multipart_hours", default: 168, range: 1...87600)
-        let windowTexts = reader.stringArray("schedule", "windows", default: [])
+        let concurrency = reader.int("upload", "concurrency", range: 1...64)
+        let maxAttempts = reader.int("upload", "max_attempts", range: 1...100)
+        let retryBaseDelay = reader.double("upload", "retry_base_delay", range: 0.001...3600)
+        let retryMaxDelay = reader.double("upload", "retry_max_delay", range: 0.001...86400)
+        let connectTimeout = reader.int("upload", "connect_timeout", range: 1...600)
+        let stallTimeout = reader.int("upload", "stall_timeout", range: 1...3600)
+        let staleHours = reader.double("upload", "abort_stale_multipart_hours", range: 1...87600)
+        let windowTexts = reader.stringArray("schedule", "windows")
         var windows: [UploadSchedule.Window] = []
         for text in windowTexts {
             switch UploadSchedule.parseWindow(text) {
@@ -281,46 +287,46 @@ public enum ConfigurationLoader {
             case .failure(let problem): reader.problem("schedule", "windows", problem.message)
             }
         }
-        let bandwidthText = reader.string("schedule", "bandwidth", default: "off")
+        let bandwidthText = reader.string("schedule", "bandwidth")
         var bandwidth = BandwidthTimetable.unlimited
         switch BandwidthTimetable.parse(bandwidthText) {
         case .success(let timetable): bandwidth = timetable
         case .failure(let problem): reader.problem("schedule", "bandwidth", problem.message)
         }
 
-        let extensions = reader.stringArray("ingest", "media_extensions", default: Configuration.defaultMediaExtensions)
+        let extensions = reader.stringArray("ingest", "media_extensions")
             .map { $0.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: ".")) }
-        let sidecarExtensions = reader.stringArray("ingest", "sidecar_extensions", default: Configuration.defaultSidecarExtensions)
+        let sidecarExtensions = reader.stringArray("ingest", "sidecar_extensions")
             .map { $0.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: ".")) }
-        let clockText = reader.string("ingest", "camera_clock", default: "utc")
+        let clockText = reader.string("ingest", "camera_clock")
         let clock = Configuration.CameraClock(rawValue: clockText) ?? {
             reader.problem("ingest", "camera_clock", "must be \"utc\" or \"local\", not \"\(clockText)\"")
             return .utc
         }()
-        let settleSeconds = reader.double("ingest", "settle_seconds", default: 5, range: 0...86400)
-        let spoolReserve = reader.byteSize("ingest", "spool_reserve", default: 256 * 1024 * 1024, range: 0...(1 << 44))
-        let parallelCopies = reader.int("ingest", "parallel_copies", default: 2, range: 1...16)
-        let high = reader.double("spool", "high_watermark_percent", default: 90, range: 1...100)
-        let low = reader.double("spool", "low_watermark_percent", default: 80, range: 0...100)
+        let settleSeconds = reader.double("ingest", "settle_seconds", range: 0...86400)
+        let spoolReserve = reader.byteSize("ingest", "spool_reserve", range: 0...(1 << 44))
+        let parallelCopies = reader.int("ingest", "parallel_copies", range: 1...16)
+        let high = reader.double("spool", "high_watermark_percent", range: 1...100)
+        let low = reader.double("spool", "low_watermark_percent", range: 0...100)
         if low > high { reader.problem("spool", "low_watermark_percent", "must not be above high_watermark_percent (\(high))") }
-        let keepDays = reader.double("spool", "keep_verified_days", default: 7, range: 0...3650)
-        let encryptSpool = reader.bool("spool", "encryption", default: true)
-        let keyringText = reader.string("spool", "keyring", default: "")
+        let keepDays = reader.double("spool", "keep_verified_days", range: 0...3650)
+        let encryptSpool = reader.bool("spool", "encryption")
+        let keyringText = reader.string("spool", "keyring")
         let keyring = keyringText.isEmpty ? state + "/spool-keys" : absolute(keyringText)
-        let alertCommand = reader.string("monitoring", "alert_command", default: "")
-        let alertWebhook = reader.string("monitoring", "alert_webhook", default: "")
+        let alertCommand = reader.string("monitoring", "alert_command")
+        let alertWebhook = reader.string("monitoring", "alert_webhook")
         if !alertWebhook.isEmpty, !(alertWebhook.hasPrefix("https://") || (alertWebhook.hasPrefix("http://") && isLoopback(alertWebhook))) {
             reader.problem("monitoring", "alert_webhook", "must be an https:// URL (http:// only for this machine)")
         }
-        let oldestHours = reader.double("monitoring", "oldest_unverified_hours", default: 36, range: 0.01...8760)
-        let idleMinutes = reader.double("monitoring", "docked_idle_minutes", default: 30, range: 0.1...10080)
-        let repeatHours = reader.double("monitoring", "repeat_hours", default: 6, range: 0...8760)
-        let metricsTextfile = reader.string("monitoring", "metrics_textfile", default: "")
-        let modelsPath = absolute(reader.string("docking", "models", default: "/etc/uploader/cameras.toml"))
-        let mountRoot = absolute(reader.string("docking", "mount_root", default: "/run/uploader/mnt"))
-        let maxDocks = reader.int("docking", "max_concurrent_docks", default: 2, range: 1...16)
-        let configuredHost = reader.string("agent", "host_name", default: "")
-        let retentionDays = reader.int("custody", "checkpoint_retention_days", default: 3650, range: 1...36500)
+        let oldestHours = reader.double("monitoring", "oldest_unverified_hours", range: 0.01...8760)
+        let idleMinutes = reader.double("monitoring", "docked_idle_minutes", range: 0.1...10080)
+        let repeatHours = reader.double("monitoring", "repeat_hours", range: 0...8760)
+        let metricsTextfile = reader.string("monitoring", "metrics_textfile")
+        let modelsPath = absolute(reader.string("docking", "models"))
+        let mountRoot = absolute(reader.string("docking", "mount_root"))
+        let maxDocks = reader.int("docking", "max_concurrent_docks", range: 1...16)
+        let configuredHost = reader.string("agent", "host_name")
+        let retentionDays = reader.int("custody", "checkpoint_retention_days", range: 1...36500)
 
         var categories: [String: RetentionCategory] = [:]
         for (name, table) in reader.subtables("categories") {
@@ -349,7 +355,7 @@ public enum ConfigurationLoader {
             }
             categories[name] = category
         }
-        let defaultCategory = reader.string("tagging", "default_category", default: "")
+        let defaultCategory = reader.string("tagging", "default_category")
         if !defaultCategory.isEmpty, categories[defaultCategory] == nil {
             reader.problem("tagging", "default_category", "\"\(defaultCategory)\" is not a category: add [categories.\(defaultCategory)]")
         }
@@ -362,16 +368,16 @@ public enum ConfigurationLoader {
             userCategories[user] = name
         }
 
-        let clearText = reader.string("camera", "clear", default: "never")
+        let clearText = reader.string("camera", "clear")
         let cameraClear = CameraClearPolicy(rawValue: clearText) ?? {
             reader.problem("camera", "clear", "must be \"never\" or \"after-verified\", not \"\(clearText)\"")
             return .never
         }()
 
-        // The keys read above are the known ones: the table of keys is the parser itself.
+        // The known keys are ConfigKeys's (the parser reads every one: ConfigKeyTableTests).
         reader.reportUnknownKeys()
         if !reader.problems.isEmpty {
-            throw ConfigurationError(path: path, problems: reader.problems.sorted { ($0.line ?? 0) < ($1.line ?? 0) })
+            throw UploaderError.configuration(path: path, problems: reader.problems.sorted { ($0.line ?? 0) < ($1.line ?? 0) })
         }
         return Configuration(
             sourcePath: path,
@@ -466,10 +472,26 @@ struct KeyLineIndex {
 }
 
 /// Reads typed values and collects every problem instead of stopping at the first.
+/// Known keys and their defaults are `ConfigKeys`'s: a key the parser asks for
+/// that the table does not have stops the program (a test reads every key).
 struct TableReader {
     let table: TOMLTable
     let lines: KeyLineIndex
     var problems: [ConfigProblem] = []
+    /// `ConfigKeys.defaultsText`, read like a configuration.
+    private let defaults: TOMLTable = {
+        do { return try TOMLTable(string: ConfigKeys.defaultsText) } catch { preconditionFailure("the defaults in ConfigKeys are not TOML: \(error)") }
+    }()
+
+    init(table: TOMLTable, lines: KeyLineIndex) {
+        self.table = table
+        self.lines = lines
+    }
+
+    /// The table's default for a key (nil: the key is required).
+    private func fallback(_ section: String, _ key: String) -> TOMLValue? {
+        defaults[section]?.tomlValue.table?[key]?.tomlValue
+    }
 
     mutating func problem(_ section: String, _ key: String?, _ message: String) {
         let name = key.map { "\(section).\($0)" } ?? section
@@ -480,6 +502,7 @@ struct TableReader {
     var known: [String: Set<String>] = [:]
 
     private mutating func value(_ section: String, _ key: String) -> TOMLValue? {
+        precondition(ConfigKeys.key(section, key) != nil, "[\(section)] \(key) is not in ConfigKeys")
         known[section, default: []].insert(key)
         guard let sectionValue = table[section] else { return nil }
         guard let sectionTable = sectionValue.tomlValue.table else {
@@ -489,7 +512,8 @@ struct TableReader {
         return sectionTable[key]?.tomlValue
     }
 
-    mutating func string(_ section: String, _ key: String, default defaultValue: String = "", required: Bool = false) -> String {
+    mutating func string(_ section: String, _ key: String, required: Bool = false) -> String {
+        let defaultValue = fallback(section, key)?.string ?? ""
         guard let value = value(section, key) else {
             if required { problem(section, key, "is missing; add `\(key) = \"…\"` under [\(section)]") }
             return defaultValue
@@ -525,7 +549,8 @@ struct TableReader {
         return sub.keys.sorted().map { ($0, sub[$0]!) }
     }
 
-    mutating func bool(_ section: String, _ key: String, default defaultValue: Bool) -> Bool {
+    mutating func bool(_ section: String, _ key: String) -> Bool {
+        let defaultValue = fallback(section, key)?.bool ?? false
         guard let value = value(section, key) else { return defaultValue }
         guard let flag = value.bool else {
             problem(section, key, "must be true or false (no quotes)")
@@ -534,7 +559,8 @@ struct TableReader {
         return flag
     }
 
-    mutating func stringArray(_ section: String, _ key: String, default defaultValue: [String]) -> [String] {
+    mutating func stringArray(_ section: String, _ key: String) -> [String] {
+        let defaultValue = fallback(section, key)?.array?.compactMap(\.string) ?? []
         guard let value = value(section, key) else { return defaultValue }
         guard let array = value.array, array.allSatisfy({ $0.string != nil }) else {
             problem(section, key, "must be a list of strings, like [\"mp4\", \"mov\"]")
@@ -543,7 +569,8 @@ struct TableReader {
         return array.compactMap(\.string)
     }
 
-    mutating func int(_ section: String, _ key: String, default defaultValue: Int, range: ClosedRange<Int>) -> Int {
+    mutating func int(_ section: String, _ key: String, range: ClosedRange<Int>) -> Int {
+        let defaultValue = fallback(section, key)?.int ?? range.lowerBound
         guard let value = value(section, key) else { return defaultValue }
         guard let number = value.int else {
             problem(section, key, "must be a whole number")
@@ -552,7 +579,8 @@ struct TableReader {
         return checked(number, range, section, key, default: defaultValue) { "\($0)" }
     }
 
-    mutating func double(_ section: String, _ key: String, default defaultValue: Double, range: ClosedRange<Double>) -> Double {
+    mutating func double(_ section: String, _ key: String, range: ClosedRange<Double>) -> Double {
+        let defaultValue = fallback(section, key).flatMap { $0.double ?? $0.int.map(Double.init) } ?? range.lowerBound
         guard let value = value(section, key) else { return defaultValue }
         guard let number = value.double ?? value.int.map(Double.init), number.isFinite else {
             problem(section, key, "must be a number")
@@ -561,8 +589,9 @@ struct TableReader {
         return checked(number, range, section, key, default: defaultValue) { "\($0)" }
     }
 
-    mutating func byteSize(_ section: String, _ key: String, default defaultValue: Int64,
+    mutating func byteSize(_ section: String, _ key: String,
                            range: ClosedRange<Int64> = 0...ConfigurationLoader.maximumByteSize) -> Int64 {
+        let defaultValue = fallback(section, key).flatMap { $0.string.flatMap(ConfigurationLoader.parseByteSize) ?? $0.int.map(Int64.init) } ?? 0
         guard let value = value(section, key) else { return defaultValue }
         var size: Int64?
         if let number = value.int { size = Int64(number) }
@@ -586,9 +615,10 @@ struct TableReader {
     }
 
     mutating func reportUnknownKeys() {
+        let sections = Set(ConfigKeys.fixed.keys).union(known.keys)
         for section in table.keys {
-            guard let allowed = known[section] else {
-                problem(section, nil, "unknown section [\(section)]; known sections are \(known.keys.sorted().map { "[\($0)]" }.joined(separator: ", "))")
+            guard let allowed = ConfigKeys.fixed[section].map({ Set($0.keys) }) ?? known[section] else {
+                problem(section, nil, "unknown section [\(section)]; known sections are \(sections.sorted().map { "[\($0)]" }.joined(separator: ", "))")
                 continue
             }
             guard let sectionTable = table[section]?.tomlValue.table else { continue }

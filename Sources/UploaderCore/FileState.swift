@@ -50,7 +50,15 @@ public enum FileState: String, Sendable, CaseIterable, Codable {
     }
 
     public func canChange(to next: FileState) -> Bool { next.allowedSources.contains(self) }
+
+    /// On its way to the store and not yet verified: the upload queue, the
+    /// backlog `status` forecasts, and what the progress line and the
+    /// daemon's status count as waiting. The one definition of "waiting".
+    public static let waiting: [FileState] = [.spooled, .uploading, .uploaded, .failed]
 }
+
+/// Summaries keyed by state encode as `{"verified": …}` in `--json`.
+extension FileState: CodingKeyRepresentable {}
 
 /// Why a file is held in quarantine; shown in `status` and the log.
 public enum HoldReason: String, Sendable, Codable, CaseIterable {

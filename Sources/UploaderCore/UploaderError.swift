@@ -39,6 +39,8 @@ public struct UploaderError: Error, CustomStringConvertible, Sendable {
         case sqlite(Int32)
         /// A refused state change: the file's state, and the one asked for.
         case transition(from: FileState?, to: FileState)
+        /// Every problem found in a configuration file, located (`UploaderError.configuration`).
+        case configuration(path: String, problems: [ConfigProblem])
     }
 
     public var code: Code

@@ -4,6 +4,7 @@ import Dock
 import Foundation
 import Ledger
 import Platform
+import Spool
 import UploaderCore
 
 struct CameraCommand: ParsableCommand {

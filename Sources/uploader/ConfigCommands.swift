@@ -6,7 +6,7 @@ import UploaderCore
 
 struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "config", abstract: "Check the configuration.", subcommands: [Check.self])
+        commandName: "config", abstract: "Check the configuration.", subcommands: [Check.self, Keys.self])
 
     struct Check: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "Validate uploader.toml and report every problem with its line and key.")
@@ -108,7 +108,7 @@ struct AccountCommand: ParsableCommand {
                 let rendered = ConfigRenderer.render(base)
                 do {
                     _ = try ConfigurationLoader.parse(rendered, path: configPath)
-                } catch let error as ConfigurationError {
+                } catch let error as UploaderError where !error.problems.isEmpty {
                     throw UploaderError(.config, "the account file \(file) does not make a valid configuration (\(error.problems.map(\.description).joined(separator: "; "))): nothing was changed")
                 }
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

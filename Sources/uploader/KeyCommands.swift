@@ -3,6 +3,7 @@ import Crypto
 import ArgumentParser
 import Foundation
 import Platform
+import Spool
 import UploaderCore
 
 struct KeyCommand: ParsableCommand {

@@ -43,14 +43,14 @@ final class ProgressLine: @unchecked Sendable {
             return
         }
         guard let ledger else { return }
-        let initial = (try? ledger.summary()).map { ($0.states["verified"]?.count ?? 0, $0.states["verified"]?.bytes ?? 0) } ?? (0, 0)
+        let initial = (try? ledger.summary()).map { ($0.states.of(.verified).count, $0.states.of(.verified).bytes) } ?? (0, 0)
         let thread = Thread { [self] in
             while stopped.wait(timeout: .now() + 0.5) == .timedOut {
                 guard let summary = try? ledger.summary() else { continue }
-                let verified = (summary.states["verified"]?.count ?? 0) - initial.0
+                let verified = summary.states.of(.verified).count - initial.0
                 let inFlight = summary.uploading.reduce(Int64(0)) { $0 + $1.bytesSent }
-                let done = (summary.states["verified"]?.bytes ?? 0) - initial.1 + inFlight
-                let waiting = ["spooled", "uploading", "uploaded", "failed"].reduce(Int64(0)) { $0 + (summary.states[$1]?.bytes ?? 0) }
+                let done = summary.states.of(.verified).bytes - initial.1 + inFlight
+                let waiting = summary.states.waiting.bytes
                 let elapsed = Date().timeIntervalSince(started)
                 let rate = elapsed > 0 ? Double(done) / elapsed : 0
                 let remaining = max(0, waiting - inFlight)

@@ -347,34 +347,6 @@ struct SimulateCameraCommand: BlockingCommand {
     }
 }
 
-struct SimulateLedgerCommand: BlockingCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "simulate-ledger",
-        abstract: "Fill the configured ledger with years of simulated history (for the ledger-scale benchmark).",
-        shouldDisplay: false)
-    @OptionGroup var options: GlobalOptions
-    @Option(help: "Cameras.") var devices = 200
-    @Option(help: "Camera files.") var files = 1_000_000
-    @Option(help: "Custody events per file.") var eventsPerFile = 10
-
-    func validate() throws {
-        guard devices > 0, files >= 0, eventsPerFile >= 7 else { throw ValidationError("--devices ≥ 1, --files ≥ 0, --events-per-file ≥ 7") }
-    }
-
-    func runBlocking() throws {
-        try options.run {
-            let configuration = try options.loadConfiguration()
-            let ledger = try options.openLedger(configuration)
-            let started = Date()
-            try ledger.simulateHistory(devices: devices, files: files, eventsPerFile: eventsPerFile) { done in
-                if done % 100_000 == 0 || done == files {
-                    FileHandle.standardError.write(Data("\(done) files, \(Int(Date().timeIntervalSince(started))) s\n".utf8))
-                }
-            }
-        }
-    }
-}
-
 struct HousekeepingCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "housekeeping",

@@ -19,7 +19,7 @@ struct Uploader: AsyncParsableCommand {
             PrioritizeCommand.self, CancelCommand.self, RetryCommand.self, PurgeCommand.self, AlertsCommand.self, MetricsCommand.self,
             DeviceCommand.self, DockCommand.self, MountCommand.self, UnmountCommand.self, DaemonCommand.self, UdevRulesCommand.self,
             HousekeepingCommand.self, VerifyCommand.self, KeyCommand.self, TagCommand.self, CameraCommand.self, ExportCommand.self, VerifyBagCommand.self, ConfigCommand.self, AccountCommand.self, StoreCommand.self,
-            SimulateCameraCommand.self, SimulateLedgerCommand.self,
+            SimulateCameraCommand.self,
         ]
     )
 }
@@ -73,9 +73,6 @@ struct GlobalOptions: ParsableArguments {
             // Messages name what was typed or found on a camera: never raw on a terminal.
             FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe(verbose ? error.verboseDescription : error.message))\n".utf8))
             throw ExitCode(error.code == .config || error.code == .usage ? 2 : 1)
-        } catch let error as ConfigurationError {
-            FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe("\(error)"))\n".utf8))
-            throw ExitCode(2)
         } catch let error as S3Failure {
             FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe(error.advice))\n".utf8))
             throw ExitCode(1)

@@ -29,7 +29,7 @@ struct StatusCommand: BlockingCommand {
         let total = report.states.values.reduce(0) { $0 + $1.count }
         print("Files: \(total)")
         for state in FileState.allCases {
-            guard let totals = report.states[state.rawValue] else { continue }
+            guard let totals = report.states[state] else { continue }
             print("  \(state.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(totals.count).leftPad(6))  \(ByteCount.format(totals.bytes).leftPad(11))")
         }
         print("")
@@ -39,7 +39,7 @@ struct StatusCommand: BlockingCommand {
             // A serial can come from the camera itself, and names from an admin: never raw to a terminal.
             let serial = DisplayText.terminalSafe(device.serial)
             let who = device.registered ? DisplayText.terminalSafe("\(device.defaultUser ?? "?")\(device.name.map { " (\($0))" } ?? "")") : "NOT REGISTERED"
-            let counts = FileState.allCases.compactMap { state in device.states[state.rawValue].map { "\($0.count) \(state.rawValue)" } }
+            let counts = FileState.allCases.compactMap { state in device.states[state].map { "\($0.count) \(state.rawValue)" } }
             print("  \(serial.padding(toLength: 14, withPad: " ", startingAt: 0)) \(who.padding(toLength: 24, withPad: " ", startingAt: 0)) \(counts.joined(separator: ", "))"
                   + (device.lastDiscoveredAt.map { "; last docked \(Output.relative($0, now: now))" } ?? ""))
             if !device.registered {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Spool
 import Testing
 import TestSupport
 import UploaderCore
@@ -195,7 +196,7 @@ extension EmulatedDockTests {
         #expect(pattern.number(inPath: "DCIM/100BWC/IMG0042.JPG") == nil)
         #expect(pattern.name(7) == "VID0007")
         #expect(FileNumberPattern("VID") == nil && FileNumberPattern("V#D#") == nil)
-        #expect(throws: ConfigurationError.self) {
+        #expect(throws: UploaderError.self) {
             try CameraModels.parse("[[model]]\nid = \"x\"\nusb_ids = [\"1111:2222\"]\nfile_number = \"VID\"\n", path: "m.toml")
         }
     }

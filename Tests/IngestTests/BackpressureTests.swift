@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Spool
 import Synchronization
 import Testing
 import TestSupport

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import LedgerSimulation
 import Testing
 import TestSupport
 import Platform
@@ -313,8 +314,8 @@ func spooledFile(_ ledger: Ledger, serial: String, path: String = "a.mp4", recor
             #expect(try Int.fetchOne(db, sql: "SELECT SUM(events) FROM event_count") == events)
         }
         let summary = try ledger.summary()
-        #expect(summary.states["verified"]?.count == 90)
-        #expect(summary.states["spooled"]?.count == 31)
+        #expect(summary.states[.verified]?.count == 90)
+        #expect(summary.states[.spooled]?.count == 31)
         #expect(summary.spoolFiles == 31)
         #expect(try ledger.verifyChain().intact)
     }
@@ -341,8 +342,8 @@ func spooledFile(_ ledger: Ledger, serial: String, path: String = "a.mp4", recor
         }
         let ledger = try Ledger(path: path)
         let summary = try ledger.summary()
-        #expect(summary.states["verified"]?.count == 2)
-        #expect(summary.states["failed"]?.bytes == 100)
+        #expect(summary.states[.verified]?.count == 2)
+        #expect(summary.states[.failed]?.bytes == 100)
         #expect(summary.spoolFiles == 4)
         #expect(try ledger.lastAlert(key: "file-4-failed") != nil)
     }

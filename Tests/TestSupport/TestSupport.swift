@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Platform
 import Ingest
+import Spool
 import SystemPackage
 import Transport
 import UploaderCore

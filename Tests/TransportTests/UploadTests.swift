@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import Spool
 import Testing
 import TestSupport
 import UploaderCore

@@ -27,7 +27,7 @@ import TestSupport
     }
 
     @Test func badModelEntriesAreReportedWithTheirLines() throws {
-        let error = try #require(throws: ConfigurationError.self) {
+        let error = try #require(throws: UploaderError.self) {
             try CameraModels.parse("""
                 [[model]]
                 id = "a"

@@ -66,7 +66,7 @@ import TestSupport
             concurrency = 0
             colour = "blue"
             """
-        let error = try #require(throws: ConfigurationError.self) {
+        let error = try #require(throws: UploaderError.self) {
             try ConfigurationLoader.parse(text, path: "/etc/uploader/uploader.toml")
         }
         let located = error.problems.map { "\($0.line ?? -1) \($0.key)" }
@@ -76,7 +76,7 @@ import TestSupport
     }
 
     @Test func badCategoriesAreProblemsWithTheirKeys() throws {
-        let error = try #require(throws: ConfigurationError.self) {
+        let error = try #require(throws: UploaderError.self) {
             try ConfigurationLoader.parse("""
                 [store]
                 endpoint = "https://s3.example.gov"
@@ -98,7 +98,7 @@ import TestSupport
     }
 
     @Test func aMissingRequiredKeyNamesItsSection() throws {
-        let error = try #require(throws: ConfigurationError.self) {
+        let error = try #require(throws: UploaderError.self) {
             try ConfigurationLoader.parse("[store]\nbucket = \"evidence\"\n", path: "c.toml")
         }
         #expect(error.problems.map(\.key) == ["store.endpoint", "store.credentials"])
@@ -106,7 +106,7 @@ import TestSupport
     }
 
     @Test func syntaxErrorsCarryTheirLine() throws {
-        let error = try #require(throws: ConfigurationError.self) {
+        let error = try #require(throws: UploaderError.self) {
             try ConfigurationLoader.parse("[store]\nendpoint = \"https://x\"\nbucket = evidence\n", path: "c.toml")
         }
         #expect(error.problems.first?.line == 3)
@@ -115,7 +115,7 @@ import TestSupport
 
     @Test func plainHTTPIsOnlyForThisMachine() throws {
         let base = "[store]\nbucket = \"evidence\"\ncredentials = \"env\"\n"
-        #expect(throws: ConfigurationError.self) {
+        #expect(throws: UploaderError.self) {
             try ConfigurationLoader.parse(base + "endpoint = \"http://10.0.0.5:9000\"\n", path: "c.toml")
         }
         let local = try ConfigurationLoader.parse(base + "endpoint = \"http://127.0.0.1:9000\"\n", path: "c.toml")
@@ -170,14 +170,14 @@ import TestSupport
         "[ingest]\nspool_reserve = -1",
     ])
     func absurdNumbersAreProblemsNotCrashes(body: String) throws {
-        let error = try #require(throws: ConfigurationError.self) { try Self.parse(body) }
+        let error = try #require(throws: UploaderError.self) { try Self.parse(body) }
         #expect(error.problems.count == 1)
     }
 
     @Test(arguments: ["http://127.evil.example:9000", "http://127.0.0.1.nip.io", "http://localhost.evil.example",
                       "http://10.0.0.5:9000", "http://127.0.0.256:9000", "http://0x7f.0.0.1"])
     func plainHTTPToAnotherMachineIsRefused(endpoint: String) throws {
-        let error = try #require(throws: ConfigurationError.self) { try Self.parse("", endpoint: endpoint) }
+        let error = try #require(throws: UploaderError.self) { try Self.parse("", endpoint: endpoint) }
         #expect(error.problems.map(\.key) == ["store.endpoint"])
     }
 
@@ -210,7 +210,7 @@ import TestSupport
 
     @Test func aPrefixThatLeavesItsBucketOrIsNotAKeyIsRefused() throws {
         for prefix in ["../evidence2", "pd/../../evidence2", "..", "pd/.", "/pd", "pd//east", "pd\\tab", "pd\\u007F"] {
-            let error = try #require(throws: ConfigurationError.self, "\(prefix)") { try Self.parse(prefix: prefix) }
+            let error = try #require(throws: UploaderError.self, "\(prefix)") { try Self.parse(prefix: prefix) }
             #expect(error.problems.map(\.key) == ["store.prefix"], "\(prefix)")
             #expect(error.problems.first?.line == 5)
         }
@@ -218,7 +218,7 @@ import TestSupport
 
     @Test func aKeyTemplateThatLeavesTheBucketIsRefused() throws {
         for template in ["{prefix}/../evidence2/{name}", "../{name}", "{prefix}/./{name}"] {
-            let error = try #require(throws: ConfigurationError.self, "\(template)") {
+            let error = try #require(throws: UploaderError.self, "\(template)") {
                 try ConfigurationLoader.parse("[store]\nendpoint = \"https://s3.example.gov\"\nbucket = \"evidence\"\ncredentials = \"env\"\nkey_template = \"\(template)\"\n",
                                               path: "c.toml", hostName: "dock1")
             }

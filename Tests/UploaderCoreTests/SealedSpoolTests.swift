@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Platform
+import Spool
 import SystemPackage
 import Testing
 import TestSupport

@@ -1,7 +1,8 @@
 # The ledger-scale benchmark, run by `scripts/bench ledger [FILES]`.
 # Builds the ledger of a long-serving docking PC through the project's own
-# write path (`uploader simulate-ledger`: the real checked transitions and
-# hash-chained events, many files per transaction), then times each command
+# write path (`uploader-ledger-simulation`, built beside `uploader` by
+# scripts/bench: the real checked transitions and hash-chained events, many
+# files per transaction), then times each command
 # an admin or the daemon runs on it: wall milliseconds and peak RSS. Ingest
 # and upload of 10 new files are compared with the same on an empty ledger.
 set -euo pipefail
@@ -53,7 +54,7 @@ if [ -f "$big/state/ledger.sqlite" ]; then
 else
     echo "building a ledger of $files files (200 cameras, 10 events per file)…" >&2
     start=$SECONDS
-    "$uploader" simulate-ledger --config "$big/uploader.toml" --devices 200 --files "$files" --events-per-file 10 >&2
+    "$(dirname "$uploader")/uploader-ledger-simulation" --config "$big/uploader.toml" --devices 200 --files "$files" --events-per-file 10 >&2
     echo "built in $((SECONDS - start)) s: $(du -h "$big/state/ledger.sqlite" | cut -f1)" >&2
 fi
 # A fresh small site every run, so its numbers are those of an empty ledger.

@@ -1,17 +1,16 @@
 #!/usr/bin/env python3
-"""Writes uploader.toml(5) (mdoc) from the annotated example configuration.
+"""Writes uploader.toml(5) (mdoc) from the configuration key table.
 
-usage: config-manpage.py Config/uploader.toml YYYY-MM-DD > uploader.toml.5
+usage: uploader config keys --format json | config-manpage.py - YYYY-MM-DD > uploader.toml.5
+       config-manpage.py KEYS.json YYYY-MM-DD > uploader.toml.5
 
-The shipped Config/uploader.toml documents every key in the comment above
-it; this turns those comments into the manual, so the two never disagree.
-A commented-out key (`# key = value`) is an optional one, shown with its
-example value.
+The key table (Sources/UploaderCore/ConfigKeys.swift) is the one place each
+key's name, type, default and documentation are written; the parser, the
+example Config/uploader.toml and docs/configuration-keys.md come from it too,
+so the manual never disagrees with them.
 """
-import re
+import json
 import sys
-
-KEY = re.compile(r'^(#\s*)?([a-z_]+)\s*=\s*(.+)$')
 
 
 def roff(text):
@@ -21,27 +20,8 @@ def roff(text):
 
 def main():
     path, date = sys.argv[1], sys.argv[2]
-    lines = open(path, encoding='utf-8').read().split('\n')
-    header, sections, comment = [], [], []
-    for line in lines:
-        stripped = line.strip()
-        section = re.match(r'^\[([a-z_.]+)\]$', stripped)
-        if section:
-            sections.append((section.group(1), comment, []))
-            comment = []
-            continue
-        key = KEY.match(stripped)
-        if key and sections and (key.group(1) is None or comment):
-            optional = key.group(1) is not None
-            sections[-1][2].append((key.group(2), key.group(3), comment, optional))
-            comment = []
-            continue
-        if stripped.startswith('#'):
-            comment.append(stripped.lstrip('#').strip())
-        elif not stripped:
-            if not sections and comment:
-                header.extend(comment + [''])
-                comment = []
+    source = sys.stdin if path == '-' else open(path, encoding='utf-8')
+    sections = json.load(source)
     out = [
         f'.Dd {date}', '.Dt UPLOADER.TOML 5', '.Os',
         '.Sh NAME', '.Nm uploader.toml', '.Nd configuration of the uploader body-worn camera ingest agent',
@@ -63,15 +43,26 @@ def main():
         '.Pq Cm ReadWritePaths= .',
     ]
     out.append('.Sh SECTIONS')
-    for name, intro, keys in sections:
-        out += [f'.Ss [{name}]']
-        if intro:
-            out += [roff(l) for l in intro] + ['.Pp']
+    for section in sections:
+        out += [f'.Ss [{section["name"]}]']
+        if section['doc']:
+            out += [roff(l) for l in section['doc']] + ['.Pp']
         out.append('.Bl -tag -width Ds')
-        for key, value, comment, optional in keys:
-            shown = roff(value).replace('"', '\\(dq')
-            out.append(f'.It Cm {key} No = Li {shown}' + (' Pq optional' if optional else ''))
-            out.extend(roff(l) for l in comment if l)
+        for key in section['keys']:
+            value = key.get('example') or key.get('default')
+            head = f'.It Cm {key["name"]}'
+            if value is not None:
+                head += ' No = Li ' + roff(value).replace('"', '\\(dq')
+            if key['optional']:
+                head += ' Pq optional'
+            elif key['required']:
+                head += ' Pq required'
+            out.append(head)
+            out.extend(roff(l) for l in key['doc'] if l)
+            facts = [key['type']]
+            if key.get('default') is not None and key['type'] != 'table':
+                facts.append('default ' + key['default'])
+            out.append(roff('(' + ', '.join(facts) + ')').replace('"', '\\(dq'))
         out.append('.El')
     out += [
         '.Sh FILES',

@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import UploaderCore
 
 /// Spool backpressure with hysteresis: once the spool disk is above its high

@@ -1,7 +1,10 @@
 import Crypto
 import Foundation
 import GRDB
+import Ledger
 import UploaderCore
+
+// Benchmark-only: linked by `uploader-ledger-simulation` and the tests, never by `uploader`.
 
 extension Ledger {
     /// Fills the ledger with the history of a long-serving docking PC, for the
@@ -19,7 +22,7 @@ extension Ledger {
             try addDevice(serial: Self.simulatedSerial(device), defaultUser: String(format: "officer-%04d", device), name: nil, model: "simulated")
         }
         // A bulk load: the same statements, many files per transaction, no fsync per batch.
-        try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = OFF") }
+        try startBulkLoad()
         let batch = 10_000
         var done = 0
         while done < files {

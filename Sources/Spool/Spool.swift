@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import UploaderCore
 #if canImport(Glibc)
 import Glibc

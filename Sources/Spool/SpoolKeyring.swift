@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Platform
 import SystemPackage
 import UploaderCore
 
