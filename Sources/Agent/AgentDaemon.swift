@@ -79,12 +79,14 @@ public struct AgentDaemon: Service {
     /// Purge, alerts (a credentials file that cannot be used among them),
     /// metrics, checkpoints, and redocking cameras whose files the store verified.
     public func housekeepingService() -> HousekeepingService {
-        HousekeepingService(configuration: configuration, ledger: ledger, logger: logger, interval: checkInterval, trigger: housekeepingDue) {
+        // One for the service's life: it remembers when it last looked for files verified since.
+        let redock = RedockForClearing()
+        return HousekeepingService(configuration: configuration, ledger: ledger, logger: logger, interval: checkInterval, trigger: housekeepingDue) {
             [configuration, ledger, logger, models, dockDispatch] in
             // Files verified while their camera is still docked: dock it again to clear them.
             guard case .systemdUnits = dockDispatch else { return }
-            for (device, serial, files) in RedockForClearing().camerasToRedock({ try UdevContext().connectedVolumes() }, models: models,
-                                                                               configuration: configuration, ledger: ledger) {
+            for (device, serial, files) in redock.camerasToRedock({ try UdevContext().connectedVolumes() }, models: models,
+                                                                  configuration: configuration, ledger: ledger) {
                 _ = try? ledger.log(EventDraft(.notice, .daemonDockUnit, serial: serial,
                                                "camera \(serial) is still docked on \(device.devnode) and the store verified its files: docking it again to clear \(files) of them ([camera] clear = after-verified)"))
                 SystemdDockUnits.start(device, ledger: ledger, logger: logger)
