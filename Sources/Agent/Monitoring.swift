@@ -20,15 +20,17 @@ public struct AlertDispatcher {
         self.logger = logger
     }
 
-    /// The alerts due now; `send: false` only lists them.
+    /// The alerts due now; `send: false` only lists them. `adding`: conditions
+    /// the caller found (the daemon's credentials that cannot be loaded).
     @discardableResult
-    public func run(now: Date = Date(), send: Bool = true) throws -> [Alert] {
+    public func run(now: Date = Date(), send: Bool = true, adding found: [Alert] = []) throws -> [Alert] {
         let monitoring = configuration.monitoring
         let pressure = SpoolPressure(spool: Spool(root: configuration.spoolDirectory), highPercent: configuration.ingest.highWatermarkPercent,
                                      lowPercent: configuration.ingest.lowWatermarkPercent)
         var conditions = try ledger.alertConditions(now: now, oldestUnverifiedHours: monitoring.oldestUnverifiedHours,
                                                     dockedIdleMinutes: monitoring.dockedIdleMinutes, spoolAboveHighWatermark: pressure.isHolding)
         if let unpublished = try CustodyCheckpoints.alert(ledger: ledger, now: now) { conditions.append(unpublished) }
+        conditions += found
         var due: [Alert] = []
         for alert in conditions {
             if let last = try ledger.lastAlert(key: alert.key), now.timeIntervalSince(last) < monitoring.repeatHours * 3600 { continue }

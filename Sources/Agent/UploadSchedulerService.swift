@@ -7,51 +7,59 @@ import UploaderCore
 import Platform
 
 /// The daemon's upload service: whenever an upload window is open and files
-/// are due, one upload run (on threads of its own); otherwise it sleeps
-/// until the next window or a minute, whichever comes first. On graceful
-/// shutdown the run in progress stops between parts (a part in flight is
-/// dropped) and every finished part stays recorded.
+/// are due, one upload run (on threads of its own) with credentials read
+/// afresh (a fixed credentials file needs no restart); otherwise it sleeps
+/// until the next window or the check interval, whichever comes first. On
+/// graceful shutdown the run in progress stops between parts (a part in
+/// flight is dropped) and every finished part stays recorded.
 public struct UploadSchedulerService: Service {
-    let runner: UploadRunner
     let configuration: Configuration
     let ledger: Ledger
     let logger: Logger
     let checkInterval: Duration
-    /// Blocking housekeeping before each check (the daemon purges the spool,
-    /// sends due alerts and rewrites the metrics file).
-    let housekeeping: @Sendable () -> Void
+    /// A runner for one run: loads the credentials (blocking), or throws why it cannot.
+    let makeRunner: @Sendable () throws -> UploadRunner
+    /// After each run (the daemon has housekeeping run at once).
+    let afterRun: @Sendable () -> Void
 
-    public init(runner: UploadRunner, configuration: Configuration, ledger: Ledger, logger: Logger, checkInterval: Duration = .seconds(60),
-                housekeeping: @escaping @Sendable () -> Void = {}) {
-        self.runner = runner
-        self.housekeeping = housekeeping
+    public init(configuration: Configuration, ledger: Ledger, logger: Logger, checkInterval: Duration = .seconds(60),
+                afterRun: @escaping @Sendable () -> Void = {}, makeRunner: @escaping @Sendable () throws -> UploadRunner) {
         self.configuration = configuration
         self.ledger = ledger
         self.logger = logger
         self.checkInterval = checkInterval
+        self.afterRun = afterRun
+        self.makeRunner = makeRunner
     }
 
     public func run() async throws {
         let stop = StopFlag()
         try await withGracefulShutdownHandler {
             while !stop.isRequested {
-                await BlockingThread.run(name: "uploader.housekeeping", housekeeping)
                 let now = Date()
                 // The ledger is SQLite: even this look-up stays off the cooperative pool.
                 let due = await BlockingThread.run(name: "uploader.queue-check") { [ledger] in
                     (try? ledger.hasUploadDue(now: now)) ?? false
                 }
                 if configuration.schedule.isOpen(at: now), due {
-                    let outcome = await BlockingThread.run(name: "uploader.upload-run") { [runner] in
-                        Result { try runner.run(now: now, stop: stop) }
+                    let outcome = await BlockingThread.run(name: "uploader.upload-run") { [makeRunner] in
+                        // Housekeeping reports credentials that cannot be loaded (an alert): no second word here.
+                        Result { () throws -> UploadReport? in
+                            guard let runner = try? makeRunner() else { return nil }
+                            return try runner.run(now: now, stop: stop)
+                        }
                     }
                     switch outcome {
-                    case .success(let report):
+                    case .success(nil):
+                        try await sleep(checkInterval, unless: stop)
+                    case .success(let report?):
                         logger.notice("upload run: \(report.verified) verified, \(report.failed) failed\(report.paused ? ", paused" : "")")
+                        afterRun()
                         // Credentials or bucket refused: retrying every minute only fills the log.
                         if report.stoppedBecause != nil { try await sleep(.seconds(900), unless: stop) }
                     case .failure(let error):
                         logger.error("upload run failed: \(error)")
+                        afterRun()
                         try await sleep(checkInterval, unless: stop)
                     }
                     continue

@@ -263,6 +263,11 @@ public enum ConfigKeys {
             key("host_name", .string, "\"\"", example: "\"dock-station-3\"", commentedOut: true, section: "agent", doc: [
                 "The name recorded in each object's metadata (default: this PC's host name).",
             ]) { _ in nil },
+            key("log_level", .string, "\"\"", example: "\"info\"", commentedOut: true, section: "agent", doc: [
+                "The least severe message logged: trace, debug, info, notice, warning, error or",
+                "critical. \"\" for notice under systemd, warning at a terminal; -v and",
+                "UPLOADER_LOG_LEVEL win over it.",
+            ]) { _ in nil },
         ]),
     ]
 

@@ -139,12 +139,15 @@ public struct Configuration: Sendable, Equatable {
     public var categories = CategoryDefaults()
     /// `[camera] clear`: the site's policy (a model's `clear` overrides it).
     public var cameraClear = CameraClearPolicy.never
+    /// `[agent] log_level`: swift-log's level names (nil: notice under systemd, warning at a terminal).
+    public var logLevel: String? = nil
 
     public var ledgerPath: String { stateDirectory + "/ledger.sqlite" }
 
     public static let defaultPath = "/etc/uploader/uploader.toml"
     public static let defaultKeyTemplate = "{prefix}/{user}/{yyyy}/{mm}/{dd}/{serial}/{name}"
     public static let defaultMediaExtensions = ["mp4", "mov", "m4v", "avi", "mts", "wav", "mp3", "m4a", "jpg", "jpeg", "png", "gps", "nmea", "json", "xml"]
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
     public static let defaultSidecarExtensions = ["gps", "nmea", "json", "xml"]
     public static let minimumPartSize: Int64 = 5 * 1024 * 1024
     public static let maximumPartSize: Int64 = 5 * 1024 * 1024 * 1024
@@ -326,6 +329,10 @@ public enum ConfigurationLoader {
         let mountRoot = absolute(reader.string("docking", "mount_root"))
         let maxDocks = reader.int("docking", "max_concurrent_docks", range: 1...16)
         let configuredHost = reader.string("agent", "host_name")
+        let logLevel = reader.string("agent", "log_level")
+        if !logLevel.isEmpty, !Configuration.logLevels.contains(logLevel) {
+            reader.problem("agent", "log_level", "must be one of \(Configuration.logLevels.joined(separator: ", "))")
+        }
         let retentionDays = reader.int("custody", "checkpoint_retention_days", range: 1...36500)
 
         var categories: [String: RetentionCategory] = [:]
@@ -401,7 +408,8 @@ public enum ConfigurationLoader {
             hostName: configuredHost.isEmpty ? hostName : configuredHost,
             custody: .init(checkpointRetentionDays: retentionDays),
             categories: CategoryDefaults(categories: categories, siteDefault: defaultCategory.isEmpty ? nil : defaultCategory, userDefaults: userCategories),
-            cameraClear: cameraClear
+            cameraClear: cameraClear,
+            logLevel: logLevel.isEmpty ? nil : logLevel
         )
     }
 

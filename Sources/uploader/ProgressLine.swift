@@ -4,7 +4,8 @@ import UploaderCore
 
 /// A live progress line for a person at a terminal: files, bytes, rate,
 /// ETA, redrawn twice a second from the ledger by a thread of its own.
-/// Off when stdout is not a terminal (then the log lines are the record).
+/// Written to stderr, so stdout stays the command's answer; off when stderr
+/// is not a terminal or `TERM=dumb` (then the log lines are the record).
 final class ProgressLine: @unchecked Sendable {
     private let ledger: Ledger?
     private let sample: (@Sendable () -> String)?
@@ -17,14 +18,19 @@ final class ProgressLine: @unchecked Sendable {
     init(ledger: Ledger, enabled: Bool) {
         self.ledger = ledger
         self.sample = nil
-        self.enabled = enabled
+        self.enabled = enabled && Self.terminalCanDrawIt()
     }
 
     /// A line from any source (the ingest's counters).
     init(enabled: Bool, sample: @escaping @Sendable () -> String) {
         self.ledger = nil
         self.sample = sample
-        self.enabled = enabled
+        self.enabled = enabled && Self.terminalCanDrawIt()
+    }
+
+    /// A terminal that understands `\r` and erase-line: not a pipe, a file, the journal or `TERM=dumb`.
+    static func terminalCanDrawIt(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        isatty(STDERR_FILENO) == 1 && environment["TERM"] != "dumb"
     }
 
     func start() {
@@ -32,9 +38,9 @@ final class ProgressLine: @unchecked Sendable {
         if let sample {
             let thread = Thread { [self] in
                 while stopped.wait(timeout: .now() + 0.5) == .timedOut {
-                    FileHandle.standardOutput.write(Data("\r\u{1B}[K\(sample())".utf8))
+                    FileHandle.standardError.write(Data("\r\u{1B}[K\(sample())".utf8))
                 }
-                FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+                FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
                 finished.signal()
             }
             thread.name = "uploader.progress"
@@ -56,9 +62,9 @@ final class ProgressLine: @unchecked Sendable {
                 let remaining = max(0, waiting - inFlight)
                 let eta = rate > 0 ? " ETA \(Int(Double(remaining) / rate))s" : ""
                 let line = "\r\u{1B}[K\(verified) verified, \(summary.uploading.count) uploading, \(ByteCount.format(done)) sent at \(ByteCount.format(Int64(rate)))/s,\(eta) \(ByteCount.format(remaining)) to go"
-                FileHandle.standardOutput.write(Data(line.utf8))
+                FileHandle.standardError.write(Data(line.utf8))
             }
-            FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
             finished.signal()
         }
         thread.name = "uploader.progress"

@@ -35,16 +35,13 @@ struct GlobalOptions: ParsableArguments {
     var configPath: String { Configuration.resolvePath(explicit: config, environment: ProcessInfo.processInfo.environment) }
 
     func bootstrapLogging() {
-        let level: Logger.Level = verbose ? .debug : .warning
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        AgentLogging.bootstrap(verbose: verbose)
     }
 
     func loadConfiguration() throws -> Configuration {
-        try ConfigurationLoader.load(path: configPath)
+        let configuration = try ConfigurationLoader.load(path: configPath)
+        AgentLogging.configure(configuration)
+        return configuration
     }
 
     func openLedger(_ configuration: Configuration, readOnly: Bool = false) throws -> Ledger {

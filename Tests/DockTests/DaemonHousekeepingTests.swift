@@ -1,0 +1,85 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Testing
+import TestSupport
+import UploaderCore
+@testable import Agent
+@testable import Ledger
+import Platform
+
+/// The daemon's housekeeping (alerts, purge, metrics, checkpoints) runs
+/// whether or not the store's credentials can be loaded: a credentials file
+/// the agent cannot use is itself an alert, and a fixed file is read by the
+/// next upload run without a restart.
+@Suite(.serialized) struct DaemonHousekeepingTests {
+    /// Polls `condition` (on a thread of its own) until it holds or `seconds` pass.
+    static func eventually(within seconds: Double, _ condition: @escaping @Sendable () -> Bool) async -> Bool {
+        await BlockingThread.run(name: "test.eventually") {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if condition() { return true }
+                usleep(50_000)
+            }
+            return condition()
+        }
+    }
+
+    /// What the alert command left: one file per alert key, holding the alert's JSON.
+    static func alertsSent(in folder: String) -> [String: String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return Dictionary(uniqueKeysWithValues: names.map { ($0, (try? String(contentsOfFile: folder + "/" + $0, encoding: .utf8)) ?? "") })
+    }
+
+    @Test func aBrokenCredentialsFileIsAnAlertAndTheFixedFileUploadsWithoutARestart() async throws {
+        let folder = TemporaryDirectory("uploader-daemon-house")
+        let store = try TestStore.fromEnvironment()
+        let area = try store.makeArea("daemonhouse")
+        let alerts = folder.sub("alerts")
+        try FileManager.default.createDirectory(atPath: alerts, withIntermediateDirectories: true)
+        // The alert command writes the alert's JSON (its stdin) to a file named after its key.
+        let script = folder.sub("alert.sh")
+        try "#!/bin/sh\ncat > \"\(alerts)/$UPLOADER_ALERT_KEY.json\"\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"),
+                                          extra: "\n[monitoring]\nalert_command = \"\(script)\"\nmetrics_textfile = \"metrics.prom\"\n")
+        let configuration = try site.configuration()
+        let ledger = try Ledger(path: configuration.ledgerPath)
+        try ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        try CameraVolume.writeRecording(at: folder.sub("camera/A.MP4"), recordedAt: Date(), payloadSize: 1 << 20, seed: 5)
+        _ = try Ingestor(configuration: configuration, ledger: ledger, logger: Logger(label: "test")).ingest(volume: folder.sub("camera"), serial: "BWC-1")
+        #expect(try ledger.files().map(\.state) == [.spooled])
+
+        // An admin's slip: the credentials file is no longer TOML.
+        let credentialsPath = site.root + "/credentials"
+        let goodCredentials = try String(contentsOfFile: credentialsPath, encoding: .utf8)
+        try "access_key_id = \"unterminated\n".write(toFile: credentialsPath, atomically: false, encoding: .utf8)
+
+        // The daemon's own housekeeping and upload services, checking often; no dock
+        // monitor (no camera here) and no systemd notifier.
+        let daemon = AgentDaemon(configuration: configuration, models: EmulatedDockTests.models, ledger: ledger,
+                                 logger: Logger(label: "test"), shutdownSignals: [], checkInterval: .milliseconds(200)) { daemon in
+            [daemon.housekeepingService(), daemon.uploadService()]
+        }
+        let group = ServiceGroup(configuration: .init(services: [.init(service: daemon)], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            // The admin hears of it through the alert command, and the metrics file is written all the same.
+            let alerted = await Self.eventually(within: 30) { Self.alertsSent(in: alerts)["credentials-unusable.json"] != nil }
+            #expect(alerted, "no credentials alert; sent: \(Self.alertsSent(in: alerts).keys.sorted())")
+            #expect(Self.alertsSent(in: alerts)["credentials-unusable.json"]?.contains("is not valid TOML") == true)
+            #expect(FileManager.default.fileExists(atPath: site.root + "/metrics.prom"))
+            #expect(try ledger.files().map(\.state) == [.spooled])
+
+            // The admin fixes the file: the next run reads it and uploads, no restart.
+            try goodCredentials.write(toFile: credentialsPath, atomically: false, encoding: .utf8)
+            let verified = await Self.eventually(within: 60) { (try? ledger.files().map(\.state)) == [.verified] }
+            #expect(verified, "the file is \(String(describing: try? ledger.files().map(\.state)))")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(try area.evidenceKeys(store.client(bucket: area.bucket)).count == 1)
+        let sent = try ledger.events(EventFilter(minimumLevel: .debug)).filter { $0.kind == .alertSent }.map(\.message)
+        #expect(sent.contains { $0.hasPrefix("[credentials-unusable]") })
+    }
+}
