@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "Ingest",
             dependencies: [
-                "UploaderCore", "Platform", "Crypto",
+                "UploaderCore", "Platform", "Crypto", "Ledger",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
