@@ -79,7 +79,7 @@ let package = Package(
         .target(
             name: "Ingest",
             dependencies: [
-                "UploaderCore", "Platform", "Spool", "Crypto",
+                "UploaderCore", "Platform", "Spool", "Crypto", "Ledger",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(name: "UploaderCoreTests", dependencies: ["UploaderCore", "Platform", "Crypto", "Ingest", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "LedgerSimulation", "TestSupport"]),
         .testTarget(name: "IngestTests", dependencies: ["Agent", "Ingest", "Ledger", "TestSupport"]),
-        .testTarget(name: "TransportTests", dependencies: ["Agent", "Transport", "Ingest", "Ledger", "Platform", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["Agent", "Transport", "Ingest", "Ledger", "Platform", "Spool", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Ledger", "Transport", "Agent", "Crypto", "TestSupport"]),
         // Emulated USB cameras (umockdev); linked by the tests only, never by the product.
         .systemLibrary(

@@ -68,6 +68,8 @@ public final class Ingestor: @unchecked Sendable {
     public var pressure: SpoolPressure
     /// Live counters for a progress display (read from another thread).
     public let progress = IngestProgress()
+    /// Tests only: changes a fsynced copy on disk just before it is read back.
+    var beforeReread: (@Sendable (FileDescriptor) -> Void)?
 
     public init(configuration: Configuration, ledger: Ledger, logger: Logger) {
         self.configuration = configuration
@@ -307,8 +309,10 @@ public final class Ingestor: @unchecked Sendable {
             }
         }
         let keyring = configuration.ingest.encryptSpool ? try SpoolKeyring.loadOrCreate(path: path) : nil
-        return CopyEngine(spool: spool, configuredPartSize: configuration.upload.partSize,
-                          spoolReserveBytes: configuration.ingest.spoolReserveBytes, keyring: keyring)
+        var engine = CopyEngine(spool: spool, configuredPartSize: configuration.upload.partSize,
+                                spoolReserveBytes: configuration.ingest.spoolReserveBytes, keyring: keyring)
+        engine.beforeReread = beforeReread
+        return engine
     }
 
     /// One camera file: claimed for copying in the ledger, secured by the copy
@@ -317,10 +321,7 @@ public final class Ingestor: @unchecked Sendable {
         guard try ledger.markCopying(file.id) != nil else { return nil }
         let secured = try engine.secure(file.cameraFile,
                                         from: root, profile: profile, stop: stop) { [progress] in progress.add(bytes: Int64($0)) }
-        let spooled = try ledger.markSpooled(file.id, copy: SpooledCopy(
-            sha256: secured.sha256.hex, spoolName: secured.spoolName, partSize: secured.partSize, partHashes: secured.partHashes,
-            recordedAt: secured.recordedAt, recordedAtSource: secured.recordedAtSource, spoolKeyID: secured.spoolKeyID,
-            cameraRecordedAt: secured.cameraRecordedAt))
+        let spooled = try ledger.markSpooled(file.id, copy: secured)
         logger.info("spooled", metadata: ["file": "\(DisplayText.escaped(file.sourcePath))", "device": "\(file.serial)", "sha256": "\(secured.sha256.hex)"])
         return spooled
     }

@@ -51,6 +51,9 @@ public final class UploadRunner: Sendable {
     /// per run (a store can change under the same endpoint); where it does
     /// not, every object is read back before its file is `verified`.
     let checksumEnforcement: StoreAnswerCache
+    /// The spool keyring, read once per run when a sealed copy is first sent,
+    /// and again only for a key it does not hold (a rotation during the run).
+    private let cachedKeyring = Mutex<SpoolKeyring?>(nil)
     private let state = Mutex(SharedState())
 
     struct SharedState {
@@ -203,7 +206,11 @@ public final class UploadRunner: Sendable {
         while true {
             attempt += 1
             do {
-                try upload(file.id, client: client)
+                // The claim read the row; a retry reads what the attempt before it left.
+                guard let current = attempt == 1 ? Optional(file) : try ledger.file(file.id) else {
+                    throw UploaderError(.notFound, "file #\(file.id) vanished from the ledger")
+                }
+                try upload(current, client: client)
                 update { $0.verified += 1 }
                 return
             } catch let error as UploaderError where error.code == .transitionRefused || error.code == .notFound {
@@ -308,7 +315,7 @@ public final class UploadRunner: Sendable {
 
     /// What the finished object's `x-amz-checksum-sha256` must say, in whichever form the store writes it.
     static func expectedChecksum(parts: [FilePart], wholeFile: SHA256Digest) -> StoreChecksum.Expected {
-        expectedChecksum(partDigests: parts.map { SHA256Digest(hex: $0.sha256)! }, whole: wholeFile)
+        expectedChecksum(partDigests: parts.map(\.sha256), whole: wholeFile)
     }
 
     /// The same from digests (the clearing step's, hashed from the camera).
@@ -335,9 +342,21 @@ public final class UploadRunner: Sendable {
         return downloaded.size == size && downloaded.sha256.hex == sha256
     }
 
-    func upload(_ id: Int64, client: S3Client) throws {
-        guard var file = try ledger.file(id), let spoolName = file.spoolName, let sha = file.sha256,
-              let digest = SHA256Digest(hex: sha) else {
+    /// The keyring holding `keyID`: read at the first sealed copy of the run,
+    /// and read again only when it lacks the key (rotated since).
+    func keyring(holding keyID: String) throws -> SpoolKeyring? {
+        if let cached = cachedKeyring.withLock({ $0 }), cached.key(id: keyID) != nil { return cached }
+        let loaded = try SpoolKeyring.existing(path: configuration.ingest.spoolKeyring)
+        cachedKeyring.withLock { $0 = loaded }
+        return loaded
+    }
+
+    /// Sends and verifies `file`, as its claim (or the attempt before) read it:
+    /// the row and its parts are read once, the hashes parsed once.
+    func upload(_ claimed: MediaFile, client: S3Client) throws {
+        let id = claimed.id
+        var file = claimed
+        guard let spoolName = file.spoolName, let sha = file.sha256, let digest = SHA256Digest(hex: sha) else {
             throw UploaderError(.ledger, "file #\(id) has no spool copy recorded")
         }
         let parts = try ledger.parts(of: id)
@@ -355,8 +374,8 @@ public final class UploadRunner: Sendable {
             let fd: FileDescriptor
             do {
                 // A sealed copy is opened (and authenticated) chunk by chunk as it streams.
-                let keyring = file.spoolKeyID == nil ? nil : try SpoolKeyring.existing(path: configuration.ingest.spoolKeyring)
-                (reader, fd) = try SpoolCopyReader.open(path, keyID: file.spoolKeyID, keyring: keyring)
+                let keys = try file.spoolKeyID.flatMap { try keyring(holding: $0) }
+                (reader, fd) = try SpoolCopyReader.open(path, keyID: file.spoolKeyID, keyring: keys)
             } catch let error as UploaderError {
                 throw S3Failure(kind: .localRead, status: 0, code: "SpoolFileUnreadable", message: error.message)
             } catch {
@@ -367,13 +386,19 @@ public final class UploadRunner: Sendable {
                 throw S3Failure(kind: .localRead, status: 0, code: "SpoolFileWrongSize",
                                 message: "\(path) holds \(reader.plaintextSize) bytes, the camera file had \(file.sourceSize)")
             }
+            // Two proofs keep a changed spool copy from being completed: AES-GCM opens
+            // every chunk of a sealed copy only as sealed at ingest, and a store that
+            // checks checksums refuses a body that is not the camera's SHA-256. With
+            // both, hashing the body here too proves nothing more; else it is hashed.
+            let storeChecksBodies = try checksumEnforcement.get()
+            let hashBody = !(reader.isSealed && storeChecksBodies)
             do {
                 if parts.count <= 1 {
                     _ = try client.putObject(key: file.objectKey!, file: reader, size: file.sourceSize, sha256: digest, metadata: metadata(for: file),
-                                             settings: wanted)
+                                             settings: wanted, hashBody: hashBody)
                     update { $0.bytesSent += file.sourceSize }
                 } else {
-                    try uploadMultipart(file, parts: parts, from: reader, settings: wanted, client: client)
+                    try uploadMultipart(file, parts: parts, expected: expected, from: reader, settings: wanted, hashBody: hashBody, client: client)
                 }
             } catch let failure as S3Failure where failure.kind == .alreadyExists {
                 // Ours from an earlier attempt whose answer was lost, or someone else's object.
@@ -389,8 +414,7 @@ public final class UploadRunner: Sendable {
                 }
             }
             FailPoints.hit("upload.stored")
-            try ledger.markUploaded(id, owner: owner)
-            file = try ledger.file(id)!
+            file = try ledger.markUploaded(id, owner: owner)
         }
         // The lock this run asked for must be the one the store reports before it is recorded.
         let held = try verify(file, expected: expected, wanted: sent?.settings, client: client)
@@ -414,7 +438,8 @@ public final class UploadRunner: Sendable {
         }
     }
 
-    func uploadMultipart(_ file: MediaFile, parts: [FilePart], from reader: SpoolCopyReader, settings: ObjectSettings, client: S3Client) throws {
+    func uploadMultipart(_ file: MediaFile, parts: [FilePart], expected: StoreChecksum.Expected, from reader: SpoolCopyReader,
+                         settings: ObjectSettings, hashBody: Bool, client: S3Client) throws {
         let key = file.objectKey!
         var uploadID = file.uploadID
         if uploadID == nil {
@@ -428,25 +453,25 @@ public final class UploadRunner: Sendable {
             }
             uploadID = created
         }
-        var current = try ledger.parts(of: file.id)
+        // The parts as read with the row: under this run's claim nobody else records any.
+        var current = parts
         do {
-            for part in current where part.etag == nil {
+            for (index, part) in current.enumerated() where part.etag == nil {
                 if shouldPause() {
                     throw S3Failure(kind: .stopped, status: 0, code: "Paused", message: "paused between parts")
                 }
                 let etag = try client.uploadPart(key: key, uploadID: uploadID!, number: part.number, file: reader,
-                                                 offset: part.offset, size: part.size, sha256: SHA256Digest(hex: part.sha256)!)
+                                                 offset: part.offset, size: part.size, sha256: part.sha256, hashBody: hashBody)
                 try ledger.recordPart(file.id, number: part.number, etag: etag, owner: owner)
+                current[index].etag = etag
                 update { $0.bytesSent += part.size }
                 FailPoints.hit("upload.part-recorded")
             }
-            current = try ledger.parts(of: file.id)
             try client.completeMultipartUpload(key: key, uploadID: uploadID!, parts: current.map {
-                S3Client.CompletedPart(number: $0.number, etag: $0.etag!, sha256: SHA256Digest(hex: $0.sha256)!)
+                S3Client.CompletedPart(number: $0.number, etag: $0.etag!, sha256: $0.sha256)
             })
         } catch let failure as S3Failure where failure.kind == .noSuchUpload {
             // Completed by a run that died before recording it, or aborted/expired: the HEAD decides.
-            let expected = Self.expectedChecksum(parts: parts, wholeFile: SHA256Digest(hex: file.sha256!)!)
             if try storeHoldsExactly(file, key: key, expected: expected, client: client) {
                 return
             }

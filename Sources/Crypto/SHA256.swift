@@ -71,6 +71,22 @@ public final class SHA256Hasher {
     }
 }
 
+/// Encoded as the lowercase hex the ledger and the custody log show.
+extension SHA256Digest: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        guard let digest = SHA256Digest(hex: try container.decode(String.self)) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a SHA-256 in hex")
+        }
+        self = digest
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(hex)
+    }
+}
+
 /// A SHA-256 value: 32 bytes, shown as lowercase hex in the ledger and as
 /// base64 in S3's `x-amz-checksum-sha256`.
 public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {

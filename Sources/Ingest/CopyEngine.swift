@@ -1,30 +1,17 @@
 import Crypto
 import Foundation
+import Ledger
 import Platform
 import Spool
 import Synchronization
 import SystemPackage
 import UploaderCore
 
-/// What the copy engine proved: the copy is in the spool under its final name,
-/// fsynced, and read back from disk equal to the camera read.
-public struct SecuredCopy: Sendable {
-    public var sha256: SHA256Digest
-    public var spoolName: String
-    public var partSize: Int64
-    public var partHashes: [String]
-    public var recordedAt: Date
-    public var recordedAtSource: RecordingTimeSource
-    /// The key that sealed the copy; nil: written in the clear.
-    public var spoolKeyID: String?
-    /// The camera clock's recording time, when `recordedAt` is corrected for a measured drift.
-    public var cameraRecordedAt: Date? = nil
-}
-
 /// The one-pass copy engine: camera → spool with SHA-256 of the whole file and
 /// of each upload part, fsync, a re-read from disk (not the page cache), and an
-/// atomic rename. It writes no ledger: the ingest workflow decides what each
-/// outcome means for the file. Blocking.
+/// atomic rename. It writes no ledger (it hands the ingest workflow the
+/// `SpooledCopy` to record): the workflow decides what each outcome means for
+/// the file. Blocking.
 public struct CopyEngine: Sendable {
     public let spool: Spool
     public let configuredPartSize: Int64
@@ -32,6 +19,8 @@ public struct CopyEngine: Sendable {
     /// Copies are sealed with its current key; nil: written in the clear.
     public let keyring: SpoolKeyring?
     static let chunkSize = 1 << 20
+    /// Tests only: runs on the fsynced copy just before it is read back (to change a byte on disk).
+    package var beforeReread: (@Sendable (FileDescriptor) -> Void)?
 
     public init(spool: Spool, configuredPartSize: Int64, spoolReserveBytes: Int64, keyring: SpoolKeyring? = nil) {
         self.spool = spool
@@ -42,10 +31,10 @@ public struct CopyEngine: Sendable {
 
     /// The single pass: read the camera once, write the spool copy (sealed
     /// chunk by chunk when there is a keyring), hash both the whole file and
-    /// each upload part; then fsync, re-read from disk (opening every sealed
-    /// chunk) to verify, and rename into place. `onBytes` hears of every chunk copied.
+    /// each upload part; then fsync, re-read from disk to verify, and rename
+    /// into place. `onBytes` hears of every chunk copied.
     public func secure(_ file: CameraFile, from root: FileDescriptor, profile: IngestProfile, stop: StopFlag? = nil,
-                       onBytes: (Int) -> Void = { _ in }) throws -> SecuredCopy {
+                       onBytes: (Int) -> Void = { _ in }) throws -> SpooledCopy {
         try ensureSpace(for: file.sourceSize)
         let source = try openBeneath(root, file.sourcePath)
         defer { try? source.close() }
@@ -76,16 +65,18 @@ public struct CopyEngine: Sendable {
         } catch let error as Errno {
             throw spoolWriteError(error, file: file)
         }
-        let whole = SHA256Hasher()
-        // A file of one part has one hash: the whole file's. Larger files get their
-        // part hashes from a second thread while this one hashes the whole and writes.
-        let parts = file.sourceSize > partSize ? PartHasher(partSize: partSize) : nil
+        // A second thread hashes while this one reads, seals and writes: the part
+        // hashes of a larger file (this thread hashes the whole), or the whole
+        // file's hash for a file of one part (its one part hash).
+        let multipart = file.sourceSize > partSize
+        let whole = multipart ? SHA256Hasher() : nil
+        let parts = PartHasher(partSize: multipart ? partSize : Int64.max)
         var total: Int64 = 0
         // Two buffers: the next chunk is read while the part hasher finishes the last one.
         let buffers = [UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096),
                        UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)]
         defer {
-            _ = parts?.finish()
+            _ = parts.finish()
             buffers.forEach { $0.deallocate() }
         }
         var index = 0
@@ -104,8 +95,8 @@ public struct CopyEngine: Sendable {
                 throw UploaderError(.sourceChanged, "\(file.sourcePath) grew while it was being copied (is the camera still writing it?); its new version will be copied on the next run")
             }
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
-            parts?.submit(chunk)
-            whole.update(chunk)
+            parts.submit(chunk)
+            whole?.update(chunk)
             do {
                 try writer.write(chunk)
             } catch let error as Errno {
@@ -124,8 +115,8 @@ public struct CopyEngine: Sendable {
               after.st_mtim.tv_sec == before.st_mtim.tv_sec, after.st_mtim.tv_nsec == before.st_mtim.tv_nsec else {
             throw UploaderError(.sourceChanged, "\(file.sourcePath) changed while it was being copied (is the camera still writing it?); its new version will be copied on the next run")
         }
-        let digest = whole.finalize()
-        let partHashes = parts?.finish() ?? [digest.hex]
+        let partHashes = parts.finish()
+        let digest = whole?.finalize() ?? partHashes[0]
         do {
             try writer.finish()
             try Syscall.fsync(output)
@@ -133,7 +124,7 @@ public struct CopyEngine: Sendable {
             throw spoolWriteError(error, file: file)
         }
         FailPoints.hit("ingest.copy-synced")
-        try verifyFromDisk(expected: digest, partHashes: partHashes, partSize: partSize, file: file)
+        try verifyFromDisk(partHashes: partHashes, partSize: partSize, file: file)
         let spoolName = Spool.spoolName(fileID: file.id, sourcePath: file.sourcePath)
         try Syscall.renameAt(temporaryDirectory, temporaryName, objectsDirectory, spoolName)
         renamed = true
@@ -141,43 +132,52 @@ public struct CopyEngine: Sendable {
         FailPoints.hit("ingest.renamed")
         // Every source of a recording time is the camera's clock: a drift measured at this dock corrects it.
         let corrected = profile.clockDrift == 0 ? recorded.date : recorded.date.addingTimeInterval(-profile.clockDrift)
-        return SecuredCopy(sha256: digest, spoolName: spoolName, partSize: partSize, partHashes: partHashes,
+        return SpooledCopy(sha256: digest, spoolName: spoolName, partSize: partSize, partHashes: partHashes,
                            recordedAt: corrected, recordedAtSource: recorded.source, spoolKeyID: keyring?.current.id,
                            cameraRecordedAt: profile.clockDrift == 0 ? nil : recorded.date)
     }
 
     /// Re-reads the fsynced copy after dropping its cached pages, so the bytes
-    /// come from the disk, and compares them with the camera read: part by
-    /// part on two threads for a multipart file (every byte is in one part),
-    /// or by the whole-file hash for a file of one part.
-    func verifyFromDisk(expected: SHA256Digest, partHashes: [String], partSize: Int64, file: CameraFile) throws {
-        let reader = try FileDescriptor.open(FilePath(spool.temporaryDirectory + "/\(file.id).partial"), .readOnly, options: [.closeOnExec])
+    /// come from the disk, and proves them equal to the camera read, part by
+    /// part on two threads (every byte is in one part). A sealed copy is
+    /// proved by AES-GCM: each chunk's tag authenticates its bytes on disk as
+    /// exactly those sealed from the buffer this pass hashed, so a changed
+    /// byte fails it, and no second SHA-256 is needed. A copy in the clear is
+    /// hashed again part by part (its one part: the whole file) and compared
+    /// with the camera read's hashes.
+    func verifyFromDisk(partHashes: [SHA256Digest], partSize: Int64, file: CameraFile) throws {
+        let name = "\(file.id).partial"
+        let reader = try FileDescriptor.open(FilePath(spool.temporaryDirectory + "/" + name), .readOnly, options: [.closeOnExec])
         defer { try? reader.close() }
         try Syscall.dropCachedPages(reader)
         Syscall.adviseSequential(reader)
+        beforeReread?(reader)
 
-        /// Hashes the byte ranges of `parts` (by index) and returns the indexes that differ.
+        /// Proves the byte ranges of `parts` (by index) and returns the indexes that differ.
         let keyring = self.keyring
-        let name = "\(file.id).partial"
         @Sendable func check(_ indexes: [Int]) -> [Int] {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)
-            defer { buffer.deallocate() }
             // One reader per thread: each opens (authenticates) the sealed chunks it reads.
             guard let copy = try? SpoolCopyReader(fd: reader, name: name, keyID: keyring?.current.id, keyring: keyring),
                   copy.plaintextSize == file.sourceSize else { return indexes }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)
+            defer { buffer.deallocate() }
             var mismatched: [Int] = []
             for index in indexes {
+                let start = Int64(index) * partSize
+                let end = min(file.sourceSize, start + partSize)
+                if copy.isSealed {
+                    if (try? copy.authenticate(from: start, to: end)) == nil { mismatched.append(index) }
+                    continue
+                }
                 let hasher = SHA256Hasher()
-                var offset = Int64(index) * partSize
-                let end = min(file.sourceSize, offset + partSize)
+                var offset = start
                 while offset < end {
                     let want = Int(min(Int64(buffer.count), end - offset))
                     guard let got = try? copy.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset), got > 0 else { break }
                     hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
                     offset += Int64(got)
                 }
-                let expectedHex = partHashes.count == 1 ? expected.hex : partHashes[index]
-                if offset != end || hasher.finalize().hex != expectedHex { mismatched.append(index) }
+                if offset != end || hasher.finalize() != partHashes[index] { mismatched.append(index) }
             }
             return mismatched
         }

@@ -2,13 +2,14 @@ import Crypto
 import Foundation
 import UploaderCore
 
-/// Hashes upload parts on a thread of its own while the copy loop hashes the
-/// whole file and writes: the two SHA-256 streams of one camera read run on
-/// both cores instead of one after the other.
+/// Hashes upload parts on a thread of its own while the copy loop reads,
+/// seals and writes (and hashes the whole file, when it has more than one
+/// part): the work of one camera read runs on both cores instead of one after
+/// the other. With a part size past the file's end its one hash is the whole file's.
 public final class PartHasher: @unchecked Sendable {
     let partSize: Int64
     private let parts: PartDigests
-    private var partHashes: [String]?
+    private var partHashes: [SHA256Digest]?
 
     private let start = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 1)
@@ -33,7 +34,7 @@ public final class PartHasher: @unchecked Sendable {
     }
 
     /// Ends the thread and returns every part's hash. Safe to call again.
-    public func finish() -> [String] {
+    public func finish() -> [SHA256Digest] {
         if let partHashes { return partHashes }
         thread = nil
         done.wait()
@@ -42,7 +43,7 @@ public final class PartHasher: @unchecked Sendable {
         done.wait()
         // libdispatch refuses to free a semaphore below its initial value.
         done.signal()
-        let hashes = parts.finalize().map(\.hex)
+        let hashes = parts.finalize()
         partHashes = hashes
         return hashes
     }

@@ -1,21 +1,26 @@
+import Crypto
 import Foundation
 import GRDB
 import UploaderCore
 
-/// What ingest learned about a copied file, recorded by `markSpooled`.
+/// What the copy engine proved and `markSpooled` records: the copy is in the
+/// spool under its final name, fsynced, and read back from disk equal to the
+/// camera read. One type from the copy engine to the ledger, its digests typed.
 public struct SpooledCopy: Sendable {
-    public var sha256: String
+    public var sha256: SHA256Digest
     public var spoolName: String
     public var partSize: Int64
-    public var partHashes: [String]
+    /// One per upload part; a file of one part has one: the whole file's.
+    public var partHashes: [SHA256Digest]
     public var recordedAt: Date
     public var recordedAtSource: RecordingTimeSource
+    /// The key that sealed the copy; nil: written in the clear.
     public var spoolKeyID: String?
     /// The camera clock's time, when `recordedAt` was corrected for its drift.
     public var cameraRecordedAt: Date?
 
-    public init(sha256: String, spoolName: String, partSize: Int64, partHashes: [String], recordedAt: Date, recordedAtSource: RecordingTimeSource,
-                spoolKeyID: String? = nil, cameraRecordedAt: Date? = nil) {
+    public init(sha256: SHA256Digest, spoolName: String, partSize: Int64, partHashes: [SHA256Digest], recordedAt: Date,
+                recordedAtSource: RecordingTimeSource, spoolKeyID: String? = nil, cameraRecordedAt: Date? = nil) {
         self.spoolKeyID = spoolKeyID
         self.cameraRecordedAt = cameraRecordedAt
         self.sha256 = sha256
@@ -163,10 +168,10 @@ extension Ledger {
                 copy.recordedAtSource = .recording
                 copy.cameraRecordedAt = nil
             }
-            if let firstHash = current.sha256, firstHash != copy.sha256 {
+            if let firstHash = current.sha256, firstHash != copy.sha256.hex {
                 // The same camera file (path, size, mtime) now reads differently from
                 // its first read: never replace the first hash, hold it for a person.
-                let message = "camera file \(DisplayText.escaped(current.sourcePath)) no longer matches its first read (was \(firstHash), now \(copy.sha256)); hold it for review"
+                let message = "camera file \(DisplayText.escaped(current.sourcePath)) no longer matches its first read (was \(firstHash), now \(copy.sha256.hex)); hold it for review"
                 let held = try Ledger.change(id, to: .quarantined, from: [.copying],
                                              set: ["hold_reason = ?", "last_error = ?"], [HoldReason.cameraFileChanged, message], in: db)
                 try Ledger.append(Ledger.fileEvent(held, .error, .fileMismatch, message), in: db)
@@ -176,18 +181,18 @@ extension Ledger {
             let file = try Ledger.change(id, to: user == nil ? .quarantined : .spooled, from: [.copying], set: [
                 "hold_reason = ?", "sha256 = ?", "spool_name = ?", "part_size = ?", "recorded_at = ?", "recorded_at_source = ?",
                 "user_id = ?", "last_error = NULL", "next_attempt_at = NULL", "spooled_at = ?", "spool_key_id = ?", "recorded_at_camera = ?",
-            ], [user == nil ? HoldReason.unknownDevice : nil, copy.sha256, copy.spoolName, copy.partSize,
+            ], [user == nil ? HoldReason.unknownDevice : nil, copy.sha256.hex, copy.spoolName, copy.partSize,
                 copy.recordedAt, copy.recordedAtSource, user, Date(), copy.spoolKeyID, copy.cameraRecordedAt], in: db)
             try db.execute(sql: "DELETE FROM file_part WHERE file_id = ?", arguments: [id])
             var offset: Int64 = 0
             for (index, hash) in copy.partHashes.enumerated() {
                 let size = min(copy.partSize, current.sourceSize - offset)
                 try db.execute(sql: "INSERT INTO file_part (file_id, part_number, offset, size, sha256) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [id, index + 1, offset, size, hash])
+                               arguments: [id, index + 1, offset, size, hash.hex])
                 offset += size
             }
             try Ledger.append(Ledger.fileEvent(file, .info, .fileSpooled,
-                                               "copied and verified: sha256 \(copy.sha256), recorded \(Timestamps.iso(copy.recordedAt)) (from \(copy.recordedAtSource.rawValue)"
+                                               "copied and verified: sha256 \(copy.sha256.hex), recorded \(Timestamps.iso(copy.recordedAt)) (from \(copy.recordedAtSource.rawValue)"
                                                    + (copy.cameraRecordedAt.map { "; the camera's clock said \(Timestamps.iso($0)), corrected for its measured drift" } ?? "") + ")"), in: db)
             if user == nil {
                 try Ledger.append(Ledger.fileEvent(file, .warning, .fileHeld,
@@ -506,10 +511,12 @@ extension Ledger {
         }
     }
 
-    public func markUploaded(_ id: Int64, owner: ClaimOwner) throws {
+    @discardableResult
+    public func markUploaded(_ id: Int64, owner: ClaimOwner) throws -> MediaFile {
         try write("record a finished upload") { db in
             let file = try Ledger.change(id, to: .uploaded, set: ["bytes_sent = source_size"], claim: owner, in: db)
             try Ledger.append(Ledger.fileEvent(file, .info, .uploadCompleted, "the store accepted every byte; verifying"), in: db)
+            return file
         }
     }
 

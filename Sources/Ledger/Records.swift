@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import UploaderCore
@@ -149,10 +150,10 @@ public struct FilePart: Sendable, Equatable, Codable, ColumnNamed {
     public var number: Int
     public var offset: Int64
     public var size: Int64
-    public var sha256: String
+    public var sha256: SHA256Digest
     public var etag: String?
 
-    public init(fileID: Int64, number: Int, offset: Int64, size: Int64, sha256: String, etag: String? = nil) {
+    public init(fileID: Int64, number: Int, offset: Int64, size: Int64, sha256: SHA256Digest, etag: String? = nil) {
         self.fileID = fileID
         self.number = number
         self.offset = offset
@@ -208,5 +209,14 @@ public struct EventDraft: Sendable {
         self.serial = serial
         self.user = user
         self.message = message
+    }
+}
+
+/// A digest is stored as the lowercase hex the custody log shows.
+extension SHA256Digest: DatabaseValueConvertible {
+    public var databaseValue: DatabaseValue { hex.databaseValue }
+
+    public static func fromDatabaseValue(_ value: DatabaseValue) -> SHA256Digest? {
+        String.fromDatabaseValue(value).flatMap(SHA256Digest.init(hex:))
     }
 }

@@ -46,6 +46,12 @@ public final class SpoolCopyWriter {
         precondition(plaintextWritten <= cipher.header.plaintextSize, "more bytes than the header announced")
         var rest = bytes
         while !rest.isEmpty {
+            // A whole chunk in hand is sealed where it is, not copied to `pending` first.
+            if pendingCount == 0, rest.count >= pending.count {
+                try seal(UnsafeRawBufferPointer(rebasing: rest.prefix(pending.count)))
+                rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(pending.count))
+                continue
+            }
             let take = min(rest.count, pending.count - pendingCount)
             UnsafeMutableRawBufferPointer(rebasing: pending[pendingCount..<pendingCount + take]).copyMemory(from: UnsafeRawBufferPointer(rebasing: rest.prefix(take)))
             pendingCount += take
@@ -63,10 +69,14 @@ public final class SpoolCopyWriter {
     }
 
     private func sealPending() throws {
-        let count = cipher!.seal(chunk: chunkIndex, UnsafeRawBufferPointer(rebasing: pending[0..<pendingCount]), into: sealed)
+        try seal(UnsafeRawBufferPointer(rebasing: pending[0..<pendingCount]))
+        pendingCount = 0
+    }
+
+    private func seal(_ plaintext: UnsafeRawBufferPointer) throws {
+        let count = cipher!.seal(chunk: chunkIndex, plaintext, into: sealed)
         _ = try fd.writeAll(UnsafeRawBufferPointer(rebasing: sealed[0..<count]))
         chunkIndex += 1
-        pendingCount = 0
     }
 }
 
@@ -129,30 +139,56 @@ public final class SpoolCopyReader: PositionalReader {
         }
     }
 
+    /// Whether the copy is sealed (each chunk authenticated as it is read), not in the clear.
+    public var isSealed: Bool { cipher != nil }
+
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
         guard offset < plaintextSize, buffer.count > 0 else { return 0 }
         guard let cipher else { return try Syscall.pread(fd, into: buffer, at: offset) }
         let chunkSize = Int64(cipher.header.chunkSize)
         let index = offset / chunkSize
-        if index != cachedChunk {
-            let range = cipher.header.sealedRange(ofChunk: index)
-            var filled = 0
-            while filled < range.length {
-                let got = try Syscall.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: sealed[filled..<range.length]), at: range.offset + Int64(filled))
-                if got == 0 { break }
-                filled += got
-            }
-            guard filled == range.length,
-                  let count = cipher.open(chunk: index, UnsafeRawBufferPointer(rebasing: sealed[0..<range.length]), into: plain) else {
-                cachedChunk = -1
-                throw UploaderError(.spoolCorrupted, "the spool copy \(name) fails authentication at chunk \(index + 1) of \(cipher.header.chunkCount): it was altered or damaged on disk; dock the camera again to copy it afresh")
-            }
-            cachedChunk = index
-            cachedCount = count
+        // A whole chunk asked for: opened straight into the caller's buffer, not copied from `plain`.
+        if offset == index * chunkSize, index != cachedChunk, buffer.count >= cipher.header.sealedRange(ofChunk: index).length - AES256GCM.tagSize {
+            return try open(chunk: index, cipher, into: buffer)
         }
+        try open(chunk: index, cipher)
         let start = Int(offset - index * chunkSize)
         let take = min(buffer.count, cachedCount - start)
         buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: plain[start..<start + take]))
         return take
+    }
+
+    /// Opens (authenticates) every sealed chunk holding a byte of
+    /// `start..<end` (an empty copy: its one empty chunk), copying nothing
+    /// out; throws at the first that is not what was sealed there.
+    public func authenticate(from start: Int64, to end: Int64) throws {
+        guard let cipher else { return }
+        let chunkSize = Int64(cipher.header.chunkSize)
+        let last = min(cipher.header.chunkCount, max(start / chunkSize + 1, (end + chunkSize - 1) / chunkSize))
+        for index in (start / chunkSize)..<last { try open(chunk: index, cipher) }
+    }
+
+    /// Reads and opens chunk `index` into `plain`, unless it is there already.
+    private func open(chunk index: Int64, _ cipher: ChunkCipher) throws {
+        guard index != cachedChunk else { return }
+        cachedCount = try open(chunk: index, cipher, into: plain)
+        cachedChunk = index
+    }
+
+    /// Reads and opens chunk `index` into `output`; returns its plaintext length.
+    private func open(chunk index: Int64, _ cipher: ChunkCipher, into output: UnsafeMutableRawBufferPointer) throws -> Int {
+        let range = cipher.header.sealedRange(ofChunk: index)
+        var filled = 0
+        while filled < range.length {
+            let got = try Syscall.pread(fd, into: UnsafeMutableRawBufferPointer(rebasing: sealed[filled..<range.length]), at: range.offset + Int64(filled))
+            if got == 0 { break }
+            filled += got
+        }
+        guard filled == range.length,
+              let count = cipher.open(chunk: index, UnsafeRawBufferPointer(rebasing: sealed[0..<range.length]), into: output) else {
+            cachedChunk = -1
+            throw UploaderError(.spoolCorrupted, "the spool copy \(name) fails authentication at chunk \(index + 1) of \(cipher.header.chunkCount): it was altered or damaged on disk; dock the camera again to copy it afresh")
+        }
+        return count
     }
 }

@@ -234,15 +234,17 @@ public final class S3Client {
     }
 
     /// One PUT of a whole file, refused by the store if an object already has the key.
+    /// `hashBody`: the bytes read are hashed and the transfer aborted before its
+    /// end if they are not `sha256` (needless where another proof holds).
     public func putObject(key: String, file: any PositionalReader, size: Int64, sha256: SHA256Digest,
                           metadata: [String: String], settings: ObjectSettings = ObjectSettings(),
-                          progress: ((Int64) -> Void)? = nil) throws -> String {
+                          hashBody: Bool = true, progress: ((Int64) -> Void)? = nil) throws -> String {
         var headers = metadataHeaders(metadata).merging(encryptionHeaders) { $1 }.merging(settings.headers) { $1 }
         headers["x-amz-content-sha256"] = Self.unsignedPayload
         headers.merge(Self.checksumHeaders(sha256)) { $1 }
         headers["If-None-Match"] = "*"
         let response = try send("PUT", key: key, query: [], headers: headers,
-                                body: .file(file, offset: 0, length: size), progress: progress, bodySHA256: sha256)
+                                body: .file(file, offset: 0, length: size), progress: progress, bodySHA256: hashBody ? sha256 : nil)
         guard response.status == 200 else { throw failure(writing: response) }
         return response.headers["etag"] ?? ""
     }
@@ -258,10 +260,11 @@ public final class S3Client {
     }
 
     public func uploadPart(key: String, uploadID: String, number: Int, file: any PositionalReader, offset: Int64,
-                           size: Int64, sha256: SHA256Digest, progress: ((Int64) -> Void)? = nil) throws -> String {
+                           size: Int64, sha256: SHA256Digest, hashBody: Bool = true, progress: ((Int64) -> Void)? = nil) throws -> String {
         let headers = Self.checksumHeaders(sha256).merging(["x-amz-content-sha256": Self.unsignedPayload]) { $1 }
         let response = try send("PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-                                headers: headers, body: .file(file, offset: offset, length: size), progress: progress, bodySHA256: sha256)
+                                headers: headers, body: .file(file, offset: offset, length: size), progress: progress,
+                                bodySHA256: hashBody ? sha256 : nil)
         guard response.status == 200, let etag = response.headers["etag"] else { throw S3Failure.from(response) }
         return etag
     }

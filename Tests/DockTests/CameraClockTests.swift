@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import Spool
@@ -107,7 +108,7 @@ extension EmulatedDockTests {
         // A file of that camera verified in the store (through the ledger's own transitions).
         let row = try site.ledger.discover(serial: "BWC0001234", sourcePath: "DCIM/VID0001.MP4", size: 1, modifiedNanoseconds: 1).file
         _ = try #require(try site.ledger.markCopying(row.id))
-        let hash = String(repeating: "c", count: 64)
+        let hash = SHA256Digest(bytes: Array(repeating: 0xcc, count: 32))
         _ = try site.ledger.markSpooled(row.id, copy: SpooledCopy(sha256: hash, spoolName: "1.mp4", partSize: 5 << 20, partHashes: [hash],
                                                                   recordedAt: Date(), recordedAtSource: .fileModificationTime))
         let owner = ProcessIdentity.newOwner("test")

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 import TestSupport
@@ -112,7 +113,7 @@ import UploaderCore
         // A ledger whose spool name was rewritten to point out of the spool.
         let row = try ledger.discover(serial: "BWC-1", sourcePath: "a.mp4", size: 1, modifiedNanoseconds: 1).file
         _ = try ledger.markCopying(row.id)
-        let hash = String(repeating: "c", count: 64)
+        let hash = SHA256Digest(bytes: Array(repeating: 0xcc, count: 32))
         _ = try ledger.markSpooled(row.id, copy: SpooledCopy(sha256: hash, spoolName: "../../precious", partSize: 5 << 20, partHashes: [hash],
                                                              recordedAt: Date(), recordedAtSource: .fileModificationTime))
         let owner = ProcessIdentity.newOwner("t")

@@ -59,7 +59,7 @@ struct IngestFixture {
         let handle = try #require(FileHandle(forReadingAtPath: fixture.volume + "/DCIM/100BWC/VID0002.MP4"))
         for part in parts {
             try handle.seek(toOffset: UInt64(part.offset))
-            #expect(SHA256Hasher.hash(try handle.read(upToCount: Int(part.size)) ?? Data()).hex == part.sha256)
+            #expect(SHA256Hasher.hash(try handle.read(upToCount: Int(part.size)) ?? Data()) == part.sha256)
         }
         #expect(CameraVolume.files(under: fixture.site.spool + "/tmp").isEmpty)
     }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import LedgerSimulation
@@ -90,8 +91,8 @@ import UploaderCore
         let ledger = try Ledger(path: folder.sub("ledger.sqlite"))
         let row = try ledger.discover(serial: "BWC-9", sourcePath: "a.mp4", size: 1, modifiedNanoseconds: 1).file
         _ = try ledger.markCopying(row.id)
-        let held = try ledger.markSpooled(row.id, copy: SpooledCopy(sha256: String(repeating: "a", count: 64), spoolName: "1.mp4",
-                                                                     partSize: 5 << 20, partHashes: [String(repeating: "a", count: 64)],
+        let held = try ledger.markSpooled(row.id, copy: SpooledCopy(sha256: SHA256Digest(bytes: Array(repeating: 0xaa, count: 32)), spoolName: "1.mp4",
+                                                                     partSize: 5 << 20, partHashes: [SHA256Digest(bytes: Array(repeating: 0xaa, count: 32))],
                                                                      recordedAt: Date(), recordedAtSource: .containerMetadata))
         #expect(held.state == .quarantined)
         #expect(held.holdReason == .unknownDevice)
@@ -133,7 +134,7 @@ import UploaderCore
 func spooledFile(_ ledger: Ledger, serial: String, path: String = "a.mp4", recordedAt: Date = Date()) throws -> MediaFile {
     let row = try ledger.discover(serial: serial, sourcePath: path, size: 1, modifiedNanoseconds: 1).file
     _ = try #require(try ledger.markCopying(row.id))
-    let hash = String(repeating: "b", count: 64)
+    let hash = SHA256Digest(bytes: Array(repeating: 0xbb, count: 32))
     return try ledger.markSpooled(row.id, copy: SpooledCopy(sha256: hash, spoolName: "\(row.id).mp4", partSize: 5 << 20, partHashes: [hash],
                                                            recordedAt: recordedAt, recordedAtSource: .containerMetadata))
 }

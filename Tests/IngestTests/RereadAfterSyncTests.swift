@@ -1,0 +1,64 @@
+import Foundation
+import Logging
+import SystemPackage
+import Testing
+import TestSupport
+import UploaderCore
+@testable import Agent
+@testable import Ledger
+import Platform
+
+/// The re-read after fsync is the proof that the spool copy on disk is the
+/// camera read: a byte changed on disk between the fsync and the re-read must
+/// keep the file from being trusted, sealed or in the clear, in a file of one
+/// part or of several.
+@Suite struct RereadAfterSyncTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        var sealed: Bool
+        var payload: Int
+        var testDescription: String { "\(sealed ? "sealed" : "clear") copy of \(payload >> 20 > 0 ? "\(payload >> 20) MiB" : "\(payload) bytes")" }
+    }
+
+    /// Flips one byte of the fsynced copy, through a second descriptor of the same file.
+    static func flipByte(atFraction fraction: Double) -> @Sendable (FileDescriptor) -> Void {
+        { reader in
+            guard let copy = try? FileDescriptor.open(FilePath("/proc/self/fd/\(reader.rawValue)"), .readWrite, options: [.closeOnExec]) else {
+                Issue.record("cannot open the spool copy for writing")
+                return
+            }
+            defer { try? copy.close() }
+            let size = (try? copy.seek(offset: 0, from: .end)) ?? 0
+            let offset = Int64(Double(size) * fraction)
+            var byte: UInt8 = 0
+            _ = try? withUnsafeMutableBytes(of: &byte) { try copy.read(fromAbsoluteOffset: offset, into: $0) }
+            byte ^= 0x01
+            _ = try? withUnsafeBytes(of: &byte) { try copy.write(toAbsoluteOffset: offset, $0) }
+        }
+    }
+
+    @Test(arguments: [Case(sealed: true, payload: 12 << 20), Case(sealed: true, payload: 100_000),
+                      Case(sealed: false, payload: 12 << 20), Case(sealed: false, payload: 100_000)])
+    func aByteChangedOnDiskAfterFsyncKeepsTheFileFromBeingTrusted(_ example: Case) throws {
+        let fixture = try IngestFixture(extra: example.sealed ? "" : "[spool]\nencryption = false")
+        try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        let camera = try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/VID0001.MP4", recordedAt: Date(), payloadSize: Int64(example.payload), seed: 7)
+
+        // A byte in the second half (the last part of a 12 MiB file in 5 MiB parts) changes on disk.
+        let ingestor = Ingestor(configuration: fixture.configuration, ledger: fixture.ledger, logger: Logger(label: "test"))
+        ingestor.beforeReread = Self.flipByte(atFraction: 0.9)
+        let damaged = try ingestor.ingest(volume: fixture.volume, serial: "BWC-1")
+        #expect(damaged.copied == 0 && damaged.failed == 1)
+        let failed = try #require(try fixture.ledger.files().first)
+        #expect(failed.state == .failed && failed.spoolName == nil && failed.sha256 == nil)
+        #expect(failed.lastError?.contains("read back differently") == true, "\(failed.lastError ?? "no error")")
+        #expect(CameraVolume.evidenceFiles(inSpool: fixture.site.spool).isEmpty, "nothing half-checked stays in the spool")
+
+        // The next run copies it again, and this time the re-read holds.
+        let again = try fixture.ingest()
+        #expect(again.copied == 1 && again.failed == 0)
+        let spooled = try #require(try fixture.ledger.files().first)
+        #expect(spooled.state == .spooled && spooled.sha256 == camera.hex)
+        #expect(try fixture.site.spoolCopySHA256(name: spooled.spoolName!, keyID: spooled.spoolKeyID).hex == camera.hex)
+        #expect((spooled.spoolKeyID != nil) == example.sealed)
+    }
+}
