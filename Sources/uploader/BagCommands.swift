@@ -82,10 +82,6 @@ struct ExportCommand: BlockingCommand {
 }
 
 struct VerifyBagCommand: BlockingCommand {
-    /// Valid inside, but nothing outside the bag vouches for the key that signed it.
-    static let unanchoredExitCode: Int32 = 3
-    static let invalidExitCode: Int32 = 4
-
     static let configuration = CommandConfiguration(
         commandName: "verify-bag",
         abstract: "Check an evidence bag offline: manifests, payload, signed checkpoint, custody chain, each file's record, and who signed it.",
@@ -96,9 +92,9 @@ struct VerifyBagCommand: BlockingCommand {
         `uploader key fingerprint` prints a dock's) and/or --store (the key the dock wrote, once, to the configured store). \
         With --trusted-keys alone it needs nothing but the bag and the file.
 
-        Exit status: 0 valid and signed by a key an anchor vouches for; 3 valid inside, but no anchor was given \
+        Exit status: 0 valid and signed by a key an anchor vouches for; 8 valid inside, but no anchor was given \
         (the signature is unanchored: it proves nothing about who made the bag); 4 something is wrong, including \
-        a key the anchor does not vouch for; 2 a usage error (an unreadable trusted-keys file); 1 the store could not be asked.
+        a key the anchor does not vouch for; 2 a usage error (an unreadable trusted-keys file); 1 the store could not be asked; 7 the store refused our credentials. See docs/exit-codes.md.
         """)
     @OptionGroup var options: GlobalOptions
     @Argument(help: "The bag's folder.") var directory: String
@@ -118,8 +114,8 @@ struct VerifyBagCommand: BlockingCommand {
             var verdict = BagVerifier.verify(directory)
             try BagVerifier.anchor(&verdict, to: anchors)
             if json { try Output.json(verdict) } else { show(verdict) }
-            if !verdict.valid { throw ExitCode(Self.invalidExitCode) }
-            if !verdict.anchored { throw ExitCode(Self.unanchoredExitCode) }
+            if !verdict.valid { throw ExitCode(ExitStatus.evidenceProblem.rawValue) }
+            if !verdict.anchored { throw ExitCode(ExitStatus.unanchored.rawValue) }
         }
     }
 

@@ -19,7 +19,7 @@ struct IngestCommand: BlockingCommand {
     @Flag(help: "Print the report as JSON.") var json = false
 
     func runBlocking() throws {
-        var exitCode: Int32 = 0
+        var exit = ExitStatus.success
         try options.run {
             // Typed by an admin, the serial names the camera in every row, event and object key: refused before anything is copied.
             try DisplayText.checkIdentifier(serial, "the serial")
@@ -46,12 +46,12 @@ struct IngestCommand: BlockingCommand {
             }
             if let reason = report.stoppedBecause {
                 FileHandle.standardError.write(Data("error: \(reason)\n".utf8))
-                exitCode = 3
+                exit = .interrupted
             } else if report.failed > 0 || report.quarantined > 0 {
-                exitCode = 1
+                exit = .failure
             }
         }
-        if exitCode != 0 { throw ExitCode(exitCode) }
+        if exit != .success { throw ExitCode(exit.rawValue) }
     }
 }
 
@@ -78,7 +78,7 @@ struct UploadCommand: BlockingCommand {
         discussion: """
         Runs only inside the [schedule] windows unless --now is given. Ctrl-C or SIGTERM stops
         between parts (a part in flight is dropped); finished parts are kept for the next run.
-        Exit status: 0 all verified (or nothing to do), 1 some files failed, 3 stopped (credentials, bucket).
+        Exit status: 0 all verified (or nothing to do), 1 some files failed, 7 the store refused this site (credentials, bucket, TLS, encryption): see docs/exit-codes.md.
         """)
     @OptionGroup var options: GlobalOptions
     @Flag(help: "Upload now, even outside the upload windows.") var now = false
@@ -86,7 +86,7 @@ struct UploadCommand: BlockingCommand {
     @Flag(help: "Print the report as JSON.") var json = false
 
     func runBlocking() throws {
-        var exitCode: Int32 = 0
+        var exit = ExitStatus.success
         try options.run {
             let configuration = try options.loadConfiguration()
             let credentials = try Credentials.load(configuration.store.credentials)
@@ -113,12 +113,12 @@ struct UploadCommand: BlockingCommand {
             }
             if let reason = report.stoppedBecause {
                 FileHandle.standardError.write(Data("error: \(reason)\n".utf8))
-                exitCode = 3
+                exit = .storeRefused
             } else if report.failed > 0 {
-                exitCode = 1
+                exit = .failure
             }
         }
-        if exitCode != 0 { throw ExitCode(exitCode) }
+        if exit != .success { throw ExitCode(exit.rawValue) }
     }
 }
 

@@ -92,8 +92,8 @@ struct VerifyCommand: BlockingCommand {
                 print("\(counts.files) files: \(counts.ok) ok, \(counts.wrong) with problems; \(chainText); \(checkpoints.local) checkpoints signed\(anchored)\(storeNote.map { "; \($0)" } ?? "")")
             }
         }
-        if broken { throw ExitCode(4) }
-        if incomplete { throw ExitCode(1) }
+        if broken { throw ExitCode(ExitStatus.evidenceProblem.rawValue) }
+        if incomplete { throw ExitCode(ExitStatus.failure.rawValue) }
     }
 }
 

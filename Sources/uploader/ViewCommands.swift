@@ -120,7 +120,7 @@ struct LogCommand: BlockingCommand {
                 } else {
                     print("custody log BROKEN: \(result.problem ?? "")")
                 }
-                if !result.intact { throw ExitCode(4) }
+                if !result.intact { throw ExitCode(ExitStatus.evidenceProblem.rawValue) }
                 return
             }
             guard let minimumLevel = LedgerEvent.Level(rawValue: level) else {
