@@ -81,10 +81,7 @@ struct GlobalOptions: ParsableArguments {
     /// stderr (plus the technical chain with --verbose) and an exit code.
     func run(_ body: () throws -> Void) throws {
         bootstrapLogging()
-        // Spool copies, the ledger and every file the agent makes: never for other users.
-        umask(0o027)
-        // A closed pipe (an alert command that does not read its input) is an error to handle, not death.
-        signal(SIGPIPE, SIG_IGN)
+        Syscall.prepareCommandProcess()
         do {
             try body()
         } catch {
@@ -109,6 +106,14 @@ extension UploaderError {
         default: UploaderError(.io, "\(error)")
         }
     }
+}
+
+/// How a command prints its result: one set of output options for every command.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print JSON instead of text (one object per line where the output is a stream).") var json = false
+
+    /// A progress line only for a person watching text, never into JSON or a file.
+    var showsProgress: Bool { !json && Syscall.isTerminal(STDOUT_FILENO) }
 }
 
 enum Output {
