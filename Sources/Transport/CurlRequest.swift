@@ -104,8 +104,13 @@ public enum WebhookPost {
     public static func send(_ body: [UInt8], to url: String, connectTimeout: Int, stallTimeout: Int, caBundle: String?) throws -> Int {
         let settings = CurlSettings(region: "", accessKeyID: "", secretAccessKey: "", connectTimeout: connectTimeout,
                                     stallTimeout: stallTimeout, caBundle: caBundle)
-        return try CurlEasy().perform(method: "POST", url: url, headers: ["Content-Type": "application/json"],
-                                      body: .bytes(body), settings: settings).status
+        do {
+            return try CurlEasy().perform(method: "POST", url: url, headers: ["Content-Type": "application/json"],
+                                          body: .bytes(body), settings: settings).status
+        } catch let error as UploaderError {
+            // A webhook is not the evidence store: say what libcurl said, not the store's advice.
+            throw UploaderError(.io, error.cause ?? error.message, underlying: error.underlying)
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 /// (errno, curl code, SQLite code, S3 error) for `--verbose` and the ledger;
 /// `underlying` is the same cause, typed, for code that branches on it.
 public struct UploaderError: Error, CustomStringConvertible, Sendable {
-    public enum Code: String, Sendable, CaseIterable {
+    public enum Code: String, Sendable {
         case config
         case credentials
         case ledger
