@@ -123,6 +123,20 @@ public enum Syscall {
         _ = try retryingEINTR { flock(fd.rawValue, exclusive ? LOCK_EX : LOCK_SH) }
     }
 
+    /// Opens (creating it with `mode`) the lock file at `path` and waits for
+    /// its exclusive lock, held until the returned descriptor is closed. Nil
+    /// when it cannot be opened: the caller goes on without it, as before locks.
+    public static func lockedFile(_ path: String, mode: mode_t) -> FileDescriptor? {
+        let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, mode)
+        guard fd >= 0 else { return nil }
+        let file = FileDescriptor(rawValue: fd)
+        try? lock(file, exclusive: true)
+        return file
+    }
+
+    /// Sets the permission bits of `path`; a failure leaves them as they were.
+    public static func setMode(_ path: String, _ mode: mode_t) { chmod(path, mode) }
+
     /// Free and total bytes of the filesystem holding `path`.
     public static func filesystemSpace(_ path: String) throws(Errno) -> (available: Int64, total: Int64) {
         var info = statvfs()
