@@ -268,25 +268,21 @@ struct StoreCommand: ParsableCommand {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
-                // A HEAD of a key that cannot exist proves signing and bucket access without touching evidence.
-                _ = try client.headObject(key: ".uploader-store-check")
+                let check = try StoreCheck.run(configuration: configuration, client: client)
                 print("\(configuration.store.endpoint) bucket \(configuration.store.bucket): reachable, credentials accepted")
-                // What the store itself enforces, beyond this agent's If-None-Match.
-                switch try client.versioning() {
+                switch check.versioning {
                 case "Enabled": print("versioning: enabled (an overwritten or deleted object keeps its earlier versions)")
                 case "Suspended": print("versioning: suspended (an overwrite or delete replaces the object for good)")
                 default: print("versioning: off (an overwrite or delete replaces the object for good)")
                 }
-                // A store that takes a wrong checksum gives none of the protection the store's checksum promises.
-                let probe = try client.probeChecksumEnforcement(under: configuration.store.prefix)
-                if probe.enforced {
+                if check.checksums.enforced {
                     print("checksums: enforced (an upload whose bytes do not match its SHA-256 is refused by the store)")
                 } else {
                     print("checksums: NOT enforced (the store accepted a scratch upload with a wrong SHA-256): every upload is read back and hashed before it counts as verified")
                 }
-                if let leftover = probe.leftover { print("note: the probe's scratch object \(leftover) could not be deleted; delete it in the store") }
-                let locking = configuration.categories.categories.values.filter { $0.lockMode != nil || $0.holdsLegally }.map(\.name).sorted()
-                if try client.objectLockEnabled() {
+                if let leftover = check.checksums.leftover { print("note: the probe's scratch object \(leftover) could not be deleted; delete it in the store") }
+                let locking = check.lockingCategories
+                if check.objectLock {
                     print("Object Lock: enabled (custody checkpoints are locked in governance mode for \(configuration.custody.checkpointRetentionDays) days)")
                     if !locking.isEmpty { print("categories the store locks: \(locking.joined(separator: ", "))") }
                 } else {
