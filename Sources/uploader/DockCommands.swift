@@ -104,30 +104,7 @@ struct MountCommand: BlockingCommand {
             guard Syscall.isRoot else {
                 throw UploaderError(.usage, "uploader mount must run as root: it is the dock unit's ExecStartPre=+ step (systemctl start uploader-dock@\(SystemdUnitName.escape(sysname)).service)")
             }
-            let configuration = try options.loadConfiguration()
-            let models = try CameraModels.load(path: configuration.docking.modelsPath)
-            let root = configuration.docking.mountRoot
-            try PrivilegedFolder.prepare(root)
-            // A clearing result left by an earlier dock of this device is never read again.
-            Syscall.removeIfPresent(ClearResult.path(mountRoot: root, sysname: sysname))
-            var report = MountReport(devnode: devnode, mountPoint: MountReport.mountPoint(mountRoot: root, sysname: sysname))
-            defer { try? PrivilegedFolder.writeReport(report, mountRoot: root, sysname: sysname) }
-            do {
-                let device = try UdevContext().usbPartition(devnode: devnode)
-                guard let model = models.model(for: device.id) else {
-                    report.error = "\(devnode) (\(device.id)) is not a supported camera: not mounted"
-                    print(report.error!)
-                    return
-                }
-                let (uid, gid) = try PrivilegedFolder.owner(named: owner, default: configuration.stateDirectory)
-                let mounter = KernelMounter(ownerUID: uid, ownerGID: gid)
-                report.released = mounter.releaseStaleMounts(under: root)
-                _ = try mounter.mount(device, at: report.mountPoint)
-                print("mounted \(model.name) on \(devnode) read-only at \(report.mountPoint) (\(MountTable.current().entry(at: report.mountPoint)?.options ?? ""))")
-            } catch let error as UploaderError {
-                report.error = error.message
-                throw error
-            }
+            print(try RootMountStep.mount(devnode: devnode, sysname: sysname, owner: owner, configuration: try options.loadConfiguration()))
         }
     }
 }
@@ -147,12 +124,7 @@ struct UnmountCommand: BlockingCommand {
             guard Syscall.isRoot else {
                 throw UploaderError(.usage, "uploader unmount must run as root: it is the dock unit's ExecStopPost=+ step")
             }
-            let configuration = try options.loadConfiguration()
-            let mountPoint = MountReport.mountPoint(mountRoot: configuration.docking.mountRoot, sysname: sysname)
-            let mounted = try KernelMounter(ownerUID: 0, ownerGID: 0).unmount(mountPoint)
-            Syscall.removeIfPresent(MountReport.path(mountRoot: configuration.docking.mountRoot, sysname: sysname))
-            Syscall.removeIfPresent(ClearResult.path(mountRoot: configuration.docking.mountRoot, sysname: sysname))
-            print(mounted ? "unmounted \(mountPoint)" : "nothing mounted at \(mountPoint)")
+            print(try RootMountStep.unmount(sysname: sysname, configuration: try options.loadConfiguration()))
         }
     }
 }
