@@ -67,7 +67,7 @@ let package = Package(
         ),
         .target(
             name: "Crypto",
-            dependencies: ["COpenSSL"]
+            dependencies: ["COpenSSL", "UploaderCore"]
         ),
         .target(
             name: "Ledger",

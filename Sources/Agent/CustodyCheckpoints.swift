@@ -87,13 +87,13 @@ public enum CustodyCheckpoints {
                 let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
                 try publish(configuration: configuration, ledger: ledger, client: client, logger: logger)
             }
-        } catch let failure as S3Failure {
+        } catch let failure as UploaderError where failure.isFromTheStore {
             // Pending checkpoints stay pending and the next run writes them; within
             // the deadline the store's trouble is the upload run's own error already.
             if let waiting = try? overdue(ledger: ledger) {
-                logger.error("custody checkpoints have not reached the store for \(waited(waiting, now: Date())) (\(waiting.count) waiting): \(failure.advice)")
+                logger.error("custody checkpoints have not reached the store for \(waited(waiting, now: Date())) (\(waiting.count) waiting): \(failure.message)")
             } else {
-                logger.info("custody checkpoints wait for the next run: \(failure.advice)")
+                logger.info("custody checkpoints wait for the next run: \(failure.message)")
             }
         } catch {
             logger.error("custody checkpoint: \((error as? UploaderError)?.message ?? "\(error)")")

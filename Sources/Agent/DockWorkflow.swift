@@ -33,11 +33,11 @@ public struct DockOutcome: Sendable, Codable {
 
     public var exitCode: Int32 {
         switch result {
-        case .ingested: 0
-        case .partial: 1
-        case .interrupted: 3
-        case .ignored: 5
-        case .refused: 6
+        case .ingested: ExitStatus.success.rawValue
+        case .partial: ExitStatus.failure.rawValue
+        case .interrupted: ExitStatus.interrupted.rawValue
+        case .ignored: ExitStatus.unsupportedCamera.rawValue
+        case .refused: ExitStatus.unreadableCamera.rawValue
         }
     }
 }

@@ -90,8 +90,8 @@ public struct BagExporter {
         } catch {
             // No half bag is left to be mistaken for a whole one.
             for entry in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] { try? fm.removeItem(atPath: directory + "/" + entry) }
-            if let failure = error as? S3Failure {
-                throw UploaderError(.io, "the export stopped: \(failure.advice); nothing was kept in \(directory)")
+            if let failure = error as? UploaderError, failure.isFromTheStore {
+                throw UploaderError(.io, "the export stopped: \(failure.message); nothing was kept in \(directory)", underlying: failure.underlying)
             }
             throw error
         }

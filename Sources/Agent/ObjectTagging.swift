@@ -78,8 +78,7 @@ public struct ObjectRules: Sendable {
         guard resolved.settings.lockMode != nil || resolved.settings.legalHold else { return }
         guard try bucketLocks() else {
             let name = resolved.category?.category.name ?? "?"
-            throw S3Failure(kind: .rejected, status: 0, code: "ObjectLockMissing",
-                            message: "category \(name) asks the store to lock its files, but bucket \(configuration.store.bucket) has no Object Lock: use a bucket created with Object Lock (see `uploader store check`), or set lock = \"none\" in [categories.\(name)]")
+            throw UploaderError(.config, "category \(name) asks the store to lock its files, but bucket \(configuration.store.bucket) has no Object Lock: use a bucket created with Object Lock (see `uploader store check`), or set lock = \"none\" in [categories.\(name)]")
         }
     }
 }

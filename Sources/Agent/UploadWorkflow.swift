@@ -218,13 +218,13 @@ public final class UploadRunner: Sendable {
                 logger.notice("\(error.message)", metadata: ["file": "#\(file.id)"])
                 try? ledger.releaseClaim(file.id, owner: owner)
                 return
-            } catch let failure as S3Failure {
-                switch failure.kind {
-                case _ where failure.isSiteWide:
+            } catch let failure as UploaderError where failure.endsTheTransfer {
+                switch failure.code {
+                case _ where failure.stopsTheRun:
                     // Every file would fail the same way (credentials, bucket, TLS,
                     // encryption the store cannot do): stop the run, leave files as they are.
-                    update { if $0.stoppedBecause == nil { $0.stoppedBecause = failure.advice } }
-                    try? ledger.markWaiting(file.id, reason: failure.advice, owner: owner)
+                    update { if $0.stoppedBecause == nil { $0.stoppedBecause = failure.message } }
+                    try? ledger.markWaiting(file.id, reason: failure.message, owner: owner)
                     return
                 case .stopped:
                     // Finished parts stay recorded; the file resumes next run.
@@ -232,27 +232,28 @@ public final class UploadRunner: Sendable {
                     try? ledger.releaseClaim(file.id, owner: owner)
                     update { $0.paused = true }
                     return
-                case .checksumMismatch, .localRead:
-                    let message = "the spool copy no longer matches the SHA-256 taken from the camera (\(failure.code)); dock the camera again to re-copy it"
+                case .storeChecksumMismatch, .spoolCorrupted:
+                    let message = "the spool copy no longer matches the SHA-256 taken from the camera (\(failure.storeCode ?? failure.message)); dock the camera again to re-copy it"
                     try? ledger.quarantine(file.id, reason: .spoolCorrupted, message: message, owner: owner)
                     logger.error("\(message)", metadata: ["file": "\(file.sourcePath)"])
                     update { $0.failed += 1 }
                     return
-                case .transient where attempt < policy.maxAttempts:
+                case _ where failure.isRetryable && attempt < policy.maxAttempts:
                     let wait = policy.delay(afterAttempt: attempt, retryAfter: failure.retryAfter, using: &generator)
                     try? ledger.note(file.id, level: .warning, kind: .uploadRetry,
                                      "attempt \(attempt) failed: \(failure); retrying in \(String(format: "%.1f", wait)) s")
                     update { $0.retries += 1 }
                     Thread.sleep(forTimeInterval: wait)
-                case .transient:
+                case _ where failure.isRetryable:
                     let wait = policy.delay(afterAttempt: attempt, retryAfter: failure.retryAfter, using: &generator)
                     try? ledger.markUploadFailed(file.id, error: "gave up after \(attempt) attempts in this run: \(failure)",
                                                  retryAt: Date().addingTimeInterval(max(wait, policy.baseDelay)), owner: owner)
                     update { $0.failed += 1 }
                     return
                 default:
-                    // Retrying a request the store refuses outright only fills the log:
-                    // the file waits for an admin (`uploader retry`), and an alert says so.
+                    // Retrying a request the store refuses outright (or a setting that
+                    // makes it refuse) only fills the log: the file waits for an admin
+                    // (`uploader retry`), and an alert says so.
                     try? ledger.markUploadFailed(file.id, error: "the store refused the upload: \(failure); fix the cause, then run `uploader retry #\(file.id)`",
                                                  retryAt: nil, owner: owner)
                     update { $0.failed += 1 }
@@ -377,14 +378,13 @@ public final class UploadRunner: Sendable {
                 let keys = try file.spoolKeyID.flatMap { try keyring(holding: $0) }
                 (reader, fd) = try SpoolCopyReader.open(path, keyID: file.spoolKeyID, keyring: keys)
             } catch let error as UploaderError {
-                throw S3Failure(kind: .localRead, status: 0, code: "SpoolFileUnreadable", message: error.message)
+                throw UploaderError(.spoolCorrupted, error.message, cause: error.cause, underlying: error.underlying)
             } catch {
-                throw S3Failure(kind: .localRead, status: 0, code: "SpoolFileMissing", message: "\(path) cannot be opened: \(error)")
+                throw UploaderError(.spoolCorrupted, "\(path) cannot be opened: \(error)")
             }
             defer { try? fd.close() }
             guard reader.plaintextSize == file.sourceSize else {
-                throw S3Failure(kind: .localRead, status: 0, code: "SpoolFileWrongSize",
-                                message: "\(path) holds \(reader.plaintextSize) bytes, the camera file had \(file.sourceSize)")
+                throw UploaderError(.spoolCorrupted, "\(path) holds \(reader.plaintextSize) bytes, the camera file had \(file.sourceSize)")
             }
             // Two proofs keep a changed spool copy from being completed: AES-GCM opens
             // every chunk of a sealed copy only as sealed at ingest, and a store that
@@ -400,7 +400,7 @@ public final class UploadRunner: Sendable {
                 } else {
                     try uploadMultipart(file, parts: parts, expected: expected, from: reader, settings: wanted, hashBody: hashBody, client: client)
                 }
-            } catch let failure as S3Failure where failure.kind == .alreadyExists {
+            } catch let failure as UploaderError where failure.code == .storeObjectExists {
                 // Ours from an earlier attempt whose answer was lost, or someone else's object.
                 if try storeHoldsExactly(file, key: file.objectKey!, expected: expected, client: client) {
                     try ledger.note(id, level: .notice, kind: .uploadFound, "the store already holds this exact object (an earlier attempt finished it)")
@@ -410,7 +410,7 @@ public final class UploadRunner: Sendable {
                 } else {
                     let key = ObjectKeyTemplate.withSuffix(file.objectKey!, "~" + sha.prefix(12))
                     try ledger.changeObjectKey(id, to: key, reason: "another object with different content already has the key \(file.objectKey!); it is never overwritten", owner: owner)
-                    throw S3Failure(kind: .transient, status: 412, code: "KeyTaken", message: "retrying under \(key)")
+                    throw UploaderError(.objectKeyTaken, "another object already had the key; retrying under \(key)")
                 }
             }
             FailPoints.hit("upload.stored")
@@ -458,7 +458,7 @@ public final class UploadRunner: Sendable {
         do {
             for (index, part) in current.enumerated() where part.etag == nil {
                 if shouldPause() {
-                    throw S3Failure(kind: .stopped, status: 0, code: "Paused", message: "paused between parts")
+                    throw UploaderError(.stopped, "paused between parts")
                 }
                 let etag = try client.uploadPart(key: key, uploadID: uploadID!, number: part.number, file: reader,
                                                  offset: part.offset, size: part.size, sha256: part.sha256, hashBody: hashBody)
@@ -470,14 +470,13 @@ public final class UploadRunner: Sendable {
             try client.completeMultipartUpload(key: key, uploadID: uploadID!, parts: current.map {
                 S3Client.CompletedPart(number: $0.number, etag: $0.etag!, sha256: $0.sha256)
             })
-        } catch let failure as S3Failure where failure.kind == .noSuchUpload {
+        } catch let failure as UploaderError where failure.code == .storeUploadGone {
             // Completed by a run that died before recording it, or aborted/expired: the HEAD decides.
             if try storeHoldsExactly(file, key: key, expected: expected, client: client) {
                 return
             }
             try ledger.recordUploadID(file.id, uploadID: nil, owner: owner)
-            throw S3Failure(kind: .transient, status: failure.status, code: failure.code,
-                            message: "the multipart upload is gone on the store; starting it again")
+            throw UploaderError(.storeUploadGone, "the multipart upload is gone on the store; starting it again", underlying: failure.underlying)
         }
     }
 
@@ -516,7 +515,7 @@ public final class UploadRunner: Sendable {
     func verify(_ file: MediaFile, expected: StoreChecksum.Expected, wanted: ObjectSettings?, client: S3Client) throws -> ObjectHead {
         guard let key = file.objectKey, var head = try client.headObject(key: key) else {
             try ledger.markUploadLost(file.id, owner: owner)
-            throw S3Failure(kind: .transient, status: 404, code: "NoSuchKey", message: "the object is not in the store after upload")
+            throw UploaderError(.storeObjectMissing, "the object is not in the store after upload")
         }
         guard let proof = try proof(of: file, key: key, head: head, expected: expected, client: client) else {
             throw UploaderError(.verification, "the store holds \(key) with size \(head.size) and checksum \(head.checksumSHA256 ?? "none"), which is not the camera's file (\(file.sourceSize) bytes, SHA-256 \(expected.wholeFile.hex)): it will be uploaded again")
@@ -555,7 +554,7 @@ public final class UploadRunner: Sendable {
         }
         if wanted.legalHold, !head.legalHold { try client.putObjectLegalHold(key: key, on: true) }
         guard let checked = try client.headObject(key: key), checked.versionID == head.versionID else {
-            throw S3Failure(kind: .transient, status: 404, code: "NoSuchKey", message: "the object \(key) changed while its lock was applied")
+            throw UploaderError(.storeObjectMissing, "the object \(key) changed while its lock was applied")
         }
         let still = missing(checked)
         guard still.isEmpty else {
@@ -564,5 +563,13 @@ public final class UploadRunner: Sendable {
         try ledger.note(file.id, level: .warning, kind: .uploadTagged,
                         "the store did not apply the lock sent with the upload (\(ignored.joined(separator: ", "))): applied after upload and confirmed")
         return checked
+    }
+}
+
+private extension UploaderError {
+    /// How a transfer ends that `process` decides on by code: the store's
+    /// answers, a stop, our own spool copy, a setting the store cannot honour.
+    var endsTheTransfer: Bool {
+        isFromTheStore || [.stopped, .spoolCorrupted, .config, .objectKeyTaken].contains(code)
     }
 }

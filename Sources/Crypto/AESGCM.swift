@@ -1,11 +1,12 @@
 internal import COpenSSL
 import Foundation
+import UploaderCore
 
 /// Random bytes from OpenSSL's CSPRNG (keys, salts).
 public enum SecureRandom {
     public static func bytes(_ count: Int) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
-        guard RAND_bytes(&bytes, Int32(count)) == 1 else { throw CryptoFailure("RAND_bytes") }
+        guard RAND_bytes(&bytes, Int32(count)) == 1 else { throw UploaderError.crypto("RAND_bytes") }
         return bytes
     }
 }

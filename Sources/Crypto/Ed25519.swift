@@ -1,5 +1,6 @@
 internal import COpenSSL
 import Foundation
+import UploaderCore
 
 /// An Ed25519 key pair through OpenSSL's EVP interface: the dock's signing
 /// key for custody checkpoints. Keys travel as raw 32-byte values (hex in
@@ -11,11 +12,11 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
 
     /// A new random key.
     public init() throws {
-        guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nil) else { throw CryptoFailure("EVP_PKEY_CTX_new_id(ED25519)") }
+        guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nil) else { throw UploaderError.crypto("EVP_PKEY_CTX_new_id(ED25519)") }
         defer { EVP_PKEY_CTX_free(context) }
         var made: OpaquePointer?
         guard EVP_PKEY_keygen_init(context) == 1, EVP_PKEY_keygen(context, &made) == 1, let made else {
-            throw CryptoFailure("Ed25519 key generation")
+            throw UploaderError.crypto("Ed25519 key generation")
         }
         key = made
     }
@@ -23,7 +24,7 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
     /// The key whose 32 raw private bytes these are.
     public init(rawRepresentation bytes: [UInt8]) throws {
         guard bytes.count == 32, let made = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, bytes, bytes.count) else {
-            throw CryptoFailure("not a 32-byte Ed25519 private key")
+            throw UploaderError.crypto("not a 32-byte Ed25519 private key")
         }
         key = made
     }
@@ -47,13 +48,13 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
     }
 
     public func signature(for message: [UInt8]) throws -> [UInt8] {
-        guard let context = EVP_MD_CTX_new() else { throw CryptoFailure("EVP_MD_CTX_new") }
+        guard let context = EVP_MD_CTX_new() else { throw UploaderError.crypto("EVP_MD_CTX_new") }
         defer { EVP_MD_CTX_free(context) }
         var signature = [UInt8](repeating: 0, count: 64)
         var length = 64
         guard EVP_DigestSignInit(context, nil, nil, nil, key) == 1,
               EVP_DigestSign(context, &signature, &length, message, message.count) == 1, length == 64 else {
-            throw CryptoFailure("Ed25519 signing")
+            throw UploaderError.crypto("Ed25519 signing")
         }
         return signature
     }
@@ -127,9 +128,9 @@ public struct Ed25519PublicKey: Sendable, Equatable {
     }
 }
 
-public struct CryptoFailure: Error, CustomStringConvertible {
-    public let description: String
-    init(_ what: String) {
-        description = "OpenSSL: \(what) failed"
+extension UploaderError {
+    /// An OpenSSL operation that failed: the agent cannot go on safely without it.
+    static func crypto(_ what: String) -> UploaderError {
+        UploaderError(.crypto, "OpenSSL: \(what) failed", underlying: .crypto(what))
     }
 }

@@ -50,12 +50,11 @@ public final class Ledger: Sendable {
             // a new ledger's first opens race to switch it to WAL (SQLite then
             // answers "database is locked" at once, past any busy timeout), and two
             // first runs (two docks on a new PC) would both apply the same migration.
-            let lock = readOnly ? -1 : open(path + ".migrate.lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0o640)
-            defer { if lock >= 0 { close(lock) } }
-            if lock >= 0 { while flock(lock, LOCK_EX) != 0 && errno == EINTR {} }
+            let lock = readOnly ? nil : Syscall.lockedFile(path + ".migrate.lock", mode: 0o640)
+            defer { try? lock?.close() }
             pool = try DatabasePool(path: path, configuration: configuration)
             // The custody log is not for every user of the PC to read.
-            if !readOnly { chmod(path, 0o640) }
+            if !readOnly { Syscall.setMode(path, 0o640) }
             if !readOnly {
                 if try !pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) {
                     try Schema.migrator.migrate(pool)

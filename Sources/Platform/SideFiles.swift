@@ -11,12 +11,18 @@ public enum SideFile {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys]
+        try write(try encoder.encode(value), to: path, mode: mode)
+    }
+
+    /// Writes `contents` aside with `mode` from the start (a secret is never
+    /// readable by others, not even for a moment), then renames it over `path`.
+    public static func write(_ contents: Data, to path: String, mode: mode_t) throws {
         let temporary = uniqueTemporary(for: path)
-        guard FileManager.default.createFile(atPath: temporary, contents: try encoder.encode(value), attributes: [.posixPermissions: Int(mode)]),
+        guard FileManager.default.createFile(atPath: temporary, contents: contents, attributes: [.posixPermissions: Int(mode)]),
               rename(temporary, path) == 0 else {
             let error = Errno(rawValue: errno)
             unlink(temporary)
-            throw UploaderError(.io, "cannot write \(path)", cause: error.summary)
+            throw UploaderError(.io, "cannot write \(path): check that this user may write to its folder", cause: error.summary)
         }
     }
 

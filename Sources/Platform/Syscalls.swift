@@ -123,6 +123,20 @@ public enum Syscall {
         _ = try retryingEINTR { flock(fd.rawValue, exclusive ? LOCK_EX : LOCK_SH) }
     }
 
+    /// Opens (creating it with `mode`) the lock file at `path` and waits for
+    /// its exclusive lock, held until the returned descriptor is closed. Nil
+    /// when it cannot be opened: the caller goes on without it, as before locks.
+    public static func lockedFile(_ path: String, mode: mode_t) -> FileDescriptor? {
+        let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, mode)
+        guard fd >= 0 else { return nil }
+        let file = FileDescriptor(rawValue: fd)
+        try? lock(file, exclusive: true)
+        return file
+    }
+
+    /// Sets the permission bits of `path`; a failure leaves them as they were.
+    public static func setMode(_ path: String, _ mode: mode_t) { chmod(path, mode) }
+
     /// Free and total bytes of the filesystem holding `path`.
     public static func filesystemSpace(_ path: String) throws(Errno) -> (available: Int64, total: Int64) {
         var info = statvfs()
@@ -212,6 +226,40 @@ extension Syscall {
         }
         bytes += Array(rest.utf8)
         return bytes.map { CChar(bitPattern: $0) } + [0]
+    }
+}
+
+/// What the command line asks of the operating system.
+extension Syscall {
+    /// Set once as a command starts: spool copies, the ledger and every file
+    /// the agent makes are never for other users, and a closed pipe (an alert
+    /// command that does not read its input) is an error to handle, not death.
+    public static func prepareCommandProcess() {
+        umask(0o027)
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Whether `fd` is a terminal (where a person reads, not a file or a pipe).
+    public static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+
+    /// Whether this process runs as root (the dock unit's `+` steps, an admin with sudo).
+    public static var isRoot: Bool { geteuid() == 0 }
+
+    /// Deletes a file that may not exist; any other failure is the next step's to see.
+    public static func removeIfPresent(_ path: String) { unlink(path) }
+
+    /// The owner of `path` (following links), or nil when it cannot be read.
+    public static func owner(of path: String) -> (uid: uid_t, gid: gid_t)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (info.st_uid, info.st_gid)
+    }
+
+    /// Gives `path` to the owner of `folder` (root writes a file the agent's user
+    /// must read). Nothing to do when that owner is root or cannot be read.
+    public static func giveToOwner(of folder: String, _ path: String) throws(Errno) {
+        guard let owner = owner(of: folder), owner.uid != 0 else { return }
+        guard chown(path, owner.uid, owner.gid) == 0 else { throw Errno(rawValue: errno) }
     }
 }
 

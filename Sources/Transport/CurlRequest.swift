@@ -24,26 +24,36 @@ struct HTTPResponse: Sendable {
     var bodyText: String { String(decoding: body, as: UTF8.self) }
 }
 
-/// A failure below HTTP: connection, TLS, timeout, or reading our own file.
-struct CurlFailure: Error, CustomStringConvertible {
-    var code: Int
-    var text: String
-    /// Reading our own file failed (a damaged or missing spool copy): what went wrong.
-    var localReadError: String?
-    /// The transfer was aborted because a stop was requested (shutdown, window closed).
-    var stopped = false
-    var description: String { "curl error \(code): \(text)" }
-
-    var isTransient: Bool {
-        switch CURLcode(rawValue: UInt32(code)) {
+extension UploaderError {
+    /// A failure below HTTP (connection, TLS, timeout), or the transfer
+    /// aborted on purpose: a stop was asked for, or our own file could not be read.
+    static func transfer(_ code: CURLcode, text: String, localReadError: String? = nil, stopped: Bool = false) -> UploaderError {
+        let underlying = Underlying.curl(code: Int(code.rawValue), text: text)
+        if stopped {
+            return UploaderError(.stopped, "the transfer was stopped; it resumes on the next run", underlying: underlying)
+        }
+        if let localReadError {
+            return UploaderError(.spoolCorrupted, "reading the spool file failed: \(localReadError)", underlying: underlying)
+        }
+        if tlsCodes.contains(code.rawValue) {
+            return UploaderError(.storeTLS, "the evidence store's TLS connection could not be trusted (\(text)): check [store] endpoint and ca_bundle, or this PC's CA certificates; the files wait and the next run tries again", underlying: underlying)
+        }
+        let transient: Bool
+        switch code {
         case CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
              CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY,
              CURLE_SSL_CONNECT_ERROR, CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_WEIRD_SERVER_REPLY, CURLE_AGAIN:
-            return true
+            transient = true
         default:
-            return false
+            transient = false
         }
+        return UploaderError(transient ? .storeUnavailable : .storeRejected,
+                             "the evidence store cannot be reached (curl-\(code.rawValue): \(text)): check the network and [store] endpoint with `uploader store check`",
+                             underlying: underlying)
     }
+
+    /// libcurl's TLS failures: handshake (35), certificate problems (51, 58, 60, 77, 83, 90, 91), cipher (59).
+    private static let tlsCodes: Set<UInt32> = [35, 51, 58, 59, 60, 77, 83, 90, 91]
 }
 
 /// Settings shared by every request to one store.
@@ -94,8 +104,13 @@ public enum WebhookPost {
     public static func send(_ body: [UInt8], to url: String, connectTimeout: Int, stallTimeout: Int, caBundle: String?) throws -> Int {
         let settings = CurlSettings(region: "", accessKeyID: "", secretAccessKey: "", connectTimeout: connectTimeout,
                                     stallTimeout: stallTimeout, caBundle: caBundle)
-        return try CurlEasy().perform(method: "POST", url: url, headers: ["Content-Type": "application/json"],
-                                      body: .bytes(body), settings: settings).status
+        do {
+            return try CurlEasy().perform(method: "POST", url: url, headers: ["Content-Type": "application/json"],
+                                          body: .bytes(body), settings: settings).status
+        } catch let error as UploaderError {
+            // A webhook is not the evidence store: say what libcurl said, not the store's advice.
+            throw UploaderError(.io, error.cause ?? error.message, underlying: error.underlying)
+        }
     }
 }
 
@@ -239,9 +254,8 @@ final class CurlEasy {
         let result = curl_easy_perform(handle)
         if result != CURLE_OK {
             let detail = String(decoding: errorBuffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw CurlFailure(code: Int(result.rawValue),
-                              text: detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail,
-                              localReadError: context.readError, stopped: context.stoppedByRequest)
+            throw UploaderError.transfer(result, text: detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail,
+                                         localReadError: context.readError, stopped: context.stoppedByRequest)
         }
         var status = 0
         _ = uploader_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
@@ -303,7 +317,7 @@ final class CurlEasy {
 
     private func check(_ code: CURLcode) throws {
         if code != CURLE_OK {
-            throw CurlFailure(code: Int(code.rawValue), text: String(cString: curl_easy_strerror(code)), localReadError: nil)
+            throw UploaderError.transfer(code, text: String(cString: curl_easy_strerror(code)))
         }
     }
 }

@@ -4,122 +4,41 @@ import SystemPackage
 import UploaderCore
 import Platform
 
-/// An S3 error answer, or a transport failure, classified for the caller:
-/// "should we retry?" is answered here; "how long to wait?" by `RetryPolicy`.
-public struct S3Failure: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable, Equatable {
-        /// Worth another attempt: connection trouble, timeouts, 5xx, SlowDown.
-        case transient
-        /// Credentials, signature, permissions or clock: nothing will upload until an admin acts.
-        case authentication
-        /// The bucket does not exist: nothing will upload until an admin acts.
-        case missingBucket
-        /// The TLS handshake failed (unknown CA, name mismatch, old protocol):
-        /// a site-wide condition, so the run stops and the next one tries again.
-        case tls
-        /// The store received bytes whose SHA-256 is not the one we sent.
-        case checksumMismatch
-        /// `If-None-Match: *` refused: an object already has this key.
-        case alreadyExists
-        /// The multipart upload id is gone (aborted, expired or completed).
-        case noSuchUpload
-        /// Reading our own spool file failed.
-        case localRead
-        /// Anything else the store refused for this request.
-        case rejected
-        /// We stopped the transfer (shutdown, upload window closed): not a failure.
-        case stopped
-        /// The store cannot do the server-side encryption asked for (no KMS,
-        /// unknown key): nothing will upload until an admin acts.
-        case encryptionRefused
-    }
-
-    public var kind: Kind
-    public var status: Int
-    public var code: String
-    public var message: String
-    public var retryAfter: Double?
-
-    public init(kind: Kind, status: Int, code: String, message: String, retryAfter: Double? = nil) {
-        self.kind = kind
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retryAfter = retryAfter
-    }
-
-    public var description: String {
-        status > 0 ? "\(code) (HTTP \(status)): \(message)" : "\(code): \(message)"
-    }
-
-    /// One sentence for the admin, saying what to do.
-    public var advice: String {
-        switch kind {
-        case .authentication:
-            if code == "RequestTimeTooSkewed" {
-                return "the evidence store rejected our clock (\(code)): set this PC's clock right (NTP), then run `uploader upload` again"
-            }
-            return "the evidence store refused our credentials (\(code)): check the access key and secret in the credentials file, then run `uploader upload` again"
-        case .missingBucket:
-            return "the evidence store has no such bucket (\(code)): check [store] bucket in the configuration"
-        case .encryptionRefused:
-            return "the evidence store refused the server-side encryption asked for (\(code): \(message)): it may have no KMS; check [store] server_side_encryption and kms_key_id (\"\" leaves encryption to the bucket's default)"
-        case .tls:
-            return "the evidence store's TLS connection could not be trusted (\(message)): check [store] endpoint and ca_bundle, or this PC's CA certificates; the files wait and the next run tries again"
-        default:
-            if status == 0, code.hasPrefix("curl-") {
-                return "the evidence store cannot be reached (\(description)): check the network and [store] endpoint with `uploader store check`"
-            }
-            return description
-        }
-    }
-
-    static func from(_ response: HTTPResponse) -> S3Failure {
+extension UploaderError {
+    /// The store's error answer, classified: whether to retry is then
+    /// `isRetryable`'s to say; how long to wait, `RetryPolicy`'s.
+    static func storeAnswer(_ response: HTTPResponse, encryptionAsked: Bool = false) -> UploaderError {
         let code = XMLText.first("Code", in: response.bodyText) ?? "HTTP\(response.status)"
         let message = XMLText.first("Message", in: response.bodyText) ?? "the store answered HTTP \(response.status)"
         let retryAfter = response.headers["retry-after"].flatMap { RetryPolicy.parseRetryAfter($0) }
-        let kind: Kind
+        let underlying = Underlying.s3(status: response.status, code: code, retryAfter: retryAfter)
+        let answer = "\(code) (HTTP \(response.status)): \(message)"
+        let lowercased = code.lowercased()
+        // With server-side encryption asked for, a store that cannot do it
+        // (SeaweedFS without a KMS answers InternalError) is told apart, so the
+        // admin hears about the setting instead of endless retries.
+        if encryptionAsked, code == "InternalError" || code == "NotImplemented" || response.status == 501
+            || lowercased.contains("kms") || lowercased.contains("encryption") {
+            return UploaderError(.storeEncryptionRefused, "the evidence store refused the server-side encryption asked for (\(code): \(message)): it may have no KMS; check [store] server_side_encryption and kms_key_id (\"\" leaves encryption to the bucket's default)", underlying: underlying)
+        }
         switch (response.status, code) {
         case (_, "SlowDown"), (_, "RequestTimeout"), (_, "InternalError"), (_, "ServiceUnavailable"),
              (429, _), (408, _), (500...599, _):
-            kind = .transient
+            return UploaderError(.storeUnavailable, answer, underlying: underlying)
         case (_, "BadDigest"), (_, "XAmzContentSHA256Mismatch"), (_, "XAmzContentChecksumMismatch"), (_, "InvalidDigest"):
-            kind = .checksumMismatch
+            return UploaderError(.storeChecksumMismatch, answer, underlying: underlying)
         case (_, "PreconditionFailed"), (412, _):
-            kind = .alreadyExists
+            return UploaderError(.storeObjectExists, answer, underlying: underlying)
         case (_, "NoSuchUpload"):
-            kind = .noSuchUpload
+            return UploaderError(.storeUploadGone, answer, underlying: underlying)
         case (_, "NoSuchBucket"):
-            kind = .missingBucket
-        case (401, _), (403, _), (_, "SignatureDoesNotMatch"), (_, "InvalidAccessKeyId"), (_, "AccessDenied"), (_, "RequestTimeTooSkewed"):
-            kind = .authentication
+            return UploaderError(.storeMissingBucket, "the evidence store has no such bucket (\(code)): check [store] bucket in the configuration", underlying: underlying)
+        case (_, "RequestTimeTooSkewed"):
+            return UploaderError(.storeAuth, "the evidence store rejected our clock (\(code)): set this PC's clock right (NTP), then run `uploader upload` again", underlying: underlying)
+        case (401, _), (403, _), (_, "SignatureDoesNotMatch"), (_, "InvalidAccessKeyId"), (_, "AccessDenied"):
+            return UploaderError(.storeAuth, "the evidence store refused our credentials (\(code)): check the access key and secret in the credentials file, then run `uploader upload` again", underlying: underlying)
         default:
-            kind = .rejected
-        }
-        return S3Failure(kind: kind, status: response.status, code: code, message: message, retryAfter: retryAfter)
-    }
-
-    static func from(_ failure: CurlFailure) -> S3Failure {
-        if failure.stopped {
-            return S3Failure(kind: .stopped, status: 0, code: "Stopped", message: "the transfer was stopped; it resumes on the next run")
-        }
-        if let readError = failure.localReadError {
-            return S3Failure(kind: .localRead, status: 0, code: "SpoolReadError", message: "reading the spool file failed: \(readError)")
-        }
-        if tlsCodes.contains(failure.code) {
-            return S3Failure(kind: .tls, status: 0, code: "curl-\(failure.code)", message: failure.text)
-        }
-        return S3Failure(kind: failure.isTransient ? .transient : .rejected, status: 0, code: "curl-\(failure.code)", message: failure.text)
-    }
-
-    /// libcurl's TLS failures: handshake (35), certificate problems (51, 58, 60, 77, 83, 90, 91), cipher (59).
-    static let tlsCodes: Set<Int> = [35, 51, 58, 59, 60, 77, 83, 90, 91]
-
-    /// Every file of the run would fail the same way: stop, leave files as they are.
-    public var isSiteWide: Bool {
-        switch kind {
-        case .authentication, .missingBucket, .tls, .encryptionRefused: true
-        default: false
+            return UploaderError(.storeRejected, answer, underlying: underlying)
         }
     }
 }
@@ -230,7 +149,7 @@ public final class S3Client {
     public func createBucket() throws {
         let response = try send("PUT", key: nil, query: [], headers: [:], body: .none)
         if response.status == 200 || XMLText.first("Code", in: response.bodyText) == "BucketAlreadyOwnedByYou" { return }
-        throw S3Failure.from(response)
+        throw UploaderError.storeAnswer(response)
     }
 
     /// One PUT of a whole file, refused by the store if an object already has the key.
@@ -265,7 +184,7 @@ public final class S3Client {
         let response = try send("PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
                                 headers: headers, body: .file(file, offset: offset, length: size), progress: progress,
                                 bodySHA256: hashBody ? sha256 : nil)
-        guard response.status == 200, let etag = response.headers["etag"] else { throw S3Failure.from(response) }
+        guard response.status == 200, let etag = response.headers["etag"] else { throw UploaderError.storeAnswer(response) }
         return etag
     }
 
@@ -295,35 +214,35 @@ public final class S3Client {
         // S3 may answer 200 and put the error in the body.
         guard response.status == 200, XMLText.first("Error", in: response.bodyText) == nil,
               !response.bodyText.contains("<Error>") else {
-            throw S3Failure.from(HTTPResponse(status: response.status == 200 ? 500 : response.status,
+            throw UploaderError.storeAnswer(HTTPResponse(status: response.status == 200 ? 500 : response.status,
                                               headers: response.headers, body: response.body))
         }
     }
 
     public func abortMultipartUpload(key: String, uploadID: String) throws {
         let response = try send("DELETE", key: key, query: [("uploadId", uploadID)], headers: [:], body: .none)
-        guard response.status == 204 || response.status == 200 || response.status == 404 else { throw S3Failure.from(response) }
+        guard response.status == 204 || response.status == 200 || response.status == 404 else { throw UploaderError.storeAnswer(response) }
     }
 
     /// Creates a bucket with Object Lock enabled (tests and the demo).
     public func createLockedBucket() throws {
         let response = try send("PUT", key: nil, query: [], headers: ["x-amz-bucket-object-lock-enabled": "true"], body: .none)
         if response.status == 200 || XMLText.first("Code", in: response.bodyText) == "BucketAlreadyOwnedByYou" { return }
-        throw S3Failure.from(response)
+        throw UploaderError.storeAnswer(response)
     }
 
     /// Whether the bucket has Object Lock enabled.
     public func objectLockEnabled() throws -> Bool {
         let response = try send("GET", key: nil, query: [("object-lock", "")], headers: [:], body: .none)
         if response.status == 404 || XMLText.first("Code", in: response.bodyText) == "ObjectLockConfigurationNotFoundError" { return false }
-        guard response.status == 200 else { throw S3Failure.from(response) }
+        guard response.status == 200 else { throw UploaderError.storeAnswer(response) }
         return XMLText.first("ObjectLockEnabled", in: response.bodyText) == "Enabled"
     }
 
     /// The bucket's versioning: "Enabled", "Suspended", or nil when it was never turned on.
     public func versioning() throws -> String? {
         let response = try send("GET", key: nil, query: [("versioning", "")], headers: [:], body: .none)
-        guard response.status == 200 else { throw S3Failure.from(response) }
+        guard response.status == 200 else { throw UploaderError.storeAnswer(response) }
         return XMLText.first("Status", in: response.bodyText)
     }
 
@@ -375,10 +294,10 @@ public final class S3Client {
         headers["If-None-Match"] = "*"
         let response = try send("PUT", key: key, query: [], headers: headers, body: .bytes(body))
         guard (200...299).contains(response.status) else {
-            let failure = S3Failure.from(response)
+            let failure = UploaderError.storeAnswer(response)
             // Only a refusal that names the checksum proves enforcement; any other
             // refusal leaves it unknown, which the caller treats as not enforced.
-            if failure.kind == .checksumMismatch { return ChecksumProbe(enforced: true) }
+            if failure.code == .storeChecksumMismatch { return ChecksumProbe(enforced: true) }
             throw failure
         }
         let version = response.headers["x-amz-version-id"].flatMap { $0 == "null" ? nil : $0 }
@@ -387,17 +306,9 @@ public final class S3Client {
         return ChecksumProbe(enforced: false, leftover: gone ? nil : key + (version.map { " version \($0)" } ?? ""))
     }
 
-    /// A refused write; with server-side encryption asked for, a store that
-    /// cannot do it (SeaweedFS without a KMS answers InternalError) is told
-    /// apart, so the admin hears about the setting instead of endless retries.
-    func failure(writing response: HTTPResponse) -> S3Failure {
-        var failure = S3Failure.from(response)
-        let code = failure.code.lowercased()
-        if !encryptionHeaders.isEmpty,
-           failure.code == "InternalError" || failure.code == "NotImplemented" || response.status == 501 || code.contains("kms") || code.contains("encryption") {
-            failure.kind = .encryptionRefused
-        }
-        return failure
+    /// A refused write: with server-side encryption asked for, a store that cannot do it is told apart.
+    func failure(writing response: HTTPResponse) -> UploaderError {
+        UploaderError.storeAnswer(response, encryptionAsked: !encryptionHeaders.isEmpty)
     }
 
     /// A small object's bytes (checkpoints, the dock key); nil if absent.
@@ -405,7 +316,7 @@ public final class S3Client {
     public func getSmall(key: String) throws -> [UInt8]? {
         let response = try send("GET", key: key, query: [], headers: [:], body: .none)
         if response.status == 404 { return nil }
-        guard response.status == 200 else { throw S3Failure.from(response) }
+        guard response.status == 200 else { throw UploaderError.storeAnswer(response) }
         return response.body
     }
 
@@ -414,12 +325,12 @@ public final class S3Client {
         let response = try send("HEAD", key: key, query: [], headers: ["x-amz-checksum-mode": "ENABLED"], body: .none)
         if response.status == 404 { return nil }
         guard response.status == 200 else {
-            throw S3Failure.from(HTTPResponse(status: response.status, headers: response.headers,
+            throw UploaderError.storeAnswer(HTTPResponse(status: response.status, headers: response.headers,
                                               body: Array("<Code>HTTP\(response.status)</Code>".utf8)))
         }
         // An answer cut short can still parse as "200": without its length it proves nothing.
         guard let length = response.headers["content-length"].flatMap({ Int64($0) }) else {
-            throw S3Failure(kind: .transient, status: 200, code: "IncompleteHead", message: "the store's answer to HEAD \(key) had no Content-Length")
+            throw UploaderError(.storeUnavailable, "the store's answer to HEAD \(key) had no Content-Length")
         }
         var metadata: [String: String] = [:]
         for (name, value) in response.headers where name.hasPrefix("x-amz-meta-") {
@@ -471,12 +382,12 @@ public final class S3Client {
     public func putObjectTagging(key: String, tags: [String: String]) throws {
         let set = tags.sorted { $0.key < $1.key }.map { "<Tag><Key>\(XMLText.escape($0.key))</Key><Value>\(XMLText.escape($0.value))</Value></Tag>" }.joined()
         let response = try putSubresource("tagging", key: key, xml: "<Tagging \(Self.xmlns)><TagSet>\(set)</TagSet></Tagging>")
-        guard response.status == 200 || response.status == 204 else { throw S3Failure.from(response) }
+        guard response.status == 200 || response.status == 204 else { throw UploaderError.storeAnswer(response) }
     }
 
     public func objectTagging(key: String) throws -> [String: String] {
         let response = try send("GET", key: key, query: [("tagging", "")], headers: [:], body: .none)
-        guard response.status == 200 else { throw S3Failure.from(response) }
+        guard response.status == 200 else { throw UploaderError.storeAnswer(response) }
         var tags: [String: String] = [:]
         for block in XMLText.all("Tag", in: response.bodyText, decoded: false) {
             if let name = XMLText.first("Key", in: block), let value = XMLText.first("Value", in: block) { tags[name] = value }
@@ -488,12 +399,12 @@ public final class S3Client {
     public func putObjectRetention(key: String, mode: String, until: Date, bypassGovernance: Bool = false) throws {
         let xml = "<Retention \(Self.xmlns)><Mode>\(mode)</Mode><RetainUntilDate>\(Self.lockDate(until))</RetainUntilDate></Retention>"
         let response = try putSubresource("retention", key: key, xml: xml, headers: bypassGovernance ? ["x-amz-bypass-governance-retention": "true"] : [:])
-        guard response.status == 200 || response.status == 204 else { throw S3Failure.from(response) }
+        guard response.status == 200 || response.status == 204 else { throw UploaderError.storeAnswer(response) }
     }
 
     public func putObjectLegalHold(key: String, on: Bool) throws {
         let response = try putSubresource("legal-hold", key: key, xml: "<LegalHold \(Self.xmlns)><Status>\(on ? "ON" : "OFF")</Status></LegalHold>")
-        guard response.status == 200 || response.status == 204 else { throw S3Failure.from(response) }
+        guard response.status == 200 || response.status == 204 else { throw UploaderError.storeAnswer(response) }
     }
 
     /// Deletes one version (`versionID`) or, without it, adds a delete marker. Used by tests and by nothing that deletes evidence.
@@ -510,7 +421,7 @@ public final class S3Client {
     /// The versions and delete markers of exactly `key` (ListObjectVersions with the key as prefix).
     public func versions(of key: String) throws -> [ObjectVersion] {
         let response = try send("GET", key: nil, query: [("versions", ""), ("prefix", key)], headers: [:], body: .none)
-        guard response.status == 200 else { throw S3Failure.from(response) }
+        guard response.status == 200 else { throw UploaderError.storeAnswer(response) }
         var found: [ObjectVersion] = []
         for (element, isMarker) in [("Version", false), ("DeleteMarker", true)] {
             for block in XMLText.all(element, in: response.bodyText, decoded: false) where XMLText.first("Key", in: block) == key {
@@ -527,7 +438,7 @@ public final class S3Client {
     public func headObject(key: String, versionID: String) throws -> ObjectHead? {
         let response = try send("HEAD", key: key, query: [("versionId", versionID)], headers: ["x-amz-checksum-mode": "ENABLED"], body: .none)
         if response.status == 404 { return nil }
-        guard response.status == 200 else { throw S3Failure.from(response) }
+        guard response.status == 200 else { throw UploaderError.storeAnswer(response) }
         return ObjectHead(size: response.headers["content-length"].flatMap { Int64($0) } ?? 0, checksumSHA256: response.headers["x-amz-checksum-sha256"],
                           checksumType: response.headers["x-amz-checksum-type"], metadata: [:], lockMode: response.headers["x-amz-object-lock-mode"],
                           retainUntil: response.headers["x-amz-object-lock-retain-until-date"].flatMap { Timestamps.parse($0) },
@@ -548,7 +459,7 @@ public final class S3Client {
             var query = [("uploads", ""), ("prefix", prefix)]
             if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.upload)] }
             let response = try send("GET", key: nil, query: query, headers: [:], body: .none)
-            guard response.status == 200 else { throw S3Failure.from(response) }
+            guard response.status == 200 else { throw UploaderError.storeAnswer(response) }
             for block in XMLText.all("Upload", in: response.bodyText, decoded: false) {
                 guard let key = XMLText.first("Key", in: block), let id = XMLText.first("UploadId", in: block) else { continue }
                 let initiated = XMLText.first("Initiated", in: block).flatMap { Timestamps.parse($0) }
@@ -572,7 +483,7 @@ public final class S3Client {
             var query = [("list-type", "2"), ("prefix", prefix)]
             if let token { query.append(("continuation-token", token)) }
             let response = try send("GET", key: nil, query: query, headers: [:], body: .none)
-            guard response.status == 200 else { throw S3Failure.from(response) }
+            guard response.status == 200 else { throw UploaderError.storeAnswer(response) }
             keys += XMLText.all("Key", in: response.bodyText)
             token = XMLText.first("IsTruncated", in: response.bodyText) == "true" ? XMLText.first("NextContinuationToken", in: response.bodyText) : nil
         } while token != nil
@@ -585,7 +496,7 @@ public final class S3Client {
     /// With `versionID`, that version (reachable behind a delete marker or a later overwrite).
     public func getObject(key: String, versionID: String? = nil, sink: @escaping (UnsafeRawBufferPointer) -> Void) throws {
         let response = try send("GET", key: key, query: versionID.map { [("versionId", $0)] } ?? [], headers: [:], body: .none, responseSink: sink)
-        guard response.status == 200 else { throw S3Failure.from(response) }
+        guard response.status == 200 else { throw UploaderError.storeAnswer(response) }
     }
 
     public func hashObject(key: String, versionID: String? = nil) throws -> (size: Int64, sha256: SHA256Digest) {
@@ -595,7 +506,7 @@ public final class S3Client {
             hasher.update(bytes)
             size += Int64(bytes.count)
         })
-        guard response.status == 200 else { throw S3Failure.from(response) }
+        guard response.status == 200 else { throw UploaderError.storeAnswer(response) }
         return (size, hasher.finalize())
     }
 
@@ -607,8 +518,7 @@ public final class S3Client {
         // A "." or ".." segment is resolved away on the way to the store: the
         // request would address another key, or (path-style) another bucket.
         if let key, key.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == "." || $0 == ".." }) {
-            throw S3Failure(kind: .rejected, status: 0, code: "UnsafeKey",
-                            message: "the object key \(key) has a \".\" or \"..\" segment, which would address another object or bucket: check [store] prefix and key_template")
+            throw UploaderError(.config, "the object key \(key) has a \".\" or \"..\" segment, which would address another object or bucket: check [store] prefix and key_template")
         }
         var allHeaders = headers
         if allHeaders["x-amz-content-sha256"] == nil {
@@ -621,13 +531,9 @@ public final class S3Client {
             case .file: allHeaders["x-amz-content-sha256"] = Self.unsignedPayload
             }
         }
-        do {
-            return try curl.perform(method: method, url: url(key: key, query: query), headers: allHeaders, body: body,
-                                    settings: settings, responseSink: responseSink, progress: progress, limiter: limiter, stop: stop,
-                                    bodySHA256: bodySHA256)
-        } catch let failure as CurlFailure {
-            throw S3Failure.from(failure)
-        }
+        return try curl.perform(method: method, url: url(key: key, query: query), headers: allHeaders, body: body,
+                                settings: settings, responseSink: responseSink, progress: progress, limiter: limiter, stop: stop,
+                                bodySHA256: bodySHA256)
     }
 
     /// Builds the URL with the key and query already in SigV4's canonical

@@ -28,15 +28,15 @@ public struct UploadSchedule: Sendable, Equatable {
     static let dayNames = ["sun": 1, "mon": 2, "tue": 3, "wed": 4, "thu": 5, "fri": 6, "sat": 7]
 
     /// Parses one window; the error says what is wrong.
-    public static func parseWindow(_ text: String) -> Result<Window, ConfigProblemText> {
+    public static func parseWindow(_ text: String) -> Result<Window, UploaderError> {
         let parts = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-        guard (1...2).contains(parts.count) else { return .failure(.init("\"\(text)\" is not a window like \"22:00-06:00\" or \"Mon-Fri 22:00-06:00\"")) }
+        guard (1...2).contains(parts.count) else { return .failure(UploaderError(.config, "\"\(text)\" is not a window like \"22:00-06:00\" or \"Mon-Fri 22:00-06:00\"")) }
         var weekdays: Set<Int> = []
         if parts.count == 2 {
             for item in parts[0].lowercased().split(separator: ",") {
                 let range = item.split(separator: "-").map { String($0.prefix(3)) }
                 guard let first = range.first.flatMap({ dayNames[$0] }), let last = (range.last).flatMap({ dayNames[$0] }), range.count <= 2 else {
-                    return .failure(.init("\"\(parts[0])\" is not a list of days like Mon-Fri or Sat,Sun"))
+                    return .failure(UploaderError(.config, "\"\(parts[0])\" is not a list of days like Mon-Fri or Sat,Sun"))
                 }
                 var day = first
                 while true {
@@ -48,7 +48,7 @@ public struct UploadSchedule: Sendable, Equatable {
         }
         let times = parts.last!.split(separator: "-").map(String.init)
         guard times.count == 2, let start = minutes(times[0]), let end = minutes(times[1]), start != end || start == 0 else {
-            return .failure(.init("\"\(parts.last!)\" is not a time range like 22:00-06:00"))
+            return .failure(UploaderError(.config, "\"\(parts.last!)\" is not a time range like 22:00-06:00"))
         }
         return .success(Window(weekdays: weekdays, startMinute: start, endMinute: end == 0 && start == 0 ? 1440 : end, text: text))
     }
@@ -104,12 +104,6 @@ public struct UploadSchedule: Sendable, Equatable {
     }
 }
 
-/// A problem text from a schedule or bandwidth parser.
-public struct ConfigProblemText: Error, Sendable, Equatable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-}
-
 /// A bandwidth limit that changes with the time of day, written as rclone
 /// admins know it: `"07:00,2M 18:00,10M 22:00,off"` (bytes per second, K/M/G
 /// are KiB/MiB/GiB; `off` is no limit), or one value such as `"10M"`.
@@ -142,17 +136,17 @@ public struct BandwidthTimetable: Sendable, Equatable {
         return entries.map { String(format: "%02d:%02d,", $0.minute / 60, $0.minute % 60) + rate($0.bytesPerSecond) }.joined(separator: " ")
     }
 
-    public static func parse(_ text: String, timeZone: TimeZone = .current) -> Result<BandwidthTimetable, ConfigProblemText> {
+    public static func parse(_ text: String, timeZone: TimeZone = .current) -> Result<BandwidthTimetable, UploaderError> {
         let items = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         if items.count == 1, !items[0].contains(",") {
-            guard let rate = parseRate(items[0]) else { return .failure(.init("\"\(items[0])\" is not a rate like 10M or off")) }
+            guard let rate = parseRate(items[0]) else { return .failure(UploaderError(.config, "\"\(items[0])\" is not a rate like 10M or off")) }
             return .success(BandwidthTimetable(entries: [Entry(minute: 0, bytesPerSecond: rate.value)], timeZone: timeZone))
         }
         var entries: [Entry] = []
         for item in items {
             let fields = item.split(separator: ",").map(String.init)
             guard fields.count == 2, let minute = UploadSchedule.minutes(fields[0]), minute < 1440, let rate = parseRate(fields[1]) else {
-                return .failure(.init("\"\(item)\" is not a timetable entry like 07:00,2M or 22:00,off"))
+                return .failure(UploaderError(.config, "\"\(item)\" is not a timetable entry like 07:00,2M or 22:00,off"))
             }
             entries.append(Entry(minute: minute, bytesPerSecond: rate.value))
         }

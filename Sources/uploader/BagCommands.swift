@@ -28,34 +28,33 @@ struct ExportCommand: BlockingCommand {
     @Option(help: "Only files recorded at or after this time (ISO 8601).") var from: String?
     @Option(help: "Only files recorded at or before this time (ISO 8601).") var to: String?
     @Option(name: .shortAndLong, help: "The bag's folder (new or empty).") var output: String
-    @Flag(help: "Print the report as JSON.") var json = false
+    @OptionGroup var display: OutputOptions
+
+    func validate() throws {
+        guard !files.isEmpty || device != nil || user != nil || caseID != nil || from != nil || to != nil else {
+            throw ValidationError("say which files to export: FILE…, --device SERIAL, --user USER, --case ID, or --from/--to recording times")
+        }
+        _ = try TypedTime.absolute(from, option: "from")
+        _ = try TypedTime.absolute(to, option: "to")
+    }
 
     func runBlocking() throws {
         try options.run {
             let selection = VerifySelection(files: files, device: device, user: user, caseID: caseID)
-            guard !files.isEmpty || device != nil || user != nil || caseID != nil || from != nil || to != nil else {
-                throw UploaderError(.usage, "say which files to export: FILE…, --device SERIAL, --user USER, --case ID, or --from/--to recording times")
-            }
-            func time(_ text: String?, _ name: String) throws -> Date? {
-                guard let text else { return nil }
-                guard let date = Timestamps.parse(text) else { throw UploaderError(.usage, "--\(name) \(text) is not a time: use e.g. 2026-11-23T21:00") }
-                return date
-            }
-            let recordedFrom = try time(from, "from"), recordedTo = try time(to, "to")
+            let recordedFrom = try TypedTime.absolute(from, option: "from"), recordedTo = try TypedTime.absolute(to, option: "to")
             let configuration = try options.loadConfiguration()
             let output = self.output.hasPrefix("/") ? self.output : FileManager.default.currentDirectoryPath + "/" + self.output
             // Under sudo, opening the ledger makes this process the agent's user:
             // the bag's folder is made first and given to that user.
-            if geteuid() == 0 {
+            if Syscall.isRoot {
                 try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
-                var state = stat()
-                if stat(configuration.stateDirectory, &state) == 0 { chown(output, state.st_uid, state.st_gid) }
+                try? Syscall.giveToOwner(of: configuration.stateDirectory, output)
             }
             let ledger = try options.openLedger(configuration)
             let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
             // A live line on a terminal: the file, its bytes so far, the rate.
             let current = Mutex((file: "", done: Int64(0), size: Int64(0)))
-            let line = ProgressLine(enabled: isatty(STDOUT_FILENO) == 1 && !json) {
+            let line = ProgressLine(enabled: display.showsProgress) {
                 let now = current.withLock { $0 }
                 return "\(now.file)  \(ByteCount.format(now.done)) of \(ByteCount.format(now.size))"
             }
@@ -72,7 +71,7 @@ struct ExportCommand: BlockingCommand {
             }
             line.stop()
             try ledger.log(EventDraft(.notice, .custodyExport, "exported \(report.files) files (\(ByteCount.format(report.bytes))) as an evidence bag in \(output), custody to the checkpoint at event \(report.checkpointEventID)"))
-            if json { try Output.json(report) } else {
+            if display.json { try Output.json(report) } else {
                 print("wrote \(DisplayText.terminalSafe(output)): \(report.files) files, \(ByteCount.format(report.bytes)), custody chain to the signed checkpoint at event \(report.checkpointEventID)")
                 for line in report.skipped { print("  not exported: \(DisplayText.terminalSafe(line))") }
                 print("check it with: uploader verify-bag \(DisplayText.terminalSafe(output))")
@@ -82,10 +81,6 @@ struct ExportCommand: BlockingCommand {
 }
 
 struct VerifyBagCommand: BlockingCommand {
-    /// Valid inside, but nothing outside the bag vouches for the key that signed it.
-    static let unanchoredExitCode: Int32 = 3
-    static let invalidExitCode: Int32 = 4
-
     static let configuration = CommandConfiguration(
         commandName: "verify-bag",
         abstract: "Check an evidence bag offline: manifests, payload, signed checkpoint, custody chain, each file's record, and who signed it.",
@@ -96,15 +91,15 @@ struct VerifyBagCommand: BlockingCommand {
         `uploader key fingerprint` prints a dock's) and/or --store (the key the dock wrote, once, to the configured store). \
         With --trusted-keys alone it needs nothing but the bag and the file.
 
-        Exit status: 0 valid and signed by a key an anchor vouches for; 3 valid inside, but no anchor was given \
+        Exit status: 0 valid and signed by a key an anchor vouches for; 8 valid inside, but no anchor was given \
         (the signature is unanchored: it proves nothing about who made the bag); 4 something is wrong, including \
-        a key the anchor does not vouch for; 2 a usage error (an unreadable trusted-keys file); 1 the store could not be asked.
+        a key the anchor does not vouch for; 2 a usage error (an unreadable trusted-keys file); 1 the store could not be asked; 7 the store refused our credentials. See docs/exit-codes.md.
         """)
     @OptionGroup var options: GlobalOptions
     @Argument(help: "The bag's folder.") var directory: String
     @Option(name: .customLong("trusted-keys"), help: "A file of the signing-key fingerprints the agency vouches for, one a line.") var trustedKeys: String?
     @Flag(help: "Check the signing key against the dock key held in the configured store.") var store = false
-    @Flag(help: "Print the verdict as JSON.") var json = false
+    @OptionGroup var display: OutputOptions
 
     func runBlocking() throws {
         try options.run {
@@ -117,9 +112,9 @@ struct VerifyBagCommand: BlockingCommand {
             }
             var verdict = BagVerifier.verify(directory)
             try BagVerifier.anchor(&verdict, to: anchors)
-            if json { try Output.json(verdict) } else { show(verdict) }
-            if !verdict.valid { throw ExitCode(Self.invalidExitCode) }
-            if !verdict.anchored { throw ExitCode(Self.unanchoredExitCode) }
+            if display.json { try Output.json(verdict) } else { show(verdict) }
+            if !verdict.valid { throw ExitCode(ExitStatus.evidenceProblem.rawValue) }
+            if !verdict.anchored { throw ExitCode(ExitStatus.unanchored.rawValue) }
         }
     }
 

@@ -32,7 +32,13 @@ struct CameraCommand: ParsableCommand {
         @Argument(help: "The camera's serial.") var serial: String
         @Option(help: "The camera's volume, mounted (read-write to delete).") var volume: String?
         @Flag(help: "Only list what would be deleted.") var dryRun = false
-        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var display: OutputOptions
+
+        func validate() throws {
+            guard volume != nil || dryRun else {
+                throw ValidationError("say where the camera is: --volume PATH (mounted read-write), or --dry-run to list what the next dock would delete")
+            }
+        }
 
         func runBlocking() throws {
             try options.run {
@@ -42,18 +48,15 @@ struct CameraCommand: ParsableCommand {
                     throw UploaderError(.notFound, "no camera \(serial) in the ledger: see `uploader device list`")
                 }
                 guard let volume else {
-                    guard dryRun else {
-                        throw UploaderError(.usage, "say where the camera is: --volume PATH (mounted read-write), or --dry-run to list what the next dock would delete")
-                    }
                     let files = try ledger.clearableFiles(serial: serial)
-                    if json { return try Output.json(files.map { ClearPlan.Item(id: $0.id, path: $0.sourcePath, size: $0.sourceSize, modifiedNanoseconds: $0.sourceModifiedNanoseconds, sha256: $0.sha256 ?? "") }) }
+                    if display.json { return try Output.json(files.map { ClearPlan.Item(id: $0.id, path: $0.sourcePath, size: $0.sourceSize, modifiedNanoseconds: $0.sourceModifiedNanoseconds, sha256: $0.sha256 ?? "") }) }
                     for file in files { print("would delete #\(file.id) \(DisplayText.escaped(file.sourcePath)) (\(ByteCount.format(file.sourceSize)), verified \(file.verifiedAt.map(Timestamps.iso) ?? "?"), SHA-256 \(file.sha256 ?? ""))") }
                     print("\(files.count) verified file\(files.count == 1 ? "" : "s") of \(serial) would be deleted at the next dock if still unchanged on the camera (policy: \(configuration.cameraClear.rawValue); a model's clear overrides it)")
                     return
                 }
                 let plan = try CameraClearing.plan(serial: serial, volume: volume, ledger: ledger)
                 if dryRun {
-                    if json { return try Output.json(plan.items) }
+                    if display.json { return try Output.json(plan.items) }
                     for item in plan.items { print("would delete #\(item.id) \(DisplayText.escaped(item.path)) (\(ByteCount.format(item.size)), SHA-256 \(item.sha256))") }
                     print("\(plan.items.count) file\(plan.items.count == 1 ? "" : "s") on \(volume) verified in the store and unchanged since: they would be deleted after a re-read")
                     return
@@ -67,7 +70,7 @@ struct CameraCommand: ParsableCommand {
                 authority.policy = .afterVerified
                 let result = CameraClearing.apply(plan, volume: volume, authority: authority)
                 let counts = try CameraClearing.record(result, ledger: ledger)
-                if json { return try Output.json(result) }
+                if display.json { return try Output.json(result) }
                 for item in result.items { print(item.deleted ? "deleted #\(item.id) \(DisplayText.escaped(item.path))" : "kept #\(item.id) \(DisplayText.escaped(item.path)): \(item.kept ?? "")") }
                 print("camera \(serial): \(counts.deleted) deleted, \(counts.kept) kept\(result.error.map { "; \($0)" } ?? "")")
             }
@@ -94,7 +97,7 @@ struct CameraCommand: ParsableCommand {
         func runBlocking() throws {
             try options.run {
                 let sysname = try DockPartition.sysname(devnode)
-                guard geteuid() == 0 else { throw UploaderError(.usage, "uploader camera clear-apply must run as root: it is the dock unit's ExecStartPost=+ step") }
+                guard Syscall.isRoot else { throw UploaderError(.usage, "uploader camera clear-apply must run as root: it is the dock unit's ExecStartPost=+ step") }
                 let configuration = try options.loadConfiguration()
                 let planPath = Spool(root: configuration.spoolDirectory).clearPlanPath(sysname: sysname)
                 guard let plan = ClearPlan.readUntrusted(from: planPath), !plan.items.isEmpty || plan.setClock != nil, plan.devnode == devnode else {
@@ -154,7 +157,7 @@ struct CameraCommand: ParsableCommand {
                 let ledger = try options.openLedger(configuration)
                 // Recorded once: the plan goes when its result is in the log.
                 let counts = try CameraClearing.record(result, ledger: ledger)
-                unlink(planPath)
+                Syscall.removeIfPresent(planPath)
                 print("camera \(result.serial): \(counts.deleted) deleted, \(counts.kept) kept (recorded)")
             }
         }

@@ -11,13 +11,13 @@ struct DeviceCommand: ParsableCommand {
     struct Scan: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "List connected cameras: model, serial, registered or not, user.")
         @OptionGroup var options: GlobalOptions
-        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var display: OutputOptions
 
         func runBlocking() throws {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let cameras = try ConnectedCameras.scan(configuration: configuration, ledger: try options.openLedger(configuration))
-                if json { return try Output.json(cameras) }
+                if display.json { return try Output.json(cameras) }
                 if cameras.isEmpty { print("no USB storage or supported camera connected"); return }
                 for camera in cameras {
                     // The serial and names come from the camera or an admin: escaped, never raw on a terminal.
@@ -68,13 +68,13 @@ struct DeviceCommand: ParsableCommand {
     struct List: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "List registered cameras.")
         @OptionGroup var options: GlobalOptions
-        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var display: OutputOptions
 
         func runBlocking() throws {
             try options.run {
                 let ledger = try options.openLedger(try options.loadConfiguration())
                 let devices = try ledger.devices()
-                if json { return try Output.json(devices) }
+                if display.json { return try Output.json(devices) }
                 if devices.isEmpty { print("no devices registered; add one with `uploader device add SERIAL --user ID`"); return }
                 for device in devices {
                     print([device.serial, device.defaultUser, device.name ?? "", device.model ?? ""].map(DisplayText.escaped).joined(separator: "\t"))
@@ -87,7 +87,7 @@ struct DeviceCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one camera, who held it when, and its files.")
         @OptionGroup var options: GlobalOptions
         @Argument var serial: String
-        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var display: OutputOptions
 
         struct Detail: Encodable {
             var device: Device?
@@ -104,7 +104,7 @@ struct DeviceCommand: ParsableCommand {
                     throw UploaderError(.notFound, "no device with serial \(DisplayText.escaped(serial)) is registered or has files: see `uploader device list`")
                 }
                 let detail = Detail(device: device, custody: device == nil ? [] : try ledger.custody(serial: serial), files: files)
-                if json { return try Output.json(detail) }
+                if display.json { return try Output.json(detail) }
                 if let device {
                     print("\(DisplayText.escaped(device.serial)): default user \(DisplayText.escaped(device.defaultUser))\(device.name.map { ", \(DisplayText.escaped($0))" } ?? "")\(device.model.map { ", model \(DisplayText.escaped($0))" } ?? ""), registered \(Output.local(device.registeredAt))")
                 } else {
@@ -143,18 +143,15 @@ struct DeviceCommand: ParsableCommand {
         @Option(help: "Start of custody, e.g. 2026-11-24T07:00.") var from: String
         @Option(help: "End of custody (open if omitted).") var to: String?
 
+        func validate() throws {
+            _ = try TypedTime.absolute(from, option: "from")
+            _ = try TypedTime.absolute(to, option: "to")
+        }
+
         func runBlocking() throws {
             try options.run {
-                guard let start = Timestamps.parse(from) else {
-                    throw UploaderError(.usage, "--from \(from) is not a time: use e.g. 2026-11-24T07:00 or 2026-11-24T07:00:00Z")
-                }
-                var end: Date?
-                if let to {
-                    guard let parsed = Timestamps.parse(to) else {
-                        throw UploaderError(.usage, "--to \(to) is not a time: use e.g. 2026-11-24T19:00 or 2026-11-24T19:00:00Z")
-                    }
-                    end = parsed
-                }
+                let start = try TypedTime.absolute(from, option: "from")!
+                let end = try TypedTime.absolute(to, option: "to")
                 let ledger = try options.openLedger(try options.loadConfiguration())
                 let result = try ledger.assign(serial: serial, user: user, from: start, until: end)
                 if let ended = result.endedPeriod {

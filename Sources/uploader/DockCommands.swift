@@ -25,7 +25,7 @@ struct DockCommand: BlockingCommand {
         """)
     @OptionGroup var options: GlobalOptions
     @Argument(help: "The block device, e.g. /dev/sdb1.") var devnode: String
-    @Flag(help: "Print the outcome as JSON.") var json = false
+    @OptionGroup var display: OutputOptions
 
     func runBlocking() throws {
         var exitCode: Int32 = 0
@@ -44,7 +44,7 @@ struct DockCommand: BlockingCommand {
                                     mounter: PreparedMounts(mountRoot: configuration.docking.mountRoot), logger: Logger(label: "uploader.dock"))
             TerminationSignals.install()
             let outcome = runner.dock(device, stop: TerminationSignals.flag)
-            if json { try Output.json(outcome) } else { print("dock \(devnode): \(outcome.result.rawValue): \(DisplayText.terminalSafe(outcome.message))") }
+            if display.json { try Output.json(outcome) } else { print("dock \(devnode): \(outcome.result.rawValue): \(DisplayText.terminalSafe(outcome.message))") }
             exitCode = outcome.exitCode
         }
         if exitCode != 0 { throw ExitCode(exitCode) }
@@ -101,33 +101,10 @@ struct MountCommand: BlockingCommand {
     func runBlocking() throws {
         try options.run {
             let sysname = try DockPartition.sysname(devnode)
-            guard geteuid() == 0 else {
+            guard Syscall.isRoot else {
                 throw UploaderError(.usage, "uploader mount must run as root: it is the dock unit's ExecStartPre=+ step (systemctl start uploader-dock@\(SystemdUnitName.escape(sysname)).service)")
             }
-            let configuration = try options.loadConfiguration()
-            let models = try CameraModels.load(path: configuration.docking.modelsPath)
-            let root = configuration.docking.mountRoot
-            try PrivilegedFolder.prepare(root)
-            // A clearing result left by an earlier dock of this device is never read again.
-            unlink(ClearResult.path(mountRoot: root, sysname: sysname))
-            var report = MountReport(devnode: devnode, mountPoint: MountReport.mountPoint(mountRoot: root, sysname: sysname))
-            defer { try? PrivilegedFolder.writeReport(report, mountRoot: root, sysname: sysname) }
-            do {
-                let device = try UdevContext().usbPartition(devnode: devnode)
-                guard let model = models.model(for: device.id) else {
-                    report.error = "\(devnode) (\(device.id)) is not a supported camera: not mounted"
-                    print(report.error!)
-                    return
-                }
-                let (uid, gid) = try PrivilegedFolder.owner(named: owner, default: configuration.stateDirectory)
-                let mounter = KernelMounter(ownerUID: uid, ownerGID: gid)
-                report.released = mounter.releaseStaleMounts(under: root)
-                _ = try mounter.mount(device, at: report.mountPoint)
-                print("mounted \(model.name) on \(devnode) read-only at \(report.mountPoint) (\(MountTable.current().entry(at: report.mountPoint)?.options ?? ""))")
-            } catch let error as UploaderError {
-                report.error = error.message
-                throw error
-            }
+            print(try RootMountStep.mount(devnode: devnode, sysname: sysname, owner: owner, configuration: try options.loadConfiguration()))
         }
     }
 }
@@ -144,15 +121,10 @@ struct UnmountCommand: BlockingCommand {
         try options.run {
             // The camera is usually gone by now: its name is all there is to check.
             let sysname = try DockPartition.sysname(devnode)
-            guard geteuid() == 0 else {
+            guard Syscall.isRoot else {
                 throw UploaderError(.usage, "uploader unmount must run as root: it is the dock unit's ExecStopPost=+ step")
             }
-            let configuration = try options.loadConfiguration()
-            let mountPoint = MountReport.mountPoint(mountRoot: configuration.docking.mountRoot, sysname: sysname)
-            let mounted = try KernelMounter(ownerUID: 0, ownerGID: 0).unmount(mountPoint)
-            unlink(MountReport.path(mountRoot: configuration.docking.mountRoot, sysname: sysname))
-            unlink(ClearResult.path(mountRoot: configuration.docking.mountRoot, sysname: sysname))
-            print(mounted ? "unmounted \(mountPoint)" : "nothing mounted at \(mountPoint)")
+            print(try RootMountStep.unmount(sysname: sysname, configuration: try options.loadConfiguration()))
         }
     }
 }

@@ -24,14 +24,14 @@ struct KeyCommand: ParsableCommand {
 struct KeyListCommand: BlockingCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "Show the spool keys and how many spool copies each one sealed.")
     @OptionGroup var options: GlobalOptions
-    @Flag(help: "Print as JSON.") var json = false
+    @OptionGroup var display: OutputOptions
 
     func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration)
             let (keyring, keys, clear) = try SpoolKeys.usage(configuration: configuration, ledger: ledger)
-            if json {
+            if display.json {
                 try Output.json(keys)
                 return
             }

@@ -31,28 +31,29 @@ struct TagCommand: BlockingCommand {
     @Option(help: "The retention category (a [categories.NAME] of the configuration).") var category: String?
     @Option(help: "A note.") var note: String?
 
+    var tags: FileTags { FileTags(caseID: caseID, incident: incident, category: category, note: note) }
+
+    func validate() throws {
+        guard !files.isEmpty || device != nil || user != nil || from != nil || to != nil else {
+            throw ValidationError("say which files to tag: FILE…, --device SERIAL, --user USER, or --from/--to recording times")
+        }
+        guard !tags.isEmpty else { throw ValidationError("say what to set: --case ID, --incident N, --category NAME and/or --note TEXT") }
+        // Case and incident become object tags: what the store would refuse is refused here, before anything changes.
+        if let problem = tags.problem { throw ValidationError(problem) }
+        _ = try TypedTime.absolute(from, option: "from")
+        _ = try TypedTime.absolute(to, option: "to")
+    }
+
     func runBlocking() throws {
         try options.run {
-            guard !files.isEmpty || device != nil || user != nil || from != nil || to != nil else {
-                throw UploaderError(.usage, "say which files to tag: FILE…, --device SERIAL, --user USER, or --from/--to recording times")
-            }
-            let tags = FileTags(caseID: caseID, incident: incident, category: category, note: note)
-            guard !tags.isEmpty else { throw UploaderError(.usage, "say what to set: --case ID, --incident N, --category NAME and/or --note TEXT") }
-            // Case and incident become object tags: what the store would refuse is refused here, before anything changes.
-            if let problem = tags.problem { throw UploaderError(.usage, problem) }
-            func time(_ text: String?, _ name: String) throws -> Date? {
-                guard let text else { return nil }
-                guard let date = Timestamps.parse(text) else { throw UploaderError(.usage, "--\(name) \(text) is not a time: use e.g. 2026-11-23T21:00") }
-                return date
-            }
             let configuration = try options.loadConfiguration()
             if let category, configuration.categories.categories[category] == nil {
                 let known = configuration.categories.categories.keys.sorted()
                 throw UploaderError(.usage, "there is no category \"\(category)\": \(known.isEmpty ? "define one under [categories.NAME] in \(configuration.sourcePath)" : "known categories are \(known.joined(separator: ", "))")")
             }
             var selection = VerifySelection(files: files, device: device, user: user)
-            selection.recordedFrom = try time(from, "from")
-            selection.recordedTo = try time(to, "to")
+            selection.recordedFrom = try TypedTime.absolute(from, option: "from")
+            selection.recordedTo = try TypedTime.absolute(to, option: "to")
             let ledger = try options.openLedger(configuration)
             let rules = ObjectRules(configuration: configuration, ledger: ledger)
             let client = (try? Credentials.load(configuration.store.credentials)).map { S3Client(configuration: configuration, credentials: $0) }

@@ -16,10 +16,10 @@ struct IngestCommand: BlockingCommand {
     @OptionGroup var options: GlobalOptions
     @Argument(help: "The mounted camera volume (or any folder).") var path: String
     @Option(help: "The camera's serial number.") var serial: String
-    @Flag(help: "Print the report as JSON.") var json = false
+    @OptionGroup var display: OutputOptions
 
     func runBlocking() throws {
-        var exitCode: Int32 = 0
+        var exit = ExitStatus.success
         try options.run {
             // Typed by an admin, the serial names the camera in every row, event and object key: refused before anything is copied.
             try DisplayText.checkIdentifier(serial, "the serial")
@@ -29,11 +29,11 @@ struct IngestCommand: BlockingCommand {
             // Ctrl-C or SIGTERM ends the copy cleanly: no half file, the ledger says so.
             TerminationSignals.install()
             let counters = ingestor.progress
-            let progress = ProgressLine(enabled: !json && isatty(STDOUT_FILENO) == 1) { counters.line }
+            let progress = ProgressLine(enabled: display.showsProgress) { counters.line }
             progress.start()
             let report = try ingestor.ingest(volume: path, serial: serial, stop: TerminationSignals.flag)
             progress.stop()
-            if json {
+            if display.json {
                 try Output.json(report)
             } else {
                 if report.leftOnCamera > 0 {
@@ -46,12 +46,12 @@ struct IngestCommand: BlockingCommand {
             }
             if let reason = report.stoppedBecause {
                 FileHandle.standardError.write(Data("error: \(reason)\n".utf8))
-                exitCode = 3
+                exit = .interrupted
             } else if report.failed > 0 || report.quarantined > 0 {
-                exitCode = 1
+                exit = .failure
             }
         }
-        if exitCode != 0 { throw ExitCode(exitCode) }
+        if exit != .success { throw ExitCode(exit.rawValue) }
     }
 }
 
@@ -78,15 +78,15 @@ struct UploadCommand: BlockingCommand {
         discussion: """
         Runs only inside the [schedule] windows unless --now is given. Ctrl-C or SIGTERM stops
         between parts (a part in flight is dropped); finished parts are kept for the next run.
-        Exit status: 0 all verified (or nothing to do), 1 some files failed, 3 stopped (credentials, bucket).
+        Exit status: 0 all verified (or nothing to do), 1 some files failed, 7 the store refused this site (credentials, bucket, TLS, encryption): see docs/exit-codes.md.
         """)
     @OptionGroup var options: GlobalOptions
     @Flag(help: "Upload now, even outside the upload windows.") var now = false
     @OptionGroup var selection: FileSelection
-    @Flag(help: "Print the report as JSON.") var json = false
+    @OptionGroup var display: OutputOptions
 
     func runBlocking() throws {
-        var exitCode: Int32 = 0
+        var exit = ExitStatus.success
         try options.run {
             let configuration = try options.loadConfiguration()
             let credentials = try Credentials.load(configuration.store.credentials)
@@ -95,13 +95,13 @@ struct UploadCommand: BlockingCommand {
             let runner = UploadRunner(configuration: configuration, credentials: credentials, ledger: ledger,
                                       logger: Logger(label: "uploader.upload"))
             TerminationSignals.install()
-            let progress = ProgressLine(ledger: ledger, enabled: !json && isatty(STDOUT_FILENO) == 1)
+            let progress = ProgressLine(ledger: ledger, enabled: display.showsProgress)
             progress.start()
             let report = try runner.run(ids: ids, force: now, stop: TerminationSignals.flag)
             progress.stop()
             // Space for the next docks, due alerts, fresh metrics.
             Housekeeping.run(configuration: configuration, ledger: ledger, logger: Logger(label: "uploader.upload"))
-            if json {
+            if display.json {
                 try Output.json(report)
             } else if report.windowClosed {
                 let windows = configuration.schedule.windows.map(\.text).joined(separator: ", ")
@@ -113,12 +113,12 @@ struct UploadCommand: BlockingCommand {
             }
             if let reason = report.stoppedBecause {
                 FileHandle.standardError.write(Data("error: \(reason)\n".utf8))
-                exitCode = 3
+                exit = .storeRefused
             } else if report.failed > 0 {
-                exitCode = 1
+                exit = .failure
             }
         }
-        if exitCode != 0 { throw ExitCode(exitCode) }
+        if exit != .success { throw ExitCode(exit.rawValue) }
     }
 }
 
@@ -127,14 +127,14 @@ struct AlertsCommand: BlockingCommand {
         commandName: "alerts", abstract: "Check the alert conditions now and send the ones due ([monitoring]).")
     @OptionGroup var options: GlobalOptions
     @Flag(help: "Only list what is due; send nothing.") var dryRun = false
-    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var display: OutputOptions
 
     func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
             let alerts = try AlertDispatcher(configuration: configuration, ledger: try options.openLedger(configuration),
                                              logger: Logger(label: "uploader.alerts")).run(send: !dryRun)
-            if json { return try Output.json(alerts) }
+            if display.json { return try Output.json(alerts) }
             if alerts.isEmpty { print("no alert due"); return }
             for alert in alerts { print(DisplayText.terminalSafe("\(dryRun ? "due" : "sent"): [\(alert.key)] \(alert.message)")) }
         }
@@ -268,25 +268,21 @@ struct StoreCommand: ParsableCommand {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
-                // A HEAD of a key that cannot exist proves signing and bucket access without touching evidence.
-                _ = try client.headObject(key: ".uploader-store-check")
+                let check = try StoreCheck.run(configuration: configuration, client: client)
                 print("\(configuration.store.endpoint) bucket \(configuration.store.bucket): reachable, credentials accepted")
-                // What the store itself enforces, beyond this agent's If-None-Match.
-                switch try client.versioning() {
+                switch check.versioning {
                 case "Enabled": print("versioning: enabled (an overwritten or deleted object keeps its earlier versions)")
                 case "Suspended": print("versioning: suspended (an overwrite or delete replaces the object for good)")
                 default: print("versioning: off (an overwrite or delete replaces the object for good)")
                 }
-                // A store that takes a wrong checksum gives none of the protection the store's checksum promises.
-                let probe = try client.probeChecksumEnforcement(under: configuration.store.prefix)
-                if probe.enforced {
+                if check.checksums.enforced {
                     print("checksums: enforced (an upload whose bytes do not match its SHA-256 is refused by the store)")
                 } else {
                     print("checksums: NOT enforced (the store accepted a scratch upload with a wrong SHA-256): every upload is read back and hashed before it counts as verified")
                 }
-                if let leftover = probe.leftover { print("note: the probe's scratch object \(leftover) could not be deleted; delete it in the store") }
-                let locking = configuration.categories.categories.values.filter { $0.lockMode != nil || $0.holdsLegally }.map(\.name).sorted()
-                if try client.objectLockEnabled() {
+                if let leftover = check.checksums.leftover { print("note: the probe's scratch object \(leftover) could not be deleted; delete it in the store") }
+                let locking = check.lockingCategories
+                if check.objectLock {
                     print("Object Lock: enabled (custody checkpoints are locked in governance mode for \(configuration.custody.checkpointRetentionDays) days)")
                     if !locking.isEmpty { print("categories the store locks: \(locking.joined(separator: ", "))") }
                 } else {
@@ -326,9 +322,14 @@ struct SimulateCameraCommand: BlockingCommand {
     @Option(help: "Recording time of the first file (ISO 8601); the rest follow 10 minutes apart.") var start = "2026-11-23T21:00:00Z"
     @Option(help: "Seed for the generated bytes.") var seed: UInt64 = 1
 
+    func validate() throws {
+        guard ConfigurationLoader.parseByteSize(size) != nil else { throw ValidationError("--size \(size) is not a size") }
+        _ = try TypedTime.absolute(start, option: "start")
+    }
+
     func runBlocking() throws {
-        guard let payload = ConfigurationLoader.parseByteSize(size) else { throw ValidationError("--size \(size) is not a size") }
-        guard let first = Timestamps.parse(start) else { throw ValidationError("--start \(start) is not a time") }
+        let payload = ConfigurationLoader.parseByteSize(size)!
+        let first = try TypedTime.absolute(start, option: "start")!
         let media = folder + "/DCIM/100BWC"
         try FileManager.default.createDirectory(atPath: media, withIntermediateDirectories: true)
         for index in 0..<files {

@@ -22,6 +22,26 @@ struct Uploader: AsyncParsableCommand {
             SimulateCameraCommand.self,
         ]
     )
+
+    /// argument-parser's own run, but a usage error (a bad argument, a failed
+    /// `validate()`) exits 2 (`ExitStatus.usage`) as documented, not EX_USAGE (64).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                // One line, as every other error; what was typed is never raw on a terminal.
+                FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe(message(for: error)))\n".utf8))
+                Foundation.exit(ExitStatus.usage.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every command shares.
@@ -58,28 +78,37 @@ struct GlobalOptions: ParsableArguments {
     /// stderr (plus the technical chain with --verbose) and an exit code.
     func run(_ body: () throws -> Void) throws {
         bootstrapLogging()
-        // Spool copies, the ledger and every file the agent makes: never for other users.
-        umask(0o027)
-        // A closed pipe (an alert command that does not read its input) is an error to handle, not death.
-        signal(SIGPIPE, SIG_IGN)
+        Syscall.prepareCommandProcess()
         do {
             try body()
-        } catch let error as ExitCode {
-            throw error
-        } catch let error as UploaderError {
-            // Messages name what was typed or found on a camera: never raw on a terminal.
-            FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe(verbose ? error.verboseDescription : error.message))\n".utf8))
-            throw ExitCode(error.code == .config || error.code == .usage ? 2 : 1)
-        } catch let error as S3Failure {
-            FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe(error.advice))\n".utf8))
-            throw ExitCode(1)
-        } catch let error as ValidationError {
-            throw error
         } catch {
-            FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe("\(error)"))\n".utf8))
-            throw ExitCode(1)
+            // argument-parser's own exits (usage, --help, an exit status) pass through.
+            guard let failure = UploaderError.fromCommand(error) else { throw error }
+            // Messages name what was typed or found on a camera: never raw on a terminal.
+            FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe(verbose ? failure.verboseDescription : failure.message))\n".utf8))
+            throw ExitCode(ExitStatus(for: failure).rawValue)
         }
     }
+}
+
+extension UploaderError {
+    /// Any error a command ends with, as the one error type; nil for
+    /// argument-parser's own (an exit status, a usage error, --help).
+    static func fromCommand(_ error: any Error) -> UploaderError? {
+        switch error {
+        case is ExitCode, is ValidationError, is CleanExit: nil
+        case let error as UploaderError: error
+        default: UploaderError(.io, "\(error)")
+        }
+    }
+}
+
+/// How a command prints its result: one set of output options for every command.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print JSON instead of text (one object per line where the output is a stream).") var json = false
+
+    /// A progress line only for a person watching text, never into JSON or a file.
+    var showsProgress: Bool { !json && Syscall.isTerminal(STDOUT_FILENO) }
 }
 
 enum Output {

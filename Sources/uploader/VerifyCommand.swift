@@ -26,22 +26,21 @@ struct VerifyCommand: BlockingCommand {
     @Option(name: .customLong("case"), help: "Only files of this case (uploader tag --case).") var caseID: String?
     @Flag(help: "Every file in the ledger.") var all = false
     @Flag(help: "Do not contact the store (no HEAD of the objects).") var offline = false
-    @Flag(help: "Print one JSON object per line (verdicts, then a summary).") var json = false
+    @OptionGroup var display: OutputOptions
+
+    func validate() throws {
+        _ = try TypedTime.since(since)
+        guard all || !files.isEmpty || device != nil || user != nil || since != nil || caseID != nil else {
+            throw ValidationError("say which files to verify: FILE…, --device SERIAL, --user USER, --case ID, --since TIME or --all")
+        }
+    }
 
     func runBlocking() throws {
         var broken = false
         var incomplete = false
         try options.run {
             var selection = VerifySelection(files: files, device: device, user: user, caseID: caseID)
-            if let since {
-                guard let date = Timestamps.parseSince(since) else {
-                    throw UploaderError(.usage, "--since \(since) is not a time: use e.g. 2026-11-24T06:00, 2h or 7d")
-                }
-                selection.since = date
-            }
-            guard all || !files.isEmpty || device != nil || user != nil || since != nil || caseID != nil else {
-                throw UploaderError(.usage, "say which files to verify: FILE…, --device SERIAL, --user USER, --case ID, --since TIME or --all")
-            }
+            selection.since = try TypedTime.since(since)
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration, readOnly: true)
             let chain = try ledger.verifyChain()
@@ -62,7 +61,7 @@ struct VerifyCommand: BlockingCommand {
                 counts.files += 1
                 if verdict.storeUnreachable { unchecked += 1 }
                 if verdict.ok { counts.ok += 1 } else { counts.wrong += 1 }
-                if json {
+                if display.json {
                     try Output.jsonLine(verdict)
                 } else {
                     let subject = "#\(verdict.id) \(verdict.serial) \(verdict.sourcePath)"
@@ -78,12 +77,12 @@ struct VerifyCommand: BlockingCommand {
                 storeNote = "\(unchecked) objects NOT checked: the store could not be reached (see `uploader store check`; --offline checks the rest only)"
                 incomplete = true
             }
-            if !json {
+            if !display.json {
                 for problem in checkpoints.problems { print("custody: \(DisplayText.terminalSafe(problem))") }
                 for note in checkpoints.notes { print("custody note: \(DisplayText.terminalSafe(note))") }
             }
             let chainText = chain.intact ? "custody log intact (\(chain.events) events)" : "custody log BROKEN: \(chain.problem ?? "")"
-            if json {
+            if display.json {
                 try Output.jsonLine(VerifySummary(files: counts.files, ok: counts.ok, wrong: counts.wrong, chainIntact: chain.intact,
                                                   chainEvents: chain.events, chainProblem: chain.problem, checkpoints: checkpoints,
                                                   store: storeNote ?? (offline ? "not checked (--offline)" : "checked")))
@@ -92,8 +91,8 @@ struct VerifyCommand: BlockingCommand {
                 print("\(counts.files) files: \(counts.ok) ok, \(counts.wrong) with problems; \(chainText); \(checkpoints.local) checkpoints signed\(anchored)\(storeNote.map { "; \($0)" } ?? "")")
             }
         }
-        if broken { throw ExitCode(4) }
-        if incomplete { throw ExitCode(1) }
+        if broken { throw ExitCode(ExitStatus.evidenceProblem.rawValue) }
+        if incomplete { throw ExitCode(ExitStatus.failure.rawValue) }
     }
 }
 

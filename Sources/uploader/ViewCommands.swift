@@ -9,7 +9,7 @@ struct StatusCommand: BlockingCommand {
     static let configuration = CommandConfiguration(
         commandName: "status", abstract: "What is where: files per state and device, uploads in progress, problems, spool space.")
     @OptionGroup var options: GlobalOptions
-    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var display: OutputOptions
 
     func runBlocking() throws {
         try options.run {
@@ -17,7 +17,7 @@ struct StatusCommand: BlockingCommand {
             let ledger = try options.openLedger(configuration, readOnly: true)
             let now = Date()
             let report = try StatusReport.make(configuration: configuration, ledger: ledger, now: now)
-            if json { return try Output.json(report) }
+            if display.json { return try Output.json(report) }
             printHuman(report, now: now)
         }
     }
@@ -105,9 +105,16 @@ struct LogCommand: BlockingCommand {
     @Option(name: .customLong("case"), help: "Only events of the files of this case (uploader tag --case).") var caseID: String?
     @Option(help: "Lowest level shown: debug, info, notice, warning, error.") var level: String = "info"
     @Option(help: "Show only the last N events.") var limit: Int?
-    @Flag(help: "Print JSON (one object per line with --follow).") var json = false
+    @OptionGroup var display: OutputOptions
     @Flag(help: "Keep printing new events as they are written.") var follow = false
     @Flag(help: "Recompute the hash chain and report whether the log is intact.") var verify = false
+
+    func validate() throws {
+        guard LedgerEvent.Level(rawValue: level) != nil else {
+            throw ValidationError("--level \(level) is not a level: use debug, info, notice, warning or error")
+        }
+        _ = try TypedTime.since(since)
+    }
 
     func runBlocking() throws {
         try options.run {
@@ -115,24 +122,18 @@ struct LogCommand: BlockingCommand {
             let ledger = try options.openLedger(configuration, readOnly: true)
             if verify {
                 let result = try ledger.verifyChain()
-                if json { try Output.json(result) } else if result.intact {
+                if display.json { try Output.json(result) } else if result.intact {
                     print("custody log intact: \(result.events) events, every hash chain link verified")
                 } else {
                     print("custody log BROKEN: \(result.problem ?? "")")
                 }
-                if !result.intact { throw ExitCode(4) }
+                if !result.intact { throw ExitCode(ExitStatus.evidenceProblem.rawValue) }
                 return
             }
-            guard let minimumLevel = LedgerEvent.Level(rawValue: level) else {
-                throw UploaderError(.usage, "--level \(level) is not a level: use debug, info, notice, warning or error")
-            }
-            var filter = EventFilter(serial: device, user: user, minimumLevel: minimumLevel, limit: limit)
+            var filter = EventFilter(serial: device, user: user, minimumLevel: LedgerEvent.Level(rawValue: level) ?? .info, limit: limit)
             filter.caseID = caseID
             if let since {
-                guard let date = Timestamps.parseSince(since) else {
-                    throw UploaderError(.usage, "--since \(since) is not a time: use e.g. 2026-11-24T06:00, 2h or 7d")
-                }
-                filter.since = date
+                filter.since = try TypedTime.since(since)
             }
             if let file {
                 if let id = Int64(file.trimmingCharacters(in: CharacterSet(charactersIn: "#"))) { filter.fileID = id } else { filter.pathContains = file }
@@ -140,7 +141,7 @@ struct LogCommand: BlockingCommand {
             // Events the agent's own user wrote (daemon, docks) need no "by"; an admin's do.
             let agent = ProcessIdentity.ownerName(of: configuration.stateDirectory)
             var lastID: Int64?
-            if json && !follow {
+            if display.json && !follow {
                 // One JSON array, written as the events stream past.
                 var first = true
                 try ledger.forEachEvent(filter) { event in
@@ -175,7 +176,7 @@ struct LogCommand: BlockingCommand {
     }
 
     func printEvent(_ event: LedgerEvent, agent: String?) {
-        if json {
+        if display.json {
             print(eventJSON(event))
             return
         }

@@ -62,7 +62,7 @@ import UploaderCore
         #expect(try UploaderProcess.run(["ingest", camera, "--serial", "BWC-T"], config: site.configPath).status == 0)
         #expect(Loopback.waitUntilAccepting(port: port), "openssl s_server did not start")
         let result = try UploaderProcess.run(["upload", "--now"], config: site.configPath)
-        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.status == 7, "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").filter { $0.contains("TLS") }.count == 1, "\(result.stderr)")
         let files = try Ledger(path: site.ledgerPath).files()
         #expect(files.allSatisfy { $0.state == .spooled }, "the files wait for the next run, not for an admin")

@@ -106,7 +106,7 @@ import UploaderCore
         // The store itself refuses a shorter retention (without the bypass the agent never sends for that).
         // moto departs from AWS here and takes it, so it is not tried there.
         if TestStore.currentKind != .moto {
-            #expect(throws: S3Failure.self) {
+            #expect(throws: UploaderError.self) {
                 try site.client.putObjectRetention(key: key, mode: "GOVERNANCE", until: governed.retainUntil!.addingTimeInterval(-86400))
             }
         }

@@ -119,7 +119,7 @@ struct StoreFixture {
         chmod(fixture.site.root + "/credentials", 0o600)
 
         let result = try fixture.cli(["upload"])
-        #expect(result.status == 3)
+        #expect(result.status == 7)
         let errorLines = result.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
         #expect(errorLines.count == 1)
         #expect(errorLines.first?.contains("SignatureDoesNotMatch") == true)
@@ -345,21 +345,21 @@ struct StoreFixture {
     }
 
     @Test func failuresAreClassifiedForRetry() {
-        func classify(_ status: Int, _ code: String, retryAfter: String? = nil) -> S3Failure {
-            S3Failure.from(HTTPResponse(status: status, headers: retryAfter.map { ["retry-after": $0] } ?? [:],
+        func classify(_ status: Int, _ code: String, retryAfter: String? = nil) -> UploaderError {
+            UploaderError.storeAnswer(HTTPResponse(status: status, headers: retryAfter.map { ["retry-after": $0] } ?? [:],
                                         body: Array("<Error><Code>\(code)</Code><Message>m</Message></Error>".utf8)))
         }
-        #expect(classify(503, "SlowDown", retryAfter: "4").kind == .transient)
+        #expect(classify(503, "SlowDown", retryAfter: "4").code == .storeUnavailable)
         #expect(classify(503, "SlowDown", retryAfter: "4").retryAfter == 4)
-        #expect(classify(500, "InternalError").kind == .transient)
-        #expect(classify(429, "TooManyRequests").kind == .transient)
-        #expect(classify(403, "SignatureDoesNotMatch").kind == .authentication)
-        #expect(classify(403, "RequestTimeTooSkewed").advice.contains("clock"))
-        #expect(classify(404, "NoSuchBucket").kind == .missingBucket)
-        #expect(classify(400, "BadDigest").kind == .checksumMismatch)
-        #expect(classify(412, "PreconditionFailed").kind == .alreadyExists)
-        #expect(classify(404, "NoSuchUpload").kind == .noSuchUpload)
-        #expect(classify(400, "InvalidArgument").kind == .rejected)
+        #expect(classify(500, "InternalError").code == .storeUnavailable)
+        #expect(classify(429, "TooManyRequests").code == .storeUnavailable)
+        #expect(classify(403, "SignatureDoesNotMatch").code == .storeAuth)
+        #expect(classify(403, "RequestTimeTooSkewed").message.contains("clock"))
+        #expect(classify(404, "NoSuchBucket").code == .storeMissingBucket)
+        #expect(classify(400, "BadDigest").code == .storeChecksumMismatch)
+        #expect(classify(412, "PreconditionFailed").code == .storeObjectExists)
+        #expect(classify(404, "NoSuchUpload").code == .storeUploadGone)
+        #expect(classify(400, "InvalidArgument").code == .storeRejected)
     }
 
     @Test func noMetadataNameIsAnotherFollowedByADash() throws {

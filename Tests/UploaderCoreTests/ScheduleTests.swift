@@ -36,7 +36,7 @@ import Testing
 
     @Test(arguments: ["22:00", "25:00-06:00", "Someday 22:00-06:00", "22:00-22:00", "22-06"])
     func badWindowsAreRefused(text: String) {
-        #expect(throws: ConfigProblemText.self) { try UploadSchedule.parseWindow(text).get() }
+        #expect(throws: UploaderError.self) { try UploadSchedule.parseWindow(text).get() }
     }
 
     @Test func theBandwidthTimetableFollowsTheClock() throws {
@@ -47,7 +47,7 @@ import Testing
         #expect(timetable.bytesPerSecond(at: date("2026-11-24T23:00:00Z")) == nil)
         #expect(timetable.text == "07:00,2M 18:00,10M 22:00,off")
         #expect(try BandwidthTimetable.parse("512K").get().bytesPerSecond(at: Date()) == 512 << 10)
-        #expect(throws: ConfigProblemText.self) { try BandwidthTimetable.parse("07:00,fast").get() }
+        #expect(throws: UploaderError.self) { try BandwidthTimetable.parse("07:00,fast").get() }
     }
 
     @Test func theForecastSaysWhatTheWindowWillLeave() {
