@@ -285,7 +285,7 @@ struct DockSite {
         ledger = try Ledger(path: configuration.ledgerPath)
     }
 
-    func runner(models: CameraModels, folders: [String: String]) -> DockRunner {
-        DockRunner(configuration: configuration, models: models, ledger: ledger, mounter: FolderMounter(folders: folders), logger: Logger(label: "test"))
+    func runner(models: CameraModels, folders: [String: String], now: @escaping @Sendable () -> Date = Date.init) -> DockRunner {
+        DockRunner(configuration: configuration, models: models, ledger: ledger, mounter: FolderMounter(folders: folders), logger: Logger(label: "test"), now: now)
     }
 }
