@@ -119,10 +119,7 @@ import UploaderCore
         let manualResult = manual.finish()
         #expect(manualResult.status == 0, "\(manualResult.stderr)")
         let ledger = try Ledger(path: site.site.ledgerPath)
-        let deadline = Date().addingTimeInterval(120)
-        while try ledger.files().contains(where: { $0.state != .verified }), Date() < deadline {
-            usleep(100_000)
-        }
+        #expect(try eventually(within: 120, every: 0.1) { try ledger.files().allSatisfy { $0.state == .verified } })
         daemon.signal(SIGTERM)
         let stopped = daemon.finish()
         #expect(stopped.status == 0, "\(stopped.stderr)")
@@ -142,10 +139,7 @@ import UploaderCore
 
         let upload = try site.start(["upload", "--now"])
         // Wait (bounded) until the first part is recorded: the upload is under way.
-        let deadline = Date().addingTimeInterval(60)
-        while try ledger.parts(of: id).allSatisfy({ $0.etag == nil }), Date() < deadline {
-            usleep(50_000)
-        }
+        #expect(try eventually(within: 60) { try ledger.parts(of: id).contains { $0.etag != nil } })
         #expect(try ledger.file(id)?.state == .uploading)
         let cancel = try site.cli(["cancel", "#\(id)"])
         #expect(cancel.status == 0, "\(cancel.stderr)")

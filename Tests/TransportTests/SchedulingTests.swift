@@ -69,8 +69,7 @@ import Platform
         try fixture.ingest()
         let file = try #require(try fixture.ledger.files().first)
         let running = try UploaderProcess.start(["upload", "--json"], config: fixture.site.configPath)
-        let deadline = Date().addingTimeInterval(60)
-        while try fixture.ledger.parts(of: file.id).filter({ $0.etag != nil }).isEmpty, Date() < deadline { usleep(20_000) }
+        #expect(try eventually(within: 60) { try !fixture.ledger.parts(of: file.id).filter { $0.etag != nil }.isEmpty })
         running.signal(SIGTERM)
         let result = running.finish()
         #expect(result.status == 0, "\(result.stderr)")
