@@ -33,8 +33,10 @@ public final class FaultProxy: @unchecked Sendable {
         /// The bytes of its body relayed to the store.
         public var bodyBytes: Int
         public var method: String { String(head.prefix { $0 != " " }) }
+        /// `PUT /bucket/key?query HTTP/1.1`.
+        public var requestLine: String { head.split(separator: "\r\n").first.map(String.init) ?? "" }
         /// An UploadPart of a multipart upload (`PUT …?partNumber=N&uploadId=…`).
-        public var isUploadPart: Bool { method == "PUT" && head.split(separator: "\r\n").first?.contains("partNumber=") == true }
+        public var isUploadPart: Bool { method == "PUT" && requestLine.contains("partNumber=") }
         public func header(_ name: String) -> String? { FaultProxy.header(name.lowercased(), in: head) }
     }
     private let passed = Mutex<[Request]>([])

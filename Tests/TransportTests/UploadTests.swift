@@ -245,7 +245,7 @@ struct StoreFixture {
         #expect(resumed.verified == 1)
         #expect(proxy.requests.filter(\.isUploadPart).map(\.bodyBytes) == parts[2...].map { Int($0.size) })
         #expect(proxy.requests.filter { $0.method == "PUT" || $0.method == "POST" }.reduce(0) { $0 + $1.bodyBytes } < Int(parts[2...].reduce(0) { $0 + $1.size }) + 64 << 10,
-                "\(proxy.requests.map { "\($0.head.prefix { $0 != "\r" }) \($0.bodyBytes)" })")
+                "\(proxy.requests.map { "\($0.requestLine) \($0.bodyBytes)" })")
         #expect(try fixture.ledger.file(file.id)?.state == .verified)
         #expect(try fixture.storedKeys() == [afterKill.objectKey!])
         #expect(try fixture.client.hashObject(key: afterKill.objectKey!).sha256 == cameraHash)
