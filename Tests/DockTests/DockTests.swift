@@ -38,7 +38,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
                                                 "needs umockdev-wrapper (scripts/test runs the tests under it)")
 
 /// Every suite here shares the process-wide umockdev testbed: one at a time.
-@Suite(.serialized, emulated) struct EmulatedDockTests {
+@Suite(.serialized, emulated, .tags(.emulated)) struct EmulatedDockTests {
     let acme = EmulatedDevice()
     let stick = EmulatedDevice(serial: "4C530001230517110381", vendor: "0781", product: "5567", manufacturer: "SanDisk",
                                productName: "Cruzer Blade", port: 2, disk: "sdc")

@@ -90,7 +90,7 @@ extension EmulatedDockTests {
     }
 }
 
-@Suite struct MountStepTests {
+@Suite(.tags(.emulated)) struct MountStepTests {
     @Test func unitNamesAreEscapedAsSystemdEscapeDoes() throws {
         for name in ["sdb1", "nvme0n1p1", "odd name/ü", ".hidden"] {
             let expected = try #require(try? runTool("/usr/bin/systemd-escape", [name]))

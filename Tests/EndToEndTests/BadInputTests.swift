@@ -7,7 +7,7 @@ import UploaderCore
 
 /// What a new (or careless) admin does, each with a clear one-line answer,
 /// a ledger entry where a file is involved, and no lost or misattributed data.
-@Suite struct BadInputTests {
+@Suite(.tags(.store, .subprocess)) struct BadInputTests {
     @Test func aRefusedAccountImportChangesNothing() throws {
         let folder = TemporaryDirectory()
         let site = try TestSite(root: folder.sub("site"))

@@ -5,7 +5,7 @@ import UploaderCore
 @testable import Ledger
 
 /// The `uploader` executable as an admin uses it: real files, real ledger, real store.
-@Suite(.serialized) struct CommandLineTests {
+@Suite(.serialized, .tags(.subprocess)) struct CommandLineTests {
     @Test func aBrokenConfigurationGetsEveryProblemWithItsLine() throws {
         let folder = TemporaryDirectory()
         try """

@@ -9,7 +9,7 @@ import UploaderCore
 /// (daemon, dock units, a timer's upload, an admin's commands). The result
 /// must equal some serial order of them: every file verified exactly once,
 /// one object per file, nothing quarantined, an intact custody log.
-@Suite(.serialized) struct ConcurrencyTests {
+@Suite(.serialized, .tags(.store, .subprocess, .slow)) struct ConcurrencyTests {
     struct Site {
         let store: TestStore
         let area: StoreArea

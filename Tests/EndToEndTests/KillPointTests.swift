@@ -8,7 +8,7 @@ import UploaderCore
 /// SIGKILL at random crash points during ingest and upload, again and again,
 /// shift after shift. Whatever the order, every file must end verified in
 /// the store with its camera SHA-256, once, and the camera must be untouched.
-@Suite(.serialized) struct KillPointTests {
+@Suite(.serialized, .tags(.store, .subprocess, .slow)) struct KillPointTests {
     static let ingestPoints = ["ingest.chunk-written", "ingest.copy-synced", "ingest.renamed"]
     static let uploadPoints = ["upload.part-recorded", "upload.stored", "upload.verified"]
 

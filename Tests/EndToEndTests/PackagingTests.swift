@@ -5,7 +5,7 @@ import UploaderCore
 
 /// What the package ships is part of the product: units systemd rates as
 /// well sandboxed, that it accepts, that run the agent unprivileged.
-@Suite struct PackagingTests {
+@Suite(.tags(.subprocess)) struct PackagingTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let unitFolder = packageRoot.appendingPathComponent("systemd")
 

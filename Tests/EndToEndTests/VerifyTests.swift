@@ -8,7 +8,7 @@ import UploaderCore
 
 /// `uploader verify` against a real SeaweedFS: every kind of tampering named
 /// by the file it touches, with a non-zero exit.
-@Suite struct VerifyTests {
+@Suite(.tags(.store, .subprocess)) struct VerifyTests {
     struct Flow {
         let folder = TemporaryDirectory("uploader-verify")
         let store: TestStore
@@ -274,7 +274,7 @@ extension VerifyTests {
 
 /// `[store] server_side_encryption`: asked for on every object written, and
 /// a store that cannot do it is a clear, site-wide stop.
-@Suite struct ServerSideEncryptionTests {
+@Suite(.tags(.store, .subprocess)) struct ServerSideEncryptionTests {
     @Test func everyWriteAsksForTheConfiguredEncryption() throws {
         let server = try RecordingHTTPServer()
         let client = S3Client(target: .init(endpoint: "http://127.0.0.1:\(server.port)", bucket: "evidence", addressing: .path), region: "us-east-1",

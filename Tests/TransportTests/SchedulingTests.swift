@@ -8,7 +8,7 @@ import UploaderCore
 @testable import Transport
 import Platform
 
-@Suite(.serialized) struct SchedulingTests {
+@Suite(.serialized, .tags(.store)) struct SchedulingTests {
     func runner(_ fixture: StoreFixture, _ change: (inout Configuration) -> Void = { _ in }) -> UploadRunner {
         var configuration = fixture.configuration
         change(&configuration)

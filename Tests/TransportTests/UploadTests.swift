@@ -52,7 +52,7 @@ struct StoreFixture {
     }
 }
 
-@Suite(.serialized) struct UploadTests {
+@Suite(.serialized, .tags(.store)) struct UploadTests {
     @Test func objectsInTheStoreHaveTheHashTakenFromTheCamera() throws {
         let fixture = try StoreFixture("hash")
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
