@@ -146,7 +146,7 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "LedgerSimulation", "TestSupport"]),
         .testTarget(name: "IngestTests", dependencies: ["Agent", "Ingest", "Ledger", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Agent", "Transport", "Ingest", "Ledger", "Platform", "Spool", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Ledger", "Transport", "Agent", "Crypto", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Spool", "Ledger", "Transport", "Agent", "Crypto", "TestSupport"]),
         // Emulated USB cameras (umockdev); linked by the tests only, never by the product.
         .systemLibrary(
             name: "CUMockdev",

@@ -51,13 +51,17 @@ public final class DockRunner: Sendable {
     let ledger: Ledger
     let mounter: any VolumeMounting
     let logger: Logger
+    /// The dock's clock, read when a camera's clock is measured against it (a test gives a fixed one).
+    let now: @Sendable () -> Date
 
-    public init(configuration: Configuration, models: CameraModels, ledger: Ledger, mounter: any VolumeMounting, logger: Logger) {
+    public init(configuration: Configuration, models: CameraModels, ledger: Ledger, mounter: any VolumeMounting, logger: Logger,
+                now: @escaping @Sendable () -> Date = Date.init) {
         self.configuration = configuration
         self.models = models
         self.ledger = ledger
         self.mounter = mounter
         self.logger = logger
+        self.now = now
     }
 
     /// Blocking: runs on a thread of its own (the dock unit's main thread,
@@ -119,7 +123,7 @@ public final class DockRunner: Sendable {
         try? ledger.log(EventDraft(.notice, .dockStarted, serial: serial,
                                    "\(model.name) \(serial) docked on \(described), mounted read-only at \(volume)\(options)"))
         var profile = IngestProfile(model)
-        if let clock = model.clock { profile.clockDrift = measureClock(clock, model: model, serial: serial, volume: volume) }
+        if let clock = model.clock { profile.clockDrift = measureClock(clock, model: model, serial: serial, volume: volume, now: now) }
         do {
             let report = try Ingestor(configuration: configuration, ledger: ledger, logger: logger)
                 .ingest(volume: volume, serial: serial, profile: profile, stop: stop)

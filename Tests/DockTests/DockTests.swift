@@ -38,7 +38,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
                                                 "needs umockdev-wrapper (scripts/test runs the tests under it)")
 
 /// Every suite here shares the process-wide umockdev testbed: one at a time.
-@Suite(.serialized, emulated) struct EmulatedDockTests {
+@Suite(.serialized, emulated, .tags(.emulated)) struct EmulatedDockTests {
     let acme = EmulatedDevice()
     let stick = EmulatedDevice(serial: "4C530001230517110381", vendor: "0781", product: "5567", manufacturer: "SanDisk",
                                productName: "Cruzer Blade", port: 2, disk: "sdc")
@@ -217,56 +217,68 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         _ = testbed
     }
 
+    /// Runs the daemon in this process with invariant 7 checked (a blocking call
+    /// inside any of its tasks stops the test run) until `body` returns.
+    func runDaemon(_ site: DockSite, folders: [String: String], outcomes: Collector<DockOutcome>,
+                   _ body: () async throws -> Void) async throws {
+        let daemon = AgentDaemon(configuration: site.configuration, models: Self.models, ledger: site.ledger,
+                                 dockDispatch: .inProcess(site.runner(models: Self.models, folders: folders)) { outcomes.add($0) },
+                                 logger: Logger(label: "test"), shutdownSignals: [])
+        let probe = BlockingCheckProbe()
+        let group = ServiceGroup(configuration: .init(services: [.init(service: daemon), .init(service: probe)], logger: Logger(label: "test")))
+        try await withBlockingCallsChecked {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                try await body()
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+        }
+        // The daemon's services ran as tasks with the check on: a blocking call among them would have stopped the run.
+        let checked = probe.sawTheCheckOn.load(ordering: .relaxed)
+        #expect(checked, "invariant 7 was not checked in the daemon's tasks")
+    }
+
     @Test func twoCamerasDockedAtOnceAreBothIngestedByTheDaemon() async throws {
         let testbed = try Testbed()
         let second = EmulatedDevice(serial: "BWC0005678", port: 5, disk: "sdf")
         let site = try DockSite()
         try CameraVolume.writeRecording(at: site.folder.sub("one/DCIM/A.MP4"), recordedAt: Date(), payloadSize: 4 << 20, seed: 1)
         try CameraVolume.writeRecording(at: site.folder.sub("two/DCIM/B.MP4"), recordedAt: Date(), payloadSize: 4 << 20, seed: 2)
-        let runner = site.runner(models: Self.models, folders: ["/dev/sdb1": site.folder.sub("one"), "/dev/sdf1": site.folder.sub("two")])
         let outcomes = Collector<DockOutcome>()
-        let service = DockMonitorService(models: Self.models, dispatch: .inProcess(runner) { outcomes.add($0) }, ledger: site.ledger, logger: Logger(label: "test"))
-        let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: Logger(label: "test")))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+        try await runDaemon(site, folders: ["/dev/sdb1": site.folder.sub("one"), "/dev/sdf1": site.folder.sub("two")], outcomes: outcomes) { [acme] in
             // Both arrive as udev events, one right after the other.
             try testbed.plug(acme)
             try testbed.plug(second)
-            let both = await BlockingThread.run(name: "test.wait") { outcomes.wait { $0.count >= 2 } }
-            #expect(both)
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+            #expect(await BlockingThread.run(name: "test.wait") { outcomes.wait { $0.count >= 2 } })
         }
         #expect(Set(outcomes.all.map { $0.serial ?? "" }) == ["BWC0001234", "BWC0005678"])
         #expect(outcomes.all.allSatisfy { $0.result == .ingested })
         #expect(Set(try site.ledger.files().map(\.serial)) == ["BWC0001234", "BWC0005678"])
+        let kinds = try site.ledger.events(EventFilter(minimumLevel: .debug)).map(\.kind)
+        #expect(kinds.contains(.daemonStarted) && kinds.contains(.daemonStopped))
     }
 
     @Test func theWholeDaemonRunsInProcessAndDocksACamera() async throws {
         let testbed = try Testbed()
         let site = try DockSite()
         try CameraVolume.writeRecording(at: site.folder.sub("one/DCIM/A.MP4"), recordedAt: Date(), payloadSize: 1 << 20, seed: 3)
-        let daemon = AgentDaemon(configuration: site.configuration, models: Self.models, ledger: site.ledger,
-                                 dockDispatch: .inProcess(site.runner(models: Self.models, folders: ["/dev/sdb1": site.folder.sub("one")])) { _ in },
-                                 logger: Logger(label: "test"), shutdownSignals: [])
-        let group = ServiceGroup(configuration: .init(services: [.init(service: daemon)], logger: Logger(label: "test")))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+        try await runDaemon(site, folders: ["/dev/sdb1": site.folder.sub("one")], outcomes: Collector<DockOutcome>()) { [acme, ledger = site.ledger] in
             try testbed.plug(acme)
-            let spooled = await BlockingThread.run(name: "test.wait") { [ledger = site.ledger] in
-                let deadline = Date().addingTimeInterval(60)
-                while Date() < deadline {
-                    if (try? ledger.files().first?.spoolName) != nil { return true }
-                    usleep(50_000)
-                }
-                return false
-            }
-            #expect(spooled)
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+            #expect(await eventually(within: 60) { try ledger.files().first?.spoolName != nil })
         }
         let kinds = try site.ledger.events(EventFilter(minimumLevel: .debug)).map(\.kind)
         #expect(kinds.contains(.daemonStarted) && kinds.contains(.daemonStopped) && kinds.contains(.fileSpooled))
+    }
+}
+
+/// A service beside the daemon's that notes whether invariant 7 is checked in the tasks it runs in.
+final class BlockingCheckProbe: Service, Sendable {
+    let sawTheCheckOn = Atomic<Bool>(false)
+
+    func run() async throws {
+        sawTheCheckOn.store(BlockingCallCheck.isEnabled, ordering: .relaxed)
+        try? await gracefulShutdown()
     }
 }
 
@@ -285,7 +297,7 @@ struct DockSite {
         ledger = try Ledger(path: configuration.ledgerPath)
     }
 
-    func runner(models: CameraModels, folders: [String: String]) -> DockRunner {
-        DockRunner(configuration: configuration, models: models, ledger: ledger, mounter: FolderMounter(folders: folders), logger: Logger(label: "test"))
+    func runner(models: CameraModels, folders: [String: String], now: @escaping @Sendable () -> Date = Date.init) -> DockRunner {
+        DockRunner(configuration: configuration, models: models, ledger: ledger, mounter: FolderMounter(folders: folders), logger: Logger(label: "test"), now: now)
     }
 }

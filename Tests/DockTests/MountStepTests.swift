@@ -77,13 +77,8 @@ extension EmulatedDockTests {
         let runner = site.runner(models: Self.models, folders: ["/dev/sdb1": site.folder.sub("one")])
         let device = try UdevContext().dockedDevice(devnode: "/dev/sdb1")
         let docking = Task { await BlockingThread.run(name: "test.dock") { runner.dock(device) } }
-        let waited = await BlockingThread.run(name: "test.wait") { [ledger = site.ledger] in
-            let deadline = Date().addingTimeInterval(20)
-            while Date() < deadline {
-                if (try? ledger.events(EventFilter(minimumLevel: .debug)).contains { $0.kind == .dockWaiting }) == true { return true }
-                usleep(20_000)
-            }
-            return false
+        let waited = await eventually(within: 20) { [ledger = site.ledger] in
+            try ledger.events(EventFilter(minimumLevel: .debug)).contains { $0.kind == .dockWaiting }
         }
         #expect(waited)
         #expect(try site.ledger.files().isEmpty)
@@ -96,7 +91,7 @@ extension EmulatedDockTests {
     }
 }
 
-@Suite struct MountStepTests {
+@Suite(.tags(.emulated)) struct MountStepTests {
     @Test func unitNamesAreEscapedAsSystemdEscapeDoes() throws {
         for name in ["sdb1", "nvme0n1p1", "odd name/ü", ".hidden"] {
             let expected = try #require(try? runTool("/usr/bin/systemd-escape", [name]))

@@ -3,12 +3,13 @@ import Foundation
 import Testing
 import TestSupport
 import Platform
+import Spool
 import UploaderCore
 @testable import Ledger
 
 /// What a new (or careless) admin does, each with a clear one-line answer,
 /// a ledger entry where a file is involved, and no lost or misattributed data.
-@Suite struct BadInputTests {
+@Suite(.tags(.store, .subprocess)) struct BadInputTests {
     @Test func aRefusedAccountImportChangesNothing() throws {
         let folder = TemporaryDirectory()
         let site = try TestSite(root: folder.sub("site"))
@@ -102,7 +103,13 @@ import UploaderCore
         #expect(refused.stderr.split(separator: "\n").count == 1)
     }
 
-    @Test func purgeDeletesOnlyARegularFileInsideTheSpool() throws {
+    /// What the ledger's spool name leads to when purge comes: a name rewritten to climb out
+    /// of the spool (refused by the name check), or a name like a real copy's whose file was
+    /// replaced by a link to other evidence or by a folder (refused by the regular-file check).
+    enum PlantedCopy: String, CaseIterable, Sendable { case nameOutOfTheSpool, linkNamedLikeACopy, folderNamedLikeACopy }
+
+    @Test(arguments: PlantedCopy.allCases)
+    func purgeDeletesOnlyARegularFileInsideTheSpool(planted: PlantedCopy) throws {
         let folder = TemporaryDirectory()
         let site = try TestSite(root: folder.sub("site"), extra: "[spool]\nkeep_verified_days = 0")
         let ledger = try Ledger(path: site.ledgerPath)
@@ -110,11 +117,18 @@ import UploaderCore
         let outside = folder.sub("precious")
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
         try "keep me".write(toFile: outside + "/evidence.txt", atomically: true, encoding: .utf8)
-        // A ledger whose spool name was rewritten to point out of the spool.
         let row = try ledger.discover(serial: "BWC-1", sourcePath: "a.mp4", size: 1, modifiedNanoseconds: 1).file
+        let spoolName = planted == .nameOutOfTheSpool ? "../../precious" : Spool.spoolName(fileID: row.id, sourcePath: "a.mp4")
+        let plantedPath = site.spool + "/objects/" + spoolName
+        try FileManager.default.createDirectory(atPath: site.spool + "/objects", withIntermediateDirectories: true)
+        switch planted {
+        case .nameOutOfTheSpool: break
+        case .linkNamedLikeACopy: #expect(symlink(outside + "/evidence.txt", plantedPath) == 0)
+        case .folderNamedLikeACopy: try FileManager.default.createDirectory(atPath: plantedPath, withIntermediateDirectories: false)
+        }
         _ = try ledger.markCopying(row.id)
         let hash = SHA256Digest(bytes: Array(repeating: 0xcc, count: 32))
-        _ = try ledger.markSpooled(row.id, copy: SpooledCopy(sha256: hash, spoolName: "../../precious", partSize: 5 << 20, partHashes: [hash],
+        _ = try ledger.markSpooled(row.id, copy: SpooledCopy(sha256: hash, spoolName: spoolName, partSize: 5 << 20, partHashes: [hash],
                                                              recordedAt: Date(), recordedAtSource: .fileModificationTime))
         let owner = ProcessIdentity.newOwner("t")
         _ = try ledger.claimForUpload(row.id, owner: owner)
@@ -123,7 +137,14 @@ import UploaderCore
         try ledger.markVerified(row.id, storeChecksum: "x", owner: owner)
         let result = try UploaderProcess.run(["purge"], config: site.configPath)
         #expect(result.status != 0)
-        #expect(result.stderr.contains("refusing to delete"))
+        switch planted {
+        case .nameOutOfTheSpool:
+            #expect(result.stderr.contains("refusing to delete \"../../precious\" from the spool"), "\(result.stderr)")
+        case .linkNamedLikeACopy, .folderNamedLikeACopy:
+            #expect(result.stderr.contains("refusing to delete \(site.spool)/objects/\(spoolName): it is not a regular file"), "\(result.stderr)")
+            var info = stat()
+            #expect(lstat(plantedPath, &info) == 0, "the planted \(planted) is gone")
+        }
         #expect(FileManager.default.fileExists(atPath: outside + "/evidence.txt"))
         #expect(try ledger.file(row.id)?.spoolPurgedAt == nil)
     }

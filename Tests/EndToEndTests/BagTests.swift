@@ -9,7 +9,7 @@ import Agent
 
 /// Evidence bags: written from the store, valid for the Library of
 /// Congress' bagit.py and for `verify-bag`, and every flipped byte caught.
-@Suite struct BagTests {
+@Suite(.tags(.store, .subprocess)) struct BagTests {
     static let bagitTool: String? = {
         for path in ["/usr/local/bin/bagit.py", "/usr/bin/bagit.py", ProcessInfo.processInfo.environment["HOME"].map { $0 + "/.local/bin/bagit.py" } ?? ""]
             where FileManager.default.isExecutableFile(atPath: path) { return path }

@@ -9,7 +9,7 @@ import Agent
 
 /// Giving cameras back empty: only files the store verified, still the same
 /// on the camera, ever leave it; every deletion is a custody event.
-@Suite struct CameraClearTests {
+@Suite(.tags(.store, .subprocess)) struct CameraClearTests {
     struct Site {
         let folder = TemporaryDirectory("uploader-clear")
         let store: TestStore

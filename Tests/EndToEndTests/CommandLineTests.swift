@@ -5,7 +5,7 @@ import UploaderCore
 @testable import Ledger
 
 /// The `uploader` executable as an admin uses it: real files, real ledger, real store.
-@Suite(.serialized) struct CommandLineTests {
+@Suite(.serialized, .tags(.subprocess)) struct CommandLineTests {
     @Test func aBrokenConfigurationGetsEveryProblemWithItsLine() throws {
         let folder = TemporaryDirectory()
         try """
@@ -172,11 +172,9 @@ import UploaderCore
         #expect(truncate(path, 1 << 30) == 0)
         let running = try UploaderProcess.start(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
         // Wait for the copy to be under way: its temporary file exists and is growing.
-        let deadline = Date().addingTimeInterval(60)
-        while (try? FileManager.default.attributesOfItem(atPath: site.spool + "/tmp/1.partial")[.size] as? Int).map({ $0 > 0 }) != true {
-            guard Date() < deadline else { break }
-            usleep(5_000)
-        }
+        #expect(eventually(within: 60, every: 0.005) {
+            (try? FileManager.default.attributesOfItem(atPath: site.spool + "/tmp/1.partial")[.size] as? Int).map { $0 > 0 } == true
+        })
         running.signal(SIGTERM)
         let result = running.finish()
         #expect(result.status == 3, "\(result.stderr)")

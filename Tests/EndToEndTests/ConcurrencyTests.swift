@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import Testing
 import TestSupport
 import Transport
@@ -9,7 +10,7 @@ import UploaderCore
 /// (daemon, dock units, a timer's upload, an admin's commands). The result
 /// must equal some serial order of them: every file verified exactly once,
 /// one object per file, nothing quarantined, an intact custody log.
-@Suite(.serialized) struct ConcurrencyTests {
+@Suite(.serialized, .tags(.store, .subprocess, .slow)) struct ConcurrencyTests {
     struct Site {
         let store: TestStore
         let area: StoreArea
@@ -25,8 +26,8 @@ import UploaderCore
             camera = folder.sub("camera")
         }
 
-        mutating func record(_ count: Int, size: (Int) -> Int64) throws {
-            for index in 1...count {
+        mutating func record(_ count: Int, from first: Int = 1, size: (Int) -> Int64) throws {
+            for index in first..<(first + count) {
                 let name = String(format: "DCIM/VID%04d.MP4", index)
                 hashes[name] = try CameraVolume.writeRecording(at: camera + "/" + name, recordedAt: Date(timeIntervalSince1970: 1_795_000_000 + Double(index) * 60),
                                                                payloadSize: size(index), seed: UInt64(index)).hex
@@ -41,8 +42,9 @@ import UploaderCore
             try UploaderProcess.start(arguments, config: site.configPath)
         }
 
-        /// Every file verified once, with the camera's hash, one object each, a whole log.
-        func expectEachFileVerifiedOnce() throws {
+        /// Every file verified once, with the camera's hash, one object each, a whole log
+        /// (`failedOnPurpose`: files the test itself marked failed beforehand).
+        func expectEachFileVerifiedOnce(failedOnPurpose: Set<Int64> = []) throws {
             let ledger = try Ledger(path: site.ledgerPath)
             let files = try ledger.files()
             #expect(files.count == hashes.count)
@@ -51,7 +53,7 @@ import UploaderCore
             let verifications = try ledger.events(EventFilter(minimumLevel: .debug)).filter { $0.kind == .uploadVerified }
             #expect(verifications.count == files.count, "each file is verified exactly once")
             #expect(Set(verifications.compactMap(\.fileID)).count == files.count)
-            #expect(try ledger.events(EventFilter(minimumLevel: .debug)).filter { $0.kind == .fileQuarantined || $0.kind == .fileFailed }.isEmpty)
+            #expect(try ledger.events(EventFilter(minimumLevel: .debug)).filter { ($0.kind == .fileQuarantined || $0.kind == .fileFailed) && !failedOnPurpose.contains($0.fileID ?? -1) }.isEmpty)
             let keys = try area.evidenceKeys(store.client(bucket: area.bucket))
             #expect(keys.count == files.count)
             #expect(Set(keys) == Set(files.compactMap(\.objectKey)))
@@ -66,13 +68,17 @@ import UploaderCore
         #expect(ingest.status == 1 || ingest.status == 0, "\(ingest.stderr)")
         #expect(try site.cli(["device", "add", "BWC-C", "--user", "officer-c"]).status == 0)
 
-        let first = try site.start(["upload", "--now"])
-        let second = try site.start(["upload", "--now"])
+        // Overlapping selections: files 7-12 are contested, 1-6 only the first's, 13-18 only the second's,
+        // so each uploader has work only it can do.
+        let first = try site.start(["upload", "--now", "--json"] + (1...12).map { String(format: "VID%04d", $0) })
+        let second = try site.start(["upload", "--now", "--json"] + (7...18).map { String(format: "VID%04d", $0) })
         // Purges run beside the uploads, deleting spool copies as soon as files are verified.
         var purges: [Int32] = []
         for _ in 0..<4 { purges.append(try site.cli(["purge"]).status) }
         let results = [first.finish(), second.finish()]
         for result in results { #expect(result.status == 0, "\(result.stderr)") }
+        let verified = try results.map { try UploaderProcess.json($0)["verified"] as? Int ?? 0 }
+        #expect(verified.allSatisfy { $0 >= 6 } && verified.reduce(0, +) == 18, "verified by each: \(verified)")
         purges.append(try site.cli(["purge"]).status)
         #expect(purges.allSatisfy { $0 == 0 })
         try site.expectEachFileVerifiedOnce()
@@ -109,25 +115,32 @@ import UploaderCore
         try site.record(12) { index in index % 4 == 0 ? 11 << 20 : 150_000 }
         #expect(try site.cli(["device", "add", "BWC-C", "--user", "officer-c"]).status == 0)
         #expect(try site.cli(["ingest", site.camera, "--serial", "BWC-C"]).status == 0)
+        // One file failed earlier, its next attempt far off: only the admin's retry brings it back.
+        let ledger = try Ledger(path: site.site.ledgerPath)
+        let failedFile = try #require(try ledger.files().first { $0.sourcePath == "DCIM/VID0003.MP4" })
+        let owner = ProcessIdentity.newOwner("test")
+        _ = try ledger.claimForUpload(failedFile.id, owner: owner)
+        try ledger.markUploadFailed(failedFile.id, error: "the store refused it (test)", retryAt: Date().addingTimeInterval(30 * 86400), owner: owner)
+        // Three recordings more, on the camera after the first ingest: only the admin's second ingest secures them.
+        try site.record(3, from: 13) { _ in 150_000 }
 
-        // The daemon uploads at once on start; an admin's commands run beside it.
+        // The daemon uploads at once on start; an admin's commands run beside it. The admin's upload
+        // takes the odd files only, so the even ones are the daemon's to do.
         let daemon = try UploaderProcess.start(["daemon"], config: site.site.configPath, environment: ["UPLOADER_CHECK_BLOCKING": "1"])
-        let manual = try site.start(["upload", "--now"])
-        #expect(try site.cli(["purge"]).status == 0)
-        #expect(try site.cli(["retry", "--all-failed"]).status == 0)
+        let retry = try site.cli(["retry", "--all-failed"])
+        #expect(retry.status == 0 && retry.stdout.hasPrefix("queued 1 file again"), "\(retry.stdout)\(retry.stderr)")
         #expect(try site.cli(["ingest", site.camera, "--serial", "BWC-C"]).status == 0)
+        #expect(Set(try ledger.files().map(\.sourcePath)).isSuperset(of: ["DCIM/VID0013.MP4", "DCIM/VID0014.MP4", "DCIM/VID0015.MP4"]))
+        let manual = try site.start(["upload", "--now"] + stride(from: 1, through: 15, by: 2).map { String(format: "VID%04d", $0) })
+        #expect(try site.cli(["purge"]).status == 0)
         let manualResult = manual.finish()
         #expect(manualResult.status == 0, "\(manualResult.stderr)")
-        let ledger = try Ledger(path: site.site.ledgerPath)
-        let deadline = Date().addingTimeInterval(120)
-        while try ledger.files().contains(where: { $0.state != .verified }), Date() < deadline {
-            usleep(100_000)
-        }
+        #expect(try eventually(within: 120, every: 0.1) { try ledger.files().allSatisfy { $0.state == .verified } })
         daemon.signal(SIGTERM)
         let stopped = daemon.finish()
         #expect(stopped.status == 0, "\(stopped.stderr)")
         #expect(try site.cli(["purge"]).status == 0)
-        try site.expectEachFileVerifiedOnce()
+        try site.expectEachFileVerifiedOnce(failedOnPurpose: [failedFile.id])
         #expect(CameraVolume.files(under: site.site.spool + "/objects").isEmpty)
     }
 
@@ -142,10 +155,7 @@ import UploaderCore
 
         let upload = try site.start(["upload", "--now"])
         // Wait (bounded) until the first part is recorded: the upload is under way.
-        let deadline = Date().addingTimeInterval(60)
-        while try ledger.parts(of: id).allSatisfy({ $0.etag == nil }), Date() < deadline {
-            usleep(50_000)
-        }
+        #expect(try eventually(within: 60) { try ledger.parts(of: id).contains { $0.etag != nil } })
         #expect(try ledger.file(id)?.state == .uploading)
         let cancel = try site.cli(["cancel", "#\(id)"])
         #expect(cancel.status == 0, "\(cancel.stderr)")

@@ -5,7 +5,7 @@ import UploaderCore
 
 /// What the package ships is part of the product: units systemd rates as
 /// well sandboxed, that it accepts, that run the agent unprivileged.
-@Suite struct PackagingTests {
+@Suite(.tags(.subprocess)) struct PackagingTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let unitFolder = packageRoot.appendingPathComponent("systemd")
 
@@ -56,13 +56,32 @@ import UploaderCore
             #expect(lines.contains("User=uploader") && lines.contains("Group=uploader"), "\(unit.lastPathComponent)")
             #expect(lines.contains("CapabilityBoundingSet="), "\(unit.lastPathComponent)")
             for line in lines where line.hasPrefix("Exec") {
-                let command = line.split(separator: "=", maxSplits: 1)[1].drop { "-@:!".contains($0) }
-                if command.hasPrefix("+") {
+                // `-`, `@` and `:` change nothing about who runs the command; `+`, `!` and `!!`
+                // all lift `User=` (systemd.service(5)): each of them is root.
+                let prefixes = line.split(separator: "=", maxSplits: 1)[1].prefix { "-@:!+|".contains($0) }
+                let command = line.split(separator: "=", maxSplits: 1)[1].dropFirst(prefixes.count)
+                if prefixes.contains("+") || prefixes.contains("!") {
                     // The clearing step runs as a unit of its own: it asks the store, which the dock unit's network ban forbids.
-                    #expect(["+/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader mount /dev/%I",
-                             "+/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader unmount /dev/%I",
-                             "+/usr/bin/systemd-run --quiet --wait --pipe --collect --service-type=exec --property=BindsTo=dev-%i.device --property=After=dev-%i.device /usr/bin/uploader camera clear-apply /dev/%I"].contains(String(command)), "\(line)")
+                    #expect(prefixes.filter { "+!".contains($0) } == "+" &&
+                            ["/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader mount /dev/%I",
+                             "/usr/bin/nsenter --mount=/proc/1/ns/mnt /usr/bin/uploader unmount /dev/%I",
+                             "/usr/bin/systemd-run --quiet --wait --pipe --collect --service-type=exec --property=BindsTo=dev-%i.device --property=After=dev-%i.device /usr/bin/uploader camera clear-apply /dev/%I"].contains(String(command)),
+                            "a command that runs as root: \(unit.lastPathComponent): \(line)")
                 }
+            }
+        }
+    }
+
+    /// No unit reaches a device but the dock unit, and it only its own partition, read-only.
+    @Test func onlyTheDockUnitReachesADeviceAndOnlyItsPartitionReadOnly() throws {
+        for unit in Self.units where unit.pathExtension == "service" {
+            let lines = try String(contentsOf: unit, encoding: .utf8).split(separator: "\n").map(String.init)
+            #expect(lines.contains("DevicePolicy=closed"), "\(unit.lastPathComponent)")
+            let allowed = lines.filter { $0.hasPrefix("DeviceAllow=") }
+            if unit.lastPathComponent == "uploader-dock@.service" {
+                #expect(allowed == ["DeviceAllow=/dev/%I r"], "\(unit.lastPathComponent): \(allowed)")
+            } else {
+                #expect(allowed.isEmpty, "\(unit.lastPathComponent): \(allowed)")
             }
         }
     }
@@ -77,27 +96,35 @@ import UploaderCore
                        "uploader.service", "uploader-dock@.service"]
         // The rule itself, run as polkit runs it (JavaScript), when node is here; else its pattern.
         let node = ["/usr/bin/node", "/usr/bin/nodejs"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        func admits(_ unit: String, user: String = "uploader", verb: String = "start") throws -> Bool {
+        func admits(_ unit: String, user: String = "uploader", verb: String = "start", action: String = "org.freedesktop.systemd1.manage-units") throws -> Bool {
             if let node {
                 let script = """
                     let rule; const polkit = { addRule: f => { rule = f }, Result: { YES: "yes", NOT_HANDLED: "no" } };
                     eval(require("fs").readFileSync(process.argv[1], "utf8"));
-                    const [unit, user, verb] = process.argv.slice(2);
-                    const action = { id: "org.freedesktop.systemd1.manage-units", lookup: k => ({ unit, verb })[k] };
-                    process.stdout.write(rule(action, { user }));
+                    const [unit, user, verb, id] = process.argv.slice(2);
+                    process.stdout.write(rule({ id, lookup: k => ({ unit, verb })[k] }, { user }));
                     """
-                return try runTool(node, ["-e", script, rule, unit, user, verb]) == "yes"
+                return try runTool(node, ["-e", script, rule, unit, user, verb, action]) == "yes"
             }
             let text = try String(contentsOfFile: rule, encoding: .utf8)
             let pattern = try #require(text.split(separator: "\n").compactMap { line -> String? in
                 guard let start = line.range(of: "/^"), let end = line.range(of: "$/", range: start.upperBound..<line.endIndex) else { return nil }
                 return String(line[line.index(after: start.lowerBound)..<line.index(before: end.upperBound)])
             }.first)
-            return user == "uploader" && verb == "start" && unit.range(of: pattern, options: .regularExpression) != nil
+            return user == "uploader" && verb == "start" && action == "org.freedesktop.systemd1.manage-units" && unit.range(of: pattern, options: .regularExpression) != nil
         }
         for unit in admitted { #expect(try admits(unit), "\(unit)") }
         for unit in refused { #expect(try !admits(unit), "\(unit)") }
-        #expect(try !admits("uploader-dock@sdb1.service", user: "nobody") && !admits("uploader-dock@sdb1.service", verb: "stop"))
+        #expect(try !admits("uploader-dock@sdb1.service", user: "nobody"))
+        // `start` and nothing else: every other verb systemd asks polkit about.
+        for verb in ["stop", "restart", "reload", "reload-or-restart", "try-restart", "try-reload-or-restart", "kill", "reset-failed",
+                     "set-property", "clean", "freeze", "thaw", "bind", "mount-image", "enable", "mask", ""] {
+            #expect(try !admits("uploader-dock@sdb1.service", verb: verb), "verb \(verb)")
+        }
+        // Nor any other systemd action: enabling unit files, reloading the manager.
+        for action in ["org.freedesktop.systemd1.manage-unit-files", "org.freedesktop.systemd1.reload-daemon", "org.freedesktop.systemd1.set-environment"] {
+            #expect(try !admits("uploader-dock@sdb1.service", action: action), "\(action)")
+        }
     }
 
     /// The package's postinst runs as root in folders the agent owns: a link

@@ -7,7 +7,7 @@ import UploaderCore
 
 /// GPS tracks and metadata files that belong to a recording: linked in the
 /// ledger, uploaded beside it naming it, exported with it.
-@Suite struct SidecarTests {
+@Suite(.tags(.store, .subprocess)) struct SidecarTests {
     @Test func sidecarsAreLinkedUploadedBesideTheirRecordingAndExportedWithIt() throws {
         let folder = TemporaryDirectory("uploader-sidecar")
         let store = try TestStore.fromEnvironment()

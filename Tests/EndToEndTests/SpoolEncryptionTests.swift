@@ -8,7 +8,7 @@ import UploaderCore
 /// Spool encryption as an admin lives with it: on by default, keys rotated
 /// while copies wait, old keys retired once their copies are purged, copies
 /// from before encryption still sent, all with real processes and a real store.
-@Suite struct SpoolEncryptionTests {
+@Suite(.tags(.store, .subprocess)) struct SpoolEncryptionTests {
     struct Site {
         let folder = TemporaryDirectory("uploader-sealing")
         let store: TestStore

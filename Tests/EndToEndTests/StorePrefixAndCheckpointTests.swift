@@ -5,7 +5,7 @@ import TestSupport
 import UploaderCore
 
 /// Where custody objects go, and what is said when they do not get there.
-@Suite struct StorePrefixAndCheckpointTests {
+@Suite(.tags(.store, .subprocess)) struct StorePrefixAndCheckpointTests {
     /// An account file whose prefix climbs out of its bucket
     /// (path-style: `bucket/../evidence2/…` is the bucket evidence2).
     @Test func anAccountImportWithAPrefixLeavingItsBucketIsRefusedAndChangesNothing() throws {

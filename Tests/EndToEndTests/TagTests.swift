@@ -10,7 +10,7 @@ import UploaderCore
 /// created with Object Lock: tags given before upload go with the object,
 /// tags given after reach the stored object, a lock holds against the
 /// store's own credentials, and a delete marker is told apart from a loss.
-@Suite struct TagTests {
+@Suite(.tags(.store, .subprocess)) struct TagTests {
     static let categories = """
         [categories.evidence]
         retention = "2y"

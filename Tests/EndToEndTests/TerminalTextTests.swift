@@ -6,7 +6,7 @@ import UploaderCore
 
 /// What a camera or an admin typed never reaches a terminal raw, never lands
 /// in a secret, and an admin's action in the log names the admin.
-@Suite struct TerminalTextTests {
+@Suite(.tags(.subprocess)) struct TerminalTextTests {
     static let escape = "\u{1b}"
     /// Sets the terminal's title, then rings the bell: what `printf 'cam\e]0;pwn\a'` gives.
     static let titleSequence = "cam\u{1b}]0;pwn\u{07}"

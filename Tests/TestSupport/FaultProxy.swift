@@ -26,11 +26,30 @@ public final class FaultProxy: @unchecked Sendable {
     private let plan = Mutex(Plan(generator: SplitMix(seed: 1), faultRate: 0, faults: [], counts: [:]))
     private let stallSeconds: Double
     private var acceptThread: Thread?
+
+    /// A request the proxy passed whole to the store: what went on the wire.
+    public struct Request: Sendable {
+        public var head: String
+        /// The bytes of its body relayed to the store.
+        public var bodyBytes: Int
+        public var method: String { String(head.prefix { $0 != " " }) }
+        /// `PUT /bucket/key?query HTTP/1.1`.
+        public var requestLine: String { head.split(separator: "\r\n").first.map(String.init) ?? "" }
+        /// An UploadPart of a multipart upload (`PUT …?partNumber=N&uploadId=…`).
+        public var isUploadPart: Bool { method == "PUT" && requestLine.contains("partNumber=") }
+        public func header(_ name: String) -> String? { FaultProxy.header(name.lowercased(), in: head) }
+    }
+    private let passed = Mutex<[Request]>([])
+    private let arrivedHeads = Mutex<[String]>([])
+    private let onRequestSent: (@Sendable (Request) -> Void)?
     private let stopping = Atomic<Bool>(false)
 
     /// `faultRate`: the share of requests that get a fault (chosen evenly from `faults`).
-    public init(upstream: String, seed: UInt64, faultRate: Double, faults: [Fault] = [.slowDown, .resetMidBody, .stall, .truncateResponse],
-                stallSeconds: Double = 4) throws {
+    /// `onRequestSent` is called once a request's whole body has reached the store, before its answer
+    /// goes back: a test acts "between" two requests there, with no clock.
+    public init(upstream: String, seed: UInt64 = 1, faultRate: Double = 0, faults: [Fault] = [.slowDown, .resetMidBody, .stall, .truncateResponse],
+                stallSeconds: Double = 4, onRequestSent: (@Sendable (Request) -> Void)? = nil) throws {
+        self.onRequestSent = onRequestSent
         guard let port = URLComponents(string: upstream)?.port else { throw TestFailure.message("no port in \(upstream)") }
         upstreamPort = UInt16(port)
         self.stallSeconds = stallSeconds
@@ -50,6 +69,12 @@ public final class FaultProxy: @unchecked Sendable {
     public var counts: [Fault: Int] { plan.withLock { $0.counts } }
 
     public func setFaultRate(_ rate: Double) { plan.withLock { $0.faultRate = rate } }
+
+    /// The requests that reached the store whole, in the order their bodies were sent.
+    public var requests: [Request] { passed.withLock { $0 } }
+
+    /// Every request that arrived, whole or not (one aborted mid-body too): its head.
+    public var arrived: [Request] { arrivedHeads.withLock { $0 }.map { Request(head: $0, bodyBytes: 0) } }
 
     public func stop() {
         if stopping.exchange(true, ordering: .relaxed) { return }
@@ -80,6 +105,7 @@ public final class FaultProxy: @unchecked Sendable {
     private func handle(_ client: Int32) {
         defer { close(client) }
         guard var (head, leftover) = readHead(client) else { return }
+        arrivedHeads.withLock { [head] in $0.append(head) }
         let fault = nextFault()
         let contentLength = Self.header("content-length", in: head).flatMap { Int($0) } ?? 0
         switch fault {
@@ -121,6 +147,9 @@ public final class FaultProxy: @unchecked Sendable {
         writeAll(upstream, leftover)
         guard relay(from: client, to: upstream, count: contentLength - leftover.count) else { return }
         leftover = []
+        let request = Request(head: head, bodyBytes: contentLength)
+        passed.withLock { $0.append(request) }
+        onRequestSent?(request)
         var response: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {

@@ -205,11 +205,14 @@ public enum CameraVolume {
     /// Path, SHA-256, size, mtime and mode of every file below `root`: equal
     /// fingerprints mean nobody touched the volume.
     public static func fingerprint(_ root: String) throws -> [String] {
-        try files(under: root).map { path in
-            var info = stat()
-            _ = lstat(root + "/" + path, &info)
-            return "\(path) \(try sha256(ofFile: root + "/" + path).hex) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(info.st_mode)"
-        }
+        try files(under: root).map { try fingerprint(of: $0, in: root) }
+    }
+
+    /// One file's line of `fingerprint(_:)`: path relative to `root`, SHA-256, size, mtime, mode.
+    public static func fingerprint(of path: String, in root: String) throws -> String {
+        var info = stat()
+        _ = lstat(root + "/" + path, &info)
+        return "\(path) \(try sha256(ofFile: root + "/" + path).hex) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(info.st_mode)"
     }
 
     /// The files in a spool's `objects/` and `tmp/` (its `locks/` hold no evidence).

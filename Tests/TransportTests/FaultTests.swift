@@ -11,7 +11,7 @@ import UploaderCore
 /// Uploads through a proxy that resets, stalls, answers 503 SlowDown and cuts
 /// answers short. Whatever happens, every file must end `verified` with the
 /// camera's SHA-256 in the store, exactly once, with the camera untouched.
-@Suite(.serialized) struct FaultTests {
+@Suite(.serialized, .tags(.store, .slow)) struct FaultTests {
     @Test(arguments: [UInt64(11), 12, 13])
     func everyFileArrivesOnceAndIntactThroughAFaultyNetwork(seed: UInt64) throws {
         let fixture = try StoreFixture("faults\(seed)")
