@@ -174,10 +174,14 @@ public final class StoreAnswerCache: Sendable {
 
     public init(_ ask: @escaping @Sendable () throws -> Bool) { self.ask = ask }
 
+    /// Asks once: concurrent callers wait for the first answer (a run's
+    /// uploads start together). A thrown error is not remembered.
     public func get() throws -> Bool {
-        if let known = answer.withLock({ $0 }) { return known }
-        let value = try ask()
-        answer.withLock { $0 = value }
-        return value
+        try answer.withLock { known throws -> Bool in
+            if let known { return known }
+            let value = try ask()
+            known = value
+            return value
+        }
     }
 }

@@ -79,6 +79,9 @@ public final class UploadRunner: Sendable {
             let probe: S3Client.ChecksumProbe
             do {
                 probe = try S3Client(configuration: configuration, credentials: credentials).probeChecksumEnforcement(under: configuration.store.prefix)
+            } catch let error as UploaderError where error.stopsTheRun {
+                // The store refuses this site (TLS, credentials, bucket): the run stops on it.
+                throw error
             } catch {
                 // Not known is not enforced: reading back costs time, never a false proof.
                 logger.warning("whether the store checks upload checksums could not be found out (\(error)): every object is read back and hashed before it counts as verified")
