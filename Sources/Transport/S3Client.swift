@@ -294,11 +294,12 @@ public final class S3Client {
         headers["If-None-Match"] = "*"
         let response = try send("PUT", key: key, query: [], headers: headers, body: .bytes(body))
         guard (200...299).contains(response.status) else {
-            let failure = UploaderError.storeAnswer(response)
+            // A write like any upload's: a store that cannot encrypt is told apart.
+            let refusal = failure(writing: response)
             // Only a refusal that names the checksum proves enforcement; any other
             // refusal leaves it unknown, which the caller treats as not enforced.
-            if failure.code == .storeChecksumMismatch { return ChecksumProbe(enforced: true) }
-            throw failure
+            if refusal.code == .storeChecksumMismatch { return ChecksumProbe(enforced: true) }
+            throw refusal
         }
         let version = response.headers["x-amz-version-id"].flatMap { $0 == "null" ? nil : $0 }
         let deleted = try? deleteObject(key: key, versionID: version)

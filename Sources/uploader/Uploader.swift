@@ -85,7 +85,11 @@ struct GlobalOptions: ParsableArguments {
             // argument-parser's own exits (usage, --help, an exit status) pass through.
             guard let failure = UploaderError.fromCommand(error) else { throw error }
             // Messages name what was typed or found on a camera: never raw on a terminal.
-            FileHandle.standardError.write(Data("error: \(DisplayText.terminalSafe(verbose ? failure.verboseDescription : failure.message))\n".utf8))
+            let text = verbose ? failure.verboseDescription : failure.message
+            // A configuration's problems are one per line (ours); each line is escaped on its own.
+            let shown = failure.problems.isEmpty ? DisplayText.terminalSafe(text)
+                : text.split(separator: "\n", omittingEmptySubsequences: false).map { DisplayText.terminalSafe(String($0)) }.joined(separator: "\n")
+            FileHandle.standardError.write(Data("error: \(shown)\n".utf8))
             throw ExitCode(ExitStatus(for: failure).rawValue)
         }
     }

@@ -13,18 +13,6 @@ import Platform
 /// the agent cannot use is itself an alert, and a fixed file is read by the
 /// next upload run without a restart.
 @Suite(.serialized) struct DaemonHousekeepingTests {
-    /// Polls `condition` (on a thread of its own) until it holds or `seconds` pass.
-    static func eventually(within seconds: Double, _ condition: @escaping @Sendable () -> Bool) async -> Bool {
-        await BlockingThread.run(name: "test.eventually") {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if condition() { return true }
-                usleep(50_000)
-            }
-            return condition()
-        }
-    }
-
     /// What the alert command left: one file per alert key, holding the alert's JSON.
     static func alertsSent(in folder: String) -> [String: String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
@@ -63,9 +51,10 @@ import Platform
         }
         let group = ServiceGroup(configuration: .init(services: [.init(service: daemon)], logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+            // Off the cooperative pool, which other tests' blocking bodies may hold.
+            tasks.addTask { try await withOwnThreads { try await group.run() } }
             // The admin hears of it through the alert command, and the metrics file is written all the same.
-            let alerted = await Self.eventually(within: 30) { Self.alertsSent(in: alerts)["credentials-unusable.json"] != nil }
+            let alerted = await eventually(within: 30) { Self.alertsSent(in: alerts)["credentials-unusable.json"] != nil }
             #expect(alerted, "no credentials alert; sent: \(Self.alertsSent(in: alerts).keys.sorted())")
             #expect(Self.alertsSent(in: alerts)["credentials-unusable.json"]?.contains("is not valid TOML") == true)
             #expect(FileManager.default.fileExists(atPath: site.root + "/metrics.prom"))
@@ -73,7 +62,7 @@ import Platform
 
             // The admin fixes the file: the next run reads it and uploads, no restart.
             try goodCredentials.write(toFile: credentialsPath, atomically: false, encoding: .utf8)
-            let verified = await Self.eventually(within: 60) { (try? ledger.files().map(\.state)) == [.verified] }
+            let verified = await eventually(within: 60) { (try? ledger.files().map(\.state)) == [.verified] }
             #expect(verified, "the file is \(String(describing: try? ledger.files().map(\.state)))")
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()

@@ -189,15 +189,15 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         try testbed.plug(stick)
         let site = try DockSite()
         // The CLI inherits the testbed through UMOCKDEV_DIR and the preload.
-        let scan = try UploaderProcess.run(["device", "scan"], config: site.site.configPath)
+        let scan = try UploaderProcess.run(["device", "scan"], config: site.site.configPath, environment: testbed.environment)
         #expect(scan.status == 0, "\(scan.stderr)")
         #expect(scan.stdout.contains("/dev/sdb1  2b4c:0001  Acme BodyCam X1  BWC0001234  NOT registered"))
         #expect(scan.stdout.contains("/dev/sdc1  0781:5567  -  -  not a supported camera"))
-        let add = try UploaderProcess.run(["device", "add", "--connected", "--user", "officer-77"], config: site.site.configPath)
+        let add = try UploaderProcess.run(["device", "add", "--connected", "--user", "officer-77"], config: site.site.configPath, environment: testbed.environment)
         #expect(add.status == 0, "\(add.stderr)")
         #expect(add.stdout == "registered BWC0001234 to officer-77\n")
         #expect(try site.ledger.device(serial: "BWC0001234")?.model == "Acme BodyCam X1")
-        let again = try UploaderProcess.run(["device", "scan", "--json"], config: site.site.configPath)
+        let again = try UploaderProcess.run(["device", "scan", "--json"], config: site.site.configPath, environment: testbed.environment)
         let cameras = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [[String: Any]])
         #expect(cameras.first { $0["serial"] as? String == "BWC0001234" }?["registered"] as? Bool == true)
         _ = testbed
@@ -207,10 +207,10 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         let testbed = try Testbed()
         try testbed.plug(stick)
         let site = try DockSite()
-        let result = try UploaderProcess.run(["dock", "/dev/sdc1"], config: site.site.configPath)
+        let result = try UploaderProcess.run(["dock", "/dev/sdc1"], config: site.site.configPath, environment: testbed.environment)
         #expect(result.status == 5)
         #expect(result.stdout.contains("dock /dev/sdc1: ignored: /dev/sdc1 (0781:5567 SanDisk Cruzer Blade) is not a supported camera"))
-        let missing = try UploaderProcess.run(["dock", "/dev/sdz1"], config: site.site.configPath)
+        let missing = try UploaderProcess.run(["dock", "/dev/sdz1"], config: site.site.configPath, environment: testbed.environment)
         #expect(missing.status == 1)
         #expect(missing.stderr.hasPrefix("error: /dev/sdz1 is not a block device udev knows"))
         #expect(try site.ledger.events(EventFilter()).map(\.kind).contains(.dockIgnored))
@@ -228,7 +228,8 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         let group = ServiceGroup(configuration: .init(services: [.init(service: daemon), .init(service: probe)], logger: Logger(label: "test")))
         try await withBlockingCallsChecked {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await group.run() }
+                // Off the cooperative pool, which other tests' blocking bodies may hold.
+                tasks.addTask { try await withOwnThreads { try await group.run() } }
                 try await body()
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()

@@ -88,6 +88,13 @@ final class Testbed {
         g_object_unref(UnsafeMutableRawPointer(pointer))
     }
 
+    /// What a child `uploader` needs to see this testbed (children see none unless given it).
+    var environment: [String: String] {
+        let root = umockdev_testbed_get_root_dir(UnsafeMutablePointer<UMockdevTestbed>(pointer))!
+        defer { g_free(root) }
+        return ["UMOCKDEV_DIR": String(cString: root)]
+    }
+
     func add(_ records: String) throws {
         var error: UnsafeMutablePointer<GError>?
         let testbed = UnsafeMutablePointer<UMockdevTestbed>(pointer)

@@ -19,7 +19,7 @@ extension EmulatedDockTests {
         let testbed = try Testbed()
         try testbed.plug(acme)
         let site = try DockSite()
-        let result = try UploaderProcess.run(["dock", "/dev/sdb1"], config: site.site.configPath)
+        let result = try UploaderProcess.run(["dock", "/dev/sdb1"], config: site.site.configPath, environment: testbed.environment)
         #expect(result.status == 6)
         #expect(result.stdout.contains("is not mounted at"))
         #expect(result.stdout.contains("systemctl start uploader-dock@sdb1.service"))
@@ -36,19 +36,19 @@ extension EmulatedDockTests {
         let ledgerFiles = { try FileManager.default.contentsOfDirectory(atPath: site.site.root + "/state").sorted() }
         let before = try ledgerFiles()
         // The emulated /dev/sdb1 has no real block device behind it: mount(2) fails.
-        let mount = try UploaderProcess.run(["mount", "/dev/sdb1"], config: site.site.configPath)
+        let mount = try UploaderProcess.run(["mount", "/dev/sdb1"], config: site.site.configPath, environment: testbed.environment)
         #expect(mount.status == 1)
         #expect(mount.stderr.hasPrefix("error: cannot mount /dev/sdb1 (vfat) read-only at \(site.configuration.docking.mountRoot)/sdb1"))
         #expect(try ledgerFiles() == before)
         // Made under the CLI's umask 0027, yet the agent's user must get through it.
         var info = stat()
         #expect(stat(site.configuration.docking.mountRoot, &info) == 0 && info.st_mode & 0o777 == 0o755)
-        let dock = try UploaderProcess.run(["dock", "/dev/sdb1"], config: site.site.configPath)
+        let dock = try UploaderProcess.run(["dock", "/dev/sdb1"], config: site.site.configPath, environment: testbed.environment)
         #expect(dock.status == 6)
         let refused = try site.ledger.events(EventFilter()).filter { $0.kind == .dockRefused }
         #expect(refused.count == 1 && refused[0].message.contains("cannot mount /dev/sdb1 (vfat) read-only"))
         // The unmount step clears the report; nothing was mounted.
-        let unmount = try UploaderProcess.run(["unmount", "/dev/sdb1"], config: site.site.configPath)
+        let unmount = try UploaderProcess.run(["unmount", "/dev/sdb1"], config: site.site.configPath, environment: testbed.environment)
         #expect(unmount.status == 0 && unmount.stdout.contains("nothing mounted"))
         #expect(!FileManager.default.fileExists(atPath: MountReport.path(mountRoot: site.configuration.docking.mountRoot, sysname: "sdb1")))
         _ = testbed
@@ -58,7 +58,7 @@ extension EmulatedDockTests {
         let testbed = try Testbed()
         try testbed.plug(stick)
         let site = try DockSite()
-        let mount = try UploaderProcess.run(["mount", "/dev/sdc1"], config: site.site.configPath)
+        let mount = try UploaderProcess.run(["mount", "/dev/sdc1"], config: site.site.configPath, environment: testbed.environment)
         #expect(mount.status == 0)
         #expect(mount.stdout.contains("is not a supported camera: not mounted"))
         #expect(MountTable.current().entries(under: site.configuration.docking.mountRoot).isEmpty)
@@ -207,7 +207,7 @@ extension EmulatedDockTests {
         let site = try DockSite()
         for devnode in ["/dev/../../etc", "/dev/disk/by-label/sdb1", "/dev/sdb", "sdb1", "/dev/sdb1/..", "/dev/sdb1x", "/dev/sdB1", "/dev/sdb1\n"] {
             for step in [["mount"], ["unmount"], ["camera", "clear-apply"]] {
-                let result = try UploaderProcess.run(step + [devnode], config: site.site.configPath)
+                let result = try UploaderProcess.run(step + [devnode], config: site.site.configPath, environment: testbed.environment)
                 #expect(result.status == 2 && result.stderr.contains("is not a partition of a USB disk (/dev/sdb1)"), "\(step) \(devnode): \(result.stdout)\(result.stderr)")
             }
         }

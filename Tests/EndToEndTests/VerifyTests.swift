@@ -302,8 +302,8 @@ extension VerifyTests {
             #expect(upload.status == 0, "\(upload.stdout)\(upload.stderr)")
             return
         }
-        // The run's site-wide stop (exit 3), one line that names the setting: not a crash, not any failure.
-        #expect(upload.status == 3 && upload.killedBySignal == nil, "\(upload.stdout)\(upload.stderr)")
+        // The store refuses the site (exit 7), one line that names the setting: not a crash, not any failure.
+        #expect(upload.status == ExitStatus.storeRefused.rawValue && upload.killedBySignal == nil, "\(upload.stdout)\(upload.stderr)")
         let error = upload.stderr.split(separator: "\n").filter { !$0.isEmpty }
         #expect(error.count == 1 && error[0].hasPrefix("error: the evidence store refused the server-side encryption asked for (")
                 && error[0].hasSuffix("check [store] server_side_encryption and kms_key_id (\"\" leaves encryption to the bucket's default)"), "\(upload.stderr)")

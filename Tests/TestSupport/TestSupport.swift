@@ -273,6 +273,15 @@ public struct UploaderProcess {
         env["UPLOADER_CONFIG"] = config
         // Invariant 7 in every command a test runs: a blocking call inside a Swift task aborts the process.
         env["UPLOADER_CHECK_BLOCKING"] = "1"
+        // $UMOCKDEV_DIR is process-global: a child would inherit whichever testbed
+        // another suite has live at that moment, and leave its udev sockets in that
+        // folder (umockdev then cannot remove it and aborts the test run). A child
+        // gets its own empty emulated system unless the caller hands it a testbed.
+        env["UMOCKDEV_DIR"] = nil
+        if env["LD_PRELOAD"]?.contains("umockdev") == true, environment["UMOCKDEV_DIR"] == nil {
+            try FileManager.default.createDirectory(atPath: out.sub("udev/sys"), withIntermediateDirectories: true)
+            env["UMOCKDEV_DIR"] = out.sub("udev")
+        }
         for (key, value) in environment { env[key] = value }
         let command = wrapper + (runExecutable ? [executable] + arguments : [])
         let argv = command.map { strdup($0) } + [nil]
