@@ -79,22 +79,16 @@ enum SystemdDockUnits {
     /// Blocking (waits for systemctl): on a thread of its own.
     static func start(_ device: DockedDevice, ledger: Ledger, logger: Logger) {
         let unit = SystemdUnitName.dock(sysname: device.sysname)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/systemctl")
-        process.arguments = ["start", "--no-block", "--no-ask-password", unit]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
         do {
-            try process.run()
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            process.waitUntilExit()
-            if process.terminationStatus == 0 {
+            // systemctl talks to systemd over D-Bus; it needs nothing of the agent's environment but where to look.
+            let outcome = try Syscall.runChild("/bin/systemctl", arguments: ["start", "--no-block", "--no-ask-password", unit],
+                                               environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"])
+            let text = outcome.errorOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+            if outcome.status == 0 {
                 _ = try? ledger.log(EventDraft(.info, .daemonDockUnit, "\(device.devnode) (\(device.id)): started \(unit)"))
                 return
             }
-            let message = "could not start \(unit) for the camera on \(device.devnode): \(text.isEmpty ? "systemctl exited \(process.terminationStatus)" : text); check that polkitd is installed and /usr/share/polkit-1/rules.d/uploader.rules lets the uploader user start it, or run `systemctl start \(unit)` as root"
+            let message = "could not start \(unit) for the camera on \(device.devnode): \(text.isEmpty ? "systemctl exited \(outcome.status)" : DisplayText.terminalSafe(text)); check that polkitd is installed and /usr/share/polkit-1/rules.d/uploader.rules lets the uploader user start it, or run `systemctl start \(unit)` as root"
             _ = try? ledger.log(EventDraft(.error, .daemonDockUnit, message))
             logger.error("\(message)")
         } catch {

@@ -66,9 +66,6 @@ public struct AlertDispatcher {
     }
 
     func runCommand(_ command: String, alert: Alert) -> Bool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
         // Only what a command needs: never the store's credentials (UPLOADER_SECRET_ACCESS_KEY…)
         // or anything else of the agent's environment.
         let inherited = ProcessInfo.processInfo.environment
@@ -76,18 +73,10 @@ public struct AlertDispatcher {
         environment["UPLOADER_ALERT_KEY"] = alert.key
         environment["UPLOADER_ALERT_MESSAGE"] = alert.message
         environment["UPLOADER_ALERT_HOST"] = configuration.hostName
-        process.environment = environment
-        let input = Pipe()
-        process.standardInput = input
         do {
-            try process.run()
-            // A command that does not read its input closes the pipe early: that is
-            // its business, not a reason for the agent to stop (SIGPIPE is ignored).
-            try? input.fileHandleForWriting.write(contentsOf: json(alert))
-            try? input.fileHandleForWriting.close()
-            process.waitUntilExit()
-            if process.terminationStatus != 0 { logger.error("alert command exited \(process.terminationStatus)") }
-            return process.terminationStatus == 0
+            let outcome = try Syscall.runChild("/bin/sh", arguments: ["-c", command], environment: environment, input: Array(json(alert)))
+            if outcome.status != 0 { logger.error("alert command exited \(outcome.status)") }
+            return outcome.status == 0
         } catch {
             logger.error("alert command could not start: \(error)")
             return false
