@@ -15,7 +15,7 @@ import Platform
 @Suite(.serialized) struct DaemonHousekeepingTests {
     /// What the alert command left: one file per alert key, holding the alert's JSON.
     static func alertsSent(in folder: String) -> [String: String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }
         return Dictionary(uniqueKeysWithValues: names.map { ($0, (try? String(contentsOfFile: folder + "/" + $0, encoding: .utf8)) ?? "") })
     }
 
@@ -27,7 +27,7 @@ import Platform
         try FileManager.default.createDirectory(atPath: alerts, withIntermediateDirectories: true)
         // The alert command writes the alert's JSON (its stdin) to a file named after its key.
         let script = folder.sub("alert.sh")
-        try "#!/bin/sh\ncat > \"\(alerts)/$UPLOADER_ALERT_KEY.json\"\n".write(toFile: script, atomically: true, encoding: .utf8)
+        try "#!/bin/sh\ncat > \"\(alerts)/.$UPLOADER_ALERT_KEY.tmp\" && mv \"\(alerts)/.$UPLOADER_ALERT_KEY.tmp\" \"\(alerts)/$UPLOADER_ALERT_KEY.json\"\n".write(toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o755)
         let site = try TestSite.withStore(store, area: area, root: folder.sub("site"),
                                           extra: "\n[monitoring]\nalert_command = \"\(script)\"\nmetrics_textfile = \"metrics.prom\"\n")
@@ -51,10 +51,13 @@ import Platform
         }
         let group = ServiceGroup(configuration: .init(services: [.init(service: daemon)], logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            // Off the cooperative pool, which other tests' blocking bodies may hold.
-            tasks.addTask { try await withOwnThreads { try await group.run() } }
+            // Invariant 7 checked in its tasks; off the cooperative pool, which other tests' blocking bodies may hold.
+            tasks.addTask { try await withBlockingCallsChecked { try await withOwnThreads { try await group.run() } } }
             // The admin hears of it through the alert command, and the metrics file is written all the same.
-            let alerted = await eventually(within: 30) { Self.alertsSent(in: alerts)["credentials-unusable.json"] != nil }
+            // (The alert lands before the metrics in a round: wait for both.)
+            let alerted = await eventually(within: 30) {
+                Self.alertsSent(in: alerts)["credentials-unusable.json"] != nil && FileManager.default.fileExists(atPath: site.root + "/metrics.prom")
+            }
             #expect(alerted, "no credentials alert; sent: \(Self.alertsSent(in: alerts).keys.sorted())")
             #expect(Self.alertsSent(in: alerts)["credentials-unusable.json"]?.contains("is not valid TOML") == true)
             #expect(FileManager.default.fileExists(atPath: site.root + "/metrics.prom"))
