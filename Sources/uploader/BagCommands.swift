@@ -103,6 +103,11 @@ struct VerifyBagCommand: BlockingCommand {
 
     func runBlocking() throws {
         try options.run {
+            // A mistyped path is a usage error, not evidence that a bag was tampered with.
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder), isFolder.boolValue else {
+                throw UploaderError(.usage, "\(directory) is not a folder: give the folder `uploader export` wrote the bag into")
+            }
             var anchors: [BagTrustAnchor] = []
             if let trustedKeys { anchors.append(try BagTrustAnchor.trustedKeys(file: trustedKeys)) }
             if store {

@@ -27,6 +27,16 @@ import UploaderCore
         }
     }
 
+    /// A mistyped bag path is the admin's slip, not an evidence problem (4):
+    /// a court clerk must not read "NOT VALID" for a folder that is not there.
+    @Test func verifyBagOfAFolderThatIsNotThereIsAUsageError() throws {
+        let folder = TemporaryDirectory()
+        let result = try UploaderProcess.run(["verify-bag", folder.sub("no-such-bag")])
+        #expect(result.status == ExitStatus.usage.rawValue, "\(result.status): \(result.stdout)\(result.stderr)")
+        #expect(result.stderr == "error: \(folder.sub("no-such-bag")) is not a folder: give the folder `uploader export` wrote the bag into\n", "\(result.stderr)")
+        #expect(!result.stdout.contains("NOT VALID"))
+    }
+
     /// argument-parser's own usage errors (an unknown option, a failed
     /// `validate()`) exit with EX_USAGE (64) unless the command maps them.
     @Test func aUsageErrorExitsTwoWithOneLineThatSaysWhatIsWrong() throws {
