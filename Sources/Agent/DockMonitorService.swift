@@ -88,7 +88,7 @@ enum SystemdDockUnits {
                 _ = try? ledger.log(EventDraft(.info, .daemonDockUnit, "\(device.devnode) (\(device.id)): started \(unit)"))
                 return
             }
-            let message = "could not start \(unit) for the camera on \(device.devnode): \(text.isEmpty ? "systemctl exited \(outcome.status)" : DisplayText.terminalSafe(text)); check that polkitd is installed and /usr/share/polkit-1/rules.d/uploader.rules lets the uploader user start it, or run `systemctl start \(unit)` as root"
+            let message = "could not start \(unit) for the camera on \(device.devnode): \(text.isEmpty ? "systemctl exited \(outcome.status)" : text); check that polkitd is installed and /usr/share/polkit-1/rules.d/uploader.rules lets the uploader user start it, or run `systemctl start \(unit)` as root"
             _ = try? ledger.log(EventDraft(.error, .daemonDockUnit, message))
             logger.error("\(message)")
         } catch {

@@ -50,25 +50,29 @@ import Platform
             [daemon.housekeepingService(), daemon.uploadService()]
         }
         let group = ServiceGroup(configuration: .init(services: [.init(service: daemon)], logger: Logger(label: "test")))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            // Invariant 7 checked in its tasks; off the cooperative pool, which other tests' blocking bodies may hold.
-            tasks.addTask { try await withBlockingCallsChecked { try await withOwnThreads { try await group.run() } } }
-            // The admin hears of it through the alert command, and the metrics file is written all the same.
-            // (The alert lands before the metrics in a round: wait for both.)
-            let alerted = await eventually(within: 30) {
-                Self.alertsSent(in: alerts)["credentials-unusable.json"] != nil && FileManager.default.fileExists(atPath: site.root + "/metrics.prom")
-            }
-            #expect(alerted, "no credentials alert; sent: \(Self.alertsSent(in: alerts).keys.sorted())")
-            #expect(Self.alertsSent(in: alerts)["credentials-unusable.json"]?.contains("is not valid TOML") == true)
-            #expect(FileManager.default.fileExists(atPath: site.root + "/metrics.prom"))
-            #expect(try ledger.files().map(\.state) == [.spooled])
+        // The test and the daemon's tasks (started from here, so from their first step) run
+        // off the cooperative pool, which other tests' blocking bodies may hold for minutes.
+        try await withOwnThreads {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                // Invariant 7 checked in the daemon's tasks.
+                tasks.addTask { try await withBlockingCallsChecked { try await group.run() } }
+                // The admin hears of it through the alert command, and the metrics file is written all the same.
+                // (The alert lands before the metrics in a round: wait for both.)
+                let alerted = await eventually(within: 30) {
+                    Self.alertsSent(in: alerts)["credentials-unusable.json"] != nil && FileManager.default.fileExists(atPath: site.root + "/metrics.prom")
+                }
+                #expect(alerted, "no credentials alert; sent: \(Self.alertsSent(in: alerts).keys.sorted())")
+                #expect(Self.alertsSent(in: alerts)["credentials-unusable.json"]?.contains("is not valid TOML") == true)
+                #expect(FileManager.default.fileExists(atPath: site.root + "/metrics.prom"))
+                #expect(try ledger.files().map(\.state) == [.spooled])
 
-            // The admin fixes the file: the next run reads it and uploads, no restart.
-            try goodCredentials.write(toFile: credentialsPath, atomically: false, encoding: .utf8)
-            let verified = await eventually(within: 60) { (try? ledger.files().map(\.state)) == [.verified] }
-            #expect(verified, "the file is \(String(describing: try? ledger.files().map(\.state)))")
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+                // The admin fixes the file: the next run reads it and uploads, no restart.
+                try goodCredentials.write(toFile: credentialsPath, atomically: false, encoding: .utf8)
+                let verified = await eventually(within: 60) { (try? ledger.files().map(\.state)) == [.verified] }
+                #expect(verified, "the file is \(String(describing: try? ledger.files().map(\.state)))")
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
         }
         #expect(try area.evidenceKeys(store.client(bucket: area.bucket)).count == 1)
         let sent = try ledger.events(EventFilter(minimumLevel: .debug)).filter { $0.kind == .alertSent }.map(\.message)

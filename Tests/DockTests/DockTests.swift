@@ -226,15 +226,16 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
                                  logger: Logger(label: "test"), shutdownSignals: [])
         let probe = BlockingCheckProbe()
         let group = ServiceGroup(configuration: .init(services: [.init(service: daemon), .init(service: probe)], logger: Logger(label: "test")))
-        try await withBlockingCallsChecked {
+        // Off the cooperative pool, which other tests' blocking bodies may hold: the daemon's
+        // tasks start here, so they run on a thread of their own from their first step.
+        try await withOwnThreads { try await withBlockingCallsChecked {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
-                // Off the cooperative pool, which other tests' blocking bodies may hold.
-                tasks.addTask { try await withOwnThreads { try await group.run() } }
+                tasks.addTask { try await group.run() }
                 try await body()
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
-        }
+        } }
         // The daemon's services ran as tasks with the check on: a blocking call among them would have stopped the run.
         let checked = probe.sawTheCheckOn.load(ordering: .relaxed)
         #expect(checked, "invariant 7 was not checked in the daemon's tasks")
