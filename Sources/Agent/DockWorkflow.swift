@@ -194,7 +194,7 @@ public final class DockRunner: Sendable {
     /// the verified files still unchanged on the camera (none: no plan).
     func planClearing(serial: String, model: CameraModel, device: DockedDevice, volume: String) {
         let path = Spool(root: configuration.spoolDirectory).clearPlanPath(sysname: device.sysname)
-        unlink(path)
+        Syscall.removeIfPresent(path)
         guard CameraClearing.policy(configuration, model: model) == .afterVerified else { return }
         do {
             var plan = try CameraClearing.plan(serial: serial, volume: volume, ledger: ledger, devnode: device.devnode)
@@ -247,5 +247,19 @@ public final class DockRunner: Sendable {
 
     static func isUsableSerial(_ serial: String) -> Bool {
         (1...64).contains(serial.count) && serial.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
+    }
+}
+
+extension DockRunner {
+    /// The docked device behind `devnode`, as udev knows it (`uploader dock`).
+    /// A device udev does not know, or not on USB, is refused, and the refusal
+    /// is a custody event. Blocking (libudev).
+    public static func dockedDevice(_ devnode: String, ledger: Ledger) throws -> DockedDevice {
+        do {
+            return try UdevContext().dockedDevice(devnode: devnode)
+        } catch let error as UploaderError {
+            try? ledger.log(EventDraft(.error, .dockRefused, "\(devnode): \(error.message)"))
+            throw error
+        }
     }
 }

@@ -61,18 +61,10 @@ struct CameraCommand: ParsableCommand {
                     print("\(plan.items.count) file\(plan.items.count == 1 ? "" : "s") on \(volume) verified in the store and unchanged since: they would be deleted after a re-read")
                     return
                 }
-                if let entry = MountTable.current().entries.filter({ volume.hasPrefix($0.mountPoint) }).max(by: { $0.mountPoint.count < $1.mountPoint.count }),
-                   entry.options.split(separator: ",").contains("ro") {
-                    throw UploaderError(.usage, "\(volume) is mounted read-only: docks clear cameras themselves ([camera] clear = \"after-verified\"); to clear by hand, mount the camera read-write")
-                }
-                // Asked by hand: the policy is the admin's request; the store is still asked about every file.
-                var authority = ClearingAuthority(configuration: configuration, model: nil)
-                authority.policy = .afterVerified
-                let result = CameraClearing.apply(plan, volume: volume, authority: authority)
-                let counts = try CameraClearing.record(result, ledger: ledger)
+                let (result, deleted, kept) = try CameraClearing.clearByHand(plan, volume: volume, configuration: configuration, ledger: ledger)
                 if display.json { return try Output.json(result) }
                 for item in result.items { print(item.deleted ? "deleted #\(item.id) \(DisplayText.escaped(item.path))" : "kept #\(item.id) \(DisplayText.escaped(item.path)): \(item.kept ?? "")") }
-                print("camera \(serial): \(counts.deleted) deleted, \(counts.kept) kept\(result.error.map { "; \($0)" } ?? "")")
+                print("camera \(serial): \(deleted) deleted, \(kept) kept\(result.error.map { "; \($0)" } ?? "")")
             }
         }
     }
@@ -98,40 +90,7 @@ struct CameraCommand: ParsableCommand {
             try options.run {
                 let sysname = try DockPartition.sysname(devnode)
                 guard Syscall.isRoot else { throw UploaderError(.usage, "uploader camera clear-apply must run as root: it is the dock unit's ExecStartPost=+ step") }
-                let configuration = try options.loadConfiguration()
-                let planPath = Spool(root: configuration.spoolDirectory).clearPlanPath(sysname: sysname)
-                guard let plan = ClearPlan.readUntrusted(from: planPath), !plan.items.isEmpty || plan.setClock != nil, plan.devnode == devnode else {
-                    print("nothing to clear on \(devnode)")
-                    return
-                }
-                let models = try CameraModels.load(path: configuration.docking.modelsPath)
-                let device = try UdevContext().usbPartition(devnode: devnode)
-                let mountRoot = configuration.docking.mountRoot
-                let resultPath = ClearResult.path(mountRoot: mountRoot, sysname: sysname)
-                guard let model = models.model(for: device.id) else {
-                    print("\(devnode) (\(device.id)) is not a supported camera: nothing cleared")
-                    return
-                }
-                let authority = ClearingAuthority(configuration: configuration, model: model)
-                let mountPoint = MountReport.mountPoint(mountRoot: mountRoot, sysname: sysname)
-                let mounter = KernelMounter(ownerUID: 0, ownerGID: 0)
-                var result: ClearResult
-                if authority.policy != .afterVerified {
-                    // Refused before the volume is made writable.
-                    result = CameraClearing.apply(plan, volume: mountPoint, authority: authority)
-                } else {
-                    do {
-                        try mounter.remount(mountPoint, devnode: devnode, writable: true)
-                        result = CameraClearing.apply(plan, volume: mountPoint, authority: authority)
-                        do { try mounter.remount(mountPoint, devnode: devnode, writable: false) } catch let error as UploaderError {
-                            result.error = error.message + " (the unit unmounts it next)"
-                        }
-                    } catch let error as UploaderError {
-                        result = ClearResult(serial: plan.serial, finishedAt: Date(), items: [], error: error.message)
-                    }
-                }
-                try SideFile.writeJSON(result, to: resultPath, mode: 0o644)
-                print("camera \(plan.serial) on \(devnode): \(result.items.filter(\.deleted).count) deleted, \(result.items.filter { !$0.deleted }.count) kept\(result.error.map { "; \($0)" } ?? "")")
+                print(try RootClearStep.apply(devnode: devnode, sysname: sysname, configuration: try options.loadConfiguration()))
             }
         }
     }
@@ -148,17 +107,7 @@ struct CameraCommand: ParsableCommand {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let sysname = (devnode as NSString).lastPathComponent
-                let planPath = Spool(root: configuration.spoolDirectory).clearPlanPath(sysname: sysname)
-                let resultPath = ClearResult.path(mountRoot: configuration.docking.mountRoot, sysname: sysname)
-                guard FileManager.default.fileExists(atPath: planPath), let result = SideFile.readJSON(ClearResult.self, from: resultPath) else {
-                    print("nothing was cleared on \(devnode)")
-                    return
-                }
-                let ledger = try options.openLedger(configuration)
-                // Recorded once: the plan goes when its result is in the log.
-                let counts = try CameraClearing.record(result, ledger: ledger)
-                Syscall.removeIfPresent(planPath)
-                print("camera \(result.serial): \(counts.deleted) deleted, \(counts.kept) kept (recorded)")
+                print(try RootClearStep.record(devnode: devnode, sysname: sysname, configuration: configuration) { try options.openLedger(configuration) })
             }
         }
     }

@@ -33,13 +33,7 @@ struct DockCommand: BlockingCommand {
             let configuration = try options.loadConfiguration()
             let models = try CameraModels.load(path: configuration.docking.modelsPath)
             let ledger = try options.openLedger(configuration)
-            let device: DockedDevice
-            do {
-                device = try UdevContext().dockedDevice(devnode: devnode)
-            } catch let error as UploaderError {
-                try? ledger.log(EventDraft(.error, .dockRefused, "\(devnode): \(error.message)"))
-                throw error
-            }
+            let device = try DockRunner.dockedDevice(devnode, ledger: ledger)
             let runner = DockRunner(configuration: configuration, models: models, ledger: ledger,
                                     mounter: PreparedMounts(mountRoot: configuration.docking.mountRoot), logger: Logger(label: "uploader.dock"))
             TerminationSignals.install()
@@ -141,49 +135,5 @@ struct UdevRulesCommand: BlockingCommand {
             let path = try models ?? options.loadConfiguration().docking.modelsPath
             print(UdevRules.render(try CameraModels.load(path: path)), terminator: "")
         }
-    }
-}
-
-/// A connected camera as `device scan` shows it.
-struct ConnectedCamera: Encodable {
-    var devnode: String?
-    var usbID: String
-    var model: String?
-    var serial: String?
-    var registered: Bool
-    var user: String?
-    var note: String?
-}
-
-enum ConnectedCameras {
-    static func scan(configuration: Configuration, ledger: Ledger) throws -> [ConnectedCamera] {
-        let models = try CameraModels.load(path: configuration.docking.modelsPath)
-        let volumes = try UdevContext().connectedVolumes()
-        var cameras: [ConnectedCamera] = []
-        var seen: Set<String> = []
-        for volume in volumes {
-            let model = models.model(for: volume.id)
-            var serial: String?
-            var note: String?
-            if let model {
-                switch model.serialSource {
-                case .usb: serial = volume.usbSerial
-                case .file(let path): note = "serial is in \(path) on the camera: dock it to read it"
-                }
-            } else {
-                note = "not a supported camera"
-            }
-            let device = try serial.flatMap { try ledger.device(serial: $0) }
-            cameras.append(ConnectedCamera(devnode: volume.devnode, usbID: volume.id.description, model: model?.name, serial: serial,
-                                           registered: device != nil, user: device?.defaultUser, note: note))
-            if let bus = volume.busNumber, let address = volume.deviceAddress { seen.insert("\(bus)-\(address)") }
-        }
-        // Supported cameras on the bus that show no storage (charging only, or in MTP mode).
-        for usb in (try? USBBus.devices()) ?? [] where !seen.contains("\(usb.busNumber)-\(usb.deviceAddress)") {
-            guard let model = models.model(for: usb.id) else { continue }
-            cameras.append(ConnectedCamera(devnode: nil, usbID: usb.id.description, model: model.name, serial: nil, registered: false,
-                                           user: nil, note: "on USB bus \(usb.busNumber) address \(usb.deviceAddress) but no storage volume: is it in mass-storage mode?"))
-        }
-        return cameras
     }
 }

@@ -211,24 +211,8 @@ struct CancelCommand: BlockingCommand {
         try options.run {
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration)
-            let files = try selection.resolve(ledger).filter { [.spooled, .uploading, .failed].contains($0.state) }
-            var client: S3Client?
-            var cancelled = 0
-            for file in files {
-                // The ledger first: a run uploading the file loses it at its next write,
-                // then its multipart upload (as it was at that moment) is aborted.
-                let before: MediaFile
-                do {
-                    before = try ledger.markCancelled(file.id, reason: "cancelled by an admin; the spool copy is kept (`uploader retry #\(file.id)` queues it again)")
-                } catch let error as UploaderError where error.code == .transitionRefused {
-                    print("#\(file.id) not cancelled: \(DisplayText.terminalSafe(error.message))")
-                    continue
-                }
-                cancelled += 1
-                if let uploadID = before.uploadID, let key = before.objectKey {
-                    if client == nil { client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials)) }
-                    try client!.abortMultipartUpload(key: key, uploadID: uploadID)
-                }
+            let cancelled = try UploadCancellation.cancel(try selection.resolve(ledger), configuration: configuration, ledger: ledger) { id, reason in
+                print("#\(id) not cancelled: \(DisplayText.terminalSafe(reason))")
             }
             print("cancelled \(cancelled) file\(cancelled == 1 ? "" : "s"); their spool copies are kept")
         }

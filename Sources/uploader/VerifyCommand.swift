@@ -2,8 +2,6 @@ import Agent
 import ArgumentParser
 import Foundation
 import Ledger
-import Platform
-import Transport
 import UploaderCore
 
 struct VerifyCommand: BlockingCommand {
@@ -36,75 +34,31 @@ struct VerifyCommand: BlockingCommand {
     }
 
     func runBlocking() throws {
-        var broken = false
-        var incomplete = false
+        var status = ExitStatus.success
         try options.run {
             var selection = VerifySelection(files: files, device: device, user: user, caseID: caseID)
             selection.since = try TypedTime.since(since)
             let configuration = try options.loadConfiguration()
             let ledger = try options.openLedger(configuration, readOnly: true)
-            let chain = try ledger.verifyChain()
-            var store: S3Client?
-            var storeNote: String?
-            if !offline {
-                do {
-                    store = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
-                } catch let error as UploaderError {
-                    storeNote = "the store is not checked: \(error.message)"
-                }
+            let result = try CustodyVerification.run(configuration: configuration, ledger: ledger, selection: selection, offline: offline) { verdict in
+                if display.json { return try Output.jsonLine(verdict) }
+                let subject = "#\(verdict.id) \(verdict.serial) \(verdict.sourcePath)"
+                // Notes say what was not checked: an "ok" hides none of them.
+                let notes = verdict.notes.isEmpty ? "" : " (note: \(verdict.notes.joined(separator: "; ")))"
+                print(DisplayText.terminalSafe(verdict.ok ? "\(subject): ok\(notes)" : "\(subject): \(verdict.problems.joined(separator: "; "))\(notes)"))
             }
-            let verifier = CustodyVerifier(configuration: configuration, rules: ObjectRules(configuration: configuration, ledger: ledger))
-            var counts = (files: 0, ok: 0, wrong: 0)
-            var unchecked = 0
-            try ledger.forEachFileRecord(selection) { record in
-                let verdict = verifier.check(record, store: store)
-                counts.files += 1
-                if verdict.storeUnreachable { unchecked += 1 }
-                if verdict.ok { counts.ok += 1 } else { counts.wrong += 1 }
-                if display.json {
-                    try Output.jsonLine(verdict)
-                } else {
-                    let subject = "#\(verdict.id) \(verdict.serial) \(verdict.sourcePath)"
-                    // Notes say what was not checked: an "ok" hides none of them.
-                    let notes = verdict.notes.isEmpty ? "" : " (note: \(verdict.notes.joined(separator: "; ")))"
-                    print(DisplayText.terminalSafe(verdict.ok ? "\(subject): ok\(notes)" : "\(subject): \(verdict.problems.joined(separator: "; "))\(notes)"))
-                }
-            }
-            let checkpoints = verifier.checkCheckpoints(ledger: ledger, store: store)
-            broken = !chain.intact || counts.wrong > 0 || !checkpoints.problems.isEmpty
-            // Objects that could not be checked are not "ok": say so, and exit 1 (unless something is wrong: 4).
-            if unchecked > 0 {
-                storeNote = "\(unchecked) objects NOT checked: the store could not be reached (see `uploader store check`; --offline checks the rest only)"
-                incomplete = true
-            }
-            if !display.json {
-                for problem in checkpoints.problems { print("custody: \(DisplayText.terminalSafe(problem))") }
-                for note in checkpoints.notes { print("custody note: \(DisplayText.terminalSafe(note))") }
-            }
+            status = result.exitStatus
+            if display.json { return try Output.jsonLine(result.summary) }
+            let checkpoints = result.checkpoints
+            for problem in checkpoints.problems { print("custody: \(DisplayText.terminalSafe(problem))") }
+            for note in checkpoints.notes { print("custody note: \(DisplayText.terminalSafe(note))") }
+            let chain = result.chain
             let chainText = chain.intact ? "custody log intact (\(chain.events) events)" : "custody log BROKEN: \(chain.problem ?? "")"
-            if display.json {
-                try Output.jsonLine(VerifySummary(files: counts.files, ok: counts.ok, wrong: counts.wrong, chainIntact: chain.intact,
-                                                  chainEvents: chain.events, chainProblem: chain.problem, checkpoints: checkpoints,
-                                                  store: storeNote ?? (offline ? "not checked (--offline)" : "checked")))
-            } else {
-                let anchored = checkpoints.problems.isEmpty ? checkpoints.storeLatest.map { "; the store's newest signed checkpoint (event \($0)) is in the log" } ?? "" : ""
-                print("\(counts.files) files: \(counts.ok) ok, \(counts.wrong) with problems; \(chainText); \(checkpoints.local) checkpoints signed\(anchored)\(storeNote.map { "; \($0)" } ?? "")")
-            }
+            let anchored = checkpoints.problems.isEmpty ? checkpoints.storeLatest.map { "; the store's newest signed checkpoint (event \($0)) is in the log" } ?? "" : ""
+            print("\(result.files) files: \(result.ok) ok, \(result.wrong) with problems; \(chainText); \(checkpoints.local) checkpoints signed\(anchored)\(result.storeNote.map { "; \($0)" } ?? "")")
         }
-        if broken { throw ExitCode(ExitStatus.evidenceProblem.rawValue) }
-        if incomplete { throw ExitCode(ExitStatus.failure.rawValue) }
+        if status != .success { throw ExitCode(status.rawValue) }
     }
-}
-
-struct VerifySummary: Encodable {
-    var files: Int
-    var ok: Int
-    var wrong: Int
-    var chainIntact: Bool
-    var chainEvents: Int
-    var chainProblem: String?
-    var checkpoints: CheckpointVerdict
-    var store: String
 }
 
 extension VerifySelection {
