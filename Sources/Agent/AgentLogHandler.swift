@@ -1,6 +1,8 @@
 import Foundation
 import Logging
+import Platform
 import Synchronization
+import SystemPackage
 import UploaderCore
 
 /// The agent's log lines on stderr. Under systemd (`JOURNAL_STREAM` names
@@ -83,8 +85,7 @@ public struct AgentLogHandler: LogHandler {
         guard let stream = environment["JOURNAL_STREAM"] else { return false }
         let parts = stream.split(separator: ":")
         guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }
-        var info = stat()
-        guard fstat(STDERR_FILENO, &info) == 0 else { return false }
+        guard let info = try? Syscall.fstat(.standardError) else { return false }
         return UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode
     }
 }

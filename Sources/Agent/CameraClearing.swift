@@ -256,7 +256,7 @@ public enum CameraClearing {
         guard try Syscall.fstat(fd).st_mode & S_IFMT == S_IFREG else {
             throw UploaderError(.insecure, "the clock file \(path) on the camera is not a regular file: not written")
         }
-        guard ftruncate(fd.rawValue, 0) == 0 else { throw Errno(rawValue: errno) }
+        try fd.resize(to: 0)
         _ = try fd.writeAll(Array(text.utf8))
         try Syscall.fsync(fd)
     }

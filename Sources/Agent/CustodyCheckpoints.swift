@@ -35,8 +35,7 @@ public enum DockKey {
     }
 
     static func read(_ path: String) throws -> Ed25519PrivateKey {
-        var info = stat()
-        if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
+        if let info = try? Syscall.status(path), info.st_mode & 0o077 != 0 {
             throw UploaderError(.insecure, "the dock key \(path) is readable by other users: run `chmod 600 \(path)`")
         }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {

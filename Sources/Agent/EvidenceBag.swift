@@ -161,7 +161,7 @@ public struct BagExporter {
         let fd = try FileDescriptor.open(FilePath(partial), .writeOnly, options: [.create, .truncate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead])
         var closed = false
         defer {
-            if !closed { try? fd.close(); unlink(partial) }
+            if !closed { try? fd.close(); Syscall.removeIfPresent(partial) }
         }
         let sha256 = SHA256Hasher(), sha512 = SHA512Hasher()
         var size: Int64 = 0
@@ -175,10 +175,10 @@ public struct BagExporter {
             progress(size)
         }
         if let writeError { throw UploaderError(.io, "cannot write \(path): is the disk full?", cause: "\(writeError)") }
-        _ = fsync(fd.rawValue)
+        try? Syscall.fsync(fd)
         try fd.close()
         closed = true
-        guard rename(partial, path) == 0 else { throw UploaderError(.io, "cannot rename \(partial)") }
+        do { try Syscall.rename(partial, to: path) } catch { throw UploaderError(.io, "cannot rename \(partial)", cause: error.summary) }
         return (size, sha256.finalize().hex, sha512.finalizeHex())
     }
 

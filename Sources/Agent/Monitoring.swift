@@ -110,7 +110,7 @@ public enum MetricsFile {
         let text = try self.text(configuration: configuration, ledger: ledger)
         let temporary = path + ".tmp"
         try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
-        guard rename(temporary, path) == 0 else {
+        do { try Syscall.rename(temporary, to: path) } catch {
             throw UploaderError(.io, "cannot write the metrics file \(path): check [monitoring] metrics_textfile")
         }
     }

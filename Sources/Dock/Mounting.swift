@@ -134,14 +134,14 @@ public struct KernelMounter: Sendable {
         guard let data = data(for: fileSystem) else {
             throw UploaderError(.unknownDevice, "\(device.devnode) holds a \(fileSystem) file system, which uploader does not mount; supported: \(Self.options.keys.sorted().joined(separator: ", "))")
         }
-        if mkdir(mountPoint, 0o750) != 0, errno != EEXIST {
-            throw UploaderError(.io, "cannot create the mount point \(mountPoint)", cause: Errno(rawValue: errno).summary)
+        do { try Syscall.makeFolder(mountPoint, mode: 0o750) } catch {
+            throw UploaderError(.io, "cannot create the mount point \(mountPoint)", cause: error.summary)
         }
         // A mount left by a run that died (or a camera pulled mid-copy) goes first.
-        if MountTable.current().entry(at: mountPoint) != nil { _ = umount2(mountPoint, Int32(MNT_DETACH)) }
-        let flags = UInt(MS_RDONLY) | UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC)
-        if Glibc.mount(device.devnode, mountPoint, fileSystem, flags, data) != 0 {
-            let error = Errno(rawValue: errno)
+        if MountTable.current().entry(at: mountPoint) != nil { try? Syscall.unmount(mountPoint, detach: true) }
+        do {
+            try Syscall.mount(device.devnode, at: mountPoint, fileSystem: fileSystem, flags: [.readOnly, .inert], data: data)
+        } catch {
             throw UploaderError(.io, "cannot mount \(device.devnode) (\(fileSystem)) read-only at \(mountPoint): \(error == .notPermitted ? "uploader mount must run as root (uploader-dock@.service runs it so)" : "the camera may have been removed or its file system is damaged")",
                                 cause: error.summary, underlying: .errno(error.rawValue))
         }
@@ -155,20 +155,14 @@ public struct KernelMounter: Sendable {
     public func remount(_ mountPoint: String, devnode: String, writable: Bool) throws {
         // Fails closed: a source or device that does not resolve is never "the same".
         guard let entry = MountTable.current().entry(at: mountPoint),
-              entry.source == devnode || realpath(entry.source).map({ $0 == realpath(devnode) }) == true else {
+              entry.source == devnode || Syscall.resolvedPath(entry.source).map({ $0 == Syscall.resolvedPath(devnode) }) == true else {
             throw UploaderError(.io, "\(devnode) is not what is mounted at \(mountPoint): the camera was not cleared")
         }
-        let flags = UInt(MS_REMOUNT) | UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC) | (writable ? 0 : UInt(MS_RDONLY))
-        if Glibc.mount(devnode, mountPoint, entry.fileSystem, flags, nil) != 0 {
-            let error = Errno(rawValue: errno)
+        do {
+            try Syscall.mount(devnode, at: mountPoint, fileSystem: entry.fileSystem, flags: [.remount, .inert, writable ? [] : .readOnly], data: nil)
+        } catch {
             throw UploaderError(.io, "cannot remount \(mountPoint) \(writable ? "read-write" : "read-only")", cause: error.summary, underlying: .errno(error.rawValue))
         }
-    }
-
-    private func realpath(_ path: String) -> String? {
-        guard let resolved = Glibc.realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
     }
 
     /// Unmounts (detaching a mount whose camera is gone) and removes the mount
@@ -176,17 +170,16 @@ public struct KernelMounter: Sendable {
     @discardableResult
     public func unmount(_ mountPoint: String) throws -> Bool {
         guard MountTable.current().entry(at: mountPoint) != nil else {
-            rmdir(mountPoint)
+            Syscall.removeEmptyFolder(mountPoint)
             return false
         }
-        if umount2(mountPoint, 0) != 0 {
-            let error = Errno(rawValue: errno)
+        do { try Syscall.unmount(mountPoint) } catch {
             // A pulled camera leaves a mount that cannot be unmounted cleanly: detach it.
-            if umount2(mountPoint, Int32(MNT_DETACH)) != 0, error != .invalidArgument {
+            if (try? Syscall.unmount(mountPoint, detach: true)) == nil, error != .invalidArgument {
                 throw UploaderError(.io, "cannot unmount \(mountPoint)", cause: error.summary, underlying: .errno(error.rawValue))
             }
         }
-        rmdir(mountPoint)
+        Syscall.removeEmptyFolder(mountPoint)
         return true
     }
 
@@ -194,8 +187,8 @@ public struct KernelMounter: Sendable {
     public func releaseStaleMounts(under root: String) -> [String] {
         var released: [String] = []
         for entry in MountTable.current().entries(under: root) where !FileManager.default.fileExists(atPath: entry.source) {
-            if umount2(entry.mountPoint, Int32(MNT_DETACH)) == 0 {
-                rmdir(entry.mountPoint)
+            if (try? Syscall.unmount(entry.mountPoint, detach: true)) != nil {
+                Syscall.removeEmptyFolder(entry.mountPoint)
                 released.append(entry.mountPoint)
             }
         }

@@ -16,19 +16,19 @@ public enum PrivilegedFolder {
         var current = ""
         for component in path.split(separator: "/") {
             current += "/" + component
-            if mkdir(current, 0o755) == 0 {
+            do {
                 // Not the umask's 0750: the agent's user must reach its camera's mount point.
-                chmod(current, 0o755)
-            } else if errno != EEXIST {
-                throw UploaderError(.io, "cannot create \(current) for [docking] mount_root", cause: Errno(rawValue: errno).summary)
+                if try Syscall.makeFolder(current, mode: 0o755) { Syscall.setMode(current, 0o755) }
+            } catch {
+                throw UploaderError(.io, "cannot create \(current) for [docking] mount_root", cause: error.summary)
             }
         }
         current = ""
         for component in [""] + path.split(separator: "/").map(String.init) {
             current += component.isEmpty ? "/" : (current == "/" ? "" : "/") + component
-            var info = stat()
-            guard lstat(current, &info) == 0 else {
-                throw UploaderError(.io, "cannot inspect \(current) for [docking] mount_root", cause: Errno(rawValue: errno).summary)
+            let info: stat
+            do { info = try Syscall.linkStatus(current) } catch {
+                throw UploaderError(.io, "cannot inspect \(current) for [docking] mount_root", cause: error.summary)
             }
             let mode = info.st_mode & 0o7777
             guard info.st_mode & S_IFMT == S_IFDIR else {
@@ -49,16 +49,17 @@ public enum PrivilegedFolder {
     /// owner of the state folder (the agent's user).
     public static func owner(named name: String?, default stateDirectory: String) throws -> (UInt32, UInt32) {
         if let name {
-            guard let entry = getpwnam(name) else {
+            guard let ids = Syscall.userIDs(named: name) else {
                 throw UploaderError(.usage, "there is no user \(name) on this PC: create it (the package's postinst creates uploader) or pass another --owner")
             }
-            return (entry.pointee.pw_uid, entry.pointee.pw_gid)
+            return ids
         }
-        var info = stat()
-        guard stat(stateDirectory, &info) == 0 else {
+        do {
+            let info = try Syscall.status(stateDirectory)
+            return (info.st_uid, info.st_gid)
+        } catch {
             throw UploaderError(.io, "the state folder \(stateDirectory) does not exist, so the agent's user is unknown: create it owned by that user (the package does) or pass --owner",
-                                cause: Errno(rawValue: errno).summary)
+                                cause: error.summary)
         }
-        return (info.st_uid, info.st_gid)
     }
 }

@@ -1,5 +1,6 @@
 internal import CUdev
 import Foundation
+import SystemPackage
 import UploaderCore
 import Platform
 
@@ -122,7 +123,8 @@ public final class UdevMonitorThread: @unchecked Sendable {
 
     private let handler: Handler
     private let coldplug: Bool
-    private let stopPipe: [Int32]
+    /// Nil when no pipe could be made (no descriptors left): `start` says so.
+    private let stopPipe: WakeUpPipe?
     private var thread: Thread?
     private let ready = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
@@ -131,16 +133,9 @@ public final class UdevMonitorThread: @unchecked Sendable {
     /// `coldplug`: report the volumes already connected as `add` events, once
     /// listening, so a camera docked before the daemon started is not missed.
     public init(coldplug: Bool, handler: @escaping Handler) {
-        var fds: [Int32] = [0, 0]
-        pipe(&fds)
-        stopPipe = fds
+        stopPipe = try? WakeUpPipe()
         self.coldplug = coldplug
         self.handler = handler
-    }
-
-    deinit {
-        close(stopPipe[0])
-        close(stopPipe[1])
     }
 
     /// Starts the thread and returns once the monitor is listening. Blocks:
@@ -179,8 +174,7 @@ public final class UdevMonitorThread: @unchecked Sendable {
 
     /// Asks the thread to stop; it does within one poll wake-up. Never blocks.
     public func stop() {
-        var byte: UInt8 = 1
-        _ = write(stopPipe[1], &byte, 1)
+        stopPipe?.wake()
     }
 
     /// Waits for the thread to end (tests, and blocking shutdown paths only).
@@ -197,6 +191,11 @@ public final class UdevMonitorThread: @unchecked Sendable {
 
     private func run() {
         defer { finished.signal() }
+        guard let stopPipe else {
+            startError = UploaderError(.io, "cannot start the udev monitor: no file descriptor left for its stop pipe (see `ulimit -n`)")
+            signalReady()
+            return
+        }
         guard let context = try? UdevContext() else {
             startError = UploaderError(.io, "cannot open the udev monitor: is systemd-udevd running?")
             signalReady()
@@ -207,9 +206,9 @@ public final class UdevMonitorThread: @unchecked Sendable {
         var opened: OpaquePointer?
         var failure = ""
         for attempt in 0..<5 {
-            if attempt > 0 { usleep(useconds_t(100_000 << attempt)) }
+            if attempt > 0 { Thread.sleep(forTimeInterval: 0.1 * Double(1 << attempt)) }
             guard let candidate = udev_monitor_new_from_netlink(context.udev, "udev") else {
-                failure = "udev_monitor_new_from_netlink: \(String(cString: strerror(errno)))"
+                failure = "udev_monitor_new_from_netlink: \(Errno(rawValue: errno).summary)"
                 continue
             }
             udev_monitor_filter_add_match_subsystem_devtype(candidate, "block", nil)
@@ -220,7 +219,7 @@ public final class UdevMonitorThread: @unchecked Sendable {
                 opened = candidate
                 break
             }
-            failure = "udev_monitor_enable_receiving: \(String(cString: strerror(-result)))"
+            failure = "udev_monitor_enable_receiving: \(Errno(rawValue: -result).summary)"
             udev_monitor_unref(candidate)
         }
         guard let monitor = opened else {
@@ -231,16 +230,11 @@ public final class UdevMonitorThread: @unchecked Sendable {
         defer { udev_monitor_unref(monitor) }
         signalReady()
         if coldplug { announceConnected(context) }
-        let monitorFD = udev_monitor_get_fd(monitor)
+        let monitorFD = FileDescriptor(rawValue: udev_monitor_get_fd(monitor))
         while true {
-            var fds = [pollfd(fd: monitorFD, events: Int16(POLLIN), revents: 0), pollfd(fd: stopPipe[0], events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, 2, -1)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            if fds[1].revents != 0 { return }
-            guard fds[0].revents != 0 else { continue }
+            guard let ready = try? Syscall.waitUntilReadable([monitorFD, stopPipe.readEnd]) else { return }
+            if ready[1] { return }
+            guard ready[0] else { continue }
             errno = 0
             guard let device = udev_monitor_receive_device(monitor) else {
                 // The kernel dropped events: what is connected now is the truth.

@@ -12,11 +12,10 @@ public enum FolderSafety {
     /// Checks `path` (which must exist). `forWriting`: this process will write
     /// there, so it must own the folder too.
     public static func check(_ path: String, what: String, forWriting: Bool = true) throws {
-        var info = stat()
-        guard lstat(path, &info) == 0 else {
-            let error = errno
+        let info: stat
+        do { info = try Syscall.linkStatus(path) } catch {
             throw UploaderError(.io, "cannot inspect the \(what) \(path): check [paths] in the configuration",
-                                cause: String(cString: strerror(error)), underlying: .errno(error))
+                                cause: String(cString: strerror(error.rawValue)), underlying: .errno(error.rawValue))
         }
         if info.st_mode & S_IFMT == S_IFLNK {
             throw UploaderError(.insecure, "the \(what) \(path) is a symbolic link: point [paths] at the real folder")

@@ -250,8 +250,7 @@ extension Syscall {
 
     /// The owner of `path` (following links), or nil when it cannot be read.
     public static func owner(of path: String) -> (uid: uid_t, gid: gid_t)? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
+        guard let info = try? status(path) else { return nil }
         return (info.st_uid, info.st_gid)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import SystemPackage
 import TOMLKit
 import UploaderCore
@@ -26,10 +27,10 @@ public struct Credentials: Sendable, CustomStringConvertible {
             }
             return Credentials(accessKeyID: key, secretAccessKey: secret)
         case .file(let path):
-            var info = stat()
-            guard stat(path, &info) == 0 else {
+            let info: stat
+            do { info = try Syscall.status(path) } catch {
                 throw UploaderError(.credentials, "cannot read the credentials file \(path): create it (see README, \"Credentials\") or run `uploader account import FILE.json`",
-                                    cause: Errno(rawValue: errno).summary)
+                                    cause: error.summary)
             }
             if info.st_mode & 0o077 != 0 {
                 throw UploaderError(.credentials, "the credentials file \(path) is readable by other users: run `chmod 600 \(path)`")

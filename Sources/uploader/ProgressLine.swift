@@ -1,5 +1,6 @@
 import Foundation
 import Ledger
+import Platform
 import UploaderCore
 
 /// A live progress line for a person at a terminal: files, bytes, rate,
@@ -30,7 +31,7 @@ final class ProgressLine: @unchecked Sendable {
 
     /// A terminal that understands `\r` and erase-line: not a pipe, a file, the journal or `TERM=dumb`.
     static func terminalCanDrawIt(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
-        isatty(STDERR_FILENO) == 1 && environment["TERM"] != "dumb"
+        Syscall.isTerminal(STDERR_FILENO) && environment["TERM"] != "dumb"
     }
 
     func start() {

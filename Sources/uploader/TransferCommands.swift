@@ -324,9 +324,7 @@ struct SimulateCameraCommand: BlockingCommand {
                 try MP4Writer.write(to: fd, recordedAt: recorded, payloadSize: payload, seed: seed &+ UInt64(index))
             }
             // Cameras stamp the file when recording ends; keep the file time near the recording.
-            var times = [timespec(tv_sec: Int(recorded.timeIntervalSince1970) + 300, tv_nsec: 0),
-                         timespec(tv_sec: Int(recorded.timeIntervalSince1970) + 300, tv_nsec: 0)]
-            utimensat(AT_FDCWD, path, &times, 0)
+            try? Syscall.setTimes(path, to: recorded.addingTimeInterval(300))
             print(path)
         }
     }
