@@ -26,22 +26,17 @@ extension Syscall {
         }
         // Only the child's own ends reach it (dup2 clears the flag on 0 and 2).
         for fd in stdinPipe + stderrPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        let spawned = spawn([path] + arguments, environment: environment, searchingPath: false) { actions in
+            posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+        }
         close(stdinPipe[0])
         close(stderrPipe[1])
-        guard spawned == 0 else {
+        let pid: pid_t
+        do { pid = try spawned.get() } catch {
             close(stdinPipe[1]); close(stderrPipe[0])
-            throw childFailure(path, spawned)
+            throw error
         }
         // A child that does not read its input closes the pipe early: EPIPE (SIGPIPE
         // is ignored by the agent) ends the writing, not the run.
@@ -66,6 +61,35 @@ extension Syscall {
         let signal = status & 0x7f
         return ChildOutcome(status: signal == 0 ? (status >> 8) & 0xff : 128 + signal,
                             errorOutput: String(decoding: errorBytes, as: UTF8.self))
+    }
+
+    /// Starts `command` (its first word looked up in PATH when it has no slash)
+    /// with exactly `environment`, stdin from /dev/null and stdout and stderr
+    /// written to the files `stdout` and `stderr` (created 0600, truncated), and
+    /// returns its process id without waiting: the caller reaps it (waitpid).
+    public static func startChild(_ command: [String], environment: [String: String],
+                                  stdout: String, stderr: String) throws -> pid_t {
+        try spawn(command, environment: environment, searchingPath: true) { actions in
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        }.get()
+    }
+
+    /// posix_spawn(p) with the file actions `streams` sets up: the one place a child starts.
+    private static func spawn(_ command: [String], environment: [String: String], searchingPath: Bool,
+                              streams: (inout posix_spawn_file_actions_t) -> Void) -> Result<pid_t, UploaderError> {
+        guard let path = command.first else { return .failure(UploaderError(.usage, "no command to start")) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        streams(&actions)
+        let argv = command.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = searchingPath ? posix_spawnp(&pid, path, &actions, nil, argv, envp) : posix_spawn(&pid, path, &actions, nil, argv, envp)
+        return spawned == 0 ? .success(pid) : .failure(childFailure(path, spawned))
     }
 
     private static func childFailure(_ path: String, _ code: Int32) -> UploaderError {

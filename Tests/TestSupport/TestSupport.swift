@@ -263,12 +263,6 @@ public struct UploaderProcess {
     public static func start(_ arguments: [String], config: String?, environment: [String: String] = [:],
                              wrapper: [String] = [], runExecutable: Bool = true) throws -> Running {
         let out = TemporaryDirectory("uploader-proc")
-        var fileActions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fileActions)
-        defer { posix_spawn_file_actions_destroy(&fileActions) }
-        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&fileActions, 1, out.sub("stdout"), O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&fileActions, 2, out.sub("stderr"), O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         var env = ProcessInfo.processInfo.environment
         env["UPLOADER_CONFIG"] = config
         // Invariant 7 in every command a test runs: a blocking call inside a Swift task aborts the process.
@@ -284,12 +278,7 @@ public struct UploaderProcess {
         }
         for (key, value) in environment { env[key] = value }
         let command = wrapper + (runExecutable ? [executable] + arguments : [])
-        let argv = command.map { strdup($0) } + [nil]
-        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawnp(&pid, command[0], &fileActions, nil, argv, envp)
-        guard spawned == 0 else { throw TestFailure.message("cannot start \(command[0]): errno \(spawned)") }
+        let pid = try Syscall.startChild(command, environment: env, stdout: out.sub("stdout"), stderr: out.sub("stderr"))
         return Running(pid: pid, output: out)
     }
 
