@@ -189,6 +189,25 @@ public struct BagExporter {
     }
 }
 
+extension BagExporter {
+    /// `uploader export`: the bag, then the custody event that says where it went.
+    public func exportRecorded(_ selection: VerifySelection, recordedFrom: Date?, recordedTo: Date?, to directory: String, client: S3Client,
+                               progress: ((_ file: String, _ done: Int64, _ size: Int64) -> Void)? = nil) throws -> BagReport {
+        let report = try export(selection, recordedFrom: recordedFrom, recordedTo: recordedTo, to: directory, client: client, progress: progress)
+        try ledger.log(EventDraft(.notice, .custodyExport, "exported \(report.files) files (\(ByteCount.format(report.bytes))) as an evidence bag in \(directory), custody to the checkpoint at event \(report.checkpointEventID)"))
+        return report
+    }
+
+    /// Under sudo, opening the ledger makes this process the agent's user: the
+    /// bag's folder is made first, as root, and given to that user. Nothing to
+    /// do for any other user.
+    public static func prepareFolder(_ directory: String, configuration: Configuration) throws {
+        guard Syscall.isRoot else { return }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        try? Syscall.giveToOwner(of: configuration.stateDirectory, directory)
+    }
+}
+
 /// What a bag says about one of its files: the ledger row's fields (their
 /// digest must equal the row digest of the file's last event in the chain).
 public struct BagFileCustody: Codable, Sendable {

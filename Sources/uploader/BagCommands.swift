@@ -4,7 +4,6 @@ import ArgumentParser
 import Foundation
 import Synchronization
 import Ledger
-import Platform
 import Transport
 import UploaderCore
 
@@ -44,12 +43,7 @@ struct ExportCommand: BlockingCommand {
             let recordedFrom = try TypedTime.absolute(from, option: "from"), recordedTo = try TypedTime.absolute(to, option: "to")
             let configuration = try options.loadConfiguration()
             let output = self.output.hasPrefix("/") ? self.output : FileManager.default.currentDirectoryPath + "/" + self.output
-            // Under sudo, opening the ledger makes this process the agent's user:
-            // the bag's folder is made first and given to that user.
-            if Syscall.isRoot {
-                try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
-                try? Syscall.giveToOwner(of: configuration.stateDirectory, output)
-            }
+            try BagExporter.prepareFolder(output, configuration: configuration)
             let ledger = try options.openLedger(configuration)
             let client = S3Client(configuration: configuration, credentials: try Credentials.load(configuration.store.credentials))
             // A live line on a terminal: the file, its bytes so far, the rate.
@@ -61,7 +55,7 @@ struct ExportCommand: BlockingCommand {
             line.start()
             let report: BagReport
             do {
-                report = try BagExporter(configuration: configuration, ledger: ledger).export(
+                report = try BagExporter(configuration: configuration, ledger: ledger).exportRecorded(
                     selection, recordedFrom: recordedFrom, recordedTo: recordedTo, to: output, client: client) { file, done, size in
                     current.withLock { $0 = (file, done, size) }
                 }
@@ -70,7 +64,6 @@ struct ExportCommand: BlockingCommand {
                 throw error
             }
             line.stop()
-            try ledger.log(EventDraft(.notice, .custodyExport, "exported \(report.files) files (\(ByteCount.format(report.bytes))) as an evidence bag in \(output), custody to the checkpoint at event \(report.checkpointEventID)"))
             if display.json { try Output.json(report) } else {
                 print("wrote \(DisplayText.terminalSafe(output)): \(report.files) files, \(ByteCount.format(report.bytes)), custody chain to the signed checkpoint at event \(report.checkpointEventID)")
                 for line in report.skipped { print("  not exported: \(DisplayText.terminalSafe(line))") }

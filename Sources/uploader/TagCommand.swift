@@ -2,8 +2,6 @@ import Agent
 import ArgumentParser
 import Foundation
 import Ledger
-import Platform
-import Transport
 import UploaderCore
 
 struct TagCommand: BlockingCommand {
@@ -47,46 +45,15 @@ struct TagCommand: BlockingCommand {
     func runBlocking() throws {
         try options.run {
             let configuration = try options.loadConfiguration()
-            if let category, configuration.categories.categories[category] == nil {
-                let known = configuration.categories.categories.keys.sorted()
-                throw UploaderError(.usage, "there is no category \"\(category)\": \(known.isEmpty ? "define one under [categories.NAME] in \(configuration.sourcePath)" : "known categories are \(known.joined(separator: ", "))")")
-            }
+            try FileTagging.checkCategory(category, configuration: configuration)
             var selection = VerifySelection(files: files, device: device, user: user)
             selection.recordedFrom = try TypedTime.absolute(from, option: "from")
             selection.recordedTo = try TypedTime.absolute(to, option: "to")
-            let ledger = try options.openLedger(configuration)
-            let rules = ObjectRules(configuration: configuration, ledger: ledger)
-            let client = (try? Credentials.load(configuration.store.credentials)).map { S3Client(configuration: configuration, credentials: $0) }
-            // A lock the bucket cannot enforce is refused before anything is written.
-            let locks = client.map { StoreAnswerCache(client: $0) }
-            if let name = category, let wanted = configuration.categories.categories[name], wanted.lockMode != nil || wanted.holdsLegally,
-               let locks, let enforced = try? locks.get(), !enforced {
-                throw UploaderError(.config, "category \(name) locks its files, but bucket \(configuration.store.bucket) has no Object Lock: use a bucket created with Object Lock (see `uploader store check`), or set lock = \"none\" in [categories.\(name)]")
+            let counts = try FileTagging.tag(selection, with: tags, configuration: configuration, ledger: try options.openLedger(configuration)) { id, line in
+                print("#\(id) \(DisplayText.terminalSafe(line))")
             }
-            var ids: [Int64] = []
-            try ledger.forEachFileRecord(selection) { ids.append($0.file.id) }
-            guard !ids.isEmpty else { throw UploaderError(.notFound, "no file in the ledger matches: see `uploader status` or `uploader device show SERIAL`") }
-            var stored = 0, pending = 0, beforeUpload = 0
-            for start in stride(from: 0, to: ids.count, by: 500) {
-                for file in try ledger.tag(Array(ids[start..<min(ids.count, start + 500)]), with: tags) {
-                    guard file.storeTagsPending else {
-                        beforeUpload += file.state == .verified ? 0 : 1
-                        continue
-                    }
-                    guard file.state == .verified, let client, let locks else { pending += 1; continue }
-                    do {
-                        let message = try StoreTagging.apply(file, rules: rules, client: client, bucketLocks: locks.get)
-                        print("#\(file.id) \(DisplayText.terminalSafe(message))")
-                        stored += 1
-                    } catch {
-                        let message = (error as? UploaderError)?.message ?? "\(error)"
-                        try? ledger.markStoreTagsPending(file.id, reason: message)
-                        print("#\(file.id) tagged in the ledger; the stored object follows with the next upload run: \(DisplayText.terminalSafe(message))")
-                        pending += 1
-                    }
-                }
-            }
-            print("tagged \(ids.count) file\(ids.count == 1 ? "" : "s") (\(DisplayText.escaped(tags.summary))): \(stored) stored object\(stored == 1 ? "" : "s") updated, \(pending) waiting for the store, \(beforeUpload) not uploaded yet (the tags go with the upload)")
+            let (stored, pending) = (counts.stored, counts.waitingForStore)
+            print("tagged \(counts.files) file\(counts.files == 1 ? "" : "s") (\(DisplayText.escaped(tags.summary))): \(stored) stored object\(stored == 1 ? "" : "s") updated, \(pending) waiting for the store, \(counts.beforeUpload) not uploaded yet (the tags go with the upload)")
         }
     }
 }
