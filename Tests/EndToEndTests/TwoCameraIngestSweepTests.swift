@@ -38,8 +38,11 @@ import UploaderCore
         // copy, its temporary file locked by a process that is still there.
         let dockA = try UploaderProcess.start(["ingest", folder.sub("A"), "--serial", "BWC-A"], config: site.configPath)
         defer { dockA.signal(SIGCONT) }
+        // Stopped only once bytes are in the copy: then it is locked, and the creation guard
+        // (which a sweep waits for) is let go; a process stopped holding that would stall every sweep.
         let caught = eventually(within: 60, every: 0.001) {
-            guard CameraVolume.files(under: objects).count == 1, CameraVolume.files(under: tmp).count == 1 else { return false }
+            guard CameraVolume.files(under: objects).count == 1, let copying = CameraVolume.files(under: tmp).first,
+                  (try? FileManager.default.attributesOfItem(atPath: tmp + "/" + copying)[.size] as? Int) ?? 0 > 0 else { return false }
             dockA.signal(SIGSTOP)
             return true
         }
