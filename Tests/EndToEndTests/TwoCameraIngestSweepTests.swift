@@ -63,7 +63,7 @@ import UploaderCore
         // Camera B's ingest, whole, with A's copy still under way: its sweep runs now.
         let dockB = try UploaderProcess.run(["ingest", folder.sub("B"), "--serial", "BWC-B"], config: site.configPath)
         #expect(dockB.status == 0 && dockB.killedBySignal == nil, "\(dockB.stdout)\(dockB.stderr)")
-        #expect(CameraVolume.files(under: tmp) == [live], "the sweep removed \(abandoned.sorted()) only: tmp/ holds \(CameraVolume.files(under: tmp))")
+        #expect(CameraVolume.files(under: tmp) == [live], "the sweep was to remove \(abandoned.sorted()) and nothing else: tmp/ holds \(CameraVolume.files(under: tmp))")
         #expect(try inode(tmp + "/" + live) == liveInode, "camera A's copy under way was replaced")
         #expect(try CameraVolume.fingerprint(of: sealedA, in: objects) == sealedBefore, "a sealed copy changed")
         let ledger = try Ledger(path: site.ledgerPath)
