@@ -282,9 +282,12 @@ extension Ledger {
         if let token = file.claimOwner, token != owner.token {
             let holder = ClaimOwner(token: token)
             let lapsed = (file.claimUntil.map { $0 < now } ?? true)
-            if let holder, isAlive(holder), !lapsed { return false }
+            let alive = holder.map(isAlive) ?? false
+            if alive, !lapsed { return false }
+            // A holder that may still run (another host's) lost the file to its lease only.
+            let why = alive ? "whose claim ran out" + (file.claimUntil.map { " at \(Timestamps.iso($0))" } ?? "") : "which is gone"
             try Ledger.append(Ledger.fileEvent(file, .warning, .uploadTakenOver,
-                                               "taken over from \(holder.map(String.init(describing:)) ?? token), which is gone; finished parts are kept"), in: db)
+                                               "taken over from \(holder.map(String.init(describing:)) ?? token), \(why); finished parts are kept"), in: db)
         }
         try db.execute(sql: """
             UPDATE media_file SET claim_owner = ?, claim_until = ? WHERE id = ? AND state = ? AND claim_owner IS ?

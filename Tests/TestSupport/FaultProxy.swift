@@ -42,14 +42,18 @@ public final class FaultProxy: @unchecked Sendable {
     private let passed = Mutex<[Request]>([])
     private let arrivedHeads = Mutex<[String]>([])
     private let onRequestSent: (@Sendable (Request) -> Void)?
+    private let tamperResponse: (@Sendable (Request, inout [UInt8]) -> Void)?
     private let stopping = Atomic<Bool>(false)
 
     /// `faultRate`: the share of requests that get a fault (chosen evenly from `faults`).
     /// `onRequestSent` is called once a request's whole body has reached the store, before its answer
     /// goes back: a test acts "between" two requests there, with no clock.
+    /// `tamperResponse` gets the store's whole answer (head and body) to a request passed whole, and may change it: a store that lies.
     public init(upstream: String, seed: UInt64 = 1, faultRate: Double = 0, faults: [Fault] = [.slowDown, .resetMidBody, .stall, .truncateResponse],
-                stallSeconds: Double = 4, onRequestSent: (@Sendable (Request) -> Void)? = nil) throws {
+                stallSeconds: Double = 4, onRequestSent: (@Sendable (Request) -> Void)? = nil,
+                tamperResponse: (@Sendable (Request, inout [UInt8]) -> Void)? = nil) throws {
         self.onRequestSent = onRequestSent
+        self.tamperResponse = tamperResponse
         guard let port = URLComponents(string: upstream)?.port else { throw TestFailure.message("no port in \(upstream)") }
         upstreamPort = UInt16(port)
         self.stallSeconds = stallSeconds
@@ -157,7 +161,7 @@ public final class FaultProxy: @unchecked Sendable {
             if count <= 0 { break }
             response += buffer.prefix(count)
             if fault == .truncateResponse, response.count > 40 { break }
-            if fault != .truncateResponse {
+            if fault != .truncateResponse, tamperResponse == nil {
                 writeAll(client, response)
                 response = []
             }
@@ -165,6 +169,10 @@ public final class FaultProxy: @unchecked Sendable {
         if fault == .truncateResponse {
             // The first bytes of the status line only: an answer cut short.
             writeAll(client, Array(response.prefix(20)))
+        } else if let tamperResponse {
+            // The whole answer (the store closes after it), as the test alters it.
+            tamperResponse(request, &response)
+            writeAll(client, response)
         }
     }
 
