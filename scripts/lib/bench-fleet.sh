@@ -24,7 +24,9 @@ camera_batches=("1 48MiB" "3 12MiB" "6 3MiB" "8 512KiB")   # as scripts/fleet-te
 work=$(mktemp -d "${TMPDIR:-/tmp}/uploader-bench-fleet.XXXXXX")
 cluster="$work/cluster"
 trap 'scripts/lib/seaweed-cluster stop "$cluster" || true; rm -rf "$work"' EXIT
-eval "$(scripts/lib/seaweed-cluster start "$cluster" --bucket "$bucket")"
+# (A failed start must stop the script: eval of a failed command substitution would not.)
+cluster_env="$(scripts/lib/seaweed-cluster start "$cluster" --bucket "$bucket")"
+eval "$cluster_env"
 
 echo "writing $docks cameras" >&2
 for n in $(seq 1 "$docks"); do
