@@ -44,7 +44,7 @@ for n in $(seq 1 "$docks"); do
      done) &
 done
 wait
-fleet_bytes=$(du -sb "$work"/camera-* | awk '{s += $1} END {printf "%d", s}')
+fleet_bytes=$(du -sb "$work"/camera-* | awk '{s += $1} END {printf "%.0f", s}')
 
 # One round's docks: a site each (own spool, state, key), camera registered and ingested.
 prepare_docks() {
