@@ -40,9 +40,12 @@ extension UploaderError {
         }
         let transient: Bool
         switch code {
+        // CURLE_SEND_FAIL_REWIND: a kept-alive connection died under a request with a body (the
+        // store restarted) and libcurl could not resend it on a fresh one; the next attempt can.
         case CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
              CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY,
-             CURLE_SSL_CONNECT_ERROR, CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_WEIRD_SERVER_REPLY, CURLE_AGAIN:
+             CURLE_SSL_CONNECT_ERROR, CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_WEIRD_SERVER_REPLY, CURLE_AGAIN,
+             CURLE_SEND_FAIL_REWIND:
             transient = true
         default:
             transient = false
