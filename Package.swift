@@ -136,16 +136,34 @@ let package = Package(
             ]
         ),
 
-        // Shared by the test targets: real SeaweedFS, temporary volumes, subprocesses.
+        // What every test target may use, with no store and no child process: temporary
+        // folders, camera recordings, the one bounded wait, invariant 7's check, the tags.
+        .target(
+            name: "TestBasics",
+            dependencies: ["Platform", "Crypto", "Ingest", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Tests/TestBasics"
+        ),
+        // Shared by the test targets that need more: the store scripts/test starts (SeaweedFS,
+        // moto), a site built against it, the built `uploader` as a child, fault proxies.
         .target(
             name: "TestSupport",
-            dependencies: ["UploaderCore", "Platform", "Crypto", "Ingest", "Transport"],
+            dependencies: [
+                "TestBasics", "UploaderCore", "Platform", "Crypto", "Ingest", "Spool", "Ledger", "Transport", "Agent",
+                .product(name: "Logging", package: "swift-log"), .product(name: "SystemPackage", package: "swift-system"),
+            ],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "UploaderCoreTests", dependencies: ["UploaderCore", "Platform", "Crypto", "Ingest", "TestSupport"]),
+        // The domain, with no server and no child process: runs in seconds (`scripts/test --domain`).
+        .testTarget(name: "DomainTests", dependencies: [
+            "UploaderCore", "Platform", "Crypto", "Spool", "Ingest", "TestBasics", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "LedgerSimulation", "TestSupport"]),
         .testTarget(name: "IngestTests", dependencies: ["Agent", "Ingest", "Ledger", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Agent", "Transport", "Ingest", "Ledger", "Platform", "Spool", "TestSupport"]),
+        // The agent's services in-process: scheduling, monitoring and alerts, its log handler.
+        .testTarget(name: "AgentTests", dependencies: [
+            "UploaderCore", "Platform", "Ledger", "Transport", "Agent", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Spool", "Ledger", "Transport", "Agent", "Crypto", "TestSupport"]),
         // Emulated USB cameras (umockdev); linked by the tests only, never by the product.
         .systemLibrary(

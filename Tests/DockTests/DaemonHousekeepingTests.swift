@@ -12,7 +12,7 @@ import Platform
 /// whether or not the store's credentials can be loaded: a credentials file
 /// the agent cannot use is itself an alert, and a fixed file is read by the
 /// next upload run without a restart.
-@Suite(.serialized) struct DaemonHousekeepingTests {
+@Suite(.serialized, .tags(.store)) struct DaemonHousekeepingTests {
     /// What the alert command left: one file per alert key, holding the alert's JSON.
     static func alertsSent(in folder: String) -> [String: String] {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }
@@ -20,22 +20,21 @@ import Platform
     }
 
     @Test func aBrokenCredentialsFileIsAnAlertAndTheFixedFileUploadsWithoutARestart() async throws {
-        let folder = TemporaryDirectory("uploader-daemon-house")
-        let store = try TestStore.fromEnvironment()
-        let area = try store.makeArea("daemonhouse")
-        let alerts = folder.sub("alerts")
+        let site = try TestSite.make("daemonhouse") {
+            $0.store()
+            $0.extra = "\n[monitoring]\nalert_command = \"\($0.folder)/alert.sh\"\nmetrics_textfile = \"metrics.prom\"\n"
+        }
+        let alerts = site.folder.sub("alerts")
         try FileManager.default.createDirectory(atPath: alerts, withIntermediateDirectories: true)
         // The alert command writes the alert's JSON (its stdin) to a file named after its key.
-        let script = folder.sub("alert.sh")
+        let script = site.folder.sub("alert.sh")
         try "#!/bin/sh\ncat > \"\(alerts)/.$UPLOADER_ALERT_KEY.tmp\" && mv \"\(alerts)/.$UPLOADER_ALERT_KEY.tmp\" \"\(alerts)/$UPLOADER_ALERT_KEY.json\"\n".write(toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o755)
-        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"),
-                                          extra: "\n[monitoring]\nalert_command = \"\(script)\"\nmetrics_textfile = \"metrics.prom\"\n")
         let configuration = try site.configuration()
         let ledger = try Ledger(path: configuration.ledgerPath)
         try ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: folder.sub("camera/A.MP4"), recordedAt: Date(), payloadSize: 1 << 20, seed: 5)
-        _ = try Ingestor(configuration: configuration, ledger: ledger, logger: Logger(label: "test")).ingest(volume: folder.sub("camera"), serial: "BWC-1")
+        try CameraVolume.writeRecording(at: site.camera + "/A.MP4", recordedAt: Date(), payloadSize: 1 << 20, seed: 5)
+        _ = try Ingestor(configuration: configuration, ledger: ledger, logger: Logger(label: "test")).ingest(volume: site.camera, serial: "BWC-1")
         #expect(try ledger.files().map(\.state) == [.spooled])
 
         // An admin's slip: the credentials file is no longer TOML.
@@ -74,7 +73,7 @@ import Platform
                 try await tasks.waitForAll()
             }
         }
-        #expect(try area.evidenceKeys(store.client(bucket: area.bucket)).count == 1)
+        #expect(try site.storedKeys().count == 1)
         let sent = try ledger.events(EventFilter(minimumLevel: .debug)).filter { $0.kind == .alertSent }.map(\.message)
         #expect(sent.contains { $0.hasPrefix("[credentials-unusable]") })
     }

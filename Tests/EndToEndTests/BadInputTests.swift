@@ -11,16 +11,15 @@ import UploaderCore
 /// a ledger entry where a file is involved, and no lost or misattributed data.
 @Suite(.tags(.store, .subprocess)) struct BadInputTests {
     @Test func aRefusedAccountImportChangesNothing() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         let before = try String(contentsOfFile: site.root + "/credentials", encoding: .utf8)
         let configBefore = try String(contentsOfFile: site.configPath, encoding: .utf8)
         for (label, json) in [
             ("addressing", #"{"format": "uploader-account-v1", "endpoint": "https://s3.example.gov", "bucket": "evidence", "addressing": "sideways", "access_key_id": "NEW", "secret_access_key": "NEWSECRET"}"#),
             ("endpoint", #"{"format": "uploader-account-v1", "endpoint": "http://127.evil.example:9000", "bucket": "evidence", "access_key_id": "NEW", "secret_access_key": "NEWSECRET"}"#),
         ] {
-            try json.write(toFile: folder.sub("\(label).json"), atomically: true, encoding: .utf8)
-            let result = try UploaderProcess.run(["account", "import", folder.sub("\(label).json")], config: site.configPath)
+            try json.write(toFile: site.folder.sub("\(label).json"), atomically: true, encoding: .utf8)
+            let result = try UploaderProcess.run(["account", "import", site.folder.sub("\(label).json")], config: site.configPath)
             #expect(result.status == 2, "\(label): \(result.stderr)")
             #expect(result.stderr.split(separator: "\n").count == 1)
             #expect(result.stderr.contains("nothing was changed"))
@@ -42,20 +41,20 @@ import UploaderCore
     }
 
     @Test func anUntrustedTLSCertificateStopsTheRunOnceAndTheFilesWait() throws {
-        let folder = TemporaryDirectory()
+        let certificates = TemporaryDirectory("uploader-tls")
         // A TLS server on loopback whose certificate no CA vouches for.
-        let made = try UploaderProcess.run([], wrapper: ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", folder.sub("key.pem"),
-                                                         "-out", folder.sub("cert.pem"), "-days", "1", "-subj", "/CN=not-the-store"], runExecutable: false)
+        let made = try UploaderProcess.run([], wrapper: ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", certificates.sub("key.pem"),
+                                                         "-out", certificates.sub("cert.pem"), "-days", "1", "-subj", "/CN=not-the-store"], runExecutable: false)
         #expect(made.status == 0, "\(made.stderr)")
         let port = try Loopback.freePort()
-        let server = try UploaderProcess.start([], config: nil, wrapper: ["openssl", "s_server", "-accept", "127.0.0.1:\(port)", "-cert", folder.sub("cert.pem"),
-                                                                          "-key", folder.sub("key.pem"), "-www", "-quiet"], runExecutable: false)
+        let server = try UploaderProcess.start([], config: nil, wrapper: ["openssl", "s_server", "-accept", "127.0.0.1:\(port)", "-cert", certificates.sub("cert.pem"),
+                                                                          "-key", certificates.sub("key.pem"), "-www", "-quiet"], runExecutable: false)
         defer {
             server.signal(SIGKILL)
             _ = server.finish()
         }
-        let site = try TestSite(root: folder.sub("site"), endpoint: "https://127.0.0.1:\(port)")
-        let camera = folder.sub("camera")
+        let site = try TestSite.make { $0.endpoint = "https://127.0.0.1:\(port)" }
+        let camera = site.camera
         for index in 1...3 {
             try CameraVolume.writeRecording(at: camera + "/DCIM/V\(index).MP4", recordedAt: Date(), payloadSize: 10_000, seed: UInt64(index))
         }
@@ -70,28 +69,25 @@ import UploaderCore
     }
 
     @Test func theAlertCommandNeverSeesTheStoreSecret() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"), extra: """
+        let site = try TestSite.make { $0.extra = """
             [monitoring]
-            alert_command = "env > \(folder.sub("alert-env"))"
-            """)
+            alert_command = "env > \($0.folder)/alert-env"
+            """ }
         let ledger = try Ledger(path: site.ledgerPath)
         let row = try ledger.discover(serial: "BWC-A", sourcePath: "DCIM/evil", size: 1, modifiedNanoseconds: 1).file
         try ledger.quarantine(row.id, reason: .hostileEntry, message: "a link")
         let result = try UploaderProcess.run(["alerts"], config: site.configPath,
                                              environment: ["UPLOADER_SECRET_ACCESS_KEY": "TOP-SECRET", "UPLOADER_ACCESS_KEY_ID": "AKIDX"])
         #expect(result.status == 0, "\(result.stderr)")
-        let seen = try String(contentsOfFile: folder.sub("alert-env"), encoding: .utf8)
+        let seen = try String(contentsOfFile: site.folder.sub("alert-env"), encoding: .utf8)
         #expect(seen.contains("UPLOADER_ALERT_KEY="))
         #expect(!seen.contains("TOP-SECRET") && !seen.contains("AKIDX"))
     }
 
     @Test func aSpoolOthersMayWriteIsRefusedAndTheLedgerIsPrivate() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
-        let camera = folder.sub("camera")
-        try CameraVolume.writeRecording(at: camera + "/DCIM/V1.MP4", recordedAt: Date(), payloadSize: 10_000)
-        #expect(try UploaderProcess.run(["ingest", camera, "--serial", "BWC-P"], config: site.configPath).status == 0)
+        let site = try TestSite.make()
+        let camera = site.camera
+        try site.ingestOneRecording(named: "V1.MP4", serial: "BWC-P")
         var info = stat()
         #expect(stat(site.ledgerPath, &info) == 0)
         #expect(info.st_mode & 0o007 == 0, "the ledger is not readable by others")
@@ -110,11 +106,10 @@ import UploaderCore
 
     @Test(arguments: PlantedCopy.allCases)
     func purgeDeletesOnlyARegularFileInsideTheSpool(planted: PlantedCopy) throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"), extra: "[spool]\nkeep_verified_days = 0")
+        let site = try TestSite.make { $0.extra = "[spool]\nkeep_verified_days = 0" }
         let ledger = try Ledger(path: site.ledgerPath)
         try ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        let outside = folder.sub("precious")
+        let outside = site.folder.sub("precious")
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
         try "keep me".write(toFile: outside + "/evidence.txt", atomically: true, encoding: .utf8)
         let row = try ledger.discover(serial: "BWC-1", sourcePath: "a.mp4", size: 1, modifiedNanoseconds: 1).file
@@ -150,11 +145,8 @@ import UploaderCore
     }
 
     @Test func sameNamesInTwoCameraFoldersGetTwoObjects() throws {
-        let store = try TestStore.fromEnvironment()
-        let area = try store.makeArea("same-names")
-        let folder = TemporaryDirectory()
-        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"))
-        let camera = folder.sub("camera")
+        let site = try TestSite.make("same-names") { $0.store() }
+        let camera = site.camera
         let when = Date(timeIntervalSince1970: 1_795_000_000)
         try CameraVolume.writeRecording(at: camera + "/DCIM/100BWC/FILE0001.MP4", recordedAt: when, payloadSize: 10_000, seed: 1)
         try CameraVolume.writeRecording(at: camera + "/DCIM/101BWC/FILE0001.MP4", recordedAt: when + 60, payloadSize: 10_000, seed: 2)
@@ -165,15 +157,12 @@ import UploaderCore
         let files = try Ledger(path: site.ledgerPath).files()
         #expect(files.allSatisfy { $0.state == .verified })
         #expect(Set(files.compactMap(\.objectKey)).count == 2)
-        #expect(try area.evidenceKeys(store.client(bucket: area.bucket)).count == 2)
+        #expect(try site.storedKeys().count == 2)
     }
 
     @Test func controlCharactersInNamesNeverReachTheTerminalRaw() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
-        let camera = folder.sub("camera")
-        try CameraVolume.writeRecording(at: camera + "/DCIM/A\u{1b}[31mRED.MP4", recordedAt: Date(), payloadSize: 10_000)
-        #expect(try UploaderProcess.run(["ingest", camera, "--serial", "BWC-E"], config: site.configPath).status == 0)
+        let site = try TestSite.make()
+        try site.ingestOneRecording(named: "A\u{1b}[31mRED.MP4", serial: "BWC-E")
         for command in [["log"], ["status"], ["device", "show", "BWC-E"]] {
             let result = try UploaderProcess.run(command, config: site.configPath)
             #expect(!result.stdout.contains("\u{1b}"), "\(command)")
@@ -181,8 +170,7 @@ import UploaderCore
     }
 
     @Test func anEmptyUserIsRefusedWithOneLine() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         #expect(try UploaderProcess.run(["device", "add", "BWC-U", "--user", "officer-u"], config: site.configPath).status == 0)
         let result = try UploaderProcess.run(["device", "assign", "BWC-U", "", "--from", "2026-11-24T07:00"], config: site.configPath)
         #expect(result.status == 2)
@@ -192,9 +180,8 @@ import UploaderCore
 
 extension BadInputTests {
     @Test func aNameStartingWithDotsIsCopiedLikeAnyOther() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
-        let camera = folder.sub("camera")
+        let site = try TestSite.make()
+        let camera = site.camera
         try CameraVolume.writeRecording(at: camera + "/DCIM/..MP4", recordedAt: Date(), payloadSize: 10_000, seed: 1)
         try CameraVolume.writeRecording(at: camera + "/DCIM/.VID0002.MP4", recordedAt: Date(), payloadSize: 10_000, seed: 2)
         #expect(try UploaderProcess.run(["device", "add", "BWC-D", "--user", "officer-d"], config: site.configPath).status == 0)

@@ -17,13 +17,13 @@ import Agent
     }()
 
     struct Exported {
-        let flow: VerifyTests.Flow
+        let flow: TestSite
         let bag: String
 
         init() throws {
-            flow = try VerifyTests.Flow()
+            flow = try VerifyTests.uploadedSite()
             bag = flow.folder.sub("bag")
-            let result = try UploaderProcess.run(["export", "--device", "BWC-3001", "--output", bag], config: flow.site.configPath)
+            let result = try UploaderProcess.run(["export", "--device", "BWC-3001", "--output", bag], config: flow.configPath)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("wrote \(bag): 3 files"), "\(result.stdout)")
         }
@@ -32,7 +32,7 @@ import Agent
 
         /// The dock's own fingerprint, as the agency publishes it, in a trusted-keys file.
         func trustedKeysFile() throws -> String {
-            let printed = try UploaderProcess.run(["key", "fingerprint"], config: flow.site.configPath)
+            let printed = try UploaderProcess.run(["key", "fingerprint"], config: flow.configPath)
             #expect(printed.status == 0, "\(printed.stderr)")
             let path = flow.folder.sub("trusted-keys.txt")
             try "# Springfield PD docks, as published by the evidence custodian\n\(printed.stdout)".write(toFile: path, atomically: true, encoding: .utf8)
@@ -162,11 +162,11 @@ import Agent
     /// The store's copy of the dock key (written once, under Object Lock where the bucket has it) is an anchor too.
     @Test func theStoresDockKeyAnchorsTheRealBagAndRefusesAReSignedOne() throws {
         let exported = try Exported()
-        let original = try UploaderProcess.run(["verify-bag", exported.bag, "--store"], config: exported.flow.site.configPath)
+        let original = try UploaderProcess.run(["verify-bag", exported.bag, "--store"], config: exported.flow.configPath)
         #expect(original.status == 0, "\(original.stdout)\(original.stderr)")
         #expect(original.stdout.contains("the store's key for dock"), "\(original.stdout)")
         try BagForger(bag: exported.bag).replaceVideoAndReSign(exported.payload())
-        let refused = try UploaderProcess.run(["verify-bag", exported.bag, "--store"], config: exported.flow.site.configPath)
+        let refused = try UploaderProcess.run(["verify-bag", exported.bag, "--store"], config: exported.flow.configPath)
         #expect(refused.status == 4, "\(refused.stdout)\(refused.stderr)")
         #expect(refused.stdout.contains("the store holds key"), "\(refused.stdout)")
     }
@@ -260,24 +260,24 @@ struct BagForger {
 extension BagTests {
     /// An export that cannot finish leaves no half bag to be mistaken for a whole one.
     @Test func anExportThatFailsLeavesNothingBehind() throws {
-        let flow = try VerifyTests.Flow()
+        let flow = try VerifyTests.uploadedSite()
         let client = flow.store.client(bucket: flow.area.bucket)
         _ = try client.send("DELETE", key: try flow.objectKey(2), query: [], headers: [:], body: .none)
         let bag = flow.folder.sub("bag")
-        let result = try UploaderProcess.run(["export", "--device", "BWC-3001", "--output", bag], config: flow.site.configPath)
+        let result = try UploaderProcess.run(["export", "--device", "BWC-3001", "--output", bag], config: flow.configPath)
         #expect(result.status == 1)
         #expect(result.stderr.hasPrefix("error: the export stopped: ") && result.stderr.contains("nothing was kept in \(bag)"), "\(result.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: bag).isEmpty)
-        let ledger = try Ledger(path: flow.site.ledgerPath, readOnly: true)
+        let ledger = try Ledger(path: flow.ledgerPath, readOnly: true)
         #expect(try !ledger.events(EventFilter()).contains { $0.kind == .custodyExport })
     }
 
     @Test func verifyWithTheStoreDownSaysWhatWasNotChecked() throws {
-        let flow = try VerifyTests.Flow()
+        let flow = try VerifyTests.uploadedSite()
         // The same site, pointed at a port where nothing listens.
-        let config = try String(contentsOfFile: flow.site.configPath, encoding: .utf8)
+        let config = try String(contentsOfFile: flow.configPath, encoding: .utf8)
             .replacingOccurrences(of: flow.store.endpoint, with: "http://127.0.0.1:\(try Loopback.freePort())")
-        try config.write(toFile: flow.site.configPath, atomically: true, encoding: .utf8)
+        try config.write(toFile: flow.configPath, atomically: true, encoding: .utf8)
         let result = try flow.verify()
         #expect(result.status == 1, "\(result.stdout)")
         #expect(result.stdout.contains("3 objects NOT checked: the store could not be reached"), "\(result.stdout)")

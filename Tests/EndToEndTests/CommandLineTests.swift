@@ -5,7 +5,7 @@ import UploaderCore
 @testable import Ledger
 
 /// The `uploader` executable as an admin uses it: real files, real ledger, real store.
-@Suite(.serialized, .tags(.subprocess)) struct CommandLineTests {
+@Suite(.serialized, .tags(.store, .subprocess)) struct CommandLineTests {
     @Test func aBrokenConfigurationGetsEveryProblemWithItsLine() throws {
         let folder = TemporaryDirectory()
         try """
@@ -67,17 +67,14 @@ import UploaderCore
     }
 
     @Test func theWholeFlowIsVisibleInStatusAndLog() throws {
-        let store = try TestStore.fromEnvironment()
-        let area = try store.makeArea("flow")
-        let folder = TemporaryDirectory()
-        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"))
+        let site = try TestSite.make("flow") { $0.store() }
         func run(_ arguments: [String]) throws -> UploaderProcess.Result {
             let result = try UploaderProcess.run(arguments, config: site.configPath)
             #expect(result.status == 0, "uploader \(arguments.joined(separator: " ")): \(result.stderr)")
             return result
         }
-        _ = try run(["simulate-camera", folder.sub("cam"), "--files", "3", "--size", "1MiB"])
-        let ingest = try run(["ingest", folder.sub("cam"), "--serial", "BWC-2001", "--json"])
+        _ = try run(["simulate-camera", site.folder.sub("cam"), "--files", "3", "--size", "1MiB"])
+        let ingest = try run(["ingest", site.folder.sub("cam"), "--serial", "BWC-2001", "--json"])
         #expect(try UploaderProcess.json(ingest)["held"] as? Int == 3)
 
         let held = try run(["status"])
@@ -112,8 +109,7 @@ import UploaderCore
     }
 
     @Test func aTamperedLogIsReportedByLogVerify() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         _ = try UploaderProcess.run(["device", "add", "BWC-1", "--user", "officer-1"], config: site.configPath)
         _ = try UploaderProcess.run(["device", "assign", "BWC-1", "officer-2", "--from", "2026-11-20T07:00"], config: site.configPath)
         let ledger = try Ledger(path: site.ledgerPath)
@@ -128,18 +124,17 @@ import UploaderCore
     }
 
     @Test func aKilledIngestLeavesNoHalfFileAndTheNextRunFinishes() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
-        let cameraHash = try CameraVolume.writeRecording(at: folder.sub("cam/DCIM/VID1.MP4"), recordedAt: Date(), payloadSize: 10 << 20)
+        let site = try TestSite.make()
+        let cameraHash = try CameraVolume.writeRecording(at: site.folder.sub("cam/DCIM/VID1.MP4"), recordedAt: Date(), payloadSize: 10 << 20)
         // SIGKILL after the third 1 MiB chunk reached the temporary copy.
-        let killed = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath,
+        let killed = try UploaderProcess.run(["ingest", site.folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath,
                                              environment: ["UPLOADER_FAILPOINTS": "ingest.chunk-written=kill@3"])
         #expect(killed.killedBySignal == SIGKILL)
         #expect(CameraVolume.files(under: site.spool + "/objects").isEmpty)
         #expect(CameraVolume.files(under: site.spool + "/tmp").count == 1)
         #expect(try Ledger(path: site.ledgerPath).files().first?.state == .copying)
 
-        let rerun = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
+        let rerun = try UploaderProcess.run(["ingest", site.folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(CameraVolume.files(under: site.spool + "/tmp").isEmpty)
         let row = try #require(try Ledger(path: site.ledgerPath).files().first)
@@ -149,13 +144,12 @@ import UploaderCore
     }
 
     @Test func aKillAfterTheRenameButBeforeTheLedgerIsHarmless() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
-        let cameraHash = try CameraVolume.writeRecording(at: folder.sub("cam/VID1.MP4"), recordedAt: Date(), payloadSize: 100_000)
-        let killed = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath,
+        let site = try TestSite.make()
+        let cameraHash = try CameraVolume.writeRecording(at: site.folder.sub("cam/VID1.MP4"), recordedAt: Date(), payloadSize: 100_000)
+        let killed = try UploaderProcess.run(["ingest", site.folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath,
                                              environment: ["UPLOADER_FAILPOINTS": "ingest.renamed=kill"])
         #expect(killed.killedBySignal == SIGKILL)
-        let rerun = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
+        let rerun = try UploaderProcess.run(["ingest", site.folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
         #expect(rerun.status == 0)
         let rows = try Ledger(path: site.ledgerPath).files()
         #expect(rows.count == 1)
@@ -164,13 +158,12 @@ import UploaderCore
     }
 
     @Test func sigtermMidCopyStopsCleanlyAndTheNextRunFinishes() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         // A 1 GiB recording, sparse after its header, so the copy takes a few seconds.
-        let path = folder.sub("cam/DCIM/LONG.MP4")
+        let path = site.folder.sub("cam/DCIM/LONG.MP4")
         try CameraVolume.writeRecording(at: path, recordedAt: Date(), payloadSize: 4096)
         #expect(truncate(path, 1 << 30) == 0)
-        let running = try UploaderProcess.start(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
+        let running = try UploaderProcess.start(["ingest", site.folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
         // Wait for the copy to be under way: its temporary file exists and is growing.
         #expect(eventually(within: 60, every: 0.005) {
             (try? FileManager.default.attributesOfItem(atPath: site.spool + "/tmp/1.partial")[.size] as? Int).map { $0 > 0 } == true
@@ -183,7 +176,7 @@ import UploaderCore
         let row = try #require(try Ledger(path: site.ledgerPath).files().first)
         #expect(row.state == .failed)
         #expect(row.lastError?.contains("interrupted") == true)
-        let rerun = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
+        let rerun = try UploaderProcess.run(["ingest", site.folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(try Ledger(path: site.ledgerPath).files().first?.sha256 == CameraVolume.sha256(ofFile: path).hex)
     }
@@ -192,12 +185,12 @@ import UploaderCore
     /// blocking-call check on, so a ledger, curl or libudev call made on the
     /// cooperative pool would abort it and fail this test.
     @Test func theDaemonSpeaksSystemdsNotifyProtocolAndStopsOnSigterm() throws {
-        let folder = TemporaryDirectory()
-        let models = folder.sub("cameras.toml")
-        try "[[model]]\nid = \"x\"\nusb_ids = [\"2b4c:0001\"]\n".write(toFile: models, atomically: true, encoding: .utf8)
-        let site = try TestSite(root: folder.sub("site"), extra: "[docking]\nmodels = \"\(models)\"\nmount_root = \"mnt\"\n")
+        let site = try TestSite.make {
+            $0.files["cameras.toml"] = "[[model]]\nid = \"x\"\nusb_ids = [\"2b4c:0001\"]\n"
+            $0.extra = "[docking]\nmodels = \"cameras.toml\"\nmount_root = \"mnt\"\n"
+        }
         // systemd's side: a datagram socket the daemon is told about through NOTIFY_SOCKET.
-        let socketPath = folder.sub("notify.sock")
+        let socketPath = site.folder.sub("notify.sock")
         let listener = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(listener) }
         var address = sockaddr_un()
@@ -237,16 +230,15 @@ import UploaderCore
     /// namespace): the spool fills, a dock leaves files on the camera, uploads are
     /// verified and purged, and the next dock copies the rest.
     @Test func aFullSpoolLeavesFilesOnTheCameraUntilUploadsFreeIt() throws {
-        let store = try TestStore.fromEnvironment()
-        let area = try store.makeArea("watermark")
-        let folder = TemporaryDirectory()
-        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"),
-                                          extra: "[spool]\nhigh_watermark_percent = 60.0\nlow_watermark_percent = 30.0\nkeep_verified_days = 0.0\n")
+        let site = try TestSite.make("watermark") {
+            $0.store()
+            $0.extra = "[spool]\nhigh_watermark_percent = 60.0\nlow_watermark_percent = 30.0\nkeep_verified_days = 0.0\n"
+        }
         for index in 0..<3 {
-            try CameraVolume.writeRecording(at: folder.sub("cam/DCIM/VID\(index).MP4"), recordedAt: Date(), payloadSize: 5 << 19, seed: UInt64(index))
+            try CameraVolume.writeRecording(at: site.folder.sub("cam/DCIM/VID\(index).MP4"), recordedAt: Date(), payloadSize: 5 << 19, seed: UInt64(index))
         }
         try FileManager.default.createDirectory(atPath: site.spool, withIntermediateDirectories: true)
-        let log = folder.sub("steps.log")
+        let log = site.folder.sub("steps.log")
         let uploader = UploaderProcess.executable
         let script = """
             mount -t tmpfs -o size=8m,mode=0750 tmpfs "$SPOOL" || exit 90
@@ -258,7 +250,7 @@ import UploaderCore
             done
             """
         let result = try UploaderProcess.run([], config: site.configPath,
-                                             environment: ["SPOOL": site.spool, "CONFIG": site.configPath, "CAM": folder.sub("cam"), "LOG": log, "UPLOADER": uploader],
+                                             environment: ["SPOOL": site.spool, "CONFIG": site.configPath, "CAM": site.folder.sub("cam"), "LOG": log, "UPLOADER": uploader],
                                              wrapper: ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh"], runExecutable: false)
         let steps = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(result.status == 0, "\(steps)")
@@ -282,14 +274,13 @@ import UploaderCore
     /// user+mount namespace (no root needed), so the pre-copy space check passes and
     /// the write itself meets ENOSPC.
     @Test func aSpoolDiskThatFillsMidCopyKeepsNothingHalfWritten() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         try FileManager.default.createDirectory(atPath: site.spool + "/tmp", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: site.spool + "/objects", withIntermediateDirectories: true)
-        try CameraVolume.writeRecording(at: folder.sub("cam/VID1.MP4"), recordedAt: Date(), payloadSize: 3 << 20)
+        try CameraVolume.writeRecording(at: site.folder.sub("cam/VID1.MP4"), recordedAt: Date(), payloadSize: 3 << 20)
         let mountThenRun = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
                             "mount -t tmpfs -o size=1m,mode=0750 tmpfs \"$0\" && exec \"$@\"", site.spool + "/tmp"]
-        let result = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath, wrapper: mountThenRun)
+        let result = try UploaderProcess.run(["ingest", site.folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath, wrapper: mountThenRun)
         #expect(result.status == 3, "\(result.stderr)")
         #expect(result.stderr.contains("error: the spool disk filled up while copying VID1.MP4: free space, then dock again; nothing half-written was kept"))
         #expect(CameraVolume.evidenceFiles(inSpool: site.spool).isEmpty)
@@ -297,7 +288,7 @@ import UploaderCore
         #expect(row.state == .failed)
         #expect(row.lastError?.contains("filled up") == true)
         // With space again, the same dock completes.
-        let rerun = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
+        let rerun = try UploaderProcess.run(["ingest", site.folder.sub("cam"), "--serial", "BWC-1"], config: site.configPath)
         #expect(rerun.status == 0)
         #expect(try Ledger(path: site.ledgerPath).files().first?.spoolName != nil)
     }

@@ -5,7 +5,7 @@ import UploaderCore
 
 /// Exit statuses are one enum with one meaning each, documented in one table
 /// (docs/exit-codes.md): scripts and systemd units branch on them.
-@Suite struct ExitCodeTests {
+@Suite(.tags(.subprocess)) struct ExitCodeTests {
     /// The rows of docs/exit-codes.md: code and name.
     static func documentedTable() throws -> [(code: Int32, name: String)] {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

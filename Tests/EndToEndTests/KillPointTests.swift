@@ -14,11 +14,8 @@ import UploaderCore
 
     @Test(arguments: [UInt64(2026)])
     func fiftyRandomKillsLoseNothingAndDuplicateNothing(seed: UInt64) throws {
-        let store = try TestStore.fromEnvironment()
-        let area = try store.makeArea("kills")
-        let folder = TemporaryDirectory()
-        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"))
-        let camera = folder.sub("camera")
+        let site = try TestSite.make("kills") { $0.store() }
+        let camera = site.camera
         var generator = SplitMix64(seed: seed)
         let ledger = try Ledger(path: site.ledgerPath)
         try ledger.addDevice(serial: "BWC-K", defaultUser: "officer-k", name: nil, model: nil)
@@ -73,8 +70,8 @@ import UploaderCore
         #expect(files.count == cameraHashes.count)
         #expect(files.allSatisfy { $0.state == .verified })
         #expect(Dictionary(uniqueKeysWithValues: files.map { ($0.sourcePath, $0.sha256 ?? "") }) == cameraHashes)
-        let client = store.client(bucket: area.bucket)
-        let keys = try area.evidenceKeys(client)
+        let client = site.client
+        let keys = try site.area.evidenceKeys(client)
         #expect(keys.count == files.count)
         for file in files {
             #expect(try client.hashObject(key: file.objectKey!).sha256.hex == cameraHashes[file.sourcePath])

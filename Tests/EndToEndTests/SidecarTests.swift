@@ -9,16 +9,13 @@ import UploaderCore
 /// ledger, uploaded beside it naming it, exported with it.
 @Suite(.tags(.store, .subprocess)) struct SidecarTests {
     @Test func sidecarsAreLinkedUploadedBesideTheirRecordingAndExportedWithIt() throws {
-        let folder = TemporaryDirectory("uploader-sidecar")
-        let store = try TestStore.fromEnvironment()
-        let area = try store.makeArea("sidecar")
-        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"))
+        let site = try TestSite.make("sidecar") { $0.store() }
         func run(_ arguments: [String]) throws -> UploaderProcess.Result {
             let result = try UploaderProcess.run(arguments, config: site.configPath)
             #expect(result.status == 0, "\(arguments): \(result.stdout)\(result.stderr)")
             return result
         }
-        let camera = folder.sub("cam")
+        let camera = site.folder.sub("cam")
         _ = try run(["simulate-camera", camera, "--files", "2", "--size", "1MiB"])
         let dcim = camera + "/DCIM/100BWC/"
         // A GPS track and a metadata file of the first recording; one XML of nothing on the camera.
@@ -51,12 +48,12 @@ import UploaderCore
         let stem = String(recordingKey.dropLast(".MP4".count))
         #expect(uploaded["VID0001.GPS"]?.objectKey == stem + ".GPS")
         #expect(uploaded["VID0001.json"]?.objectKey == stem + ".json")
-        let client = store.client(bucket: area.bucket)
+        let client = site.client
         let head = try #require(try client.headObject(key: stem + ".GPS"))
         #expect(head.metadata["recording-key"] == recordingKey && head.metadata["recording-sha256"] == recording.sha256)
 
         // Exporting the recording brings its sidecars, beside it in the bag.
-        let bag = folder.sub("bag")
+        let bag = site.folder.sub("bag")
         let exported = try run(["export", "#\(recording.id)", "--output", bag])
         #expect(exported.stdout.contains("wrote \(bag): 3 files"), "\(exported.stdout)")
         let payload = try FileManager.default.contentsOfDirectory(atPath: bag + "/data/BWC-9").sorted()

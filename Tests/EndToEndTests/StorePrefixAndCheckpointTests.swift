@@ -5,17 +5,16 @@ import TestSupport
 import UploaderCore
 
 /// Where custody objects go, and what is said when they do not get there.
-@Suite(.tags(.store, .subprocess)) struct StorePrefixAndCheckpointTests {
+@Suite(.tags(.subprocess)) struct StorePrefixAndCheckpointTests {
     /// An account file whose prefix climbs out of its bucket
     /// (path-style: `bucket/../evidence2/…` is the bucket evidence2).
     @Test func anAccountImportWithAPrefixLeavingItsBucketIsRefusedAndChangesNothing() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         let configBefore = try String(contentsOfFile: site.configPath, encoding: .utf8)
         let credentialsBefore = try String(contentsOfFile: site.root + "/credentials", encoding: .utf8)
         try #"{"format": "uploader-account-v1", "endpoint": "https://s3.example.gov", "bucket": "evidence", "prefix": "../evidence2", "access_key_id": "NEW", "secret_access_key": "NEWSECRET"}"#
-            .write(toFile: folder.sub("a.json"), atomically: true, encoding: .utf8)
-        let result = try UploaderProcess.run(["account", "import", folder.sub("a.json")], config: site.configPath)
+            .write(toFile: site.folder.sub("a.json"), atomically: true, encoding: .utf8)
+        let result = try UploaderProcess.run(["account", "import", site.folder.sub("a.json")], config: site.configPath)
         #expect(result.status == 2, "\(result.stdout)\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1 && result.stderr.contains("prefix") && result.stderr.contains("nothing was changed"), "\(result.stderr)")
         #expect(try String(contentsOfFile: site.configPath, encoding: .utf8) == configBefore)
@@ -30,13 +29,12 @@ import UploaderCore
     /// A store that stays unreachable: the signed checkpoint waits in the ledger.
     /// After an hour that is an alert, a line of `status`, and an error in the log.
     @Test func aCheckpointUnpublishedForOverAnHourIsAnAlertAndShowsInStatus() throws {
-        let folder = TemporaryDirectory()
         // The default endpoint is a closed port on this machine.
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         func run(_ arguments: [String]) throws -> UploaderProcess.Result { try UploaderProcess.run(arguments, config: site.configPath) }
-        for arguments in [["simulate-camera", folder.sub("cam"), "--files", "1", "--size", "1MiB"],
+        for arguments in [["simulate-camera", site.folder.sub("cam"), "--files", "1", "--size", "1MiB"],
                           ["device", "add", "BWC-1", "--user", "officer-1"],
-                          ["ingest", folder.sub("cam"), "--serial", "BWC-1"]] {
+                          ["ingest", site.folder.sub("cam"), "--serial", "BWC-1"]] {
             let result = try run(arguments)
             #expect(result.status == 0, "\(arguments): \(result.stderr)")
         }

@@ -12,8 +12,7 @@ import UploaderCore
     static let titleSequence = "cam\u{1b}]0;pwn\u{07}"
 
     @Test func aDeviceNameWithTerminalEscapesIsRefusedAndAStoredOneIsShownEscaped() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         for option in ["--name", "--model"] {
             let refused = try UploaderProcess.run(["device", "add", "BWC-N", "--user", "officer-n", option, Self.titleSequence], config: site.configPath)
             #expect(refused.status == 2, "\(option): \(refused.stdout)\(refused.stderr)")
@@ -35,11 +34,8 @@ import UploaderCore
     /// A serial read from a camera (an unregistered one is shown as it came)
     /// and a device's name in the ledger reach `status` escaped.
     @Test func statusNeverPrintsATerminalEscape() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
-        let camera = folder.sub("camera")
-        try CameraVolume.writeRecording(at: camera + "/DCIM/VID0001.MP4", recordedAt: Date(), payloadSize: 10_000)
-        #expect(try UploaderProcess.run(["ingest", camera, "--serial", "BWC-S"], config: site.configPath).status == 0)
+        let site = try TestSite.make()
+        try site.ingestOneRecording(named: "VID0001.MP4", serial: "BWC-S")
         try DatabaseQueue(path: site.ledgerPath).write {
             try $0.execute(sql: "UPDATE media_file SET serial = ?", arguments: [Self.titleSequence])
             try $0.execute(sql: "UPDATE file_count SET serial = ? WHERE serial = 'BWC-S'", arguments: [Self.titleSequence])
@@ -50,11 +46,8 @@ import UploaderCore
     }
 
     @Test func tagNeverPrintsATerminalEscape() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
-        let camera = folder.sub("camera")
-        try CameraVolume.writeRecording(at: camera + "/DCIM/A\u{1b}[31mRED.MP4", recordedAt: Date(), payloadSize: 10_000)
-        #expect(try UploaderProcess.run(["ingest", camera, "--serial", "BWC-T"], config: site.configPath).status == 0)
+        let site = try TestSite.make()
+        try site.ingestOneRecording(named: "A\u{1b}[31mRED.MP4", serial: "BWC-T")
         for arguments in [["--note", "seen \u{1b}[2J cleared"], ["--case", "C-\u{1b}]0;pwn\u{07}"], ["--incident", "I\u{1b}[31m"]] {
             let result = try UploaderProcess.run(["tag", "RED"] + arguments, config: site.configPath)
             #expect(!result.stdout.contains(Self.escape) && !result.stderr.contains(Self.escape), "\(arguments): \(result.stdout.debugDescription) \(result.stderr.debugDescription)")
@@ -62,9 +55,8 @@ import UploaderCore
     }
 
     @Test func aSerialTypedWithControlCharactersIsRefusedBeforeAnythingIsCopied() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
-        let camera = folder.sub("camera")
+        let site = try TestSite.make()
+        let camera = site.camera
         try CameraVolume.writeRecording(at: camera + "/DCIM/VID0001.MP4", recordedAt: Date(), payloadSize: 10_000)
         let result = try UploaderProcess.run(["ingest", camera, "--serial", "BWC\u{1b}[8m"], config: site.configPath)
         #expect(result.status == 2, "\(result.stdout)\(result.stderr)")
@@ -73,8 +65,7 @@ import UploaderCore
     }
 
     @Test func anErrorNamingWhatWasTypedPrintsItEscaped() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         let result = try UploaderProcess.run(["device", "show", Self.titleSequence], config: site.configPath)
         #expect(result.status == 1)
         #expect(!result.stderr.contains(Self.escape) && result.stderr.contains("\\u{1b}"), "\(result.stderr.debugDescription)")
@@ -82,15 +73,14 @@ import UploaderCore
 
     @Test(arguments: ["access_key_id", "secret_access_key", "endpoint", "bucket", "region", "prefix"])
     func accountImportRefusesControlCharactersAndChangesNothing(field: String) throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         let credentialsBefore = try String(contentsOfFile: site.root + "/credentials", encoding: .utf8)
         let configBefore = try String(contentsOfFile: site.configPath, encoding: .utf8)
         var account: [String: String] = ["format": "uploader-account-v1", "endpoint": "https://s3.example.gov", "region": "us-east-1",
                                          "bucket": "evidence", "prefix": "springfield-pd", "access_key_id": "AKNEW", "secret_access_key": "NEWSECRET"]
         for control in ["\t", "\r", "\u{0}", "\n"] {
             account[field] = (account[field] ?? "") + control + "x"
-            let path = folder.sub("account.json")
+            let path = site.folder.sub("account.json")
             try JSONSerialization.data(withJSONObject: account).write(to: URL(fileURLWithPath: path))
             let result = try UploaderProcess.run(["account", "import", path], config: site.configPath)
             #expect(result.status == 2, "\(field) with \(control.debugDescription): \(result.stdout)\(result.stderr)")
@@ -102,8 +92,7 @@ import UploaderCore
     }
 
     @Test func theTextLogNamesWhoDidAnAdminAction() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         #expect(try UploaderProcess.run(["device", "add", "BWC-A", "--user", "officer-a"], config: site.configPath).status == 0)
         let json = try UploaderProcess.run(["log", "--json"], config: site.configPath)
         let events = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])

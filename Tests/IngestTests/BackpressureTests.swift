@@ -23,36 +23,36 @@ import Platform
     }
 
     @Test func aboveTheHighWatermarkFilesStayOnTheCameraUntilUseFallsBelowTheLow() throws {
-        let fixture = try IngestFixture()
+        let fixture = try TestSite.make("ingest")
         for index in 0..<3 {
-            try CameraVolume.writeRecording(at: fixture.volume + "/VID\(index).MP4", recordedAt: Date(), payloadSize: 1000, seed: UInt64(index))
+            try CameraVolume.writeRecording(at: fixture.camera + "/VID\(index).MP4", recordedAt: Date(), payloadSize: 1000, seed: UInt64(index))
         }
         let disk = PlayedDisk()
-        var ingestor = Ingestor(configuration: fixture.configuration, ledger: fixture.ledger, logger: Logger(label: "t"))
-        ingestor.pressure = SpoolPressure(spool: Spool(root: fixture.configuration.spoolDirectory), highPercent: 90, lowPercent: 80, probe: disk.probe)
+        var ingestor = try Ingestor(configuration: fixture.configuration(), ledger: fixture.ledger, logger: Logger(label: "t"))
+        ingestor.pressure = SpoolPressure(spool: Spool(root: try fixture.configuration().spoolDirectory), highPercent: 90, lowPercent: 80, probe: disk.probe)
 
         disk.used.withLock { $0 = 95 }
-        let full = try ingestor.ingest(volume: fixture.volume, serial: "BWC-1")
+        let full = try ingestor.ingest(volume: fixture.camera, serial: "BWC-1")
         #expect(full.copied == 0 && full.leftOnCamera == 3)
         #expect(full.stoppedBecause?.contains("high watermark 90%") == true)
         #expect(try fixture.ledger.events(EventFilter(minimumLevel: .warning)).contains { $0.kind == .spoolFull })
 
         // Some space back, but not below the low watermark: still holding.
         disk.used.withLock { $0 = 85 }
-        #expect(try ingestor.ingest(volume: fixture.volume, serial: "BWC-1").copied == 0)
+        #expect(try ingestor.ingest(volume: fixture.camera, serial: "BWC-1").copied == 0)
         #expect(ingestor.pressure.isHolding)
 
         disk.used.withLock { $0 = 70 }
-        let resumed = try ingestor.ingest(volume: fixture.volume, serial: "BWC-1")
+        let resumed = try ingestor.ingest(volume: fixture.camera, serial: "BWC-1")
         #expect(resumed.copied == 3 && resumed.stoppedBecause == nil)
         #expect(!ingestor.pressure.isHolding)
     }
 
     @Test func onlyVerifiedCopiesOlderThanTheRetentionArePurged() throws {
-        let fixture = try IngestFixture()
+        let fixture = try TestSite.make("ingest")
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "o", name: nil, model: nil)
         for index in 0..<2 {
-            try CameraVolume.writeRecording(at: fixture.volume + "/VID\(index).MP4", recordedAt: Date(), payloadSize: 1000, seed: UInt64(index))
+            try CameraVolume.writeRecording(at: fixture.camera + "/VID\(index).MP4", recordedAt: Date(), payloadSize: 1000, seed: UInt64(index))
         }
         _ = try fixture.ingest()
         let files = try fixture.ledger.files()
@@ -62,14 +62,14 @@ import Platform
         _ = try fixture.ledger.beginUpload(files[0].id, objectKey: "k0", owner: owner)
         try fixture.ledger.markUploaded(files[0].id, owner: owner)
         try fixture.ledger.markVerified(files[0].id, storeChecksum: "x", owner: owner)
-        var configuration = fixture.configuration
+        var configuration = try fixture.configuration()
         configuration.ingest.keepVerifiedDays = 7
-        let purger = SpoolPurger(configuration: configuration, ledger: fixture.ledger)
+        let purger = SpoolPurger(configuration: configuration, ledger: try fixture.ledger)
         #expect(try purger.purge().files == 0)
         let later = try purger.purge(now: Date().addingTimeInterval(8 * 86400))
         #expect(later.files == 1)
-        #expect(!FileManager.default.fileExists(atPath: fixture.site.spool + "/objects/" + files[0].spoolName!))
-        #expect(FileManager.default.fileExists(atPath: fixture.site.spool + "/objects/" + files[1].spoolName!))
+        #expect(!FileManager.default.fileExists(atPath: fixture.spool + "/objects/" + files[0].spoolName!))
+        #expect(FileManager.default.fileExists(atPath: fixture.spool + "/objects/" + files[1].spoolName!))
         #expect(try fixture.ledger.file(files[0].id)?.spoolPurgedAt != nil)
         // Re-docking does not copy a purged file again: it is verified in the store.
         #expect(try fixture.ingest().copied == 0)

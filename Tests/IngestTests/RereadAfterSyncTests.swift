@@ -39,26 +39,26 @@ import Platform
     @Test(arguments: [Case(sealed: true, payload: 12 << 20), Case(sealed: true, payload: 100_000),
                       Case(sealed: false, payload: 12 << 20), Case(sealed: false, payload: 100_000)])
     func aByteChangedOnDiskAfterFsyncKeepsTheFileFromBeingTrusted(_ example: Case) throws {
-        let fixture = try IngestFixture(extra: example.sealed ? "" : "[spool]\nencryption = false")
+        let fixture = try TestSite.make("ingest") { $0.extra = example.sealed ? "" : "[spool]\nencryption = false" }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        let camera = try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/VID0001.MP4", recordedAt: Date(), payloadSize: Int64(example.payload), seed: 7)
+        let camera = try CameraVolume.writeRecording(at: fixture.camera + "/DCIM/VID0001.MP4", recordedAt: Date(), payloadSize: Int64(example.payload), seed: 7)
 
         // A byte in the second half (the last part of a 12 MiB file in 5 MiB parts) changes on disk.
-        let ingestor = Ingestor(configuration: fixture.configuration, ledger: fixture.ledger, logger: Logger(label: "test"))
+        let ingestor = try Ingestor(configuration: fixture.configuration(), ledger: fixture.ledger, logger: Logger(label: "test"))
         ingestor.beforeReread = Self.flipByte(atFraction: 0.9)
-        let damaged = try ingestor.ingest(volume: fixture.volume, serial: "BWC-1")
+        let damaged = try ingestor.ingest(volume: fixture.camera, serial: "BWC-1")
         #expect(damaged.copied == 0 && damaged.failed == 1)
         let failed = try #require(try fixture.ledger.files().first)
         #expect(failed.state == .failed && failed.spoolName == nil && failed.sha256 == nil)
         #expect(failed.lastError?.contains("read back differently") == true, "\(failed.lastError ?? "no error")")
-        #expect(CameraVolume.evidenceFiles(inSpool: fixture.site.spool).isEmpty, "nothing half-checked stays in the spool")
+        #expect(CameraVolume.evidenceFiles(inSpool: fixture.spool).isEmpty, "nothing half-checked stays in the spool")
 
         // The next run copies it again, and this time the re-read holds.
         let again = try fixture.ingest()
         #expect(again.copied == 1 && again.failed == 0)
         let spooled = try #require(try fixture.ledger.files().first)
         #expect(spooled.state == .spooled && spooled.sha256 == camera.hex)
-        #expect(try fixture.site.spoolCopySHA256(name: spooled.spoolName!, keyID: spooled.spoolKeyID).hex == camera.hex)
+        #expect(try fixture.spoolCopySHA256(name: spooled.spoolName!, keyID: spooled.spoolKeyID).hex == camera.hex)
         #expect((spooled.spoolKeyID != nil) == example.sealed)
     }
 }

@@ -10,14 +10,14 @@ import TestSupport
 /// the CompleteMultipartUpload that makes a multipart object exist.
 @Suite(.tags(.store)) struct ConditionalWriteTests {
     @Test func everyRequestThatCreatesAnObjectAsksIfNoneMatch() throws {
-        let fixture = try StoreFixture("ifnonematch")
+        let fixture = try TestSite.make("ifnonematch") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/SMALL.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 100_000, seed: 1)
-        try CameraVolume.writeRecording(at: fixture.volume + "/BIG.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_600), payloadSize: 11 << 20, seed: 2)
+        try CameraVolume.writeRecording(at: fixture.camera + "/SMALL.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 100_000, seed: 1)
+        try CameraVolume.writeRecording(at: fixture.camera + "/BIG.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_600), payloadSize: 11 << 20, seed: 2)
         try fixture.ingest()
         let proxy = try FaultProxy(upstream: fixture.store.endpoint)
         let report = try UploadRunner(configuration: fixture.configuration(through: proxy), credentials: fixture.store.credentials,
-                                      ledger: fixture.ledger, logger: Logger(label: "test")).run()
+                                      ledger: try fixture.ledger, logger: Logger(label: "test")).run()
         #expect(report.verified == 2)
         let evidence = proxy.requests.filter { $0.requestLine.contains("/" + fixture.area.prefix + "/") && !$0.requestLine.contains("/_custody/") }
         let singlePuts = evidence.filter { $0.method == "PUT" && !$0.isUploadPart }

@@ -14,25 +14,25 @@ import UploaderCore
 @Suite(.serialized, .tags(.store, .slow)) struct FaultTests {
     @Test(arguments: [UInt64(11), 12, 13])
     func everyFileArrivesOnceAndIntactThroughAFaultyNetwork(seed: UInt64) throws {
-        let fixture = try StoreFixture("faults\(seed)")
+        let fixture = try TestSite.make("faults\(seed)") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
         var hashes: [String: SHA256DigestHex] = [:]
         for index in 0..<6 {
             let name = String(format: "VID%04d.MP4", index)
             let size: Int64 = index < 2 ? 11 << 20 : 300_000
-            hashes[name] = SHA256DigestHex(try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/" + name, recordedAt: Date(timeIntervalSince1970: 1_795_000_000 + Double(index)), payloadSize: size, seed: seed &+ UInt64(index)).hex)
+            hashes[name] = SHA256DigestHex(try CameraVolume.writeRecording(at: fixture.camera + "/DCIM/" + name, recordedAt: Date(timeIntervalSince1970: 1_795_000_000 + Double(index)), payloadSize: size, seed: seed &+ UInt64(index)).hex)
         }
-        let cameraBefore = try CameraVolume.fingerprint(fixture.volume)
+        let cameraBefore = try CameraVolume.fingerprint(fixture.camera)
         try fixture.ingest()
 
         let proxy = try FaultProxy(upstream: fixture.store.endpoint, seed: seed, faultRate: 0.35, stallSeconds: 4)
         defer { proxy.stop() }
-        var configuration = fixture.configuration(through: proxy)
+        var configuration = try fixture.configuration(through: proxy)
         configuration.upload.stallTimeout = 2
         configuration.upload.maxAttempts = 6
         configuration.upload.retryBaseDelay = 0.05
         configuration.upload.retryMaxDelay = 0.2
-        let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "faults"))
+        let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: try fixture.ledger, logger: Logger(label: "faults"))
         var runs = 0
         var retries = 0
         // Failed files wait for their retry time: each run looks a little later.
@@ -56,19 +56,19 @@ import UploaderCore
             #expect(SHA256DigestHex(try fixture.client.hashObject(key: file.objectKey!).sha256.hex) == hashes[file.name])
         }
         #expect(try fixture.client.listMultipartUploads(prefix: fixture.area.prefix + "/").isEmpty)
-        #expect(try CameraVolume.fingerprint(fixture.volume) == cameraBefore)
+        #expect(try CameraVolume.fingerprint(fixture.camera) == cameraBefore)
         #expect(try fixture.ledger.verifyChain().intact)
     }
 
     @Test func aRefusalIsNotRetriedOnItsOwnButAlertsAndWaitsForAnAdmin() throws {
-        let fixture = try StoreFixture("refused")
+        let fixture = try TestSite.make("refused") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
+        try CameraVolume.writeRecording(at: fixture.camera + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
         try fixture.ingest()
         let proxy = try FaultProxy(upstream: fixture.store.endpoint, seed: 1, faultRate: 1, faults: [.reject])
         defer { proxy.stop() }
-        let configuration = fixture.configuration(through: proxy)
-        let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))
+        let configuration = try fixture.configuration(through: proxy)
+        let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: try fixture.ledger, logger: Logger(label: "t"))
         let first = try runner.run()
         #expect(first.failed == 1 && first.retries == 0)
         let row = try #require(try fixture.ledger.files().first)
@@ -85,17 +85,17 @@ import UploaderCore
     }
 
     @Test func slowDownWithRetryAfterIsHonoured() throws {
-        let fixture = try StoreFixture("slowdown")
+        let fixture = try TestSite.make("slowdown") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
+        try CameraVolume.writeRecording(at: fixture.camera + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
         try fixture.ingest()
         // Every request answered "503 SlowDown, Retry-After: 1" for the first run.
         let proxy = try FaultProxy(upstream: fixture.store.endpoint, seed: 1, faultRate: 1, faults: [.slowDown])
         defer { proxy.stop() }
-        var configuration = fixture.configuration(through: proxy)
+        var configuration = try fixture.configuration(through: proxy)
         configuration.upload.maxAttempts = 2
         configuration.upload.retryBaseDelay = 0.01
-        let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))
+        let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: try fixture.ledger, logger: Logger(label: "t"))
         let first = try runner.run()
         #expect(first.failed == 1 && first.retries == 1)
         let retry = try #require(try fixture.ledger.events(EventFilter(minimumLevel: .warning)).first { $0.kind == .uploadRetry })

@@ -6,7 +6,7 @@ import UploaderCore
 
 /// A key is a name inside its bucket: a "." or ".." segment is resolved
 /// away on the way to the store and would address another key or bucket.
-@Suite struct ObjectKeySafetyTests {
+@Suite(.tags(.store)) struct ObjectKeySafetyTests {
     @Test func aKeyWithADotDotSegmentIsNeverSent() throws {
         let store = try TestStore.fromEnvironment()
         let area = try store.makeArea("keysafety")

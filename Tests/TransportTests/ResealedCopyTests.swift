@@ -13,20 +13,20 @@ import Spool
 /// checksums: an insider who holds the keyring and re-seals a changed copy
 /// gets past AES-GCM, and must then be stopped by the store's checksum (or,
 /// where the store checks none, by the upload's own hash).
-@Suite struct ResealedCopyTests {
+@Suite(.tags(.store)) struct ResealedCopyTests {
     @Test(arguments: [Int64(200_000), Int64(11 << 20)])
     func aCopyResealedWithTheKeyringByAnInsiderNeverBecomesEvidence(payload: Int64) throws {
-        let fixture = try StoreFixture("resealed")
+        let fixture = try TestSite.make("resealed") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: payload, seed: 9)
+        try CameraVolume.writeRecording(at: fixture.camera + "/A.MP4", recordedAt: Date(), payloadSize: payload, seed: 9)
         try fixture.ingest()
         let file = try #require(try fixture.ledger.files().first)
         let keyID = try #require(file.spoolKeyID)
-        let keyring = try #require(try SpoolKeyring.existing(path: fixture.site.spoolKeyring))
+        let keyring = try #require(try SpoolKeyring.existing(path: fixture.spoolKeyring))
         let key = try #require(keyring.key(id: keyID))
 
         // Open the copy, change one byte of the recording, seal it again with the same key.
-        let path = fixture.site.spool + "/objects/" + file.spoolName!
+        let path = fixture.spool + "/objects/" + file.spoolName!
         let (reader, readFD) = try SpoolCopyReader.open(path, keyID: keyID, keyring: keyring)
         var plaintext = [UInt8](repeating: 0, count: Int(file.sourceSize))
         var offset = 0
@@ -42,7 +42,7 @@ import Spool
         try plaintext.withUnsafeBytes { try writer.write($0) }
         try writer.finish()
         try output.close()
-        #expect(try fixture.site.spoolCopySHA256(name: file.spoolName!, keyID: keyID).hex != file.sha256, "the forged copy opens")
+        #expect(try fixture.spoolCopySHA256(name: file.spoolName!, keyID: keyID).hex != file.sha256, "the forged copy opens")
 
         let report = try fixture.upload()
         #expect(report.verified == 0 && report.failed == 1)

@@ -11,60 +11,18 @@ import Platform
 @testable import Ledger
 @testable import Transport
 
-/// A site wired to its own key prefix on the loopback SeaweedFS, with a camera volume.
-struct StoreFixture {
-    let folder = TemporaryDirectory("uploader-upload")
-    let store: TestStore
-    let area: StoreArea
-    let site: TestSite
-    let configuration: Configuration
-    let ledger: Ledger
-    var volume: String { folder.sub("camera") }
-    var client: S3Client { store.client(bucket: area.bucket) }
-    /// This site's configuration, with the store reached through a fault proxy.
-    func configuration(through proxy: FaultProxy) -> Configuration {
-        var configuration = configuration
-        configuration.store.endpoint = proxy.endpoint
-        return configuration
-    }
-    /// The keys this test's uploads created.
-    func storedKeys() throws -> [String] { try area.evidenceKeys(client) }
-
-    init(_ label: String, partSize: String = "5MiB", extra: String = "") throws {
-        store = try TestStore.fromEnvironment()
-        area = try store.makeArea(label)
-        site = try TestSite.withStore(store, area: area, root: folder.sub("site"), partSize: partSize, extra: extra)
-        configuration = try site.configuration()
-        ledger = try Ledger(path: configuration.ledgerPath)
-        try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
-    }
-
-    @discardableResult
-    func ingest(serial: String = "BWC-1") throws -> IngestReport {
-        try Ingestor(configuration: configuration, ledger: ledger, logger: Logger(label: "test")).ingest(volume: volume, serial: serial)
-    }
-
-    func upload() throws -> UploadReport {
-        try UploadRunner(configuration: configuration, credentials: store.credentials, ledger: ledger, logger: Logger(label: "test")).run()
-    }
-
-    func cli(_ arguments: [String], environment: [String: String] = [:]) throws -> UploaderProcess.Result {
-        try UploaderProcess.run(arguments, config: site.configPath, environment: environment)
-    }
-}
-
-@Suite(.serialized, .tags(.store)) struct UploadTests {
+@Suite(.serialized, .tags(.store, .subprocess)) struct UploadTests {
     @Test func objectsInTheStoreHaveTheHashTakenFromTheCamera() throws {
-        let fixture = try StoreFixture("hash")
+        let fixture = try TestSite.make("hash") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        let small = try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/VID0001.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 300_000)
-        let large = try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/VID0002.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_600), payloadSize: 12 << 20, seed: 2)
-        let cameraBefore = try CameraVolume.fingerprint(fixture.volume)
+        let small = try CameraVolume.writeRecording(at: fixture.camera + "/DCIM/VID0001.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 300_000)
+        let large = try CameraVolume.writeRecording(at: fixture.camera + "/DCIM/VID0002.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_600), payloadSize: 12 << 20, seed: 2)
+        let cameraBefore = try CameraVolume.fingerprint(fixture.camera)
         try fixture.ingest()
 
         let report = try fixture.upload()
         // Nothing is lost: the camera's files are exactly as they were (bytes, times, names).
-        #expect(try CameraVolume.fingerprint(fixture.volume) == cameraBefore)
+        #expect(try CameraVolume.fingerprint(fixture.camera) == cameraBefore)
         #expect(report.verified == 2 && report.failed == 0)
         let files = try fixture.ledger.files()
         #expect(files.allSatisfy { $0.state == .verified })
@@ -95,10 +53,10 @@ struct StoreFixture {
     }
 
     @Test func uploadingAgainCreatesNothingTwice() throws {
-        let fixture = try StoreFixture("twice")
+        let fixture = try TestSite.make("twice") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 100_000)
-        try CameraVolume.writeRecording(at: fixture.volume + "/B.MP4", recordedAt: Date(), payloadSize: 6 << 20, seed: 4)
+        try CameraVolume.writeRecording(at: fixture.camera + "/A.MP4", recordedAt: Date(), payloadSize: 100_000)
+        try CameraVolume.writeRecording(at: fixture.camera + "/B.MP4", recordedAt: Date(), payloadSize: 6 << 20, seed: 4)
         try fixture.ingest()
         #expect(try fixture.upload().verified == 2)
         // Re-dock and re-run: no new rows, no new objects, nothing sent.
@@ -110,13 +68,13 @@ struct StoreFixture {
     }
 
     @Test func aWrongSecretStopsWithOneLineThatSaysWhatToDo() throws {
-        let fixture = try StoreFixture("badsecret")
+        let fixture = try TestSite.make("badsecret") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
+        try CameraVolume.writeRecording(at: fixture.camera + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
         try fixture.ingest()
         try "access_key_id = \"\(fixture.store.accessKey)\"\nsecret_access_key = \"not-the-secret\"\n"
-            .write(toFile: fixture.site.root + "/credentials", atomically: true, encoding: .utf8)
-        chmod(fixture.site.root + "/credentials", 0o600)
+            .write(toFile: fixture.root + "/credentials", atomically: true, encoding: .utf8)
+        chmod(fixture.root + "/credentials", 0o600)
 
         let result = try fixture.cli(["upload"])
         #expect(result.status == 7)
@@ -132,9 +90,9 @@ struct StoreFixture {
     }
 
     @Test func anUnreachableStoreIsRetriedThenTheFileWaitsForTheNextRun() throws {
-        let fixture = try StoreFixture("unreachable")
+        let fixture = try TestSite.make("unreachable") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
+        try CameraVolume.writeRecording(at: fixture.camera + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
         try fixture.ingest()
         // Nothing listens on a port we just bound and released.
         let closed = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -143,7 +101,7 @@ struct StoreFixture {
         _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(closed, $0, length) } }
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(closed, $0, &length) } }
         close(closed)
-        var offline = fixture.configuration
+        var offline = try fixture.configuration()
         offline.store.endpoint = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
 
         let report = try UploadRunner(configuration: offline, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t")).run()
@@ -155,18 +113,18 @@ struct StoreFixture {
         #expect(try fixture.ledger.events(EventFilter(minimumLevel: .warning)).filter { $0.kind == .uploadRetry }.count == 2)
 
         // The store is back; once the wait is over the same file goes up, under the same key.
-        let online = UploadRunner(configuration: fixture.configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))
+        let online = try UploadRunner(configuration: fixture.configuration(), credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))
         #expect(try online.run(now: row.nextAttemptAt!.addingTimeInterval(-0.001)).verified == 0)
         #expect(try online.run(now: row.nextAttemptAt!.addingTimeInterval(1)).verified == 1)
         #expect(try fixture.ledger.file(row.id)?.objectKey == row.objectKey)
     }
 
     @Test func aCredentialsFileOthersCanReadIsRefused() throws {
-        let fixture = try StoreFixture("perms")
-        chmod(fixture.site.root + "/credentials", 0o644)
+        let fixture = try TestSite.make("perms") { $0.store() }
+        chmod(fixture.root + "/credentials", 0o644)
         let result = try fixture.cli(["upload"])
         #expect(result.status == 1)
-        #expect(result.stderr == "error: the credentials file \(fixture.site.root)/credentials is readable by other users: run `chmod 600 \(fixture.site.root)/credentials`\n")
+        #expect(result.stderr == "error: the credentials file \(fixture.root)/credentials is readable by other users: run `chmod 600 \(fixture.root)/credentials`\n")
     }
 
     /// Sealed, the flipped byte fails the chunk's authentication as it streams;
@@ -175,15 +133,15 @@ struct StoreFixture {
     /// moto has none). Either way: held, never stored.
     @Test(arguments: [true, false])
     func aCorruptedSpoolCopyNeverBecomesEvidence(sealed: Bool) throws {
-        let fixture = try StoreFixture("corrupt", extra: "[spool]\nencryption = \(sealed)")
+        let fixture = try TestSite.make("corrupt") { $0.store(); $0.extra = "[spool]\nencryption = \(sealed)" }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        let cameraHash = try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 200_000)
-        try CameraVolume.writeRecording(at: fixture.volume + "/B.MP4", recordedAt: Date(), payloadSize: 11 << 20, seed: 8)
+        let cameraHash = try CameraVolume.writeRecording(at: fixture.camera + "/A.MP4", recordedAt: Date(), payloadSize: 200_000)
+        try CameraVolume.writeRecording(at: fixture.camera + "/B.MP4", recordedAt: Date(), payloadSize: 11 << 20, seed: 8)
         try fixture.ingest()
         // Flip one byte in each spool copy (a disk fault, or tampering).
         for file in try fixture.ledger.files() {
             #expect((file.spoolKeyID != nil) == sealed)
-            let handle = try #require(FileHandle(forUpdatingAtPath: fixture.site.spool + "/objects/" + file.spoolName!))
+            let handle = try #require(FileHandle(forUpdatingAtPath: fixture.spool + "/objects/" + file.spoolName!))
             try handle.seek(toOffset: UInt64(file.sourceSize - 100))
             let byte = try #require(try handle.read(upToCount: 1)?.first)
             try handle.seek(toOffset: UInt64(file.sourceSize - 100))
@@ -202,9 +160,9 @@ struct StoreFixture {
     }
 
     @Test func anExistingObjectUnderTheSameKeyIsNeverOverwritten() throws {
-        let fixture = try StoreFixture("collide")
+        let fixture = try TestSite.make("collide") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        let cameraHash = try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 1000)
+        let cameraHash = try CameraVolume.writeRecording(at: fixture.camera + "/A.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 1000)
         try fixture.ingest()
         // Somebody else's object already sits at the key this file would get.
         let other = fixture.folder.sub("other.bin")
@@ -223,9 +181,9 @@ struct StoreFixture {
     }
 
     @Test func aKilledMultipartUploadResumesAndSendsOnlyTheMissingParts() throws {
-        let fixture = try StoreFixture("resume")
+        let fixture = try TestSite.make("resume") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        let cameraHash = try CameraVolume.writeRecording(at: fixture.volume + "/BIG.MP4", recordedAt: Date(), payloadSize: 23 << 20, seed: 5)
+        let cameraHash = try CameraVolume.writeRecording(at: fixture.camera + "/BIG.MP4", recordedAt: Date(), payloadSize: 23 << 20, seed: 5)
         try fixture.ingest()
         let file = try #require(try fixture.ledger.files().first)
         let parts = try fixture.ledger.parts(of: file.id)
@@ -242,7 +200,7 @@ struct StoreFixture {
         // Only parts 3, 4 and 5 travel again: counted on the wire, not by the runner.
         let proxy = try FaultProxy(upstream: fixture.store.endpoint)
         let resumed = try UploadRunner(configuration: fixture.configuration(through: proxy), credentials: fixture.store.credentials,
-                                       ledger: fixture.ledger, logger: Logger(label: "test")).run()
+                                       ledger: try fixture.ledger, logger: Logger(label: "test")).run()
         #expect(resumed.verified == 1)
         #expect(proxy.requests.filter(\.isUploadPart).map(\.bodyBytes) == parts[2...].map { Int($0.size) })
         #expect(proxy.requests.filter { $0.method == "PUT" || $0.method == "POST" }.reduce(0) { $0 + $1.bodyBytes } < Int(parts[2...].reduce(0) { $0 + $1.size }) + 64 << 10,
@@ -254,9 +212,9 @@ struct StoreFixture {
 
     @Test(arguments: [Int64(200_000), Int64(11 << 20)])
     func aCrashAfterTheStoreAcceptedButBeforeTheLedgerKnewLeavesOneObject(payload: Int64) throws {
-        let fixture = try StoreFixture("stored")
+        let fixture = try TestSite.make("stored") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        let cameraHash = try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: payload, seed: 6)
+        let cameraHash = try CameraVolume.writeRecording(at: fixture.camera + "/A.MP4", recordedAt: Date(), payloadSize: payload, seed: 6)
         try fixture.ingest()
         let killed = try fixture.cli(["upload"], environment: ["UPLOADER_FAILPOINTS": "upload.stored=kill"])
         #expect(killed.killedBySignal == SIGKILL)
@@ -277,11 +235,11 @@ struct StoreFixture {
     @Test func memoryStaysFlatWhileUploadingALargeFile() throws {
         /// Peak RSS of `ingest` and `upload` for one recording of `payload` bytes.
         func peaks(_ label: String, payload: Int64) throws -> (ingest: Int64, upload: Int64) {
-            let fixture = try StoreFixture(label, partSize: "16MiB")
+            let fixture = try TestSite.make(label) { $0.store(); $0.partSize = "16MiB" }
             try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-            try CameraVolume.writeRecording(at: fixture.volume + "/LONG.MP4", recordedAt: Date(), payloadSize: payload, seed: 12)
+            try CameraVolume.writeRecording(at: fixture.camera + "/LONG.MP4", recordedAt: Date(), payloadSize: payload, seed: 12)
             // Each run reports its own VmHWM: rusage would count the spawning test process too.
-            let ingest = try fixture.cli(["ingest", fixture.volume, "--serial", "BWC-1", "--json"])
+            let ingest = try fixture.cli(["ingest", fixture.camera, "--serial", "BWC-1", "--json"])
             #expect(ingest.status == 0, "\(ingest.stderr)")
             let upload = try fixture.cli(["upload", "--json"])
             #expect(upload.status == 0, "\(upload.stderr)")
@@ -298,88 +256,5 @@ struct StoreFixture {
         #expect(large.ingest - small.ingest < 12 << 20)
         #expect(large.upload - small.upload < 12 << 20)
         #expect(large.ingest < 64 << 20 && large.upload < 64 << 20)
-    }
-}
-
-@Suite struct S3ClientUnitTests {
-    @Test func urlsAreInSigV4CanonicalForm() {
-        let client = S3Client(target: .init(endpoint: "https://s3.example.gov/", bucket: "evidence", addressing: .path),
-                              region: "us-east-1", credentials: Credentials(accessKeyID: "a", secretAccessKey: "b"))
-        #expect(client.url(key: "pd/a b+c/ü.mp4", query: [("uploadId", "x/y"), ("partNumber", "2")])
-                == "https://s3.example.gov/evidence/pd/a%20b%2Bc/%C3%BC.mp4?partNumber=2&uploadId=x%2Fy")
-        #expect(client.url(key: "k", query: [("uploads", "")]) == "https://s3.example.gov/evidence/k?uploads=")
-        let virtual = S3Client(target: .init(endpoint: "https://s3.example.gov", bucket: "evidence", addressing: .virtualHosted),
-                               region: "us-east-1", credentials: Credentials(accessKeyID: "a", secretAccessKey: "b"))
-        #expect(virtual.url(key: "k", query: []) == "https://evidence.s3.example.gov/k")
-    }
-
-    /// Issue 15.1: one multipart proof in the forms stores write it, compared by
-    /// value and part count; a form that cannot be read asks for a read-back.
-    @Test func storeChecksumsCompareByValueAndPartCountInEveryForm() {
-        let whole = SHA256Hasher.hash(Array("the whole file".utf8))
-        let parts = (1...3).map { SHA256Hasher.hash(Array("part \($0)".utf8)) }
-        let expected = StoreChecksum.Expected(wholeFile: whole, partDigests: parts)
-        let composite = SHA256Digest.compositeChecksum(ofParts: parts)
-        let value = String(composite.split(separator: "-")[0])
-        #expect(composite.hasSuffix("-3"))
-        for (header, type) in [(composite, nil), (value, nil), (value, "COMPOSITE"), (composite, "COMPOSITE"), (composite, "composite")] as [(String, String?)] {
-            #expect(StoreChecksum.compare(header, type: type, with: expected) == .matches, "\(header) \(type ?? "-")")
-        }
-        // The right value with another part count, or another value: not this file.
-        #expect(StoreChecksum.compare(value + "-4", type: nil, with: expected) == .differs)
-        #expect(StoreChecksum.compare(parts[0].base64 + "-3", type: nil, with: expected) == .differs)
-        // A full-object SHA-256 is the whole file's.
-        #expect(StoreChecksum.compare(whole.base64, type: "FULL_OBJECT", with: expected) == .matches)
-        #expect(StoreChecksum.compare(whole.base64, type: nil, with: expected) == .matches)
-        #expect(StoreChecksum.compare(value, type: "FULL_OBJECT", with: expected) == .differs)
-        // Forms the agent cannot read: the object is read back instead, never retried forever.
-        for (header, type) in [("not base64!", nil), (value + "-x", nil), ("AAAA", nil), (value, "PER_PART")] as [(String, String?)] {
-            #expect(StoreChecksum.compare(header, type: type, with: expected) == .unreadable, "\(header)")
-        }
-        // A single PUT: its plain SHA-256, with or without a type.
-        let single = StoreChecksum.Expected(wholeFile: whole, partDigests: [whole])
-        #expect(StoreChecksum.compare(whole.base64, type: nil, with: single) == .matches)
-        #expect(StoreChecksum.compare(whole.base64, type: "COMPOSITE", with: single) == .matches)
-        #expect(StoreChecksum.compare(parts[0].base64, type: nil, with: single) == .differs)
-        // What `verify` compares with: the proof recorded at upload, in the form the store wrote it then.
-        let recorded = try! #require(StoreChecksum.Expected(wholeFile: whole, recorded: value))
-        #expect(StoreChecksum.compare(composite, type: "COMPOSITE", with: recorded) == .matches)
-        #expect(StoreChecksum.Expected(wholeFile: whole, recorded: "sha256:" + whole.hex) == nil)
-    }
-
-    @Test func failuresAreClassifiedForRetry() {
-        func classify(_ status: Int, _ code: String, retryAfter: String? = nil) -> UploaderError {
-            UploaderError.storeAnswer(HTTPResponse(status: status, headers: retryAfter.map { ["retry-after": $0] } ?? [:],
-                                        body: Array("<Error><Code>\(code)</Code><Message>m</Message></Error>".utf8)))
-        }
-        #expect(classify(503, "SlowDown", retryAfter: "4").code == .storeUnavailable)
-        #expect(classify(503, "SlowDown", retryAfter: "4").retryAfter == 4)
-        #expect(classify(500, "InternalError").code == .storeUnavailable)
-        #expect(classify(429, "TooManyRequests").code == .storeUnavailable)
-        #expect(classify(403, "SignatureDoesNotMatch").code == .storeAuth)
-        #expect(classify(403, "RequestTimeTooSkewed").message.contains("clock"))
-        #expect(classify(404, "NoSuchBucket").code == .storeMissingBucket)
-        #expect(classify(400, "BadDigest").code == .storeChecksumMismatch)
-        #expect(classify(412, "PreconditionFailed").code == .storeObjectExists)
-        #expect(classify(404, "NoSuchUpload").code == .storeUploadGone)
-        #expect(classify(400, "InvalidArgument").code == .storeRejected)
-    }
-
-    @Test func noMetadataNameIsAnotherFollowedByADash() throws {
-        // libcurl 7.88 orders signed headers as "name:value" strings; such a pair breaks the signature.
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.path)
-        let runner = UploadRunner(configuration: try site.configuration(), credentials: Credentials(accessKeyID: "a", secretAccessKey: "b"),
-                                  ledger: try Ledger(path: folder.sub("l.sqlite")), logger: Logger(label: "t"))
-        let row = try runner.ledger.discover(serial: "S", sourcePath: "a.mp4", size: 1, modifiedNanoseconds: 1).file
-        let names = runner.metadata(for: row).keys
-        for name in names {
-            #expect(!names.contains { $0 != name && $0.hasPrefix(name + "-") }, "\(name)")
-        }
-    }
-
-    @Test func xmlEntitiesAreDecoded() {
-        #expect(XMLText.first("ETag", in: "<ETag>&#34;abc&#34;</ETag>") == "\"abc\"")
-        #expect(XMLText.all("Key", in: "<Key>a&amp;b</Key><Key>c</Key>") == ["a&b", "c"])
     }
 }

@@ -1,7 +1,6 @@
 import Foundation
 import Platform
 import Testing
-import TestSupport
 @testable import UploaderCore
 
 @Suite struct ConfigurationTests {
@@ -145,91 +144,5 @@ import TestSupport
     @Test func nonsenseSizesAreRefused() {
         #expect(ConfigurationLoader.parseByteSize("lots") == nil)
         #expect(ConfigurationLoader.parseByteSize("5 parsecs") == nil)
-    }
-}
-
-@Suite struct HostileConfigurationTests {
-    static func parse(_ body: String, endpoint: String = "https://s3.example.gov") throws -> Configuration {
-        try ConfigurationLoader.parse("""
-            [store]
-            endpoint = "\(endpoint)"
-            bucket = "evidence"
-            credentials = "env"
-            \(body)
-            """, path: "/etc/uploader/uploader.toml", hostName: "dock1")
-    }
-
-    @Test(arguments: [
-        "[upload]\npart_size = \"99999999999999999999GiB\"",
-        "[upload]\npart_size = \"infGiB\"",
-        "[schedule]\nbandwidth = \"infM\"",
-        "[schedule]\nbandwidth = \"nanM\"",
-        "[schedule]\nbandwidth = \"07:00,1e30M\"",
-        "[ingest]\nspool_reserve = 9223372036854775807",
-        "[ingest]\nspool_reserve = \"-5MiB\"",
-        "[ingest]\nspool_reserve = -1",
-    ])
-    func absurdNumbersAreProblemsNotCrashes(body: String) throws {
-        let error = try #require(throws: UploaderError.self) { try Self.parse(body) }
-        #expect(error.problems.count == 1)
-    }
-
-    @Test(arguments: ["http://127.evil.example:9000", "http://127.0.0.1.nip.io", "http://localhost.evil.example",
-                      "http://10.0.0.5:9000", "http://127.0.0.256:9000", "http://0x7f.0.0.1"])
-    func plainHTTPToAnotherMachineIsRefused(endpoint: String) throws {
-        let error = try #require(throws: UploaderError.self) { try Self.parse("", endpoint: endpoint) }
-        #expect(error.problems.map(\.key) == ["store.endpoint"])
-    }
-
-    @Test(arguments: ["http://127.0.0.1:9000", "http://127.1.2.3:9000", "http://localhost:9000", "http://[::1]:9000"])
-    func plainHTTPOnThisMachineIsAllowed(endpoint: String) throws {
-        #expect(try Self.parse("", endpoint: endpoint).store.endpoint == endpoint)
-    }
-
-    @Test func namesAreEscapedWhenShown() {
-        #expect(DisplayText.escaped("VID\u{1b}[2J\n.MP4") == "VID\\u{1b}[2J\\u{a}.MP4")
-        #expect(DisplayText.escaped("ok-Ümlaut.MP4") == "ok-Ümlaut.MP4")
-        #expect(DisplayText.problemWithIdentifier("", what: "the user") != nil)
-        #expect(DisplayText.problemWithIdentifier("officer\u{7}", what: "the user") != nil)
-        #expect(DisplayText.problemWithIdentifier("officer-17", what: "the user") == nil)
-    }
-
-    @Test func disambiguatedKeysKeepTheExtension() {
-        #expect(ObjectKeyTemplate.disambiguated("p/u/FILE0001.MP4", fileID: 7) == "p/u/FILE0001~7.MP4")
-        #expect(ObjectKeyTemplate.disambiguated("p/u.d/FILE", fileID: 7, attempt: 2) == "p/u.d/FILE~7-2")
-    }
-}
-
-/// The store prefix is part of every object key (and of the checkpoints'):
-/// a segment like ".." would address another bucket.
-@Suite struct StorePrefixTests {
-    static func parse(prefix: String) throws -> Configuration {
-        try ConfigurationLoader.parse("[store]\nendpoint = \"https://s3.example.gov\"\nbucket = \"evidence\"\ncredentials = \"env\"\nprefix = \"\(prefix)\"\n",
-                                      path: "c.toml", hostName: "dock1")
-    }
-
-    @Test func aPrefixThatLeavesItsBucketOrIsNotAKeyIsRefused() throws {
-        for prefix in ["../evidence2", "pd/../../evidence2", "..", "pd/.", "/pd", "pd//east", "pd\\tab", "pd\\u007F"] {
-            let error = try #require(throws: UploaderError.self, "\(prefix)") { try Self.parse(prefix: prefix) }
-            #expect(error.problems.map(\.key) == ["store.prefix"], "\(prefix)")
-            #expect(error.problems.first?.line == 5)
-        }
-    }
-
-    @Test func aKeyTemplateThatLeavesTheBucketIsRefused() throws {
-        for template in ["{prefix}/../evidence2/{name}", "../{name}", "{prefix}/./{name}"] {
-            let error = try #require(throws: UploaderError.self, "\(template)") {
-                try ConfigurationLoader.parse("[store]\nendpoint = \"https://s3.example.gov\"\nbucket = \"evidence\"\ncredentials = \"env\"\nkey_template = \"\(template)\"\n",
-                                              path: "c.toml", hostName: "dock1")
-            }
-            #expect(error.problems.map(\.key) == ["store.key_template"], "\(template)")
-        }
-    }
-
-    @Test func anOrdinaryPrefixIsKept() throws {
-        #expect(try Self.parse(prefix: "springfield-pd").store.prefix == "springfield-pd")
-        #expect(try Self.parse(prefix: "pd/east.2026").store.prefix == "pd/east.2026")
-        #expect(try Self.parse(prefix: "pd/").store.prefix == "pd")
-        #expect(try Self.parse(prefix: "").store.prefix == "")
     }
 }

@@ -29,7 +29,7 @@ extension EmulatedDockTests {
     @Test func aCameraClockAheadIsMeasuredAndRecordingTimesAreCorrectedForAttribution() throws {
         let testbed = try Testbed()
         try testbed.plug(acme)
-        let site = try DockSite(models: Self.clockModels)
+        let site = try TestSite.docking(models: Self.clockModels)
         let models = try CameraModels.parse(Self.clockModels, path: "m.toml")
         // The camera runs 10 minutes fast: its clock file says so when docked.
         let drift: TimeInterval = 600
@@ -46,7 +46,7 @@ extension EmulatedDockTests {
         _ = try site.ledger.addDevice(serial: "BWC0001234", defaultUser: "officer-1", name: nil, model: nil)
         _ = try site.ledger.assign(serial: "BWC0001234", user: "officer-2", from: cameraTime.addingTimeInterval(-300), until: nil)
 
-        let runner = site.runner(models: models, folders: ["/dev/sdb1": site.folder.sub("cam")], now: { dockTime })
+        let runner = try site.runner(models: models, folders: ["/dev/sdb1": site.folder.sub("cam")], now: { dockTime })
         let device = try UdevContext().dockedDevice(devnode: "/dev/sdb1")
         #expect(runner.dock(device).result == .ingested)
         let file = try #require(try site.ledger.files().first)
@@ -63,17 +63,17 @@ extension EmulatedDockTests {
         try testbed.plug(acme)
         let utc = TimeZone(identifier: "UTC")!
         for policy in ["never", "after-verified"] {
-            let site = try DockSite(models: Self.clockModels, docking: "[camera]\nclear = \"\(policy)\"")
+            let site = try TestSite.docking(models: Self.clockModels, docking: "[camera]\nclear = \"\(policy)\"")
             let models = try CameraModels.parse(Self.clockModels, path: "m.toml")
             try FileManager.default.createDirectory(atPath: site.folder.sub("cam/SYSTEM"), withIntermediateDirectories: true)
             try "2020-01-01 00:00:00\r\n".write(toFile: site.folder.sub("cam/SYSTEM/time.txt"), atomically: false, encoding: .utf8)
             try CameraVolume.writeRecording(at: site.folder.sub("cam/DCIM/VID0001.MP4"), recordedAt: Date(), payloadSize: 4096)
             _ = try site.ledger.addDevice(serial: "BWC0001234", defaultUser: "officer-1", name: nil, model: nil)
             let device = try UdevContext().dockedDevice(devnode: "/dev/sdb1")
-            #expect(site.runner(models: models, folders: ["/dev/sdb1": site.folder.sub("cam")]).dock(device).result == .ingested)
+            #expect(try site.runner(models: models, folders: ["/dev/sdb1": site.folder.sub("cam")]).dock(device).result == .ingested)
             // A clock years off is no drift: recording times stay the camera's.
             #expect(try site.ledger.files().first?.cameraRecordedAt == nil)
-            let planPath = Spool(root: site.configuration.spoolDirectory).clearPlanPath(sysname: "sdb1")
+            let planPath = Spool(root: try site.configuration().spoolDirectory).clearPlanPath(sysname: "sdb1")
             guard policy == "after-verified" else {
                 #expect(!FileManager.default.fileExists(atPath: planPath), "the camera is never written to")
                 continue
@@ -82,50 +82,13 @@ extension EmulatedDockTests {
             let plan = try #require(SideFile.readJSON(ClearPlan.self, from: planPath))
             #expect(plan.items.isEmpty && plan.setClock?.path == "SYSTEM/TIME.TXT")
             let before = Date()
-            let result = CameraClearing.apply(plan, volume: site.folder.sub("cam"), authority: ClearingAuthority(configuration: site.configuration, model: models.model(for: device.id)))
+            let result = CameraClearing.apply(plan, volume: site.folder.sub("cam"), authority: ClearingAuthority(configuration: try site.configuration(), model: models.model(for: device.id)))
             let written = try String(contentsOfFile: site.folder.sub("cam/SYSTEM/time.txt"), encoding: .utf8)
             let time = try #require(FileNameTime.date(in: written, pattern: "YYYY-MM-DD hh:mm:ss", timeZone: utc))
             #expect(abs(time.timeIntervalSince(before)) < 3 && result.clockSet != nil)
             _ = try CameraClearing.record(result, ledger: site.ledger)
             #expect(try site.ledger.events(EventFilter(minimumLevel: .debug)).contains { $0.kind == .cameraClock && $0.message.contains("set camera BWC0001234's clock") })
         }
-        _ = testbed
-    }
-}
-
-/// Same-dock clearing: a camera still docked when its files are verified is
-/// docked again once (by the daemon), not at every minute's check.
-extension EmulatedDockTests {
-    @Test func aStillDockedCameraWhoseFilesWereVerifiedIsDockedAgainOnce() throws {
-        let testbed = try Testbed()
-        try testbed.plug(acme)
-        let site = try DockSite(docking: "[camera]\nclear = \"after-verified\"")
-        _ = try site.ledger.addDevice(serial: "BWC0001234", defaultUser: "officer-1", name: nil, model: nil)
-        var listed = 0
-        let volumes = { () throws -> [DockedDevice] in listed += 1; return try UdevContext().connectedVolumes() }
-        let redock = RedockForClearing(startedAt: Date().addingTimeInterval(-60))
-        #expect(redock.camerasToRedock(volumes, models: Self.models, configuration: site.configuration, ledger: site.ledger).isEmpty)
-        #expect(listed == 0, "udev is not asked while nothing was verified")
-        // A file of that camera verified in the store (through the ledger's own transitions).
-        let row = try site.ledger.discover(serial: "BWC0001234", sourcePath: "DCIM/VID0001.MP4", size: 1, modifiedNanoseconds: 1).file
-        _ = try #require(try site.ledger.markCopying(row.id))
-        let hash = SHA256Digest(bytes: Array(repeating: 0xcc, count: 32))
-        _ = try site.ledger.markSpooled(row.id, copy: SpooledCopy(sha256: hash, spoolName: "1.mp4", partSize: 5 << 20, partHashes: [hash],
-                                                                  recordedAt: Date(), recordedAtSource: .fileModificationTime))
-        let owner = ProcessIdentity.newOwner("test")
-        _ = try #require(try site.ledger.claimForUpload(row.id, owner: owner))
-        _ = try site.ledger.beginUpload(row.id, objectKey: "pd/VID0001.MP4", owner: owner)
-        try site.ledger.markUploaded(row.id, owner: owner)
-        try site.ledger.markVerified(row.id, storeChecksum: "x", owner: owner)
-        let due = redock.camerasToRedock(volumes, models: Self.models, configuration: site.configuration, ledger: site.ledger)
-        #expect(due.map(\.serial) == ["BWC0001234"] && due.first?.device.devnode == "/dev/sdb1" && due.first?.files == 1)
-        // The next minute's look, nothing newly verified (the file may have been kept on the camera): no second dock.
-        #expect(redock.camerasToRedock(volumes, models: Self.models, configuration: site.configuration, ledger: site.ledger).isEmpty)
-        #expect(listed == 1)
-        // With the policy off, never, and udev is not asked.
-        let never = try DockSite()
-        #expect(RedockForClearing(startedAt: .distantPast).camerasToRedock(volumes, models: Self.models, configuration: never.configuration, ledger: site.ledger).isEmpty)
-        #expect(listed == 1)
         _ = testbed
     }
 }

@@ -11,34 +11,11 @@ import UploaderCore
 @testable import Ledger
 import Platform
 
-/// Collects what another thread reports and lets a test wait for it, with a
-/// timeout that only turns a missing event into a failure.
-final class Collector<Item: Sendable>: Sendable {
-    private let items = Mutex<[Item]>([])
-    private let signal = DispatchSemaphore(value: 0)
-
-    func add(_ item: Item) {
-        items.withLock { $0.append(item) }
-        signal.signal()
-    }
-
-    var all: [Item] { items.withLock { $0 } }
-
-    /// Waits until `predicate` holds for the collected items (at most `seconds`).
-    func wait(seconds: Double = 20, until predicate: ([Item]) -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !predicate(all) {
-            if signal.wait(timeout: .now() + max(0, deadline.timeIntervalSinceNow)) == .timedOut { return predicate(all) }
-        }
-        return true
-    }
-}
-
 let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emulation.mustRun,
                                                 "needs umockdev-wrapper (scripts/test runs the tests under it)")
 
 /// Every suite here shares the process-wide umockdev testbed: one at a time.
-@Suite(.serialized, emulated, .tags(.emulated)) struct EmulatedDockTests {
+@Suite(.serialized, emulated, .tags(.emulated, .subprocess)) struct EmulatedDockTests {
     let acme = EmulatedDevice()
     let stick = EmulatedDevice(serial: "4C530001230517110381", vendor: "0781", product: "5567", manufacturer: "SanDisk",
                                productName: "Cruzer Blade", port: 2, disk: "sdc")
@@ -122,9 +99,9 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
     @Test func anUnsupportedUSBStickIsLoggedAndLeftAlone() throws {
         let testbed = try Testbed()
         try testbed.plug(stick)
-        let site = try DockSite()
+        let site = try TestSite.docking()
         try CameraVolume.writeRecording(at: site.folder.sub("stick/DCIM/holiday.mp4"), recordedAt: Date(), payloadSize: 1000)
-        let runner = site.runner(models: Self.models, folders: ["/dev/sdc1": site.folder.sub("stick")])
+        let runner = try site.runner(models: Self.models, folders: ["/dev/sdc1": site.folder.sub("stick")])
         let outcome = runner.dock(try UdevContext().dockedDevice(devnode: "/dev/sdc1"))
         #expect(outcome.result == .ignored)
         #expect(outcome.exitCode == 5)
@@ -137,10 +114,10 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
     @Test func dockingAnUnknownCameraSecuresItsFilesAndHoldsThem() throws {
         let testbed = try Testbed()
         try testbed.plug(acme)
-        let site = try DockSite()
+        let site = try TestSite.docking()
         let cameraHash = try CameraVolume.writeRecording(at: site.folder.sub("acme/DCIM/100ACME/VID0001.MP4"), recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 50_000)
         try CameraVolume.writeRecording(at: site.folder.sub("acme/MISC/notes.mp4"), recordedAt: Date(), payloadSize: 10)
-        let runner = site.runner(models: Self.models, folders: ["/dev/sdb1": site.folder.sub("acme")])
+        let runner = try site.runner(models: Self.models, folders: ["/dev/sdb1": site.folder.sub("acme")])
         let outcome = runner.dock(try UdevContext().dockedDevice(devnode: "/dev/sdb1"))
         #expect(outcome.result == .ingested)
         #expect(outcome.serial == "BWC0001234")
@@ -158,11 +135,11 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         let testbed = try Testbed()
         let vigil = EmulatedDevice(serial: "0123456789", vendor: "1234", product: "5678", manufacturer: "Vigil", productName: "VC-3", port: 4, disk: "sde")
         try testbed.plug(vigil)
-        let site = try DockSite()
+        let site = try TestSite.docking()
         try FileManager.default.createDirectory(atPath: site.folder.sub("vigil/SYSTEM"), withIntermediateDirectories: true)
         try "VC3-00042\n".write(toFile: site.folder.sub("vigil/SYSTEM/DEVICE.TXT"), atomically: false, encoding: .utf8)
         try CameraVolume.writeRecording(at: site.folder.sub("vigil/RECORD/VC3_20261123_213000_0001.mp4"), recordedAt: nil, payloadSize: 2000)
-        let runner = site.runner(models: Self.models, folders: ["/dev/sde1": site.folder.sub("vigil")])
+        let runner = try site.runner(models: Self.models, folders: ["/dev/sde1": site.folder.sub("vigil")])
         let outcome = runner.dock(try UdevContext().dockedDevice(devnode: "/dev/sde1"))
         #expect(outcome.serial == "VC3-00042")
         let file = try #require(try site.ledger.files().first)
@@ -175,8 +152,8 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
     @Test func aCameraThatVanishesBeforeItsVolumeIsReadIsAnInterruptedDock() throws {
         let testbed = try Testbed()
         try testbed.plug(acme)
-        let site = try DockSite()
-        let runner = site.runner(models: Self.models, folders: ["/dev/sdb1": site.folder.sub("gone")])
+        let site = try TestSite.docking()
+        let runner = try site.runner(models: Self.models, folders: ["/dev/sdb1": site.folder.sub("gone")])
         let outcome = runner.dock(try UdevContext().dockedDevice(devnode: "/dev/sdb1"))
         #expect(outcome.result == .interrupted)
         #expect(outcome.exitCode == 3)
@@ -187,17 +164,17 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         let testbed = try Testbed()
         try testbed.plug(acme)
         try testbed.plug(stick)
-        let site = try DockSite()
+        let site = try TestSite.docking()
         // The CLI inherits the testbed through UMOCKDEV_DIR and the preload.
-        let scan = try UploaderProcess.run(["device", "scan"], config: site.site.configPath, environment: testbed.environment)
+        let scan = try UploaderProcess.run(["device", "scan"], config: site.configPath, environment: testbed.environment)
         #expect(scan.status == 0, "\(scan.stderr)")
         #expect(scan.stdout.contains("/dev/sdb1  2b4c:0001  Acme BodyCam X1  BWC0001234  NOT registered"))
         #expect(scan.stdout.contains("/dev/sdc1  0781:5567  -  -  not a supported camera"))
-        let add = try UploaderProcess.run(["device", "add", "--connected", "--user", "officer-77"], config: site.site.configPath, environment: testbed.environment)
+        let add = try UploaderProcess.run(["device", "add", "--connected", "--user", "officer-77"], config: site.configPath, environment: testbed.environment)
         #expect(add.status == 0, "\(add.stderr)")
         #expect(add.stdout == "registered BWC0001234 to officer-77\n")
         #expect(try site.ledger.device(serial: "BWC0001234")?.model == "Acme BodyCam X1")
-        let again = try UploaderProcess.run(["device", "scan", "--json"], config: site.site.configPath, environment: testbed.environment)
+        let again = try UploaderProcess.run(["device", "scan", "--json"], config: site.configPath, environment: testbed.environment)
         let cameras = try #require(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [[String: Any]])
         #expect(cameras.first { $0["serial"] as? String == "BWC0001234" }?["registered"] as? Bool == true)
         _ = testbed
@@ -206,11 +183,11 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
     @Test func theDockCommandLeavesAnUnsupportedStickAloneAndSaysSo() throws {
         let testbed = try Testbed()
         try testbed.plug(stick)
-        let site = try DockSite()
-        let result = try UploaderProcess.run(["dock", "/dev/sdc1"], config: site.site.configPath, environment: testbed.environment)
+        let site = try TestSite.docking()
+        let result = try UploaderProcess.run(["dock", "/dev/sdc1"], config: site.configPath, environment: testbed.environment)
         #expect(result.status == 5)
         #expect(result.stdout.contains("dock /dev/sdc1: ignored: /dev/sdc1 (0781:5567 SanDisk Cruzer Blade) is not a supported camera"))
-        let missing = try UploaderProcess.run(["dock", "/dev/sdz1"], config: site.site.configPath, environment: testbed.environment)
+        let missing = try UploaderProcess.run(["dock", "/dev/sdz1"], config: site.configPath, environment: testbed.environment)
         #expect(missing.status == 1)
         #expect(missing.stderr.hasPrefix("error: /dev/sdz1 is not a block device udev knows"))
         #expect(try site.ledger.events(EventFilter()).map(\.kind).contains(.dockIgnored))
@@ -219,10 +196,10 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
 
     /// Runs the daemon in this process with invariant 7 checked (a blocking call
     /// inside any of its tasks stops the test run) until `body` returns.
-    func runDaemon(_ site: DockSite, folders: [String: String], outcomes: Collector<DockOutcome>,
+    func runDaemon(_ site: TestSite, folders: [String: String], outcomes: Collector<DockOutcome>,
                    _ body: () async throws -> Void) async throws {
-        let daemon = AgentDaemon(configuration: site.configuration, models: Self.models, ledger: site.ledger,
-                                 dockDispatch: .inProcess(site.runner(models: Self.models, folders: folders)) { outcomes.add($0) },
+        let daemon = AgentDaemon(configuration: try site.configuration(), models: Self.models, ledger: try site.ledger,
+                                 dockDispatch: .inProcess(try site.runner(models: Self.models, folders: folders)) { outcomes.add($0) },
                                  logger: Logger(label: "test"), shutdownSignals: [])
         let probe = BlockingCheckProbe()
         let group = ServiceGroup(configuration: .init(services: [.init(service: daemon), .init(service: probe)], logger: Logger(label: "test")))
@@ -244,7 +221,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
     @Test func twoCamerasDockedAtOnceAreBothIngestedByTheDaemon() async throws {
         let testbed = try Testbed()
         let second = EmulatedDevice(serial: "BWC0005678", port: 5, disk: "sdf")
-        let site = try DockSite()
+        let site = try TestSite.docking()
         try CameraVolume.writeRecording(at: site.folder.sub("one/DCIM/A.MP4"), recordedAt: Date(), payloadSize: 4 << 20, seed: 1)
         try CameraVolume.writeRecording(at: site.folder.sub("two/DCIM/B.MP4"), recordedAt: Date(), payloadSize: 4 << 20, seed: 2)
         let outcomes = Collector<DockOutcome>()
@@ -263,7 +240,7 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
 
     @Test func theWholeDaemonRunsInProcessAndDocksACamera() async throws {
         let testbed = try Testbed()
-        let site = try DockSite()
+        let site = try TestSite.docking()
         try CameraVolume.writeRecording(at: site.folder.sub("one/DCIM/A.MP4"), recordedAt: Date(), payloadSize: 1 << 20, seed: 3)
         try await runDaemon(site, folders: ["/dev/sdb1": site.folder.sub("one")], outcomes: Collector<DockOutcome>()) { [acme, ledger = site.ledger] in
             try testbed.plug(acme)
@@ -271,35 +248,5 @@ let emulated: Testing.ConditionTrait = .enabled(if: Emulation.available || Emula
         }
         let kinds = try site.ledger.events(EventFilter(minimumLevel: .debug)).map(\.kind)
         #expect(kinds.contains(.daemonStarted) && kinds.contains(.daemonStopped) && kinds.contains(.fileSpooled))
-    }
-}
-
-/// A service beside the daemon's that notes whether invariant 7 is checked in the tasks it runs in.
-final class BlockingCheckProbe: Service, Sendable {
-    let sawTheCheckOn = Atomic<Bool>(false)
-
-    func run() async throws {
-        sawTheCheckOn.store(BlockingCallCheck.isEnabled, ordering: .relaxed)
-        try? await gracefulShutdown()
-    }
-}
-
-/// Configuration, ledger and folders for a dock test.
-struct DockSite {
-    let folder = TemporaryDirectory("uploader-dock")
-    let site: TestSite
-    let configuration: Configuration
-    let ledger: Ledger
-
-    init(models: String = EmulatedDockTests.modelsText, docking: String = "") throws {
-        try FileManager.default.createDirectory(atPath: folder.sub("site"), withIntermediateDirectories: true)
-        try models.write(toFile: folder.sub("site/cameras.toml"), atomically: true, encoding: .utf8)
-        site = try TestSite(root: folder.sub("site"), extra: "[docking]\nmount_root = \"mnt\"\nmodels = \"cameras.toml\"\n\(docking)")
-        configuration = try site.configuration()
-        ledger = try Ledger(path: configuration.ledgerPath)
-    }
-
-    func runner(models: CameraModels, folders: [String: String], now: @escaping @Sendable () -> Date = Date.init) -> DockRunner {
-        DockRunner(configuration: configuration, models: models, ledger: ledger, mounter: FolderMounter(folders: folders), logger: Logger(label: "test"), now: now)
     }
 }

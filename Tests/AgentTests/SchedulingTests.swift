@@ -8,11 +8,11 @@ import UploaderCore
 @testable import Transport
 import Platform
 
-@Suite(.serialized, .tags(.store)) struct SchedulingTests {
-    func runner(_ fixture: StoreFixture, _ change: (inout Configuration) -> Void = { _ in }) -> UploadRunner {
-        var configuration = fixture.configuration
+@Suite(.serialized, .tags(.store, .subprocess, .slow)) struct SchedulingTests {
+    func runner(_ fixture: TestSite, _ change: (inout Configuration) -> Void = { _ in }) throws -> UploadRunner {
+        var configuration = try fixture.configuration()
         change(&configuration)
-        return UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))
+        return UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: try fixture.ledger, logger: Logger(label: "t"))
     }
 
     func window(_ text: String) -> UploadSchedule {
@@ -20,11 +20,11 @@ import Platform
     }
 
     @Test func outsideTheWindowNothingUploadsUnlessForced() throws {
-        let fixture = try StoreFixture("window")
+        let fixture = try TestSite.make("window") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
+        try CameraVolume.writeRecording(at: fixture.camera + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
         try fixture.ingest()
-        let night = runner(fixture) { $0.schedule = window("22:00-06:00") }
+        let night = try runner(fixture) { $0.schedule = window("22:00-06:00") }
         var noon = Calendar.current.dateComponents([.year, .month, .day], from: Date())
         noon.hour = 12
         let closed = try night.run(now: Calendar.current.date(from: noon)!)
@@ -37,9 +37,9 @@ import Platform
     }
 
     @Test func aStopRequestPausesBetweenPartsAndTheNextRunSendsOnlyTheRest() throws {
-        let fixture = try StoreFixture("pause")
+        let fixture = try TestSite.make("pause") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/BIG.MP4", recordedAt: Date(), payloadSize: 16 << 20, seed: 3)
+        try CameraVolume.writeRecording(at: fixture.camera + "/BIG.MP4", recordedAt: Date(), payloadSize: 16 << 20, seed: 3)
         try fixture.ingest()
         let file = try #require(try fixture.ledger.files().first)
         let parts = try fixture.ledger.parts(of: file.id)
@@ -63,12 +63,12 @@ import Platform
 
     @Test func sigtermDuringACappedUploadKeepsFinishedPartsAndTheNextRunSendsTheRest() throws {
         // 1 MiB/s makes a 4-part, 16 MiB upload take ~16 s: time to stop it in the middle.
-        let fixture = try StoreFixture("sigterm", extra: "[schedule]\nbandwidth = \"1M\"\n")
+        let fixture = try TestSite.make("sigterm") { $0.store(); $0.extra = "[schedule]\nbandwidth = \"1M\"\n" }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        let cameraHash = try CameraVolume.writeRecording(at: fixture.volume + "/BIG.MP4", recordedAt: Date(), payloadSize: 16 << 20, seed: 21)
+        let cameraHash = try CameraVolume.writeRecording(at: fixture.camera + "/BIG.MP4", recordedAt: Date(), payloadSize: 16 << 20, seed: 21)
         try fixture.ingest()
         let file = try #require(try fixture.ledger.files().first)
-        let running = try UploaderProcess.start(["upload", "--json"], config: fixture.site.configPath)
+        let running = try UploaderProcess.start(["upload", "--json"], config: fixture.configPath)
         #expect(try eventually(within: 60) { try !fixture.ledger.parts(of: file.id).filter { $0.etag != nil }.isEmpty })
         running.signal(SIGTERM)
         let result = running.finish()
@@ -86,9 +86,9 @@ import Platform
     }
 
     @Test func prioritizedFilesGoFirst() throws {
-        let fixture = try StoreFixture("priority")
+        let fixture = try TestSite.make("priority") { $0.store() }
         for (index, name) in ["A.MP4", "B.MP4", "C.MP4"].enumerated() {
-            try CameraVolume.writeRecording(at: fixture.volume + "/" + name, recordedAt: Date(timeIntervalSince1970: 1_795_000_000 + Double(index)), payloadSize: 1000, seed: UInt64(index))
+            try CameraVolume.writeRecording(at: fixture.camera + "/" + name, recordedAt: Date(timeIntervalSince1970: 1_795_000_000 + Double(index)), payloadSize: 1000, seed: UInt64(index))
         }
         try fixture.ingest()
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
@@ -98,9 +98,9 @@ import Platform
     }
 
     @Test func cancelAbortsTheMultipartUploadAndKeepsTheSpoolCopy() throws {
-        let fixture = try StoreFixture("cancel")
+        let fixture = try TestSite.make("cancel") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/BIG.MP4", recordedAt: Date(), payloadSize: 11 << 20, seed: 9)
+        try CameraVolume.writeRecording(at: fixture.camera + "/BIG.MP4", recordedAt: Date(), payloadSize: 11 << 20, seed: 9)
         try fixture.ingest()
         let killed = try fixture.cli(["upload"], environment: ["UPLOADER_FAILPOINTS": "upload.part-recorded=kill@1"])
         #expect(killed.killedBySignal == SIGKILL)
@@ -113,7 +113,7 @@ import Platform
         #expect(try fixture.client.listMultipartUploads(prefix: fixture.area.prefix + "/").isEmpty)
         let cancelled = try #require(try fixture.ledger.file(file.id))
         #expect(cancelled.state == .cancelled)
-        #expect(FileManager.default.fileExists(atPath: fixture.site.spool + "/objects/" + cancelled.spoolName!))
+        #expect(FileManager.default.fileExists(atPath: fixture.spool + "/objects/" + cancelled.spoolName!))
         #expect(try fixture.upload().verified == 0)
 
         let retry = try fixture.cli(["retry", "BIG.MP4"])
@@ -123,9 +123,9 @@ import Platform
     }
 
     @Test func abandonedMultipartUploadsAreAbortedButOursAreKept() throws {
-        let fixture = try StoreFixture("stale")
+        let fixture = try TestSite.make("stale") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/BIG.MP4", recordedAt: Date(), payloadSize: 11 << 20, seed: 10)
+        try CameraVolume.writeRecording(at: fixture.camera + "/BIG.MP4", recordedAt: Date(), payloadSize: 11 << 20, seed: 10)
         try fixture.ingest()
         #expect(try fixture.cli(["upload"], environment: ["UPLOADER_FAILPOINTS": "upload.part-recorded=kill@1"]).killedBySignal == SIGKILL)
         let file = try #require(try fixture.ledger.files().first)

@@ -4,7 +4,7 @@ import Platform
 import Spool
 import SystemPackage
 import Testing
-import TestSupport
+import TestBasics
 import UploaderCore
 
 /// Spool copies at rest: AES-256-GCM in authenticated chunks, read back

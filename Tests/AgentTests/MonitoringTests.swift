@@ -7,19 +7,18 @@ import UploaderCore
 @testable import Ledger
 @testable import Transport
 
-@Suite(.serialized) struct MonitoringTests {
+@Suite(.serialized, .tags(.store, .subprocess)) struct MonitoringTests {
     @Test func aQuarantinedFileAlertsOnceThroughTheCommandAndTheWebhook() throws {
         let server = try RecordingHTTPServer()
-        let folder = TemporaryDirectory()
-        let received = folder.sub("alerts.jsonl")
-        let site = try TestSite(root: folder.sub("site"), extra: """
+        let site = try TestSite.make("alerts") { $0.extra = """
             [monitoring]
-            alert_command = "cat >> '\(received)'; echo >> '\(received)'; echo \\"$UPLOADER_ALERT_KEY\\" >> '\(received).keys'"
+            alert_command = "cat >> '\($0.folder)/alerts.jsonl'; echo >> '\($0.folder)/alerts.jsonl'; echo \\"$UPLOADER_ALERT_KEY\\" >> '\($0.folder)/alerts.jsonl.keys'"
             alert_webhook = "\(server.url)"
-            """)
-        try FileManager.default.createDirectory(atPath: folder.sub("cam"), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: folder.sub("cam/evil.mp4"), withDestinationPath: "/etc/shadow")
-        _ = try UploaderProcess.run(["ingest", folder.sub("cam"), "--serial", "BWC-A"], config: site.configPath)
+            """ }
+        let received = site.folder.sub("alerts.jsonl")
+        try FileManager.default.createDirectory(atPath: site.folder.sub("cam"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: site.folder.sub("cam/evil.mp4"), withDestinationPath: "/etc/shadow")
+        _ = try UploaderProcess.run(["ingest", site.folder.sub("cam"), "--serial", "BWC-A"], config: site.configPath)
 
         let first = try UploaderProcess.run(["alerts"], config: site.configPath)
         #expect(first.status == 0, "\(first.stderr)")
@@ -39,8 +38,7 @@ import UploaderCore
     }
 
     @Test func oldBacklogsAndIdleDocksRaiseAlerts() throws {
-        let folder = TemporaryDirectory()
-        let site = try TestSite(root: folder.sub("site"))
+        let site = try TestSite.make()
         let ledger = try Ledger(path: site.ledgerPath)
         _ = try ledger.discover(serial: "BWC-B", sourcePath: "DCIM/A.MP4", size: 10, modifiedNanoseconds: 1)
         try ledger.log(EventDraft(.notice, .dockStarted, serial: "BWC-C", "docked"))
@@ -51,10 +49,10 @@ import UploaderCore
     }
 
     @Test func metricsDescribeTheLedgerInPrometheusFormat() throws {
-        let fixture = try StoreFixture("metrics")
+        let fixture = try TestSite.make("metrics") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
-        try CameraVolume.writeRecording(at: fixture.volume + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
-        try CameraVolume.writeRecording(at: fixture.volume + "/B.MP4", recordedAt: Date(), payloadSize: 2000, seed: 3)
+        try CameraVolume.writeRecording(at: fixture.camera + "/A.MP4", recordedAt: Date(), payloadSize: 1000)
+        try CameraVolume.writeRecording(at: fixture.camera + "/B.MP4", recordedAt: Date(), payloadSize: 2000, seed: 3)
         try fixture.ingest()
         #expect(try fixture.upload().verified == 2)
         let text = try fixture.cli(["metrics"]).stdout

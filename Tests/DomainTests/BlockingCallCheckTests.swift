@@ -1,7 +1,7 @@
 import Foundation
 import Platform
 import Testing
-import TestSupport
+import TestBasics
 
 /// Invariant 7 in the tests' own process: the check is on in the tasks a test
 /// runs the daemon in (`withBlockingCallsChecked`), and a blocking call there stops the process.

@@ -1,7 +1,6 @@
 import Foundation
 import Platform
 import Testing
-import TestSupport
 @testable import UploaderCore
 
 @Suite struct CameraModelTests {
