@@ -11,12 +11,14 @@ import UploaderCore
 @Suite(.tags(.store, .subprocess)) struct EncryptionOnEveryWriteTests {
     @Test func everyWriteOfObjectDataOnTheWireAsksForTheConfiguredEncryption() throws {
         let store = try TestStore.fromEnvironment()
-        let area = try store.makeArea("sse-wire")
-        let folder = TemporaryDirectory("uploader-sse-wire")
         let proxy = try FaultProxy(upstream: store.endpoint)
         defer { proxy.stop() }
-        let site = try TestSite(root: folder.sub("site"), endpoint: proxy.endpoint, bucket: area.bucket, prefix: area.prefix,
-                                accessKey: store.accessKey, secretKey: store.secretKey, storeExtra: "server_side_encryption = \"AES256\"")
+        let site = try TestSite.make("sse-wire") {
+            $0.store()
+            $0.endpoint = proxy.endpoint
+            $0.storeExtra = "server_side_encryption = \"AES256\""
+        }
+        let folder = site.folder, area = site.area
         // One file sent with a single PUT, one in parts (5 MiB parts).
         try CameraVolume.writeRecording(at: folder.sub("camera/DCIM/SMALL.MP4"), recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 300_000, seed: 1)
         try CameraVolume.writeRecording(at: folder.sub("camera/DCIM/BIG.MP4"), recordedAt: Date(timeIntervalSince1970: 1_795_000_600), payloadSize: 11 << 20, seed: 2)

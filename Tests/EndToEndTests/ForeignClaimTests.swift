@@ -16,11 +16,9 @@ import UploaderCore
     static let elsewhere = ClaimOwner(host: "dock-elsewhere", boot: "boot-elsewhere", pid: 4242, startTime: 77, nonce: "upload-1")
 
     @Test func anotherHostsClaimIsLeftAloneWhileFreshAndTakenOverOnceItHasRunOut() throws {
-        let folder = TemporaryDirectory("uploader-foreign-claim")
-        let store = try TestStore.fromEnvironment()
-        let area = try store.makeArea("foreign-claim")
-        let site = try TestSite.withStore(store, area: area, root: folder.sub("site"))
-        let camera = folder.sub("camera")
+        let site = try TestSite.make("foreign-claim") { $0.store() }
+        let folder = site.folder, store = site.store, area = site.area
+        let camera = site.camera
         var hashes: [String: String] = [:]
         for index in 1...2 {
             let name = String(format: "DCIM/VID%04d.MP4", index)

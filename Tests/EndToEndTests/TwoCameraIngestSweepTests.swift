@@ -12,9 +12,9 @@ import UploaderCore
 /// `spooled` with the camera's SHA-256.
 @Suite(.tags(.subprocess, .slow)) struct TwoCameraIngestSweepTests {
     @Test func theSweepBetweenTwoCamerasIngestsRemovesOnlyTheAbandonedCopy() throws {
-        let folder = TemporaryDirectory("uploader-two-cameras")
         // One copy at a time, so camera A's ingest is between ledger writes while its second file is copied.
-        let site = try TestSite(root: folder.sub("site"), extra: "parallel_copies = 1")
+        let site = try TestSite.make("two-cameras") { $0.extra = "parallel_copies = 1" }
+        let folder = site.folder
         let tmp = site.spool + "/tmp", objects = site.spool + "/objects"
         var hashes: [String: [String: String]] = [:]
         func record(_ camera: String, _ sizes: [Int64]) throws {

@@ -25,8 +25,9 @@ public struct TestSite: Sendable {
         /// The test's folder (where `folder.sub(...)` paths of the built site will be), for
         /// configuration that names a file beside the site.
         public internal(set) var folder = ""
-        /// The store's endpoint when the site is offline: nothing listens on port 9.
-        public var endpoint = "http://127.0.0.1:9"
+        /// The store's endpoint: the test store's with `store()` (set it to send through a
+        /// proxy in front of it), else one where nothing listens (port 9).
+        public var endpoint: String?
         public var partSize = "5MiB"
         /// Keys added to `[store]`.
         public var storeExtra = ""
@@ -114,7 +115,7 @@ public struct TestSite: Sendable {
         for (name, text) in options.files {
             try text.write(toFile: root + "/" + name, atomically: true, encoding: .utf8)
         }
-        let endpoint = storeAndArea?.store.endpoint ?? options.endpoint
+        let endpoint = options.endpoint ?? storeAndArea?.store.endpoint ?? "http://127.0.0.1:9"
         let config = """
             [paths]
             spool = "spool"
@@ -145,26 +146,6 @@ public struct TestSite: Sendable {
         FileManager.default.createFile(atPath: root + "/credentials",
                                        contents: Data("access_key_id = \"\(accessKey)\"\nsecret_access_key = \"\(secretKey)\"\n".utf8),
                                        attributes: [.posixPermissions: 0o600])
-    }
-
-    @available(*, deprecated, message: "build sites with TestSite.make")
-    public init(root: String, endpoint: String = "http://127.0.0.1:9", partSize: String = "5MiB", storeExtra: String = "", extra: String = "") throws {
-        var options = Options()
-        options.endpoint = endpoint
-        options.partSize = partSize
-        options.storeExtra = storeExtra
-        options.extra = extra
-        try self.init(folder: TemporaryDirectory("uploader-site"), root: root, storeAndArea: nil, options: options)
-    }
-
-    @available(*, deprecated, message: "build sites with TestSite.make { $0.store() }")
-    public static func withStore(_ store: TestStore, area: StoreArea, root: String, partSize: String = "5MiB", storeExtra: String = "",
-                                 extra: String = "") throws -> TestSite {
-        var options = Options()
-        options.partSize = partSize
-        options.storeExtra = storeExtra
-        options.extra = extra
-        return try TestSite(folder: TemporaryDirectory("uploader-site"), root: root, storeAndArea: (store, area), options: options)
     }
 
     // MARK: The site in this process

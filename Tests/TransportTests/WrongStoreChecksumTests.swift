@@ -15,11 +15,11 @@ import UploaderCore
 /// `verified`, with a ledger entry that says why, until an honest answer.
 @Suite(.tags(.store)) struct WrongStoreChecksumTests {
     @Test func aWrongChecksumFromTheStoreKeepsTheFileFromVerifiedUntilAnHonestRun() throws {
-        let fixture = try StoreFixture("wrongchecksum")
+        let fixture = try TestSite.make("wrongchecksum") { $0.store() }
         try fixture.ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
         // One single-part object (plain SHA-256) and one multipart (composite checksum).
-        let small = try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/VID0001.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 300_000)
-        let large = try CameraVolume.writeRecording(at: fixture.volume + "/DCIM/VID0002.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_600),
+        let small = try CameraVolume.writeRecording(at: fixture.camera + "/DCIM/VID0001.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_000), payloadSize: 300_000)
+        let large = try CameraVolume.writeRecording(at: fixture.camera + "/DCIM/VID0002.MP4", recordedAt: Date(timeIntervalSince1970: 1_795_000_600),
                                                     payloadSize: 11 << 20, seed: 2)
         try fixture.ingest()
 
@@ -32,8 +32,8 @@ import UploaderCore
             if let change = Self.alter(request, &response) { store.altered.withLock { $0.append(change) } }
         })
         defer { proxy.stop() }
-        let configuration = fixture.configuration(through: proxy)
-        let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: fixture.ledger, logger: Logger(label: "t"))
+        let configuration = try fixture.configuration(through: proxy)
+        let runner = UploadRunner(configuration: configuration, credentials: fixture.store.credentials, ledger: (try fixture.ledger), logger: Logger(label: "t"))
 
         let lied = try runner.run()
         #expect(lied.verified == 0 && lied.failed == 2, "\(lied)")
