@@ -22,9 +22,11 @@ struct RereadProof {
     /// The key and header a sealed copy was written with; nil: in the clear.
     let sealing: (key: SpoolKey, header: SealedHeader)?
 
-    /// Sealed chunks authenticated per read (about 8 MiB), and the read size in the clear.
-    static let chunksPerRead = 8
-    static let clearReadSize = 8 << 20
+    /// Sealed chunks authenticated per read (about 2 MiB), and the read size
+    /// in the clear: large enough for the disk, small enough that memory
+    /// stays flat (two threads, one buffer each).
+    static let chunksPerRead = 2
+    static let clearReadSize = 2 << 20
 
     /// Reads the copy at `path` back from the disk; returns the indexes of the parts that differ.
     func mismatchedParts(path: String) throws -> [Int] {
@@ -62,7 +64,7 @@ struct RereadProof {
     private func check(units: StrideTo<Int>, reader: FileDescriptor) -> [Int] {
         let alignment = Syscall.uncachedAlignment
         let chunkRead = sealing.map { Self.chunksPerRead * $0.header.sealedChunkSize } ?? 0
-        let capacity = (max(chunkRead, Self.clearReadSize) + 2 * alignment + alignment - 1) / alignment * alignment
+        let capacity = ((sealing == nil ? Self.clearReadSize : chunkRead) + 2 * alignment + alignment - 1) / alignment * alignment
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: alignment)
         defer { buffer.deallocate() }
         var mismatched: [Int] = []
