@@ -68,8 +68,6 @@ public final class Ingestor: @unchecked Sendable {
     public var pressure: SpoolPressure
     /// Live counters for a progress display (read from another thread).
     public let progress = IngestProgress()
-    /// Tests only: changes a fsynced copy on disk just before it is read back.
-    var beforeReread: (@Sendable (FileDescriptor) -> Void)?
 
     public init(configuration: Configuration, ledger: Ledger, logger: Logger) {
         self.configuration = configuration
@@ -309,10 +307,8 @@ public final class Ingestor: @unchecked Sendable {
             }
         }
         let keyring = configuration.ingest.encryptSpool ? try SpoolKeyring.loadOrCreate(path: path) : nil
-        var engine = CopyEngine(spool: spool, configuredPartSize: configuration.upload.partSize,
+        return CopyEngine(spool: spool, configuredPartSize: configuration.upload.partSize,
                                 spoolReserveBytes: configuration.ingest.spoolReserveBytes, keyring: keyring)
-        engine.beforeReread = beforeReread
-        return engine
     }
 
     /// One camera file: claimed for copying in the ledger, secured by the copy

@@ -19,8 +19,6 @@ public struct CopyEngine: Sendable {
     /// Copies are sealed with its current key; nil: written in the clear.
     public let keyring: SpoolKeyring?
     static let chunkSize = 1 << 20
-    /// Tests only: runs on the fsynced copy just before it is read back (to change a byte on disk).
-    package var beforeReread: (@Sendable (FileDescriptor) -> Void)?
 
     public init(spool: Spool, configuredPartSize: Int64, spoolReserveBytes: Int64, keyring: SpoolKeyring? = nil) {
         self.spool = spool
@@ -124,7 +122,7 @@ public struct CopyEngine: Sendable {
             throw spoolWriteError(error, file: file)
         }
         FailPoints.hit("ingest.copy-synced")
-        try verifyFromDisk(partHashes: partHashes, partSize: partSize, file: file)
+        try verifyFromDisk(partHashes: partHashes, partSize: partSize, file: file, header: writer.header)
         let spoolName = Spool.spoolName(fileID: file.id, sourcePath: file.sourcePath)
         try Syscall.renameAt(temporaryDirectory, temporaryName, objectsDirectory, spoolName)
         renamed = true
@@ -137,75 +135,16 @@ public struct CopyEngine: Sendable {
                            cameraRecordedAt: profile.clockDrift == 0 ? nil : recorded.date)
     }
 
-    /// Re-reads the fsynced copy after dropping its cached pages, so the bytes
-    /// come from the disk, and proves them equal to the camera read, part by
-    /// part on two threads (every byte is in one part). A sealed copy is
-    /// proved by AES-GCM: each chunk's tag authenticates its bytes on disk as
-    /// exactly those sealed from the buffer this pass hashed, so a changed
-    /// byte fails it, and no second SHA-256 is needed. A copy in the clear is
-    /// hashed again part by part (its one part: the whole file) and compared
-    /// with the camera read's hashes.
-    func verifyFromDisk(partHashes: [SHA256Digest], partSize: Int64, file: CameraFile) throws {
-        let name = "\(file.id).partial"
-        let reader = try FileDescriptor.open(FilePath(spool.temporaryDirectory + "/" + name), .readOnly, options: [.closeOnExec])
-        defer { try? reader.close() }
-        try Syscall.dropCachedPages(reader)
-        Syscall.adviseSequential(reader)
-        beforeReread?(reader)
-
-        /// Proves the byte ranges of `parts` (by index) and returns the indexes that differ.
-        let keyring = self.keyring
-        @Sendable func check(_ indexes: [Int]) -> [Int] {
-            // One reader per thread: each opens (authenticates) the sealed chunks it reads.
-            guard let copy = try? SpoolCopyReader(fd: reader, name: name, keyID: keyring?.current.id, keyring: keyring),
-                  copy.plaintextSize == file.sourceSize else { return indexes }
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 4096)
-            defer { buffer.deallocate() }
-            var mismatched: [Int] = []
-            for index in indexes {
-                let start = Int64(index) * partSize
-                let end = min(file.sourceSize, start + partSize)
-                if copy.isSealed {
-                    if (try? copy.authenticate(from: start, to: end)) == nil { mismatched.append(index) }
-                    continue
-                }
-                let hasher = SHA256Hasher()
-                var offset = start
-                while offset < end {
-                    let want = Int(min(Int64(buffer.count), end - offset))
-                    guard let got = try? copy.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]), at: offset), got > 0 else { break }
-                    hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
-                    offset += Int64(got)
-                }
-                if offset != end || hasher.finalize() != partHashes[index] { mismatched.append(index) }
-            }
-            return mismatched
-        }
-
-        let all = Array(0..<partHashes.count)
-        var mismatched: [Int]
-        if all.count > 1 {
-            let odd = all.filter { $0 % 2 == 1 }
-            let helperResult = Mutex<[Int]>([])
-            let helperDone = DispatchSemaphore(value: 0)
-            let helper = Thread {
-                helperResult.withLock { $0 = check(odd) }
-                helperDone.signal()
-            }
-            helper.name = "uploader.ingest.verify"
-            helper.start()
-            mismatched = check(all.filter { $0 % 2 == 0 })
-            helperDone.wait()
-            mismatched += helperResult.withLock { $0 }
-        } else {
-            mismatched = check(all)
-        }
+    /// Re-reads the fsynced copy from the disk and proves it equal to the
+    /// camera read (see `RereadProof`).
+    func verifyFromDisk(partHashes: [SHA256Digest], partSize: Int64, file: CameraFile, header: SealedHeader?) throws {
+        let sealing = header.flatMap { header in keyring.map { (key: $0.current, header: header) } }
+        let proof = RereadProof(plaintextSize: file.sourceSize, partSize: partSize, partHashes: partHashes, sealing: sealing)
+        let mismatched = try proof.mismatchedParts(path: spool.temporaryDirectory + "/\(file.id).partial")
         guard mismatched.isEmpty else {
             throw UploaderError(.io, "the spool copy of \(file.sourcePath) read back differently from the camera (disk fault?); it will be copied again on the next run",
-                                cause: "parts \(mismatched.sorted().map { String($0 + 1) }.joined(separator: ", ")) differ")
+                                cause: "parts \(mismatched.map { String($0 + 1) }.joined(separator: ", ")) differ")
         }
-        // The verified copy need not stay in the page cache.
-        try? Syscall.dropCachedPages(reader)
     }
 
     func recordingTime(of source: FileDescriptor, file: CameraFile, info: stat, profile: IngestProfile) -> (date: Date, source: RecordingTimeSource) {

@@ -15,6 +15,8 @@ public final class SpoolCopyWriter {
     var pendingCount = 0
     var chunkIndex: Int64 = 0
     public private(set) var plaintextWritten: Int64 = 0
+    /// The header of a sealed copy (its chunks' associated data); nil in the clear.
+    public var header: SealedHeader? { cipher?.header }
 
     /// Writes the header at once. `key` nil: the copy is written in the clear.
     public init(fd: FileDescriptor, plaintextSize: Int64, key: SpoolKey?) throws {

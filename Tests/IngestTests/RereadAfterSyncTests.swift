@@ -11,29 +11,12 @@ import Platform
 /// The re-read after fsync is the proof that the spool copy on disk is the
 /// camera read: a byte changed on disk between the fsync and the re-read must
 /// keep the file from being trusted, sealed or in the clear, in a file of one
-/// part or of several.
+/// part or of several. The byte is changed by a fail point in a real `uploader ingest`.
 @Suite struct RereadAfterSyncTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var sealed: Bool
         var payload: Int
         var testDescription: String { "\(sealed ? "sealed" : "clear") copy of \(payload >> 20 > 0 ? "\(payload >> 20) MiB" : "\(payload) bytes")" }
-    }
-
-    /// Flips one byte of the fsynced copy, through a second descriptor of the same file.
-    static func flipByte(atFraction fraction: Double) -> @Sendable (FileDescriptor) -> Void {
-        { reader in
-            guard let copy = try? FileDescriptor.open(FilePath("/proc/self/fd/\(reader.rawValue)"), .readWrite, options: [.closeOnExec]) else {
-                Issue.record("cannot open the spool copy for writing")
-                return
-            }
-            defer { try? copy.close() }
-            let size = (try? copy.seek(offset: 0, from: .end)) ?? 0
-            let offset = Int64(Double(size) * fraction)
-            var byte: UInt8 = 0
-            _ = try? withUnsafeMutableBytes(of: &byte) { try copy.read(fromAbsoluteOffset: offset, into: $0) }
-            byte ^= 0x01
-            _ = try? withUnsafeBytes(of: &byte) { try copy.write(toAbsoluteOffset: offset, $0) }
-        }
     }
 
     @Test(arguments: [Case(sealed: true, payload: 12 << 20), Case(sealed: true, payload: 100_000),
@@ -44,10 +27,10 @@ import Platform
         let camera = try CameraVolume.writeRecording(at: fixture.camera + "/DCIM/VID0001.MP4", recordedAt: Date(), payloadSize: Int64(example.payload), seed: 7)
 
         // A byte in the second half (the last part of a 12 MiB file in 5 MiB parts) changes on disk.
-        let ingestor = try Ingestor(configuration: fixture.configuration(), ledger: fixture.ledger, logger: Logger(label: "test"))
-        ingestor.beforeReread = Self.flipByte(atFraction: 0.9)
-        let damaged = try ingestor.ingest(volume: fixture.camera, serial: "BWC-1")
-        #expect(damaged.copied == 0 && damaged.failed == 1)
+        // The fail point flips one bit at nine tenths of the fsynced copy, just before it is read back.
+        let damaged = try UploaderProcess.run(["ingest", fixture.camera, "--serial", "BWC-1"], config: fixture.configPath,
+                                              environment: ["UPLOADER_FAILPOINTS": "ingest.before-reread=flip-byte"])
+        #expect(damaged.killedBySignal == nil, "\(damaged.stderr)")
         let failed = try #require(try fixture.ledger.files().first)
         #expect(failed.state == .failed && failed.spoolName == nil && failed.sha256 == nil)
         #expect(failed.lastError?.contains("read back differently") == true, "\(failed.lastError ?? "no error")")
