@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "IngestTests", dependencies: ["Agent", "Ingest", "Ledger", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Agent", "Transport", "Ingest", "Ledger", "Platform", "Spool", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Spool", "Ledger", "Transport", "Agent", "Crypto", "TestSupport"]),
-        .testTarget(name: "FleetTests", dependencies: ["UploaderCore", "Ledger", "Transport", "Crypto", "Fleet", "TestSupport"]),
+        .testTarget(name: "FleetTests", dependencies: ["UploaderCore", "Ledger", "Transport", "Crypto", "Fleet", "Agent", "TestSupport"]),
         // Emulated USB cameras (umockdev); linked by the tests only, never by the product.
         .systemLibrary(
             name: "CUMockdev",

@@ -10,6 +10,8 @@ public struct FleetRegistry {
     public let ledger: Ledger
     public let client: S3Client
     public let prefix: String
+    /// Tests only: runs after a change was checked, before its commit is written (another dock acts "in between").
+    public var beforePut: (@Sendable (Int64) -> Void)?
 
     public init(ledger: Ledger, client: S3Client, prefix: String) {
         self.ledger = ledger
@@ -140,6 +142,7 @@ public struct FleetRegistry {
             let commit = try FleetCommit(number: number, parent: state.appliedHash, dock: author.dock, user: author.user, change: change, key: author.key)
             let key = FleetKeys.commit(prefix: prefix, number: number)
             let bytes = try commit.encoded()
+            beforePut?(number)
             if try putOnce(key: key, bytes: bytes, lockedUntil: lockedUntil) == .exists {
                 // Ours if a try before this one landed and only its answer was lost: same fields, same signature.
                 guard let there = try client.getSmall(key: key), let found = try? FleetCommit.decode(there),
