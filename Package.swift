@@ -98,12 +98,17 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The fleet registry as signed commits in the evidence store, read into each dock's ledger.
+        .target(
+            name: "Fleet",
+            dependencies: ["UploaderCore", "Ledger", "Crypto", "Transport"]
+        ),
         // The workflows and their failure policy, side by side: dock, ingest, upload,
         // housekeeping (purge, alerts, metrics) and the daemon's services.
         .target(
             name: "Agent",
             dependencies: [
-                "UploaderCore", "Platform", "Spool", "Ledger", "Crypto", "Ingest", "Transport", "Dock",
+                "UploaderCore", "Platform", "Spool", "Ledger", "Crypto", "Ingest", "Transport", "Dock", "Fleet",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -113,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "uploader",
             dependencies: [
-                "UploaderCore", "Platform", "Spool", "Ledger", "Ingest", "Transport", "Crypto", "Dock", "Agent",
+                "UploaderCore", "Platform", "Spool", "Ledger", "Ingest", "Transport", "Crypto", "Dock", "Agent", "Fleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -165,6 +170,7 @@ let package = Package(
             "UploaderCore", "Platform", "Ledger", "Transport", "Agent", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Spool", "Ledger", "Transport", "Agent", "Crypto", "TestSupport"]),
+        .testTarget(name: "FleetTests", dependencies: ["UploaderCore", "Ledger", "Transport", "Crypto", "Fleet", "Agent", "TestSupport"]),
         // Emulated USB cameras (umockdev); linked by the tests only, never by the product.
         .systemLibrary(
             name: "CUMockdev",

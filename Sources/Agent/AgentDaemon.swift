@@ -69,7 +69,8 @@ public struct AgentDaemon: Service {
     /// Docking, housekeeping, uploads and the systemd notifier. None of them
     /// needs the store's credentials to start: uploads read them at each run.
     public func standardServices() -> [any Service] {
-        [dockMonitorService(), housekeepingService(), uploadService(), systemdNotifyService()]
+        [dockMonitorService(), housekeepingService(), uploadService(), systemdNotifyService(),
+         FleetSyncService(configuration: configuration, ledger: ledger, logger: logger)]
     }
 
     public func dockMonitorService() -> DockMonitorService {
@@ -118,6 +119,7 @@ public struct AgentDaemon: Service {
 /// `conditions`: alerts the caller found (the daemon's unusable credentials).
 public enum Housekeeping {
     public static func run(configuration: Configuration, ledger: Ledger, logger: Logger, conditions: [Alert] = []) {
+        FleetLink.syncQuietly(configuration: configuration, ledger: ledger, logger: logger)
         do { try SpoolPurger(configuration: configuration, ledger: ledger).purge() } catch { logger.error("spool purge failed: \(error)") }
         do { try AlertDispatcher(configuration: configuration, ledger: ledger, logger: logger).run(adding: conditions) } catch { logger.error("alert check failed: \(error)") }
         do { try MetricsFile.write(configuration: configuration, ledger: ledger) } catch { logger.error("metrics file: \(error)") }

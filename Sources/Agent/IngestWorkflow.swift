@@ -86,6 +86,8 @@ public final class Ingestor: @unchecked Sendable {
                        now: Date = Date()) throws -> IngestReport {
         BlockingCallCheck.assertNotInTask("ingest of \(volume)")
         let profile = profile ?? IngestProfile(configuration)
+        // A camera registered at another dock of the fleet is known before its files are attributed (a short wait at most).
+        FleetLink.syncQuietly(configuration: configuration, ledger: ledger, logger: logger, quick: true)
         try spool.prepare()
         // One ingest of a camera at a time, whatever process runs it: a second
         // one waits, then finds the files secured.

@@ -30,6 +30,7 @@ public struct AlertDispatcher {
         var conditions = try ledger.alertConditions(now: now, oldestUnverifiedHours: monitoring.oldestUnverifiedHours,
                                                     dockedIdleMinutes: monitoring.dockedIdleMinutes, spoolAboveHighWatermark: pressure.isHolding)
         if let unpublished = try CustodyCheckpoints.alert(ledger: ledger, now: now) { conditions.append(unpublished) }
+        conditions += try ledger.fleetAlertConditions()
         conditions += found
         var due: [Alert] = []
         for alert in conditions {

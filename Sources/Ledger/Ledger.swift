@@ -214,21 +214,29 @@ public final class Ledger: Sendable {
         try Ledger.checkIdentifier(serial, "the serial")
         try Ledger.checkIdentifier(defaultUser, "the user")
         return try write("register device \(serial)") { db in
-            let now = Date()
-            if let existing = try Device.fetchOne(db, sql: "SELECT * FROM device WHERE serial = ?", arguments: [serial]) {
-                if existing.removedAt == nil {
-                    throw UploaderError(.usage, "device \(serial) is already registered: use `uploader device assign` to change who holds it")
-                }
-                try db.execute(sql: "UPDATE device SET default_user = ?, name = ?, model = ?, registered_at = ?, removed_at = NULL WHERE serial = ?",
-                               arguments: [defaultUser, name, model, now, serial])
-            } else {
-                try db.execute(sql: "INSERT INTO device (serial, default_user, name, model, registered_at) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [serial, defaultUser, name, model, now])
-            }
-            try Ledger.append(EventDraft(.notice, .deviceRegistered, serial: serial, user: defaultUser,
-                                         "device \(serial) registered to \(defaultUser)\(name.map { " (\($0))" } ?? "")"), in: db)
-            return try Ledger.releaseHeldFiles(serial: serial, in: db)
+            try Ledger.addDevice(serial: serial, defaultUser: defaultUser, name: name, model: model, in: db)
         }
+    }
+
+    /// `addDevice` inside a transaction of the caller's (a fleet commit applied with its record).
+    package static func addDevice(serial: String, defaultUser: String, name: String?, model: String?, because origin: String? = nil,
+                                  in db: Database) throws -> Int {
+        try Ledger.checkIdentifier(serial, "the serial")
+        try Ledger.checkIdentifier(defaultUser, "the user")
+        let now = Date()
+        if let existing = try Device.fetchOne(db, sql: "SELECT * FROM device WHERE serial = ?", arguments: [serial]) {
+            if existing.removedAt == nil {
+                throw UploaderError(.usage, "device \(serial) is already registered: use `uploader device assign` to change who holds it")
+            }
+            try db.execute(sql: "UPDATE device SET default_user = ?, name = ?, model = ?, registered_at = ?, removed_at = NULL WHERE serial = ?",
+                           arguments: [defaultUser, name, model, now, serial])
+        } else {
+            try db.execute(sql: "INSERT INTO device (serial, default_user, name, model, registered_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [serial, defaultUser, name, model, now])
+        }
+        try Ledger.append(EventDraft(.notice, .deviceRegistered, serial: serial, user: defaultUser,
+                                     "device \(serial) registered to \(defaultUser)\(name.map { " (\($0))" } ?? "")"), in: db)
+        return try Ledger.releaseHeldFiles(serial: serial, because: origin, in: db)
     }
 
     /// Refuses what would break a signed header or mislead a reader: empty
@@ -238,14 +246,16 @@ public final class Ledger: Sendable {
     }
 
     public func removeDevice(serial: String) throws {
-        try write("remove device \(serial)") { db in
-            try db.execute(sql: "UPDATE device SET removed_at = ? WHERE serial = ? AND removed_at IS NULL", arguments: [Date(), serial])
-            guard db.changesCount == 1 else {
-                throw UploaderError(.notFound, "no registered device has serial \(serial): see `uploader device list`")
-            }
-            try Ledger.append(EventDraft(.notice, .deviceRemoved, serial: serial,
-                                         "device \(serial) removed from the registry; its files and history stay in the ledger"), in: db)
+        try write("remove device \(serial)") { db in try Ledger.removeDevice(serial: serial, in: db) }
+    }
+
+    package static func removeDevice(serial: String, in db: Database) throws {
+        try db.execute(sql: "UPDATE device SET removed_at = ? WHERE serial = ? AND removed_at IS NULL", arguments: [Date(), serial])
+        guard db.changesCount == 1 else {
+            throw UploaderError(.notFound, "no registered device has serial \(serial): see `uploader device list`")
         }
+        try Ledger.append(EventDraft(.notice, .deviceRemoved, serial: serial,
+                                     "device \(serial) removed from the registry; its files and history stay in the ledger"), in: db)
     }
 
     public func devices(includeRemoved: Bool = false) throws -> [Device] {
@@ -275,49 +285,55 @@ public final class Ledger: Sendable {
     /// is ended at `from` (a hand-over, said in the log); any other overlap is
     /// refused, so no recording time has two holders.
     public func assign(serial: String, user: String, from: Date, until: Date?) throws -> Assignment {
+        try write("assign device \(serial)") { db in try Ledger.assign(serial: serial, user: user, from: from, until: until, in: db) }
+    }
+
+    /// `assign` inside the caller's transaction; `fleetCommit` names the fleet commit that made the period.
+    package static func assign(serial: String, user: String, from: Date, until: Date?, fleetCommit: Int64? = nil,
+                               in db: Database) throws -> Assignment {
         try Ledger.checkIdentifier(user, "the user")
         if let until, until <= from {
             throw UploaderError(.usage, "--to must be later than --from")
         }
-        return try write("assign device \(serial)") { db in
-            guard try Ledger.activeDevice(serial: serial, in: db) != nil else {
-                throw UploaderError(.notFound, "no registered device has serial \(serial): register it first with `uploader device add \(serial) --user ID`")
-            }
-            let new = CustodyPeriod(user: user, from: from, until: until)
-            var ended: CustodyRecord?
-            for existing in try Ledger.periods(serial: serial, in: db) where existing.period.overlaps(new) {
-                if existing.until == nil, existing.from < from, ended == nil {
-                    try db.execute(sql: "UPDATE custody_period SET valid_until = ? WHERE id = ?", arguments: [from, existing.id])
-                    try Ledger.append(EventDraft(.notice, .deviceUnassigned, serial: serial, user: existing.user,
-                                                 "custody period #\(existing.id) of \(existing.user) (from \(Timestamps.iso(existing.from))) ended at \(Timestamps.iso(from)): the camera went to \(user)"), in: db)
-                    ended = existing
-                    continue
-                }
-                throw UploaderError(.usage, "the period overlaps custody period #\(existing.id) (\(existing.user) from \(Timestamps.iso(existing.from)) to \(existing.until.map(Timestamps.iso) ?? "open end")): remove it with `uploader device unassign \(serial) \(existing.id)` or choose times that do not overlap")
-            }
-            try db.execute(sql: "INSERT INTO custody_period (serial, user_id, valid_from, valid_until, created_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [serial, user, from, until, Date()])
-            let range = "\(Timestamps.iso(from)) to \(until.map(Timestamps.iso) ?? "open end")"
-            try Ledger.append(EventDraft(.notice, .deviceAssigned, serial: serial, user: user,
-                                         "device \(serial) held by \(user) from \(range) (custody period #\(db.lastInsertedRowID))"), in: db)
-            return Assignment(reattributed: try Ledger.reattribute(serial: serial, in: db), endedPeriod: ended)
+        guard try Ledger.activeDevice(serial: serial, in: db) != nil else {
+            throw UploaderError(.notFound, "no registered device has serial \(serial): register it first with `uploader device add \(serial) --user ID`")
         }
+        let new = CustodyPeriod(user: user, from: from, until: until)
+        var ended: CustodyRecord?
+        for existing in try Ledger.periods(serial: serial, in: db) where existing.period.overlaps(new) {
+            if existing.until == nil, existing.from < from, ended == nil {
+                try db.execute(sql: "UPDATE custody_period SET valid_until = ? WHERE id = ?", arguments: [from, existing.id])
+                try Ledger.append(EventDraft(.notice, .deviceUnassigned, serial: serial, user: existing.user,
+                                             "custody period #\(existing.id) of \(existing.user) (from \(Timestamps.iso(existing.from))) ended at \(Timestamps.iso(from)): the camera went to \(user)"), in: db)
+                ended = existing
+                continue
+            }
+            throw UploaderError(.usage, "the period overlaps custody period #\(existing.id) (\(existing.user) from \(Timestamps.iso(existing.from)) to \(existing.until.map(Timestamps.iso) ?? "open end")): remove it with `uploader device unassign \(serial) \(existing.id)` or choose times that do not overlap")
+        }
+        try db.execute(sql: "INSERT INTO custody_period (serial, user_id, valid_from, valid_until, created_at, fleet_commit) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [serial, user, from, until, Date(), fleetCommit])
+        let range = "\(Timestamps.iso(from)) to \(until.map(Timestamps.iso) ?? "open end")"
+        try Ledger.append(EventDraft(.notice, .deviceAssigned, serial: serial, user: user,
+                                     "device \(serial) held by \(user) from \(range) (custody period #\(db.lastInsertedRowID))"), in: db)
+        return Assignment(reattributed: try Ledger.reattribute(serial: serial, in: db), endedPeriod: ended)
     }
 
     /// Withdraws a custody period entered by mistake; files not yet uploaded
     /// follow the periods that remain. The period stays in the ledger, marked removed.
     @discardableResult
     public func unassign(serial: String, periodID: Int64) throws -> (period: CustodyRecord, reattributed: Int) {
-        try write("remove a custody period of \(serial)") { db in
-            guard let period = try CustodyRecord.fetchOne(db, sql: "SELECT * FROM custody_period WHERE id = ? AND serial = ? AND removed_at IS NULL",
-                                                          arguments: [periodID, serial]) else {
-                throw UploaderError(.notFound, "device \(serial) has no custody period #\(periodID): see `uploader device show \(serial)`")
-            }
-            try db.execute(sql: "UPDATE custody_period SET removed_at = ? WHERE id = ?", arguments: [Date(), periodID])
-            try Ledger.append(EventDraft(.notice, .deviceUnassigned, serial: serial, user: period.user,
-                                         "custody period #\(periodID) (\(period.user) from \(Timestamps.iso(period.from)) to \(period.until.map(Timestamps.iso) ?? "open end")) removed"), in: db)
-            return (period, try Ledger.reattribute(serial: serial, in: db))
+        try write("remove a custody period of \(serial)") { db in try Ledger.unassign(serial: serial, periodID: periodID, in: db) }
+    }
+
+    package static func unassign(serial: String, periodID: Int64, in db: Database) throws -> (period: CustodyRecord, reattributed: Int) {
+        guard let period = try CustodyRecord.fetchOne(db, sql: "SELECT * FROM custody_period WHERE id = ? AND serial = ? AND removed_at IS NULL",
+                                                      arguments: [periodID, serial]) else {
+            throw UploaderError(.notFound, "device \(serial) has no custody period #\(periodID): see `uploader device show \(serial)`")
         }
+        try db.execute(sql: "UPDATE custody_period SET removed_at = ? WHERE id = ?", arguments: [Date(), periodID])
+        try Ledger.append(EventDraft(.notice, .deviceUnassigned, serial: serial, user: period.user,
+                                     "custody period #\(periodID) (\(period.user) from \(Timestamps.iso(period.from)) to \(period.until.map(Timestamps.iso) ?? "open end")) removed"), in: db)
+        return (period, try Ledger.reattribute(serial: serial, in: db))
     }
 
     public func custody(serial: String) throws -> [CustodyRecord] {
@@ -354,7 +370,7 @@ public final class Ledger: Sendable {
         return changed
     }
 
-    static func releaseHeldFiles(serial: String, in db: Database) throws -> Int {
+    static func releaseHeldFiles(serial: String, because origin: String? = nil, in db: Database) throws -> Int {
         let held = try MediaFile.fetchAll(db, sql: """
             SELECT * FROM media_file WHERE serial = ? AND state = 'quarantined' AND hold_reason = ? AND spool_name IS NOT NULL
             """, arguments: [serial, HoldReason.unknownDevice])
@@ -363,7 +379,7 @@ public final class Ledger: Sendable {
             let released = try change(file.id, to: .spooled, from: [.quarantined],
                                       set: ["hold_reason = NULL", "user_id = ?", "last_error = NULL"], [user], in: db)
             try append(fileEvent(released, .notice, .fileReleased,
-                                 "released from quarantine: device \(serial) is now registered; attributed to \(user ?? "?")"), in: db)
+                                 "released from quarantine: device \(serial) is now registered\(origin.map { " (\($0))" } ?? ""); attributed to \(user ?? "?")"), in: db)
         }
         return held.count
     }

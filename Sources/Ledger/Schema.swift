@@ -341,6 +341,44 @@ enum Schema {
             try Ledger.append(EventDraft(.notice, .custodyFormat, CustodyBaseline.message(rows: baseline.count, digest: baseline.finalize(),
                                                                                            rowDigestsSince: rowDigestsSince)), in: db)
         }
+        migrator.registerMigration("v13: the fleet registry's cache: the commit applied, the members, each commit's verdict") { db in
+            // The registry itself stays in device and custody_period; a period made by a
+            // fleet commit is named by that commit's number at every dock (fleet_commit).
+            try db.execute(sql: """
+                CREATE TABLE fleet_state (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    dock TEXT NOT NULL,
+                    joined_at DATETIME NOT NULL,
+                    applied_number INTEGER NOT NULL DEFAULT 0,
+                    applied_hash TEXT NOT NULL,
+                    synced_at DATETIME,
+                    blocked_number INTEGER,
+                    blocked_problem TEXT
+                );
+                CREATE TABLE fleet_commit (
+                    number INTEGER PRIMARY KEY NOT NULL,
+                    hash TEXT,
+                    dock TEXT,
+                    user_id TEXT,
+                    at TEXT,
+                    kind TEXT,
+                    serial TEXT,
+                    summary TEXT NOT NULL,
+                    signer TEXT,
+                    status TEXT NOT NULL CHECK (status IN ('applied','refused','bad')),
+                    problem TEXT,
+                    recorded_at DATETIME NOT NULL
+                );
+                CREATE TABLE fleet_member (
+                    fingerprint TEXT PRIMARY KEY NOT NULL,
+                    public_key TEXT NOT NULL,
+                    dock TEXT,
+                    admitted_in INTEGER NOT NULL
+                );
+                ALTER TABLE custody_period ADD COLUMN fleet_commit INTEGER;
+                CREATE INDEX custody_period_fleet ON custody_period(fleet_commit) WHERE fleet_commit IS NOT NULL;
+                """)
+        }
         return migrator
     }
 }

@@ -476,12 +476,13 @@ public final class S3Client {
         return uploads
     }
 
-    /// Every key under `prefix` (ListObjectsV2, following continuation tokens).
-    public func listObjectKeys(prefix: String = "") throws -> [String] {
+    /// Every key under `prefix` (ListObjectsV2, following continuation tokens); after `startAfter` when given.
+    public func listObjectKeys(prefix: String = "", startAfter: String? = nil) throws -> [String] {
         var keys: [String] = []
         var token: String?
         repeat {
             var query = [("list-type", "2"), ("prefix", prefix)]
+            if let startAfter { query.append(("start-after", startAfter)) }
             if let token { query.append(("continuation-token", token)) }
             let response = try send("GET", key: nil, query: query, headers: [:], body: .none)
             guard response.status == 200 else { throw UploaderError.storeAnswer(response) }

@@ -96,6 +96,10 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case deviceRemoved = "device.removed"
     case deviceAssigned = "device.assigned"
     case deviceUnassigned = "device.unassigned"
+    /// A fleet registry commit applied from the store, or ignored (bad signature, not a member, refused).
+    case fleetCommit = "fleet.commit"
+    case fleetRejected = "fleet.rejected"
+    case fleetJoined = "fleet.joined"
 
     case fileDiscovered = "file.discovered"
     case fileCopying = "file.copying"

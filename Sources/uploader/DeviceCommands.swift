@@ -59,6 +59,11 @@ struct DeviceCommand: ParsableCommand {
                     }
                 }
                 for target in targets {
+                    if let done = try FleetCommand.writeThrough(RegistryChange(kind: .deviceAdd, serial: target.serial, user: user, name: name, model: target.model),
+                                                                configuration: configuration, ledger: ledger) {
+                        print("registered \(DisplayText.escaped(target.serial)) to \(DisplayText.escaped(user)) (\(done))")
+                        continue
+                    }
                     let released = try ledger.addDevice(serial: target.serial, defaultUser: user, name: name, model: target.model)
                     print("registered \(DisplayText.escaped(target.serial)) to \(DisplayText.escaped(user))" + (released > 0 ? "; released \(released) held file\(released == 1 ? "" : "s") for upload" : ""))
                 }
@@ -128,7 +133,13 @@ struct DeviceCommand: ParsableCommand {
 
         func runBlocking() throws {
             try options.run {
-                try options.openLedger(try options.loadConfiguration()).removeDevice(serial: serial)
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                if let done = try FleetCommand.writeThrough(RegistryChange(kind: .deviceRemove, serial: serial), configuration: configuration, ledger: ledger) {
+                    print("removed \(DisplayText.escaped(serial)) (\(done)); files it docks from now on are held until it is registered again")
+                    return
+                }
+                try ledger.removeDevice(serial: serial)
                 print("removed \(DisplayText.escaped(serial)); files it docks from now on are held until it is registered again")
             }
         }
@@ -153,7 +164,13 @@ struct DeviceCommand: ParsableCommand {
             try options.run {
                 let start = try TypedTime.absolute(from, option: "from")!
                 let end = try TypedTime.absolute(to, option: "to")
-                let ledger = try options.openLedger(try options.loadConfiguration())
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                let change = RegistryChange(kind: .periodAssign, serial: serial, user: user, from: RegistryChange.time(start), until: end.map(RegistryChange.time))
+                if let done = try FleetCommand.writeThrough(change, configuration: configuration, ledger: ledger) {
+                    print("\(DisplayText.escaped(serial)) held by \(DisplayText.escaped(user)) from \(Output.local(start))\(end.map { " to \(Output.local($0))" } ?? "") (\(done))")
+                    return
+                }
                 let result = try ledger.assign(serial: serial, user: user, from: start, until: end)
                 if let ended = result.endedPeriod {
                     print("ended custody period #\(ended.id) of \(DisplayText.escaped(ended.user)) (from \(Output.local(ended.from))) at \(Output.local(start))")
@@ -174,7 +191,16 @@ struct DeviceCommand: ParsableCommand {
 
         func runBlocking() throws {
             try options.run {
-                let ledger = try options.openLedger(try options.loadConfiguration())
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                if try ledger.fleetState() != nil {
+                    guard let commit = try ledger.fleetCommit(ofPeriod: period) else {
+                        throw UploaderError(.usage, "custody period #\(period) was entered at this dock before it joined the fleet, so no other dock has it: it cannot be withdrawn through the fleet")
+                    }
+                    let done = try FleetCommand.writeThrough(RegistryChange(kind: .periodWithdraw, serial: serial, period: commit), configuration: configuration, ledger: ledger)
+                    print("removed custody period #\(period) (\(done ?? ""))")
+                    return
+                }
                 let (removed, changed) = try ledger.unassign(serial: serial, periodID: period)
                 print("removed custody period #\(removed.id) (\(DisplayText.escaped(removed.user)) from \(Output.local(removed.from))\(removed.until.map { " to \(Output.local($0))" } ?? "")); \(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed")
             }

@@ -20,6 +20,7 @@ struct Uploader: AsyncParsableCommand {
             DeviceCommand.self, DockCommand.self, MountCommand.self, UnmountCommand.self, DaemonCommand.self, UdevRulesCommand.self,
             HousekeepingCommand.self, VerifyCommand.self, KeyCommand.self, TagCommand.self, CameraCommand.self, ExportCommand.self, VerifyBagCommand.self, ConfigCommand.self, AccountCommand.self, StoreCommand.self,
             SimulateCameraCommand.self,
+            FleetCommand.self,
         ]
     )
 

@@ -40,13 +40,18 @@ public struct TestSite: Sendable {
         public var secretKey = "SK"
         var storeChoice: StoreChoice?
 
-        enum StoreChoice { case sharedBucket, lockedBucket }
+        enum StoreChoice { case sharedBucket, lockedBucket, given(TestStore, StoreArea) }
 
         /// Wires the site to an area of its own on the test store: a prefix in the
         /// bucket all tests share, or (`lockedBucket`) a versioned bucket with Object
         /// Lock of its own, so each verified object has a version id.
         public mutating func store(lockedBucket: Bool = false) {
             storeChoice = lockedBucket ? .lockedBucket : .sharedBucket
+        }
+
+        /// Wires the site to an area another site uses too: the docks of one fleet share it.
+        public mutating func store(_ store: TestStore, area: StoreArea) {
+            storeChoice = .given(store, area)
         }
     }
 
@@ -85,6 +90,8 @@ public struct TestSite: Sendable {
         if let choice = options.storeChoice {
             let store = try TestStore.fromEnvironment()
             switch choice {
+            case .given(let given, let area):
+                storeAndArea = (given, area)
             case .sharedBucket:
                 storeAndArea = (store, try store.makeArea(label))
             case .lockedBucket:
@@ -101,7 +108,7 @@ public struct TestSite: Sendable {
     public func reconfigured(_ configure: (inout Options) throws -> Void) throws -> TestSite {
         var options = Options()
         options.folder = folder.path
-        if storeAndArea != nil { options.store() }
+        if let storeAndArea { options.store(storeAndArea.store, area: storeAndArea.area) }
         try configure(&options)
         return try TestSite(folder: folder, root: root, storeAndArea: storeAndArea, options: options)
     }

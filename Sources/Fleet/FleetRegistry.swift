@@ -1,0 +1,221 @@
+import Crypto
+import Foundation
+import Ledger
+import Transport
+import UploaderCore
+
+/// The fleet registry through the evidence store: reading it into the
+/// ledger (`sync`) and writing one change (`commit`). Blocking: S3 and SQLite.
+public struct FleetRegistry {
+    public let ledger: Ledger
+    public let client: S3Client
+    public let prefix: String
+    /// Tests only: runs after a change was checked, before its commit is written (another dock acts "in between").
+    public var beforePut: (@Sendable (Int64) -> Void)?
+
+    public init(ledger: Ledger, client: S3Client, prefix: String) {
+        self.ledger = ledger
+        self.client = client
+        self.prefix = prefix
+    }
+
+    // MARK: - Reading
+
+    public struct SyncReport: Sendable {
+        /// The commits read in this sync, as judged, with what applying each did.
+        public var commits: [(record: FleetCommitRecord, outcome: String)] = []
+        /// The highest commit number this dock has read.
+        public var head: Int64 = 0
+        /// Why the sync stopped before the store's last commit.
+        public var blocked: String?
+    }
+
+    /// Reads the commits after the one this dock applied last, checks each
+    /// (parses, signed, by a member, chained to the one before, numbered
+    /// without a gap) and applies those that hold; the others are recorded,
+    /// logged and alerted, and change nothing. Nothing when the dock is not in a fleet.
+    /// `deadline`: a sync before docking stops there (the rest waits for the next one).
+    @discardableResult
+    public func sync(deadline: Date? = nil) throws -> SyncReport {
+        var report = SyncReport()
+        guard var state = try ledger.fleetState() else { return report }
+        let keys = try client.listObjectKeys(prefix: FleetKeys.registryFolder(prefix: prefix),
+                                             startAfter: FleetKeys.commit(prefix: prefix, number: state.appliedNumber))
+        let numbers = keys.compactMap { FleetKeys.number(ofKey: $0, prefix: prefix) }.sorted()
+        for number in numbers where number > state.appliedNumber {
+            if let deadline, Date() > deadline { break }
+            let expected = state.appliedNumber + 1
+            guard number == expected, let bytes = try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: expected)) else {
+                let problem = "commit \(expected) is missing from the store while commit \(numbers.last ?? number) exists (deleted, or written out of turn): this dock stays at commit \(state.appliedNumber) until an admin puts it back"
+                try ledger.recordFleetSync(blockedAt: expected, problem: problem)
+                report.blocked = problem
+                report.head = state.appliedNumber
+                return report
+            }
+            let (record, change) = try judge(bytes, number: expected, state: state)
+            if let stored = try ledger.recordFleetCommit(record, change: change) {
+                report.commits.append(stored)
+            }
+            // Whoever recorded it (this process or another one at the same time), go on from there.
+            guard let now = try ledger.fleetState() else { return report }
+            state = now
+        }
+        try ledger.recordFleetSync()
+        report.head = state.appliedNumber
+        return report
+    }
+
+    /// Whether a commit holds. A bad one is described as well as it can be (what it claims).
+    func judge(_ bytes: [UInt8], number: Int64, state: FleetState) throws -> (FleetCommitRecord, RegistryChange?) {
+        guard let commit = try? FleetCommit.decode(bytes), commit.format == FleetCommit.formatName else {
+            return (FleetCommitRecord(number: number, hash: nil, dock: nil, user: nil, at: nil, kind: nil, serial: nil,
+                                      summary: "\(bytes.count) bytes that are not a fleet commit", signer: nil, status: .bad,
+                                      problem: "it does not parse as a fleet commit"), nil)
+        }
+        var record = FleetCommitRecord(number: number, hash: commit.hash, dock: commit.dock, user: commit.user, at: commit.at,
+                                       kind: commit.change.kind.rawValue, serial: commit.change.serial, summary: commit.change.summary,
+                                       signer: commit.signerFingerprint, status: .applied, problem: nil)
+        func bad(_ problem: String) -> (FleetCommitRecord, RegistryChange?) {
+            record.status = .bad
+            record.problem = problem
+            return (record, nil)
+        }
+        if commit.number != number { return bad("it says it is commit \(commit.number)") }
+        if (commit.signature ?? "").isEmpty { return bad("it is not signed") }
+        guard let fingerprint = commit.signerFingerprint, commit.signatureHolds else { return bad("its signature does not hold") }
+        if commit.parent != state.appliedHash { return bad("its parent is not the commit before it") }
+        if state.appliedHash == Ledger.fleetGenesisParent {
+            // The fleet's first commit: its dock admits its own key.
+            guard commit.change.kind == .memberAdmit, commit.change.publicKey == commit.signer else {
+                return bad("the fleet's first commit must admit the key that signs it")
+            }
+        } else if try !ledger.isFleetMember(fingerprint: fingerprint) {
+            return bad("it is signed by key \(Ed25519PublicKey.grouped(fingerprint)), which is not a fleet member")
+        }
+        return (record, commit.change)
+    }
+
+    // MARK: - Writing
+
+    /// Who writes: this dock's name, its key, and the operating-system user.
+    public struct Author: Sendable {
+        public var dock: String
+        public var user: String
+        public var key: Ed25519PrivateKey
+
+        public init(dock: String, user: String, key: Ed25519PrivateKey) {
+            self.dock = dock
+            self.user = user
+            self.key = key
+        }
+    }
+
+    /// Writes `change` as the next commit: reads the head, checks the change
+    /// against the registry there (the ledger's rules), writes N+1 with
+    /// `If-None-Match: *`; when another commit took N+1 it reads again,
+    /// checks again and tries N+2. A change the registry refuses after
+    /// another admin's commit is refused naming that commit. A try whose
+    /// answer was lost finds its own commit in place: that is success.
+    public func commit(_ change: RegistryChange, by author: Author, lockedUntil: Date? = nil) throws -> (record: FleetCommitRecord, outcome: String) {
+        var firstHead: Int64?
+        for _ in 0..<200 {
+            let synced = try sync()
+            if let blocked = synced.blocked { throw UploaderError(.insecure, "the fleet registry cannot be changed: \(blocked)") }
+            guard let state = try ledger.fleetState() else {
+                throw UploaderError(.usage, "this dock is not in a fleet: run `uploader fleet init` (the first dock) or `uploader fleet join`")
+            }
+            let me = author.key.publicKey.fingerprint
+            // The fleet's first commit (init) admits its own key; every other needs a member's.
+            if state.appliedHash != Ledger.fleetGenesisParent, try !ledger.isFleetMember(fingerprint: me) {
+                throw UploaderError(.usage, "this dock is not a fleet member yet: an admin at a member runs `uploader fleet admit \(Ed25519PublicKey.grouped(me))`")
+            }
+            let number = state.appliedNumber + 1
+            do {
+                try ledger.checkRegistryChange(change, number: number)
+            } catch let error as UploaderError {
+                if let firstHead, let other = try conflicting(with: change, since: firstHead) {
+                    throw UploaderError(.usage, "refused: \(other.origin) came first (\(other.summary)): \(error.message)")
+                }
+                throw error
+            }
+            if firstHead == nil { firstHead = state.appliedNumber }
+            let commit = try FleetCommit(number: number, parent: state.appliedHash, dock: author.dock, user: author.user, change: change, key: author.key)
+            let key = FleetKeys.commit(prefix: prefix, number: number)
+            let bytes = try commit.encoded()
+            beforePut?(number)
+            if try putOnce(key: key, bytes: bytes, lockedUntil: lockedUntil) == .exists {
+                // Ours if a try before this one landed and only its answer was lost: same fields, same signature.
+                guard let there = try client.getSmall(key: key), let found = try? FleetCommit.decode(there),
+                      found.hash == commit.hash, found.signature == commit.signature else { continue }
+            }
+            let applied = try sync()
+            if let mine = applied.commits.first(where: { $0.record.number == number }) {
+                return mine
+            }
+            // Another process of this dock (the daemon) applied it first.
+            guard let record = try ledger.fleetCommits(after: number - 1).first(where: { $0.number == number }) else {
+                throw UploaderError(.ledger, "fleet commit \(number) is in the store but not applied here: run `uploader fleet sync`")
+            }
+            return (record, "")
+        }
+        throw UploaderError(.busy, "the fleet registry changed 200 times while this change waited: try again")
+    }
+
+    /// PUT once, tried again on an answer that did not arrive (the same bytes: a landed first try then reads as ours).
+    func putOnce(key: String, bytes: [UInt8], lockedUntil: Date?) throws -> S3Client.WriteOnceOutcome {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try client.putOnce(key: key, bytes: bytes, contentType: "application/json", lockedUntil: lockedUntil)
+            } catch let error as UploaderError where error.code == .storeUnavailable && attempt < 4 {
+                Thread.sleep(forTimeInterval: 0.2 * Double(attempt))
+            }
+        }
+    }
+
+    /// The latest commit since `head` that touched the same camera (or any, when none did).
+    func conflicting(with change: RegistryChange, since head: Int64) throws -> FleetCommitRecord? {
+        let since = try ledger.fleetCommits(after: head).filter { $0.status != .bad }
+        return since.last { $0.serial != nil && $0.serial == change.serial } ?? since.last
+    }
+
+    // MARK: - Membership
+
+    /// `fleet init`: this dock creates the fleet; commit 1 admits its own key.
+    public func create(by author: Author, lockedUntil: Date? = nil) throws -> FleetCommitRecord {
+        if try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: 1)) != nil {
+            throw UploaderError(.usage, "the store already holds a fleet under this prefix: run `uploader fleet join` instead")
+        }
+        try ledger.joinFleet(dock: author.dock, how: "created the fleet")
+        let key = author.key.publicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined()
+        return try commit(RegistryChange(kind: .memberAdmit, publicKey: key, dock: author.dock), by: author, lockedUntil: lockedUntil).record
+    }
+
+    /// `fleet join`: writes the join request (the dock's public key) and reads the registry.
+    public func requestJoin(by author: Author) throws -> SyncReport {
+        guard try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: 1)) != nil else {
+            throw UploaderError(.notFound, "the store holds no fleet under this prefix: run `uploader fleet init` at the first dock")
+        }
+        let request = FleetJoinRequest(dock: author.dock, user: author.user, publicKey: author.key.publicKey)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let key = FleetKeys.joinRequest(prefix: prefix, fingerprint: author.key.publicKey.fingerprint)
+        if try client.putOnce(key: key, bytes: Array(try encoder.encode(request)), contentType: "application/json") == .exists,
+           let there = try client.getSmall(key: key), (try? JSONDecoder().decode(FleetJoinRequest.self, from: Data(there)))?.publicKey != request.publicKey {
+            throw UploaderError(.insecure, "the store holds another key's join request at \(key): tell an admin")
+        }
+        if try ledger.fleetState() == nil { try ledger.joinFleet(dock: author.dock, how: "asked to join (key \(author.key.publicKey.groupedFingerprint))") }
+        return try sync()
+    }
+
+    /// `fleet admit FINGERPRINT`: a member admits the key of a join request.
+    public func admit(fingerprint: String, by author: Author, lockedUntil: Date? = nil) throws -> (record: FleetCommitRecord, outcome: String) {
+        guard let bytes = try client.getSmall(key: FleetKeys.joinRequest(prefix: prefix, fingerprint: fingerprint)),
+              let request = try? JSONDecoder().decode(FleetJoinRequest.self, from: Data(bytes)),
+              RegistryChange.fingerprint(publicKeyHex: request.publicKey) == fingerprint else {
+            throw UploaderError(.notFound, "no dock asked to join with key \(Ed25519PublicKey.grouped(fingerprint)): run `uploader fleet join` at the new dock and compare the fingerprint it prints")
+        }
+        return try commit(RegistryChange(kind: .memberAdmit, publicKey: request.publicKey, dock: request.dock), by: author, lockedUntil: lockedUntil)
+    }
+}

@@ -1,0 +1,144 @@
+import Agent
+import ArgumentParser
+import Crypto
+import Fleet
+import Foundation
+import Ledger
+import Logging
+import UploaderCore
+
+struct FleetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleet", abstract: "Share one camera registry among the docks, through the evidence store.",
+        subcommands: [Init.self, Join.self, Admit.self, Sync.self, Log.self])
+
+    struct Init: BlockingCommand {
+        static let configuration = CommandConfiguration(abstract: "Create the fleet at its first dock (commit 1 admits this dock's key).")
+        @OptionGroup var options: GlobalOptions
+
+        func runBlocking() throws {
+            try options.run {
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                try FleetCommand.refuseLocalRegistry(ledger)
+                let registry = try FleetLink.connect(configuration: configuration, ledger: ledger)
+                let author = try FleetLink.author(configuration: configuration)
+                let record = try registry.create(by: author, lockedUntil: try FleetLink.lockedUntil(configuration: configuration, registry: registry))
+                print("created the fleet: commit \(record.number) admits this dock (\(DisplayText.escaped(author.dock))), key \(author.key.publicKey.groupedFingerprint)")
+            }
+        }
+    }
+
+    struct Join: BlockingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask to join the fleet: prints this dock's key fingerprint for an admin at a member to admit.")
+        @OptionGroup var options: GlobalOptions
+
+        func runBlocking() throws {
+            try options.run {
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                if try ledger.fleetState() == nil { try FleetCommand.refuseLocalRegistry(ledger) }
+                let registry = try FleetLink.connect(configuration: configuration, ledger: ledger)
+                let author = try FleetLink.author(configuration: configuration)
+                let report = try registry.requestJoin(by: author)
+                let fingerprint = author.key.publicKey.groupedFingerprint
+                if try ledger.isFleetMember(fingerprint: author.key.publicKey.fingerprint) {
+                    print("this dock is a fleet member (registry at commit \(report.head)); key \(fingerprint)")
+                } else {
+                    print("asked to join the fleet (registry read up to commit \(report.head)); an admin at a member runs:\n  uploader fleet admit \(fingerprint.replacingOccurrences(of: " ", with: ""))\nafter comparing this fingerprint: \(fingerprint)")
+                }
+            }
+        }
+    }
+
+    struct Admit: BlockingCommand {
+        static let configuration = CommandConfiguration(abstract: "Admit a dock that asked to join, by the key fingerprint it printed.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The new dock's key fingerprint (64 hex digits; spaces and colons are ignored).") var fingerprint: [String]
+
+        func runBlocking() throws {
+            try options.run {
+                guard let wanted = Ed25519PublicKey.normalizedFingerprint(fingerprint.joined()) else {
+                    throw UploaderError(.usage, "a key fingerprint is 64 hex digits, as `uploader fleet join` printed it")
+                }
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                let registry = try FleetLink.connect(configuration: configuration, ledger: ledger)
+                let written = try registry.admit(fingerprint: wanted, by: try FleetLink.author(configuration: configuration),
+                                                 lockedUntil: try FleetLink.lockedUntil(configuration: configuration, registry: registry))
+                print("commit \(written.record.number): \(written.outcome)")
+            }
+        }
+    }
+
+    struct Sync: BlockingCommand {
+        static let configuration = CommandConfiguration(abstract: "Read the fleet registry's new commits from the store now.")
+        @OptionGroup var options: GlobalOptions
+
+        func runBlocking() throws {
+            try options.run {
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                guard let registry = try FleetLink.registry(configuration: configuration, ledger: ledger) else {
+                    throw UploaderError(.usage, "this dock is not in a fleet: run `uploader fleet init` (the first dock) or `uploader fleet join`")
+                }
+                let report = try registry.sync()
+                for (record, outcome) in report.commits {
+                    print(FleetCommand.line(record) + (outcome.isEmpty ? "" : "; \(outcome)"))
+                }
+                if let blocked = report.blocked { throw UploaderError(.insecure, "fleet registry: \(blocked)") }
+                print("registry at commit \(report.head) (\(report.commits.count) new)")
+            }
+        }
+    }
+
+    struct Log: BlockingCommand {
+        static let configuration = CommandConfiguration(abstract: "List the registry's commits: who (dock, user), when, what, and whether the signature held.")
+        @OptionGroup var options: GlobalOptions
+        @OptionGroup var display: OutputOptions
+
+        func runBlocking() throws {
+            try options.run {
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                guard try ledger.fleetState() != nil else {
+                    throw UploaderError(.usage, "this dock is not in a fleet: run `uploader fleet init` (the first dock) or `uploader fleet join`")
+                }
+                FleetLink.syncQuietly(configuration: configuration, ledger: ledger, logger: Logger(label: "uploader.fleet"))
+                let commits = try ledger.fleetCommits()
+                if display.json { return try Output.json(commits) }
+                for record in commits { print(FleetCommand.line(record)) }
+            }
+        }
+    }
+
+    /// "7  dock-b  bob  2026-…  device.add BWC-1 user officer-1  signature ok".
+    static func line(_ record: FleetCommitRecord) -> String {
+        let verdict = switch record.status {
+        case .applied: "signature ok"
+        case .refused: "signature ok, REFUSED: \(record.problem ?? "?")"
+        case .bad: "BAD, ignored: \(record.problem ?? "?")"
+        }
+        return [String(record.number), record.dock ?? "?", record.user ?? "?", record.at ?? "?", record.summary, verdict]
+            .map(DisplayText.terminalSafe).joined(separator: "  ")
+    }
+
+    /// Bringing a dock's own registry into the fleet is not built yet: never a silent merge.
+    static func refuseLocalRegistry(_ ledger: Ledger) throws {
+        let devices = try ledger.devices()
+        if !devices.isEmpty {
+            throw UploaderError(.usage, "this dock has \(devices.count) registered camera\(devices.count == 1 ? "" : "s") of its own; bringing them into a fleet is not supported yet: remove them (`uploader device remove SERIAL`) first, or use a dock with an empty registry")
+        }
+    }
+}
+
+extension FleetCommand {
+    /// A `device …` change at a dock in a fleet goes to the store as a commit
+    /// (then applied here like every dock's); nil when the dock is not in a fleet.
+    static func writeThrough(_ change: RegistryChange, configuration: Configuration, ledger: Ledger) throws -> String? {
+        guard try ledger.fleetState() != nil else { return nil }
+        let written = try FleetLink.write(change, configuration: configuration, ledger: ledger)
+        return "fleet commit \(written.record.number)" + (written.outcome.isEmpty ? "" : "; \(written.outcome)")
+    }
+}
