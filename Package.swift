@@ -162,14 +162,20 @@ let package = Package(
         .testTarget(name: "DomainTests", dependencies: [
             "UploaderCore", "Platform", "Crypto", "Spool", "Ingest", "TestBasics", .product(name: "SystemPackage", package: "swift-system"),
         ]),
-        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "LedgerSimulation", "TestSupport"]),
-        .testTarget(name: "IngestTests", dependencies: ["Agent", "Ingest", "Ledger", "TestSupport"]),
-        .testTarget(name: "TransportTests", dependencies: ["Agent", "Transport", "Ingest", "Ledger", "Platform", "Spool", "TestSupport"]),
+        .testTarget(name: "LedgerTests", dependencies: ["UploaderCore", "Platform", "Crypto", "Ledger", "LedgerSimulation", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "IngestTests", dependencies: [
+            "UploaderCore", "Platform", "Crypto", "Spool", "Agent", "Ingest", "Ledger", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .testTarget(name: "TransportTests", dependencies: [
+            "UploaderCore", "Crypto", "Agent", "Transport", "Ingest", "Ledger", "Platform", "Spool", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         // The agent's services in-process: scheduling, monitoring and alerts, its log handler.
         .testTarget(name: "AgentTests", dependencies: [
             "UploaderCore", "Platform", "Ledger", "Transport", "Agent", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "EndToEndTests", dependencies: ["UploaderCore", "Platform", "Spool", "Ledger", "Transport", "Agent", "Crypto", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "UploaderCore", "Platform", "Spool", "Ledger", "Transport", "Agent", "Crypto", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "FleetTests", dependencies: ["UploaderCore", "Ledger", "Transport", "Crypto", "Fleet", "Agent", "TestSupport"]),
         // Emulated USB cameras (umockdev); linked by the tests only, never by the product.
         .systemLibrary(
@@ -180,7 +186,10 @@ let package = Package(
         ),
         .testTarget(
             name: "DockTests",
-            dependencies: ["Agent", "Dock", "Ingest", "Ledger", "TestSupport", "CUMockdev"],
+            dependencies: [
+                "UploaderCore", "Platform", "Crypto", "Spool", "Agent", "Dock", "Ingest", "Ledger", "TestSupport", "CUMockdev",
+                .product(name: "Logging", package: "swift-log"), .product(name: "SystemPackage", package: "swift-system"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             resources: [.copy("Fixtures")]
         ),
     ],

@@ -6,9 +6,8 @@ A dependency nobody imports hides the real seams; an import nobody declares
 builds only through another target's dependencies, by accident. Either fails.
 
 Usage: scripts/lib/check-imports.py [--tests=strict|warn]
-  Product targets (Sources/) are always checked strictly. Targets under Tests/
-  are checked too; with --tests=warn (the default) a difference there is
-  printed but does not fail.
+  Product targets (Sources/) are always checked strictly; targets under Tests/
+  too by default (--tests=warn prints a difference there but does not fail).
 """
 import os
 import re
@@ -78,7 +77,7 @@ def imports(folder):
 
 
 def main():
-    tests_mode = "warn"
+    tests_mode = "strict"
     for argument in sys.argv[1:]:
         if argument.startswith("--tests="):
             tests_mode = argument.split("=", 1)[1]
