@@ -36,6 +36,7 @@ def main():
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--manifest", required=True)
+    parser.add_argument("--registry-head", type=int, help="the registry head every dock reached: commits 1 to it, each one object")
     args = parser.parse_args()
 
     # dock serial officer name size sha256, one camera file a line.
@@ -93,6 +94,7 @@ def main():
                       config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}))
     versions = collections.defaultdict(list)
     checkpoints = collections.Counter()
+    registry = collections.Counter()
     # The agent's checksum probe writes scratch objects there and deletes them by version.
     probes = f"{args.prefix}/.uploader-checksum-probe/"
     paginator = s3.get_paginator("list_object_versions")
@@ -104,6 +106,12 @@ def main():
         for version in page.get("Versions", []):
             key = version["Key"]
             if key.startswith(probes):
+                continue
+            # The fleet's registry: each commit one object, written once, numbered 1 to the head.
+            if key.startswith(f"{args.prefix}/_fleet/registry/"):
+                registry[key] += 1
+                continue
+            if key.startswith(f"{args.prefix}/_fleet/join/"):
                 continue
             custody = re.match(re.escape(args.prefix) + r"/_custody/([^/]+)/", key)
             if custody:
@@ -120,6 +128,14 @@ def main():
     missing = sorted(set(verified) - set(versions))
     if missing:
         fail(f"{len(missing)} verified files have no object in the bucket, the first: {missing[0]}")
+    if args.registry_head is not None:
+        expected = {f"{args.prefix}/_fleet/registry/{n:020d}.json" for n in range(1, args.registry_head + 1)}
+        if set(registry) != expected:
+            fail(f"the bucket's registry commits are not exactly 1 to {args.registry_head}: "
+                 f"missing {sorted(expected - set(registry))[:3]}, extra {sorted(set(registry) - expected)[:3]}")
+        twice = [key for key, count in registry.items() if count != 1]
+        if twice:
+            fail(f"registry commit {twice[0]} has {registry[twice[0]]} versions: a commit was written twice")
     docks_without_checkpoints = [f"dock-{n:02d}" for n in range(1, args.docks + 1) if checkpoints[f"dock-{n:02d}"] < 2]
     if docks_without_checkpoints:
         fail(f"no custody key and checkpoint in the bucket for {', '.join(docks_without_checkpoints)}")
