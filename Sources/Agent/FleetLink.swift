@@ -98,21 +98,8 @@ public struct FleetSyncService: Service {
     }
 
     public func run() async throws {
-        let stop = StopFlag()
-        let wake: @Sendable () -> Void = { [trigger] in
-            stop.request()
-            trigger.request()
+        await PeriodicLoop.run(name: "uploader.fleet-sync", every: interval, trigger: trigger) { [configuration, ledger, logger] in
+            FleetLink.syncQuietly(configuration: configuration, ledger: ledger, logger: logger)
         }
-        await withTaskCancellationHandler {
-            await withGracefulShutdownHandler {
-                while !stop.isRequested {
-                    await BlockingThread.run(name: "uploader.fleet-sync") { [configuration, ledger, logger] in
-                        FleetLink.syncQuietly(configuration: configuration, ledger: ledger, logger: logger)
-                    }
-                    if stop.isRequested { break }
-                    await BlockingThread.run(name: "uploader.fleet-sync-wait") { [trigger, interval] in trigger.wait(for: interval) }
-                }
-            } onGracefulShutdown: { wake() }
-        } onCancel: { wake() }
     }
 }

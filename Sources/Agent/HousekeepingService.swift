@@ -33,21 +33,8 @@ public struct HousekeepingService: Service {
     }
 
     public func run() async throws {
-        let stop = StopFlag()
-        let wake: @Sendable () -> Void = { [trigger] in
-            stop.request()
-            trigger.request()
-        }
-        await withTaskCancellationHandler {
-            await withGracefulShutdownHandler {
-                while !stop.isRequested {
-                    // Files, SQLite, the alert command and the store: on threads of their own.
-                    await BlockingThread.run(name: "uploader.housekeeping") { [self] in round() }
-                    if stop.isRequested { break }
-                    await BlockingThread.run(name: "uploader.housekeeping-wait") { [trigger, interval] in trigger.wait(for: interval) }
-                }
-            } onGracefulShutdown: { wake() }
-        } onCancel: { wake() }
+        // Files, SQLite, the alert command and the store: on threads of their own.
+        await PeriodicLoop.run(name: "uploader.housekeeping", every: interval, trigger: trigger) { [self] in round() }
     }
 
     /// One round. Blocking.
@@ -91,7 +78,29 @@ final class CredentialsWatch: Sendable {
     }
 }
 
-/// Wakes housekeeping before its interval is over (after an upload run, or to stop).
+/// A daemon service's loop: blocking work on a thread of its own, then a wait
+/// of `interval` (cut short by `trigger`), until the service is told to stop.
+enum PeriodicLoop {
+    static func run(name: String, every interval: Duration, trigger: HousekeepingTrigger,
+                    _ work: @escaping @Sendable () -> Void) async {
+        let stop = StopFlag()
+        let wake: @Sendable () -> Void = {
+            stop.request()
+            trigger.request()
+        }
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                while !stop.isRequested {
+                    await BlockingThread.run(name: name, work)
+                    if stop.isRequested { break }
+                    await BlockingThread.run(name: name + "-wait") { trigger.wait(for: interval) }
+                }
+            } onGracefulShutdown: { wake() }
+        } onCancel: { wake() }
+    }
+}
+
+/// Wakes a periodic service before its interval is over (after an upload run, or to stop).
 public final class HousekeepingTrigger: Sendable {
     private let signal = DispatchSemaphore(value: 0)
 
