@@ -5,6 +5,7 @@ import UploaderCore
 /// Random bytes from OpenSSL's CSPRNG (keys, salts).
 public enum SecureRandom {
     public static func bytes(_ count: Int) throws -> [UInt8] {
+        OpenSSLLibrary.prepare()
         var bytes = [UInt8](repeating: 0, count: count)
         guard RAND_bytes(&bytes, Int32(count)) == 1 else { throw UploaderError.crypto("RAND_bytes") }
         return bytes
@@ -14,6 +15,7 @@ public enum SecureRandom {
 /// HMAC-SHA-256 (one shot): derives each spool file's own key from the spool key.
 public enum HMACSHA256 {
     public static func mac(key: [UInt8], data: [UInt8]) -> [UInt8] {
+        OpenSSLLibrary.prepare()
         var output = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         guard HMAC(EVP_sha256(), key, Int32(key.count), data, data.count, &output, &length) != nil, length == 32 else {
@@ -34,6 +36,7 @@ public final class AES256GCM {
 
     public init(key: [UInt8]) {
         precondition(key.count == Self.keySize, "an AES-256 key is 32 bytes")
+        OpenSSLLibrary.prepare()
         guard let context = EVP_CIPHER_CTX_new() else { fatalError("EVP_CIPHER_CTX_new failed: out of memory") }
         self.context = context
         self.key = key

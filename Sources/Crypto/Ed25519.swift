@@ -12,6 +12,7 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
 
     /// A new random key.
     public init() throws {
+        OpenSSLLibrary.prepare()
         guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nil) else { throw UploaderError.crypto("EVP_PKEY_CTX_new_id(ED25519)") }
         defer { EVP_PKEY_CTX_free(context) }
         var made: OpaquePointer?
@@ -23,6 +24,7 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
 
     /// The key whose 32 raw private bytes these are.
     public init(rawRepresentation bytes: [UInt8]) throws {
+        OpenSSLLibrary.prepare()
         guard bytes.count == 32, let made = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, bytes, bytes.count) else {
             throw UploaderError.crypto("not a 32-byte Ed25519 private key")
         }
@@ -89,6 +91,7 @@ public struct Ed25519PublicKey: Sendable, Equatable {
     }
 
     public func isValidSignature(_ signature: [UInt8], for message: [UInt8]) -> Bool {
+        OpenSSLLibrary.prepare()
         guard signature.count == 64, rawRepresentation.count == 32,
               let key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, rawRepresentation, 32) else { return false }
         defer { EVP_PKEY_free(key) }
@@ -100,6 +103,7 @@ public struct Ed25519PublicKey: Sendable, Equatable {
 
     /// PEM (SubjectPublicKeyInfo), as `openssl` reads it.
     public var pem: String {
+        OpenSSLLibrary.prepare()
         guard let key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, rawRepresentation, 32),
               let bio = BIO_new(BIO_s_mem()) else { return "" }
         defer { EVP_PKEY_free(key); BIO_free(bio) }
@@ -112,6 +116,7 @@ public struct Ed25519PublicKey: Sendable, Equatable {
 
     /// Reads a PEM public key (as `pem` writes it).
     public init?(pem text: String) {
+        OpenSSLLibrary.prepare()
         // BIO_new_mem_buf does not copy: everything happens while the bytes live.
         let raw: [UInt8]? = Array(text.utf8).withUnsafeBytes { buffer in
             guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }

@@ -6,6 +6,7 @@ final class EVPDigest {
     private let size: Int
 
     init(_ algorithm: OpaquePointer?, size: Int) {
+        OpenSSLLibrary.prepare()
         guard let context = EVP_MD_CTX_new() else {
             fatalError("EVP_MD_CTX_new failed: out of memory")
         }

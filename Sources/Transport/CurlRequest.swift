@@ -125,6 +125,8 @@ final class CurlEasy {
     private static let verbose = ProcessInfo.processInfo.environment["UPLOADER_CURL_VERBOSE"] == "1"
 
     private static let globalInit: Void = {
+        // OpenSSL first, so libcurl's own initialisation of it does not register its exit-time cleanup.
+        OpenSSLLibrary.prepare()
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
     }()
 
