@@ -119,7 +119,13 @@ public enum WebhookPost {
 
 final class CurlEasy {
     private let handle: UnsafeMutableRawPointer
-    private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    /// libcurl writes its error text here during a transfer: memory of our own that
+    /// lives as long as the handle (a Swift array's storage may not outlive the call that lent it).
+    private let errorBuffer: UnsafeMutablePointer<CChar> = {
+        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        buffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        return buffer
+    }()
 
     /// `UPLOADER_CURL_VERBOSE=1` prints libcurl's request trace (never the secret) to stderr.
     private static let verbose = ProcessInfo.processInfo.environment["UPLOADER_CURL_VERBOSE"] == "1"
@@ -138,6 +144,7 @@ final class CurlEasy {
 
     deinit {
         curl_easy_cleanup(handle)
+        errorBuffer.deallocate()
     }
 
     /// Sends one signed request and waits for the answer.
@@ -189,9 +196,7 @@ final class CurlEasy {
         if Self.verbose { try check(uploader_curl_setopt_long(handle, CURLOPT_VERBOSE, 1)) }
         // Large reads from the spool: fewer callbacks and syscalls per part (libcurl's default is 64 KiB).
         try check(uploader_curl_setopt_long(handle, CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20))
-        try errorBuffer.withUnsafeMutableBytes { raw in
-            try check(uploader_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, raw.baseAddress))
-        }
+        try check(uploader_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(errorBuffer)))
 
         try check(uploader_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, { buffer, size, count, userData in
             let context = TransferContext.from(userData: userData)
@@ -258,7 +263,7 @@ final class CurlEasy {
         errorBuffer[0] = 0
         let result = curl_easy_perform(handle)
         if result != CURLE_OK {
-            let detail = String(decoding: errorBuffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let detail = String(cString: errorBuffer)
             throw UploaderError.transfer(result, text: detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail,
                                          localReadError: context.readError, stopped: context.stoppedByRequest)
         }
