@@ -20,7 +20,7 @@ public enum DockKey {
         if FileManager.default.fileExists(atPath: path) { return try read(path) }
         let key = try Ed25519PrivateKey()
         let text = "# uploader dock signing key (Ed25519, raw private key in hex). Keep it secret; back it up.\n"
-            + key.rawRepresentation.map { String(format: "%02x", $0) }.joined() + "\n"
+            + Hex.encode(key.rawRepresentation) + "\n"
         // Two first runs at once keep one key.
         try SideFile.createOnce(path, contents: Data(text.utf8), mode: 0o600, what: "the dock key")
         return try read(path)
@@ -42,7 +42,7 @@ public enum DockKey {
             throw UploaderError(.io, "cannot read the dock key \(path): it must belong to the agent's user, mode 0600")
         }
         let hex = text.split(separator: "\n").first { !$0.hasPrefix("#") }.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-        guard let bytes = SHA256Digest(hex: hex)?.bytes, let key = try? Ed25519PrivateKey(rawRepresentation: bytes) else {
+        guard let bytes = Hex.decode(hex), let key = try? Ed25519PrivateKey(rawRepresentation: bytes) else {
             throw UploaderError(.insecure, "the dock key \(path) is damaged (not 64 hex digits): restore it from backup; a new key would not match the checkpoints already in the store")
         }
         return key

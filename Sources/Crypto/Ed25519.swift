@@ -69,6 +69,15 @@ public struct Ed25519PublicKey: Sendable, Equatable {
         self.rawRepresentation = rawRepresentation
     }
 
+    /// The key written as 64 hex digits (fleet commits, join requests); nil if it is not 32 bytes of hex.
+    public init?(hex: String) {
+        guard let bytes = Hex.decode(hex), bytes.count == 32 else { return nil }
+        rawRepresentation = bytes
+    }
+
+    /// The raw key in lowercase hex.
+    public var hex: String { Hex.encode(rawRepresentation) }
+
     /// SHA-256 of the raw key, hex: how checkpoints name the key that signed them.
     public var fingerprint: String { SHA256Hasher.hash(rawRepresentation).hex }
 

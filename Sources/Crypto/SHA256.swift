@@ -99,21 +99,32 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
     }
 
     public init?(hex: String) {
-        guard hex.utf8.count == 64 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(32)
-        var iterator = hex.utf8.makeIterator()
-        while let high = iterator.next(), let low = iterator.next() {
-            guard let h = Self.nibble(high), let l = Self.nibble(low) else { return nil }
-            bytes.append(h << 4 | l)
-        }
+        guard hex.utf8.count == 64, let bytes = Hex.decode(hex) else { return nil }
         self.bytes = bytes
     }
 
-    public var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
+    public var hex: String { Hex.encode(bytes) }
+
+    public var base64: String { Base64.encode(bytes) }
+
+    public var description: String { hex }
+
+    /// S3's checksum of a multipart object: the SHA-256 of the concatenated
+    /// raw part digests, followed by `-` and the part count.
+    public static func compositeChecksum(ofParts parts: [SHA256Digest]) -> String {
+        let hasher = SHA256Hasher()
+        for part in parts { hasher.update(part.bytes) }
+        return "\(hasher.finalize().base64)-\(parts.count)"
+    }
+}
+
+/// Lowercase hex, as digests and keys are written in files, objects and the ledger.
+public enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    public static func encode(_ bytes: [UInt8]) -> String {
         var out = [UInt8]()
-        out.reserveCapacity(64)
+        out.reserveCapacity(bytes.count * 2)
         for byte in bytes {
             out.append(digits[Int(byte >> 4)])
             out.append(digits[Int(byte & 0x0f)])
@@ -121,9 +132,18 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public var base64: String { Base64.encode(bytes) }
-
-    public var description: String { hex }
+    /// The bytes of an even number of hex digits (either case); nil for anything else.
+    public static func decode(_ text: String) -> [UInt8]? {
+        guard text.utf8.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count / 2)
+        var iterator = text.utf8.makeIterator()
+        while let high = iterator.next(), let low = iterator.next() {
+            guard let h = nibble(high), let l = nibble(low) else { return nil }
+            bytes.append(h << 4 | l)
+        }
+        return bytes
+    }
 
     private static func nibble(_ c: UInt8) -> UInt8? {
         switch c {
@@ -132,14 +152,6 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
         default: return nil
         }
-    }
-
-    /// S3's checksum of a multipart object: the SHA-256 of the concatenated
-    /// raw part digests, followed by `-` and the part count.
-    public static func compositeChecksum(ofParts parts: [SHA256Digest]) -> String {
-        let hasher = SHA256Hasher()
-        for part in parts { hasher.update(part.bytes) }
-        return "\(hasher.finalize().base64)-\(parts.count)"
     }
 }
 
@@ -179,7 +191,7 @@ public final class SHA512Hasher {
 
     /// The digest in lowercase hex. The hasher must not be used afterwards.
     public func finalizeHex() -> String {
-        digest.finalize().map { String(format: "%02x", $0) }.joined()
+        Hex.encode(digest.finalize())
     }
 }
 

@@ -36,7 +36,7 @@ public struct FleetCommit: Codable, Sendable, Equatable {
         self.user = user
         self.at = Timestamps.iso(at)
         self.change = change
-        signer = key.publicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined()
+        signer = key.publicKey.hex
         signature = Data(try key.signature(for: Array(hash.utf8))).base64EncodedString()
     }
 
@@ -49,8 +49,8 @@ public struct FleetCommit: Codable, Sendable, Equatable {
 
     /// Whether the signature is the signer's over this commit's fields.
     public var signatureHolds: Bool {
-        guard let signature, let bytes = Data(base64Encoded: signature), let raw = SHA256Digest(hex: signer)?.bytes else { return false }
-        return Ed25519PublicKey(rawRepresentation: raw).isValidSignature(Array(bytes), for: Array(hash.utf8))
+        guard let signature, let bytes = Data(base64Encoded: signature), let key = Ed25519PublicKey(hex: signer) else { return false }
+        return key.isValidSignature(Array(bytes), for: Array(hash.utf8))
     }
 
     /// The object's bytes: JSON, keys sorted, one line.
@@ -96,6 +96,6 @@ public struct FleetJoinRequest: Codable, Sendable, Equatable {
         self.dock = dock
         self.user = user
         self.at = Timestamps.iso(at)
-        self.publicKey = publicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined()
+        self.publicKey = publicKey.hex
     }
 }

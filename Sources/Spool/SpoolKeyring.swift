@@ -63,7 +63,7 @@ public struct SpoolKeyring: Sendable {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             let fields = trimmed.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            guard fields.count == 3, let bytes = SHA256Digest(hex: fields[1])?.bytes, let added = Timestamps.parse(fields[2]),
+            guard fields.count == 3, let bytes = Hex.decode(fields[1]), bytes.count == 32, let added = Timestamps.parse(fields[2]),
                   SpoolKey(bytes: bytes).id == fields[0] else {
                 throw UploaderError(.insecure, "the spool keyring \(path) is damaged at line \(number + 1) (expected: id, 64 hex digits, date): restore it from backup")
             }
@@ -76,7 +76,7 @@ public struct SpoolKeyring: Sendable {
     }
 
     static func text(_ entries: [Entry]) -> String {
-        preamble + entries.map { "\($0.key.id) \(SHA256Digest(bytes: $0.key.bytes).hex) \(Timestamps.iso($0.addedAt))" }.joined(separator: "\n") + "\n"
+        preamble + entries.map { "\($0.key.id) \(Hex.encode($0.key.bytes)) \(Timestamps.iso($0.addedAt))" }.joined(separator: "\n") + "\n"
     }
 
     static func write(_ entries: [Entry], to path: String) throws {
