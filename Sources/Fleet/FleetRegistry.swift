@@ -153,7 +153,7 @@ public struct FleetRegistry {
                 return mine
             }
             // Another process of this dock (the daemon) applied it first.
-            guard let record = try ledger.fleetCommits(after: number - 1).first(where: { $0.number == number }) else {
+            guard let record = try ledger.fleetCommit(number: number) else {
                 throw UploaderError(.ledger, "fleet commit \(number) is in the store but not applied here: run `uploader fleet sync`")
             }
             return (record, "")
@@ -168,11 +168,14 @@ public struct FleetRegistry {
             attempt += 1
             do {
                 return try client.putOnce(key: key, bytes: bytes, contentType: "application/json", lockedUntil: lockedUntil)
-            } catch let error as UploaderError where error.code == .storeUnavailable && attempt < 4 {
-                Thread.sleep(forTimeInterval: 0.2 * Double(attempt))
+            } catch let error as UploaderError where error.isRetryable && attempt < Self.writeRetries.maxAttempts {
+                Thread.sleep(forTimeInterval: Self.writeRetries.delay(afterAttempt: attempt, retryAfter: error.retryAfter))
             }
         }
     }
+
+    /// A commit's PUT is tried a few times over about two seconds: an admin is waiting at the prompt.
+    static let writeRetries = RetryPolicy(maxAttempts: 4, baseDelay: 0.2, maxDelay: 1)
 
     /// The latest commit since `head` that touched the same camera (or any, when none did).
     func conflicting(with change: RegistryChange, since head: Int64) throws -> FleetCommitRecord? {
@@ -188,8 +191,7 @@ public struct FleetRegistry {
             throw UploaderError(.usage, "the store already holds a fleet under this prefix: run `uploader fleet join` instead")
         }
         try ledger.joinFleet(dock: author.dock, how: "created the fleet")
-        let key = author.key.publicKey.rawRepresentation.map { String(format: "%02x", $0) }.joined()
-        return try commit(RegistryChange(kind: .memberAdmit, publicKey: key, dock: author.dock), by: author, lockedUntil: lockedUntil).record
+        return try commit(RegistryChange(kind: .memberAdmit, publicKey: author.key.publicKey.hex, dock: author.dock), by: author, lockedUntil: lockedUntil).record
     }
 
     /// `fleet join`: writes the join request (the dock's public key) and reads the registry.

@@ -67,8 +67,7 @@ public struct RegistryChange: Codable, Sendable, Equatable {
 
     /// The SHA-256 fingerprint of a hex public key; nil if it is not 32 bytes of hex.
     public static func fingerprint(publicKeyHex: String) -> String? {
-        guard let bytes = SHA256Digest(hex: publicKeyHex)?.bytes else { return nil }
-        return Ed25519PublicKey(rawRepresentation: bytes).fingerprint
+        Ed25519PublicKey(hex: publicKeyHex)?.fingerprint
     }
 }
 
@@ -156,14 +155,32 @@ extension Ledger {
         try Bool.fetchOne(db, sql: "SELECT 1 FROM fleet_member WHERE fingerprint = ?", arguments: [fingerprint]) ?? false
     }
 
+    /// The commits read after `number`, oldest first (a short run: since a sync or a write began).
     public func fleetCommits(after number: Int64 = 0) throws -> [FleetCommitRecord] {
+        var records: [FleetCommitRecord] = []
+        try forEachFleetCommit(after: number) { records.append($0) }
+        return records
+    }
+
+    /// Every commit read after `number`, oldest first, one at a time: a registry of years stays out of memory.
+    public func forEachFleetCommit(after number: Int64 = 0, _ body: (FleetCommitRecord) throws -> Void) throws {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM fleet_commit WHERE number > ? ORDER BY number", arguments: [number]).map { row in
-                FleetCommitRecord(number: row["number"], hash: row["hash"], dock: row["dock"], user: row["user_id"], at: row["at"], kind: row["kind"],
-                                  serial: row["serial"], summary: row["summary"], signer: row["signer"],
-                                  status: FleetCommitRecord.Status(rawValue: row["status"]) ?? .bad, problem: row["problem"])
-            }
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM fleet_commit WHERE number > ? ORDER BY number", arguments: [number])
+            while let row = try rows.next() { try body(Self.fleetCommitRecord(row)) }
         }
+    }
+
+    /// One commit as this dock recorded it (nil: not read yet).
+    public func fleetCommit(number: Int64) throws -> FleetCommitRecord? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM fleet_commit WHERE number = ?", arguments: [number]).map(Self.fleetCommitRecord)
+        }
+    }
+
+    static func fleetCommitRecord(_ row: Row) -> FleetCommitRecord {
+        FleetCommitRecord(number: row["number"], hash: row["hash"], dock: row["dock"], user: row["user_id"], at: row["at"], kind: row["kind"],
+                          serial: row["serial"], summary: row["summary"], signer: row["signer"],
+                          status: FleetCommitRecord.Status(rawValue: row["status"]) ?? .bad, problem: row["problem"])
     }
 
     /// The fleet commit that assigned a local custody period (nil: typed here before the fleet).

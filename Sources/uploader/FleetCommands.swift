@@ -106,9 +106,8 @@ struct FleetCommand: ParsableCommand {
                     throw UploaderError(.usage, "this dock is not in a fleet: run `uploader fleet init` (the first dock) or `uploader fleet join`")
                 }
                 FleetLink.syncQuietly(configuration: configuration, ledger: ledger, logger: Logger(label: "uploader.fleet"))
-                let commits = try ledger.fleetCommits()
-                if display.json { return try Output.json(commits) }
-                for record in commits { print(FleetCommand.line(record)) }
+                if display.json { return try Output.jsonArray { element in try ledger.forEachFleetCommit(element) } }
+                try ledger.forEachFleetCommit { print(FleetCommand.line($0)) }
             }
         }
     }

@@ -126,6 +126,18 @@ enum Output {
         try json(value, formatting: [.sortedKeys, .withoutEscapingSlashes])
     }
 
+    /// One JSON array written as its elements stream past: memory stays flat however
+    /// many there are (`produce` hands each element to the closure it is given).
+    static func jsonArray<T: Encodable>(_ produce: ((T) throws -> Void) throws -> Void) throws {
+        var first = true
+        try produce { element in
+            print(first ? "[" : ",", terminator: "")
+            first = false
+            try jsonLine(element)
+        }
+        print(first ? "[]" : "]")
+    }
+
     static func json<T: Encodable>(_ value: T, formatting: JSONEncoder.OutputFormatting) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = formatting

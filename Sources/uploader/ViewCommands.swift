@@ -142,15 +142,9 @@ struct LogCommand: BlockingCommand {
             let agent = ProcessIdentity.ownerName(of: configuration.stateDirectory)
             var lastID: Int64?
             if display.json && !follow {
-                // One JSON array, written as the events stream past.
-                var first = true
-                try ledger.forEachEvent(filter) { event in
-                    print((first ? "[" : ",") + eventJSON(event))
-                    first = false
-                }
-                print(first ? "[]" : "]")
+                try Output.jsonArray { element in try ledger.forEachEvent(filter, element) }
             } else {
-                try ledger.forEachEvent(filter) { printEvent($0, agent: agent); lastID = $0.id }
+                try ledger.forEachEvent(filter) { try printEvent($0, agent: agent); lastID = $0.id }
             }
             guard follow else { return }
             filter.limit = nil
@@ -158,27 +152,15 @@ struct LogCommand: BlockingCommand {
                 filter.afterID = lastID ?? filter.afterID ?? 0
                 // Polling a WAL database is cheap, and a reader never blocks the writer.
                 Thread.sleep(forTimeInterval: 1)
-                try ledger.forEachEvent(filter) { printEvent($0, agent: agent); lastID = $0.id }
+                try ledger.forEachEvent(filter) { try printEvent($0, agent: agent); lastID = $0.id }
                 fflush(nil)
             }
         }
     }
 
-    /// One event as a line of JSON.
-    func eventJSON(_ event: LedgerEvent) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(Timestamps.iso(date))
-        }
-        return (try? encoder.encode(event)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-    }
-
-    func printEvent(_ event: LedgerEvent, agent: String?) {
+    func printEvent(_ event: LedgerEvent, agent: String?) throws {
         if display.json {
-            print(eventJSON(event))
-            return
+            return try Output.jsonLine(event)
         }
         var subject: [String] = []
         if let serial = event.serial { subject.append(serial) }
