@@ -70,7 +70,8 @@ public struct AgentDaemon: Service {
     /// needs the store's credentials to start: uploads read them at each run.
     public func standardServices() -> [any Service] {
         [dockMonitorService(), housekeepingService(), uploadService(), systemdNotifyService(),
-         FleetSyncService(configuration: configuration, ledger: ledger, logger: logger)]
+         FleetSyncService(configuration: configuration, ledger: ledger, logger: logger),
+         FleetStatusService(configuration: configuration, ledger: ledger, logger: logger)]
     }
 
     public func dockMonitorService() -> DockMonitorService {
@@ -124,5 +125,6 @@ public enum Housekeeping {
         do { try AlertDispatcher(configuration: configuration, ledger: ledger, logger: logger).run(adding: conditions) } catch { logger.error("alert check failed: \(error)") }
         do { try MetricsFile.write(configuration: configuration, ledger: ledger) } catch { logger.error("metrics file: \(error)") }
         CustodyCheckpoints.signAndPublish(configuration: configuration, ledger: ledger, logger: logger)
+        FleetStatusPublisher.publishQuietly(configuration: configuration, ledger: ledger, logger: logger)
     }
 }

@@ -149,6 +149,7 @@ public final class DockRunner: Sendable {
             outcome.message = "interrupted: \(error)"
             try? ledger.log(EventDraft(.error, .dockInterrupted, serial: serial, "dock of \(serial) interrupted: \(error)"))
         }
+        FleetStatusPublisher.publishQuietly(configuration: configuration, ledger: ledger, logger: logger, quick: true)
         return outcome
     }
 

@@ -379,6 +379,14 @@ enum Schema {
                 CREATE INDEX custody_period_fleet ON custody_period(fleet_commit) WHERE fleet_commit IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v14: indexes for the dock status (recordings by time, the last verified upload)") { db in
+            // The late-upload rate reads the recordings of the last 30 days, `fleet find` an
+            // officer's recordings of a time: both a range of recorded_at, not the whole table.
+            try db.execute(sql: """
+                CREATE INDEX media_file_recorded ON media_file(recorded_at) WHERE recorded_at IS NOT NULL;
+                CREATE INDEX media_file_verified_at ON media_file(verified_at) WHERE verified_at IS NOT NULL;
+                """)
+        }
         return migrator
     }
 }

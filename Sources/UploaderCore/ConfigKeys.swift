@@ -219,6 +219,13 @@ public enum ConfigKeys {
                 "in a bucket with Object Lock each is locked (governance mode) for this many days.",
             ]) { "\($0.custody.checkpointRetentionDays)" },
         ]),
+        section("fleet", [
+            key("silent_after", .string, "\"15m\"", doc: [
+                "In a fleet, each dock writes its status to {prefix}/_fleet/docks/ every minute;",
+                "`uploader fleet status` (and every dock's daemon) calls a dock silent whose last",
+                "status is older than this (\"90s\", \"15m\", \"2h\"), and one dock alerts it for the fleet.",
+            ]) { toml(Configuration.Fleet.durationText($0.fleet.silentAfter)) },
+        ]),
         section("camera", [
             key("clear", .string, "\"never\"", doc: [
                 "\"after-verified\": at a dock, delete from the camera exactly the files the",

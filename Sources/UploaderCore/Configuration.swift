@@ -135,6 +135,31 @@ public struct Configuration: Sendable, Equatable {
         public var checkpointRetentionDays: Int
     }
     public var custody = Custody(checkpointRetentionDays: 3650)
+    /// `[fleet]`: how the docks of a fleet watch each other through the store.
+    public struct Fleet: Sendable, Equatable {
+        /// A dock whose status object is older than this is "silent" (seconds).
+        public var silentAfter: TimeInterval
+
+        /// "90s", "15m", "2h", "1d" (a bare number is seconds); nil if it is none of those.
+        public static func parseDuration(_ text: String) -> TimeInterval? {
+            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            if let unit = trimmed.last, let multiplier = units[unit], let amount = Double(trimmed.dropLast()), amount.isFinite, amount > 0 {
+                return amount * multiplier
+            }
+            if let seconds = Double(trimmed), seconds.isFinite, seconds > 0 { return seconds }
+            return nil
+        }
+
+        /// The shortest of "Nd", "Nh", "Nm", "Ns" that says `seconds` exactly.
+        public static func durationText(_ seconds: TimeInterval) -> String {
+            for (unit, size) in [("d", 86400.0), ("h", 3600.0), ("m", 60.0)] where seconds >= size && seconds.truncatingRemainder(dividingBy: size) == 0 {
+                return "\(Int(seconds / size))\(unit)"
+            }
+            return seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s"
+        }
+    }
+    public var fleet = Fleet(silentAfter: 900)
     /// Retention categories and the defaults (`[categories.NAME]`, `[tagging]`).
     public var categories = CategoryDefaults()
     /// `[camera] clear`: the site's policy (a model's `clear` overrides it).
@@ -334,6 +359,11 @@ public enum ConfigurationLoader {
             reader.problem("agent", "log_level", "must be one of \(Configuration.logLevels.joined(separator: ", "))")
         }
         let retentionDays = reader.int("custody", "checkpoint_retention_days", range: 1...36500)
+        let silentAfterText = reader.string("fleet", "silent_after")
+        let silentAfter = Configuration.Fleet.parseDuration(silentAfterText).flatMap { (10...(30 * 86400)).contains($0) ? $0 : nil } ?? {
+            reader.problem("fleet", "silent_after", "must be a duration from 10s to 30d like \"90s\", \"15m\" or \"2h\", not \"\(silentAfterText)\"")
+            return 900
+        }()
 
         var categories: [String: RetentionCategory] = [:]
         for (name, table) in reader.subtables("categories") {
@@ -407,6 +437,7 @@ public enum ConfigurationLoader {
                               metricsTextfile: metricsTextfile.isEmpty ? nil : absolute(metricsTextfile)),
             hostName: configuredHost.isEmpty ? hostName : configuredHost,
             custody: .init(checkpointRetentionDays: retentionDays),
+            fleet: .init(silentAfter: silentAfter),
             categories: CategoryDefaults(categories: categories, siteDefault: defaultCategory.isEmpty ? nil : defaultCategory, userDefaults: userCategories),
             cameraClear: cameraClear,
             logLevel: logLevel.isEmpty ? nil : logLevel

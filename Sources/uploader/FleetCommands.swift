@@ -10,7 +10,7 @@ import UploaderCore
 struct FleetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet", abstract: "Share one camera registry among the docks, through the evidence store.",
-        subcommands: [Init.self, Join.self, Admit.self, Sync.self, Log.self])
+        subcommands: [Init.self, Join.self, Admit.self, Sync.self, Log.self, Status.self, Find.self])
 
     struct Init: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "Create the fleet at its first dock (commit 1 admits this dock's key).")

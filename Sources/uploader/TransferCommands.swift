@@ -33,6 +33,7 @@ struct IngestCommand: BlockingCommand {
             progress.start()
             let report = try ingestor.ingest(volume: path, serial: serial, stop: TerminationSignals.flag)
             progress.stop()
+            FleetStatusPublisher.publishQuietly(configuration: configuration, ledger: ledger, logger: Logger(label: "uploader.ingest"), quick: true)
             if display.json {
                 try Output.json(report)
             } else {
