@@ -87,8 +87,10 @@ public enum FleetStatusPublisher {
     /// this dock's registry), claims each alert the fleet must raise, and sends
     /// those this dock won through its own alert path. Returns the report.
     @discardableResult
-    public static func watch(configuration: Configuration, ledger: Ledger, client: S3Client, logger: Logger,
+    public static func watch(configuration: Configuration, ledger: Ledger, client: S3Client, logger: Logger = Logger(label: "uploader.fleet"),
                              now: Date? = nil) throws -> FleetStatusReport {
+        // Members admitted since the last sync are members here too.
+        _ = try? FleetRegistry(ledger: ledger, client: client, prefix: configuration.store.prefix).sync()
         let reader = DockStatusReader(client: client, prefix: configuration.store.prefix, members: try FleetMembers.fromLedger(ledger),
                                       silentAfter: configuration.fleet.silentAfter)
         let report = try reader.read(now: now)

@@ -255,7 +255,7 @@ public struct DockStatusReader {
             }
             if let ahead = entry.clockAheadSeconds, let stamp = entry.status?.at {
                 found.append((Alert(key: "fleet-clock-\(entry.dock)-\(stamp)",
-                                    message: "dock \(dock)'s clock is \(FleetStatusText.duration(abs(ahead))) \(ahead > 0 ? "ahead of" : "behind") the store's (its status says \(stamp)): set its time (NTP); its silence is judged by the store's clock"),
+                                    message: "dock \(dock)'s clock is \(FleetStatusText.offset(ahead)) the store's (its status says \(stamp)): set its time (NTP); its silence is judged by the store's clock"),
                               FleetKeys.fleetAlert(prefix: prefix, kind: "clock", dock: entry.dock, since: stamp)))
             }
         }
@@ -279,5 +279,10 @@ public enum FleetStatusText {
         if s < 3600 { return "\(s / 60)m" + (s % 60 == 0 ? "" : " \(s % 60)s") }
         if s < 86400 { return "\(s / 3600)h" + (s % 3600 / 60 == 0 ? "" : " \(s % 3600 / 60)m") }
         return "\(s / 86400)d" + (s % 86400 / 3600 == 0 ? "" : " \(s % 86400 / 3600)h")
+    }
+
+    /// A clock's offset to the minute (the store's times have whole seconds; the write takes a moment).
+    public static func offset(_ seconds: Double) -> String {
+        duration((abs(seconds) / 60).rounded() * 60) + (seconds > 0 ? " ahead of" : " behind")
     }
 }

@@ -101,7 +101,7 @@ enum FleetStatusLines {
             let age = entry.ageSeconds.map { FleetStatusText.duration($0) + " ago" } ?? "?"
             var line = entry.silentSince.map { "\(dock)  SILENT since \($0) (\(age))" } ?? "\(dock)  ok (\(age))"
             if let ahead = entry.clockAheadSeconds {
-                line += "  CLOCK \(FleetStatusText.duration(abs(ahead))) \(ahead > 0 ? "AHEAD" : "BEHIND") of the store's"
+                line += "  CLOCK OFF: \(FleetStatusText.offset(ahead)) the store's"
             }
             line += "  verified \(status.files["verified"]?.count ?? 0), waiting \(status.backlog.count) (\(ByteCount.format(status.backlog.bytes)))"
             if let held = status.files["quarantined"], held.count > 0 { line += ", held \(held.count)" }

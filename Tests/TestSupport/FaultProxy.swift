@@ -22,6 +22,9 @@ public final class FaultProxy: @unchecked Sendable {
         var faultRate: Double
         var faults: [Fault]
         var counts: [Fault: Int]
+        /// Every `every`-th request gets `503 SlowDown` (0: the random schedule only).
+        var every = 0
+        var arrived = 0
     }
     private let plan = Mutex(Plan(generator: SplitMix(seed: 1), faultRate: 0, faults: [], counts: [:]))
     private let stallSeconds: Double
@@ -74,6 +77,9 @@ public final class FaultProxy: @unchecked Sendable {
 
     public func setFaultRate(_ rate: Double) { plan.withLock { $0.faultRate = rate } }
 
+    /// From now on every `n`-th request is answered `503 SlowDown` (a store that sheds load on a schedule).
+    public func answer503(every n: Int) { plan.withLock { $0.every = n; $0.arrived = 0 } }
+
     /// The requests that reached the store whole, in the order their bodies were sent.
     public var requests: [Request] { passed.withLock { $0 } }
 
@@ -89,7 +95,10 @@ public final class FaultProxy: @unchecked Sendable {
     private func nextFault() -> Fault {
         plan.withLock { state in
             var fault = Fault.pass
-            if Double(state.generator.next() % 10_000) / 10_000 < state.faultRate, !state.faults.isEmpty {
+            state.arrived += 1
+            if state.every > 0 {
+                if state.arrived % state.every == 0 { fault = .slowDown }
+            } else if Double(state.generator.next() % 10_000) / 10_000 < state.faultRate, !state.faults.isEmpty {
                 fault = state.faults[Int(state.generator.next() % UInt64(state.faults.count))]
             }
             state.counts[fault, default: 0] += 1
