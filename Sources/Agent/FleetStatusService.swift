@@ -23,7 +23,7 @@ public enum FleetStatusPublisher {
     /// the object there is signed by another key that holds: another PC uses this dock's name.
     @discardableResult
     public static func publish(configuration: Configuration, ledger: Ledger, client: S3Client, key: Ed25519PrivateKey,
-                               now: Date = Date()) throws -> Published {
+                               now: Date = Date(), retries: RetryPolicy = FleetStore.retries) throws -> Published {
         let dock = configuration.hostName
         let figures = try ledger.dockFigures(now: now)
         var recordings: [WaitingRecording] = []
@@ -33,10 +33,10 @@ public enum FleetStatusPublisher {
                                     spoolFreeBytes: space?.available, waitingListed: recordings.count, key: key)
         let waiting = try DockWaiting(dock: dock, at: now, recordings: recordings, truncated: truncated, key: key)
         let prefix = configuration.store.prefix
-        try writeOwn(client: client, key: FleetKeys.dockStatus(prefix: prefix, dock: dock), bytes: try status.encoded(), me: key.publicKey.hex, dock: dock) {
+        try writeOwn(client: client, key: FleetKeys.dockStatus(prefix: prefix, dock: dock), bytes: try status.encoded(), me: key.publicKey.hex, dock: dock, retries: retries) {
             (try? DockStatus.decode($0)).map { ($0.signer, $0.signatureHolds) }
         }
-        try writeOwn(client: client, key: FleetKeys.dockWaiting(prefix: prefix, dock: dock), bytes: try waiting.encoded(), me: key.publicKey.hex, dock: dock) {
+        try writeOwn(client: client, key: FleetKeys.dockWaiting(prefix: prefix, dock: dock), bytes: try waiting.encoded(), me: key.publicKey.hex, dock: dock, retries: retries) {
             (try? DockWaiting.decode($0)).map { ($0.signer, $0.signatureHolds) }
         }
         return Published(status: status, waiting: waiting)
@@ -46,17 +46,17 @@ public enum FleetStatusPublisher {
     /// none, or one whose signature does not hold), and only if it is still the
     /// object read (`If-Match` its ETag): a second PC writing under the same
     /// dock name is found at once, never silently overwritten.
-    static func writeOwn(client: S3Client, key: String, bytes: [UInt8], me: String, dock: String,
+    static func writeOwn(client: S3Client, key: String, bytes: [UInt8], me: String, dock: String, retries: RetryPolicy,
                          signer: ([UInt8]) -> (signer: String, holds: Bool)?) throws {
         for _ in 0..<5 {
-            let there = try FleetStore.retrying { try client.getSmallTagged(key: key) }
+            let there = try FleetStore.retrying(policy: retries) { try client.getSmallTagged(key: key) }
             if let there, let found = signer(there.bytes), found.holds, found.signer != me {
                 let theirs = RegistryChange.fingerprint(publicKeyHex: found.signer).map(Ed25519PublicKey.grouped) ?? "?"
                 let mine = RegistryChange.fingerprint(publicKeyHex: me).map(Ed25519PublicKey.grouped) ?? "?"
                 throw UploaderError(.insecure, "dock name \(DisplayText.escaped(dock)) is used by two PCs: \(key) is signed by key \(String(theirs.prefix(19))), not this PC's \(String(mine.prefix(19))); give each PC its own [agent] host_name (this PC writes no status until then)")
             }
             let condition: S3Client.ReplaceCondition = there.map { .matches($0.etag ?? "*") } ?? .absent
-            if try FleetStore.retrying({ try client.replaceSmall(key: key, bytes: bytes, contentType: "application/json", condition: condition) }) != nil {
+            if try FleetStore.retrying(policy: retries, { try client.replaceSmall(key: key, bytes: bytes, contentType: "application/json", condition: condition) }) != nil {
                 return
             }
             // Someone wrote it between the read and the write: read it again and judge again.
@@ -70,7 +70,8 @@ public enum FleetStatusPublisher {
     public static func publishQuietly(configuration: Configuration, ledger: Ledger, logger: Logger, quick: Bool = false) {
         do {
             guard let registry = try FleetLink.registry(configuration: configuration, ledger: ledger, quick: quick) else { return }
-            try publish(configuration: configuration, ledger: ledger, client: registry.client, key: try DockKey.loadOrCreate(configuration))
+            try publish(configuration: configuration, ledger: ledger, client: registry.client, key: try DockKey.loadOrCreate(configuration),
+                        retries: quick ? FleetStore.once : FleetStore.retries)
         } catch let error as UploaderError where error.code == .insecure {
             logger.error("fleet status not written: \(error.message)")
             let alert = Alert(key: "fleet-dock-name-reused-\(configuration.hostName)", message: error.message)

@@ -70,14 +70,17 @@ public struct FleetMembers: Sendable, Equatable {
 public enum FleetStore {
     public static let retries = RetryPolicy(maxAttempts: 6, baseDelay: 0.2, maxDelay: 2)
 
-    public static func retrying<T>(_ body: () throws -> T) throws -> T {
+    /// Once only: after a dock run (docking never waits on the network; the next minute's write tries again).
+    public static let once = RetryPolicy(maxAttempts: 1, baseDelay: 0, maxDelay: 0)
+
+    public static func retrying<T>(policy: RetryPolicy = retries, _ body: () throws -> T) throws -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
                 return try body()
-            } catch let error as UploaderError where error.isRetryable && attempt < retries.maxAttempts {
-                Thread.sleep(forTimeInterval: retries.delay(afterAttempt: attempt, retryAfter: error.retryAfter))
+            } catch let error as UploaderError where error.isRetryable && attempt < policy.maxAttempts {
+                Thread.sleep(forTimeInterval: policy.delay(afterAttempt: attempt, retryAfter: error.retryAfter))
             }
         }
     }

@@ -24,10 +24,10 @@ public struct LateCount: Sendable, Codable, Equatable {
     /// The share of the window's recordings that are (or will be) uploaded late; nil with none.
     public var rate: Double? { recordings == 0 ? nil : Double(late + overdue) / Double(recordings) }
 
-    /// "3 of 120 late (2.5%), 1 overdue", or "no recordings".
+    /// "3 of 120 (2.5%, 1 not verified yet)", or "no recordings".
     public var text: String {
         guard let rate else { return "no recordings" }
-        return String(format: "%d of %d late (%.1f%%)", late + overdue, recordings, rate * 100) + (overdue > 0 ? ", \(overdue) of them not verified yet" : "")
+        return String(format: "%d of %d (%.1f%%", late + overdue, recordings, rate * 100) + (overdue > 0 ? ", \(overdue) not verified yet)" : ")")
     }
 }
 

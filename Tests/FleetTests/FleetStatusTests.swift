@@ -237,6 +237,14 @@ extension FleetDock {
         let outside = try UploaderProcess.json(try one.run(["fleet", "find", "--user", "officer-1", "--from", "2026-11-19", "--to", "2026-11-20", "--json"]))
         #expect((outside["verified"] as? [Any])?.isEmpty == true && (outside["waiting"] as? [Any])?.isEmpty == true, "\(outside)")
 
+        // Another key template: the store cannot be searched by officer and day, and the command says so.
+        let otherTemplate = one.site.root + "/other-template.toml"
+        try String(contentsOfFile: one.site.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "[store]\n", with: "[store]\nkey_template = \"{prefix}/{serial}/{name}\"\n")
+            .write(toFile: otherTemplate, atomically: true, encoding: .utf8)
+        let unsearched = try UploaderProcess.json(try one.run(["fleet", "find", "--user", "officer-1", "--from", from, "--to", to, "--json"], config: otherTemplate))
+        #expect((unsearched["storeNotSearched"] as? String)?.contains("cannot be listed by officer and day") == true, "\(unsearched)")
+
         for (from, to) in [("yesterday", "2026-11-20"), ("2026-11-18T08:00", "2026-11-20"), ("2026-11-20", "2026-11-18")] {
             let refused = try one.run(["fleet", "find", "--user", "officer-1", "--from", from, "--to", to])
             #expect(refused.status == 2 && refused.stderr.split(separator: "\n").count == 1, "\(from) \(to): \(refused.status) \(refused.stderr)")

@@ -37,6 +37,8 @@ def main():
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--registry-head", type=int, help="the registry head every dock reached: commits 1 to it, each one object")
+    parser.add_argument("--fleet-status", help="`uploader fleet status --json` at dock-01, read after the silent dock stopped")
+    parser.add_argument("--silent-dock", help="the dock stopped on purpose: the only one fleet status may show silent")
     args = parser.parse_args()
 
     # dock serial officer name size sha256, one camera file a line.
@@ -95,6 +97,8 @@ def main():
     versions = collections.defaultdict(list)
     checkpoints = collections.Counter()
     registry = collections.Counter()
+    statuses = collections.Counter()
+    alert_claims = collections.Counter()
     # The agent's checksum probe writes scratch objects there and deletes them by version.
     probes = f"{args.prefix}/.uploader-checksum-probe/"
     paginator = s3.get_paginator("list_object_versions")
@@ -112,6 +116,13 @@ def main():
                 registry[key] += 1
                 continue
             if key.startswith(f"{args.prefix}/_fleet/join/"):
+                continue
+            # The docks' statuses (rewritten: one version each per write) and the fleet's alert claims.
+            if key.startswith(f"{args.prefix}/_fleet/docks/"):
+                statuses[key.split("/")[-1]] += 1
+                continue
+            if key.startswith(f"{args.prefix}/_fleet/alerts/"):
+                alert_claims[key.split("/")[-1]] += 1
                 continue
             custody = re.match(re.escape(args.prefix) + r"/_custody/([^/]+)/", key)
             if custody:
@@ -136,6 +147,8 @@ def main():
         twice = [key for key, count in registry.items() if count != 1]
         if twice:
             fail(f"registry commit {twice[0]} has {registry[twice[0]]} versions: a commit was written twice")
+    if args.fleet_status:
+        check_fleet_status(args, statuses, alert_claims)
     docks_without_checkpoints = [f"dock-{n:02d}" for n in range(1, args.docks + 1) if checkpoints[f"dock-{n:02d}"] < 2]
     if docks_without_checkpoints:
         fail(f"no custody key and checkpoint in the bucket for {', '.join(docks_without_checkpoints)}")
@@ -164,6 +177,32 @@ def main():
           f"custody checkpoints from every dock ({sum(checkpoints.values())} objects); "
           f"{len(uploads)} unfinished multipart uploads left in the bucket; "
           f"the ledgers logged {retries['upload.retry']} retried requests and {retries['file.failed']} files failed for a run")
+
+
+def check_fleet_status(args, statuses, alert_claims):
+    """Every dock wrote its status; `fleet status` lists all of them, each
+    signed by its member key, with only the silent dock silent; its alert was
+    claimed exactly once for the fleet."""
+    docks = [f"dock-{n:02d}" for n in range(1, args.docks + 1)]
+    missing = [d for d in docks if statuses[f"{d}.json"] == 0 or statuses[f"{d}.waiting.json"] == 0]
+    if missing:
+        fail(f"no status (or waiting list) in the store for {', '.join(missing)}")
+    report = json.load(open(args.fleet_status))
+    seen = {entry["dock"]: entry for entry in report["docks"]}
+    if sorted(seen) != docks:
+        fail(f"fleet status lists {len(seen)} docks ({', '.join(sorted(seen)[:3])}...), not the {args.docks} of the fleet")
+    untrusted = [f"{d} {e['verdict']}" for d, e in sorted(seen.items()) if e["verdict"] != "trusted"]
+    if untrusted:
+        fail(f"fleet status does not trust {', '.join(untrusted)}")
+    silent = sorted(d for d, e in seen.items() if e.get("silentSince"))
+    if silent != [args.silent_dock]:
+        fail(f"fleet status shows {silent or 'no dock'} silent; only {args.silent_dock} was stopped")
+    verified = sum(e["status"]["files"].get("verified", {}).get("count", 0) for e in seen.values())
+    claims = [k for k in alert_claims if k.startswith(f"silent-{args.silent_dock}-")]
+    if len(claims) != 1 or alert_claims[claims[0]] != 1:
+        fail(f"the silent dock's alert was claimed {len(claims)} times ({claims}): once for the fleet expected")
+    print(f"fleet-test: fleet status lists {len(seen)} docks, all signed by their member keys, {verified} files verified in all; "
+          f"{args.silent_dock} silent since {seen[args.silent_dock]['silentSince']}, its alert claimed once ({claims[0]})")
 
 
 if __name__ == "__main__":
