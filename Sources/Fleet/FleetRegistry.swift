@@ -116,11 +116,12 @@ public struct FleetRegistry {
     /// checks again and tries N+2. A change the registry refuses after
     /// another admin's commit is refused naming that commit. A try whose
     /// answer was lost finds its own commit in place: that is success.
-    public func commit(_ change: RegistryChange, by author: Author, lockedUntil: Date? = nil) throws -> (record: FleetCommitRecord, outcome: String) {
+    /// `precheck` runs before each try's check, against the registry at the head that try builds on.
+    public func commit(_ change: RegistryChange, by author: Author, lockedUntil: Date? = nil,
+                       precheck: (() throws -> Void)? = nil) throws -> (record: FleetCommitRecord, outcome: String) {
         var firstHead: Int64?
         for _ in 0..<200 {
-            let synced = try sync()
-            if let blocked = synced.blocked { throw UploaderError(.insecure, "the fleet registry cannot be changed: \(blocked)") }
+            try syncOrThrow()
             guard let state = try ledger.fleetState() else {
                 throw UploaderError(.usage, "this dock is not in a fleet: run `uploader fleet init` (the first dock) or `uploader fleet join`")
             }
@@ -130,6 +131,7 @@ public struct FleetRegistry {
                 throw UploaderError(.usage, "this dock is not a fleet member yet: an admin at a member runs `uploader fleet admit \(Ed25519PublicKey.grouped(me))`")
             }
             let number = state.appliedNumber + 1
+            try precheck?()
             do {
                 try ledger.checkRegistryChange(change, number: number)
             } catch let error as UploaderError {
@@ -159,6 +161,11 @@ public struct FleetRegistry {
             return (record, "")
         }
         throw UploaderError(.busy, "the fleet registry changed 200 times while this change waited: try again")
+    }
+
+    /// A sync before a write: a registry that cannot be read to its end cannot be changed.
+    func syncOrThrow() throws {
+        if let blocked = try sync().blocked { throw UploaderError(.insecure, "the fleet registry cannot be changed: \(blocked)") }
     }
 
     /// PUT once, tried again on an answer that did not arrive (the same bytes: a landed first try then reads as ours).
@@ -196,6 +203,13 @@ public struct FleetRegistry {
 
     /// `fleet join`: writes the join request (the dock's public key) and reads the registry.
     public func requestJoin(by author: Author) throws -> SyncReport {
+        try writeJoinRequest(by: author)
+        if try ledger.fleetState() == nil { try ledger.joinFleet(dock: author.dock, how: "asked to join (key \(author.key.publicKey.groupedFingerprint))") }
+        return try sync()
+    }
+
+    /// The join request (this dock's public key) in the store, for an admin at a member to admit.
+    public func writeJoinRequest(by author: Author) throws {
         guard try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: 1)) != nil else {
             throw UploaderError(.notFound, "the store holds no fleet under this prefix: run `uploader fleet init` at the first dock")
         }
@@ -207,8 +221,6 @@ public struct FleetRegistry {
            let there = try client.getSmall(key: key), (try? JSONDecoder().decode(FleetJoinRequest.self, from: Data(there)))?.publicKey != request.publicKey {
             throw UploaderError(.insecure, "the store holds another key's join request at \(key): tell an admin")
         }
-        if try ledger.fleetState() == nil { try ledger.joinFleet(dock: author.dock, how: "asked to join (key \(author.key.publicKey.groupedFingerprint))") }
-        return try sync()
     }
 
     /// `fleet admit FINGERPRINT`: a member admits the key of a join request.
