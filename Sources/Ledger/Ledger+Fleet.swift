@@ -309,14 +309,11 @@ extension Ledger {
         case .deviceRemove:
             try removeDevice(serial: try required(change.serial, "a serial"), in: db)
             return ""
-        case .deviceRename, .deviceModel:
-            let serial = try required(change.serial, "a serial")
-            try Ledger.checkIdentifier(try required(change.kind == .deviceRename ? change.name : change.model, change.kind == .deviceRename ? "a name" : "a model"),
-                                       change.kind == .deviceRename ? "the name" : "the model")
-            try db.execute(sql: "UPDATE device SET \(change.kind == .deviceRename ? "name" : "model") = ? WHERE serial = ? AND removed_at IS NULL",
-                           arguments: [change.kind == .deviceRename ? change.name : change.model, serial])
-            guard db.changesCount == 1 else { throw UploaderError(.notFound, "no registered device has serial \(serial)") }
-            try Ledger.append(EventDraft(.notice, .deviceRegistered, serial: serial, "device \(serial): \(change.summary)"), in: db)
+        case .deviceRename:
+            try describeDevice(serial: try required(change.serial, "a serial"), name: try required(change.name, "a name"), because: origin, in: db)
+            return ""
+        case .deviceModel:
+            try describeDevice(serial: try required(change.serial, "a serial"), model: try required(change.model, "a model"), because: origin, in: db)
             return ""
         case .periodAssign:
             let serial = try required(change.serial, "a serial")
@@ -325,15 +322,7 @@ extension Ledger {
             return "\(result.reattributed) not-yet-uploaded file\(result.reattributed == 1 ? "" : "s") re-attributed"
         case .periodEnd:
             let serial = try required(change.serial, "a serial")
-            let period = try periodRow(serial)
-            let end = try required(try time(change.until, "until"), "an end")
-            guard period.until == nil, end > period.from else {
-                throw UploaderError(.usage, "custody period #\(period.id) of \(period.user) is not open, or starts after \(Timestamps.iso(end))")
-            }
-            try db.execute(sql: "UPDATE custody_period SET valid_until = ? WHERE id = ?", arguments: [end, period.id])
-            try Ledger.append(EventDraft(.notice, .deviceUnassigned, serial: serial, user: period.user,
-                                         "custody period #\(period.id) of \(period.user) ended at \(Timestamps.iso(end))"), in: db)
-            let changed = try reattribute(serial: serial, in: db)
+            let changed = try endPeriod(try periodRow(serial), serial: serial, at: try required(try time(change.until, "until"), "an end"), in: db)
             return "\(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed"
         case .periodWithdraw:
             let serial = try required(change.serial, "a serial")
