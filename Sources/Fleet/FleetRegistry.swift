@@ -39,13 +39,13 @@ public struct FleetRegistry {
     public func sync(deadline: Date? = nil) throws -> SyncReport {
         var report = SyncReport()
         guard var state = try ledger.fleetState() else { return report }
-        let keys = try client.listObjectKeys(prefix: FleetKeys.registryFolder(prefix: prefix),
-                                             startAfter: FleetKeys.commit(prefix: prefix, number: state.appliedNumber))
+        let keys = try retrying(until: deadline) { try client.listObjectKeys(prefix: FleetKeys.registryFolder(prefix: prefix),
+                                                            startAfter: FleetKeys.commit(prefix: prefix, number: state.appliedNumber)) }
         let numbers = keys.compactMap { FleetKeys.number(ofKey: $0, prefix: prefix) }.sorted()
         for number in numbers where number > state.appliedNumber {
             if let deadline, Date() > deadline { break }
             let expected = state.appliedNumber + 1
-            guard number == expected, let bytes = try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: expected)) else {
+            guard number == expected, let bytes = try retrying(until: deadline, { try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: expected)) }) else {
                 let problem = "commit \(expected) is missing from the store while commit \(numbers.last ?? number) exists (deleted, or written out of turn): this dock stays at commit \(state.appliedNumber) until an admin puts it back"
                 try ledger.recordFleetSync(blockedAt: expected, problem: problem)
                 report.blocked = problem
@@ -147,7 +147,7 @@ public struct FleetRegistry {
             beforePut?(number)
             if try putOnce(key: key, bytes: bytes, lockedUntil: lockedUntil) == .exists {
                 // Ours if a try before this one landed and only its answer was lost: same fields, same signature.
-                guard let there = try client.getSmall(key: key), let found = try? FleetCommit.decode(there),
+                guard let there = try retrying({ try client.getSmall(key: key) }), let found = try? FleetCommit.decode(there),
                       found.hash == commit.hash, found.signature == commit.signature else { continue }
             }
             let applied = try sync()
@@ -170,18 +170,26 @@ public struct FleetRegistry {
 
     /// PUT once, tried again on an answer that did not arrive (the same bytes: a landed first try then reads as ours).
     func putOnce(key: String, bytes: [UInt8], lockedUntil: Date?) throws -> S3Client.WriteOnceOutcome {
+        try retrying { try client.putOnce(key: key, bytes: bytes, contentType: "application/json", lockedUntil: lockedUntil) }
+    }
+
+    /// One request to the store, tried again while the store's failure is one a retry can fix
+    /// (503 SlowDown, a reset), and never past `deadline` (a sync before docking).
+    public func retrying<T>(until deadline: Date? = nil, _ request: () throws -> T) throws -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try client.putOnce(key: key, bytes: bytes, contentType: "application/json", lockedUntil: lockedUntil)
+                return try request()
             } catch let error as UploaderError where error.isRetryable && attempt < Self.writeRetries.maxAttempts {
-                Thread.sleep(forTimeInterval: Self.writeRetries.delay(afterAttempt: attempt, retryAfter: error.retryAfter))
+                let delay = Self.writeRetries.delay(afterAttempt: attempt, retryAfter: error.retryAfter)
+                if let deadline, Date().addingTimeInterval(delay) > deadline { throw error }
+                Thread.sleep(forTimeInterval: delay)
             }
         }
     }
 
-    /// A commit's PUT is tried a few times over about two seconds: an admin is waiting at the prompt.
+    /// A request is tried a few times over about two seconds: an admin is waiting at the prompt.
     static let writeRetries = RetryPolicy(maxAttempts: 4, baseDelay: 0.2, maxDelay: 1)
 
     /// The latest commit since `head` that touched the same camera (or any, when none did).
@@ -194,7 +202,7 @@ public struct FleetRegistry {
 
     /// `fleet init`: this dock creates the fleet; commit 1 admits its own key.
     public func create(by author: Author, lockedUntil: Date? = nil) throws -> FleetCommitRecord {
-        if try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: 1)) != nil {
+        if try retrying({ try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: 1)) }) != nil {
             throw UploaderError(.usage, "the store already holds a fleet under this prefix: run `uploader fleet join` instead")
         }
         try ledger.joinFleet(dock: author.dock, how: "created the fleet")
@@ -210,22 +218,22 @@ public struct FleetRegistry {
 
     /// The join request (this dock's public key) in the store, for an admin at a member to admit.
     public func writeJoinRequest(by author: Author) throws {
-        guard try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: 1)) != nil else {
+        guard try retrying({ try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: 1)) }) != nil else {
             throw UploaderError(.notFound, "the store holds no fleet under this prefix: run `uploader fleet init` at the first dock")
         }
         let request = FleetJoinRequest(dock: author.dock, user: author.user, publicKey: author.key.publicKey)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let key = FleetKeys.joinRequest(prefix: prefix, fingerprint: author.key.publicKey.fingerprint)
-        if try client.putOnce(key: key, bytes: Array(try encoder.encode(request)), contentType: "application/json") == .exists,
-           let there = try client.getSmall(key: key), (try? JSONDecoder().decode(FleetJoinRequest.self, from: Data(there)))?.publicKey != request.publicKey {
+        if try retrying({ try client.putOnce(key: key, bytes: Array(try encoder.encode(request)), contentType: "application/json") }) == .exists,
+           let there = try retrying({ try client.getSmall(key: key) }), (try? JSONDecoder().decode(FleetJoinRequest.self, from: Data(there)))?.publicKey != request.publicKey {
             throw UploaderError(.insecure, "the store holds another key's join request at \(key): tell an admin")
         }
     }
 
     /// `fleet admit FINGERPRINT`: a member admits the key of a join request.
     public func admit(fingerprint: String, by author: Author, lockedUntil: Date? = nil) throws -> (record: FleetCommitRecord, outcome: String) {
-        guard let bytes = try client.getSmall(key: FleetKeys.joinRequest(prefix: prefix, fingerprint: fingerprint)),
+        guard let bytes = try retrying({ try client.getSmall(key: FleetKeys.joinRequest(prefix: prefix, fingerprint: fingerprint)) }),
               let request = try? JSONDecoder().decode(FleetJoinRequest.self, from: Data(bytes)),
               RegistryChange.fingerprint(publicKeyHex: request.publicKey) == fingerprint else {
             throw UploaderError(.notFound, "no dock asked to join with key \(Ed25519PublicKey.grouped(fingerprint)): run `uploader fleet join` at the new dock and compare the fingerprint it prints")

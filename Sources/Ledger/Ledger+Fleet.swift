@@ -221,6 +221,12 @@ extension Ledger {
                     stored.problem = "the registry refuses it: \(error.message)"
                 }
             }
+            // Commits are ordered by number, never by the time a dock wrote in them: a time well before
+            // the commit it follows says one of the two docks' clocks is off (told, and alerted once).
+            if stored.status != .bad, stored.problem == nil, let note = try Ledger.clockNote(stored, parentHash: state.appliedHash, in: db) {
+                stored.problem = note
+                try Ledger.append(EventDraft(.warning, .fleetCommit, serial: stored.serial, "\(stored.origin): \(note)"), in: db)
+            }
             try db.execute(sql: """
                 INSERT INTO fleet_commit (number, hash, dock, user_id, at, kind, serial, summary, signer, status, problem, recorded_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -241,6 +247,19 @@ extension Ledger {
         }
     }
 
+    /// How far a commit's time may lie before the time of the commit it follows (clocks differ a little).
+    public static let fleetClockTolerance: TimeInterval = 300
+
+    /// A note when `record` says it was written well before the commit it follows (its parent).
+    static func clockNote(_ record: FleetCommitRecord, parentHash: String, in db: Database) throws -> String? {
+        guard let at = record.at.flatMap(Timestamps.parse),
+              let parent = try Row.fetchOne(db, sql: "SELECT * FROM fleet_commit WHERE number < ? AND status != 'bad' ORDER BY number DESC LIMIT 1",
+                                            arguments: [record.number]).map(fleetCommitRecord), parent.hash == parentHash,
+              let parentAt = parent.at.flatMap(Timestamps.parse), parentAt.timeIntervalSince(at) > fleetClockTolerance else { return nil }
+        let minutes = Int((parentAt.timeIntervalSince(at) / 60).rounded())
+        return "clock: it says it was written \(minutes) min before \(parent.origin), which it follows: the clock of \(DisplayText.escaped(record.dock ?? "?")) or of \(DisplayText.escaped(parent.dock ?? "?")) is off (set it right with NTP); the registry orders commits by number, so this changes nothing it decides"
+    }
+
     /// The sync reached the store: when, and what (if anything) stops it.
     public func recordFleetSync(blockedAt number: Int64? = nil, problem: String? = nil) throws {
         try write("record a fleet sync") { db in
@@ -259,11 +278,15 @@ extension Ledger {
             var alerts: [Alert] = []
             for row in try Row.fetchAll(db, sql: """
                 SELECT number, dock, user_id, at, summary, problem FROM fleet_commit
-                WHERE status != 'applied' AND NOT EXISTS (SELECT 1 FROM alert WHERE alert.key = 'fleet-commit-' || fleet_commit.number)
+                WHERE (status != 'applied' OR problem LIKE 'clock: %') AND NOT EXISTS (SELECT 1 FROM alert WHERE alert.key = 'fleet-commit-' || fleet_commit.number)
                 ORDER BY number LIMIT 100
                 """) {
                 let record = FleetCommitRecord(number: row["number"], hash: nil, dock: row["dock"], user: row["user_id"], at: row["at"], kind: nil,
                                                serial: nil, summary: row["summary"], signer: nil, status: .bad, problem: row["problem"])
+                if let problem = record.problem, problem.hasPrefix("clock: ") {
+                    alerts.append(Alert(key: "fleet-commit-\(record.number)", message: "\(record.origin) \(problem.dropFirst(7))"))
+                    continue
+                }
                 alerts.append(Alert(key: "fleet-commit-\(record.number)",
                                     message: "\(record.origin) was ignored: \(record.problem ?? "?") (\(record.summary)); someone with the store's credentials but not a fleet member's key may be trying to change the registry: see `uploader fleet log`"))
             }

@@ -127,7 +127,7 @@ struct FleetCommand: ParsableCommand {
     /// "7  dock-b  bob  2026-…  device.add BWC-1 user officer-1  signature ok".
     static func line(_ record: FleetCommitRecord) -> String {
         let verdict = switch record.status {
-        case .applied: "signature ok"
+        case .applied: "signature ok" + (record.problem.map { "; " + $0 } ?? "")
         case .refused: "signature ok, REFUSED: \(record.problem ?? "?")"
         case .bad: "BAD, ignored: \(record.problem ?? "?")"
         }

@@ -22,6 +22,9 @@ public final class FaultProxy: @unchecked Sendable {
         var faultRate: Double
         var faults: [Fault]
         var counts: [Fault: Int]
+        /// Instead of a rate: every Nth request that arrives gets the first fault, the others pass.
+        var everyNth: Int? = nil
+        var arrivals = 0
     }
     private let plan = Mutex(Plan(generator: SplitMix(seed: 1), faultRate: 0, faults: [], counts: [:]))
     private let stallSeconds: Double
@@ -45,12 +48,13 @@ public final class FaultProxy: @unchecked Sendable {
     private let tamperResponse: (@Sendable (Request, inout [UInt8]) -> Void)?
     private let stopping = Atomic<Bool>(false)
 
-    /// `faultRate`: the share of requests that get a fault (chosen evenly from `faults`).
+    /// `faultRate`: the share of requests that get a fault (chosen evenly from `faults`);
+    /// `everyNth`: instead, every Nth request gets `faults[0]` (a store that answers 503 to every third).
     /// `onRequestSent` is called once a request's whole body has reached the store, before its answer
     /// goes back: a test acts "between" two requests there, with no clock.
     /// `tamperResponse` gets the store's whole answer (head and body) to a request passed whole, and may change it: a store that lies.
     public init(upstream: String, seed: UInt64 = 1, faultRate: Double = 0, faults: [Fault] = [.slowDown, .resetMidBody, .stall, .truncateResponse],
-                stallSeconds: Double = 4, onRequestSent: (@Sendable (Request) -> Void)? = nil,
+                everyNth: Int? = nil, stallSeconds: Double = 4, onRequestSent: (@Sendable (Request) -> Void)? = nil,
                 tamperResponse: (@Sendable (Request, inout [UInt8]) -> Void)? = nil) throws {
         self.onRequestSent = onRequestSent
         self.tamperResponse = tamperResponse
@@ -58,7 +62,7 @@ public final class FaultProxy: @unchecked Sendable {
         upstreamPort = UInt16(port)
         self.stallSeconds = stallSeconds
         (listener, self.port) = try Loopback.listen(backlog: 64)
-        plan.withLock { $0 = Plan(generator: SplitMix(seed: seed), faultRate: faultRate, faults: faults, counts: [:]) }
+        plan.withLock { $0 = Plan(generator: SplitMix(seed: seed), faultRate: faultRate, faults: faults, counts: [:], everyNth: everyNth) }
         let thread = Thread { [self] in acceptLoop() }
         thread.name = "fault-proxy"
         acceptThread = thread
@@ -89,7 +93,10 @@ public final class FaultProxy: @unchecked Sendable {
     private func nextFault() -> Fault {
         plan.withLock { state in
             var fault = Fault.pass
-            if Double(state.generator.next() % 10_000) / 10_000 < state.faultRate, !state.faults.isEmpty {
+            state.arrivals += 1
+            if let every = state.everyNth {
+                if state.arrivals % every == 0, let first = state.faults.first { fault = first }
+            } else if Double(state.generator.next() % 10_000) / 10_000 < state.faultRate, !state.faults.isEmpty {
                 fault = state.faults[Int(state.generator.next() % UInt64(state.faults.count))]
             }
             state.counts[fault, default: 0] += 1
