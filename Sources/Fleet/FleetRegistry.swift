@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Ledger
+import Platform
 import Transport
 import UploaderCore
 
@@ -10,8 +11,6 @@ public struct FleetRegistry {
     public let ledger: Ledger
     public let client: S3Client
     public let prefix: String
-    /// Tests only: runs after a change was checked, before its commit is written (another dock acts "in between").
-    public var beforePut: (@Sendable (Int64) -> Void)?
 
     public init(ledger: Ledger, client: S3Client, prefix: String) {
         self.ledger = ledger
@@ -135,6 +134,11 @@ public struct FleetRegistry {
             do {
                 try ledger.checkRegistryChange(change, number: number)
             } catch let error as UploaderError {
+                // An earlier try of this very change (this dock's key) landed and only its answer was lost:
+                // the registry holds what was asked, which is success, not a conflict with itself.
+                if let mine = try ledger.fleetCommitHolding(change, signer: me) {
+                    return (mine, "already in the registry: this dock wrote it as \(mine.origin), whose answer was lost")
+                }
                 if let firstHead, let other = try conflicting(with: change, since: firstHead) {
                     throw UploaderError(.usage, "refused: \(other.origin) came first (\(other.summary)): \(error.message)")
                 }
@@ -144,7 +148,8 @@ public struct FleetRegistry {
             let commit = try FleetCommit(number: number, parent: state.appliedHash, dock: author.dock, user: author.user, change: change, key: author.key)
             let key = FleetKeys.commit(prefix: prefix, number: number)
             let bytes = try commit.encoded()
-            beforePut?(number)
+            // Crash and race tests stop here: checked at `number - 1`, not yet written.
+            FailPoints.hit("fleet.before-put")
             if try putOnce(key: key, bytes: bytes, lockedUntil: lockedUntil) == .exists {
                 // Ours if a try before this one landed and only its answer was lost: same fields, same signature.
                 guard let there = try retrying({ try client.getSmall(key: key) }), let found = try? FleetCommit.decode(there),

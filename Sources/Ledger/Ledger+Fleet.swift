@@ -188,6 +188,61 @@ extension Ledger {
         try read { db in try Int64.fetchOne(db, sql: "SELECT fleet_commit FROM custody_period WHERE id = ?", arguments: [id]) }
     }
 
+    /// The commit by `signer` that made exactly `change` and whose effect is still in force
+    /// (nil: none). A second try of a command whose first answer was lost meets it.
+    public func fleetCommitHolding(_ change: RegistryChange, signer: String) throws -> FleetCommitRecord? {
+        try read { db in
+            guard let serialOrKey = change.serial ?? change.publicKey,
+                  let row = try Row.fetchOne(db, sql: """
+                      SELECT * FROM fleet_commit WHERE status = 'applied' AND kind = ? AND summary = ? AND signer = ? AND serial IS ?
+                      ORDER BY number DESC LIMIT 1
+                      """, arguments: [change.kind.rawValue, change.summary, signer, change.serial]) else { return nil }
+            let record = Ledger.fleetCommitRecord(row)
+            let serial = change.serial ?? ""
+            // Nothing after it changed the same thing.
+            let later = try Bool.fetchOne(db, sql: """
+                SELECT 1 FROM fleet_commit WHERE number > ? AND status = 'applied' AND serial IS ? AND kind IN (\(Self.sameTarget(change.kind).map { "'\($0.rawValue)'" }.joined(separator: ",")))
+                """, arguments: [record.number, change.serial]) ?? false
+            if later { return nil }
+            let device = try Ledger.activeDevice(serial: serial, in: db)
+            let held: Bool
+            switch change.kind {
+            case .memberAdmit:
+                held = try Bool.fetchOne(db, sql: "SELECT 1 FROM fleet_member WHERE fingerprint = ? AND admitted_in = ?",
+                                         arguments: [RegistryChange.fingerprint(publicKeyHex: serialOrKey) ?? "", record.number]) ?? false
+            case .deviceAdd:
+                held = device.map { $0.defaultUser == change.user && $0.name == change.name && $0.model == change.model } ?? false
+            case .deviceRemove:
+                held = device == nil
+            case .deviceRename:
+                held = device?.name == change.name
+            case .deviceModel:
+                held = device?.model == change.model
+            case .periodAssign, .periodEnd, .periodWithdraw:
+                let period = try Row.fetchOne(db, sql: "SELECT valid_until, removed_at FROM custody_period WHERE serial = ? AND fleet_commit = ?",
+                                              arguments: [serial, change.kind == .periodAssign ? record.number : change.period])
+                let until = (period?["valid_until"] as Date?).map(Timestamps.iso)
+                let removed = (period?["removed_at"] as Date?) != nil
+                held = period != nil && (change.kind == .periodWithdraw ? removed
+                                         : !removed && until == change.until.flatMap(Timestamps.parse).map(Timestamps.iso))
+            }
+            return held ? record : nil
+        }
+    }
+
+    /// The kinds of change that would undo or replace a change of `kind` to the same camera.
+    static func sameTarget(_ kind: RegistryChange.Kind) -> [RegistryChange.Kind] {
+        switch kind {
+        // A key stays a member (the member row says by which commit).
+        case .memberAdmit: []
+        case .deviceAdd, .deviceRemove: [.deviceAdd, .deviceRemove]
+        case .deviceRename: [.deviceRename, .deviceAdd, .deviceRemove]
+        case .deviceModel: [.deviceModel, .deviceAdd, .deviceRemove]
+        // A period is judged by the period row itself (its end and withdrawal), not by later commits to the camera.
+        case .periodAssign, .periodEnd, .periodWithdraw: []
+        }
+    }
+
     /// Refuses `change` as it would be refused if applied to the registry as it is now; changes nothing.
     public func checkRegistryChange(_ change: RegistryChange, number: Int64) throws {
         try write("check a registry change") { db in

@@ -45,18 +45,22 @@ public final class FaultProxy: @unchecked Sendable {
     private let passed = Mutex<[Request]>([])
     private let arrivedHeads = Mutex<[String]>([])
     private let onRequestSent: (@Sendable (Request) -> Void)?
+    private let chooseFault: (@Sendable (Request) -> Fault?)?
     private let tamperResponse: (@Sendable (Request, inout [UInt8]) -> Void)?
     private let stopping = Atomic<Bool>(false)
 
     /// `faultRate`: the share of requests that get a fault (chosen evenly from `faults`);
-    /// `everyNth`: instead, every Nth request gets `faults[0]` (a store that answers 503 to every third).
+    /// `everyNth`: instead, every Nth request gets `faults[0]` (a store that answers 503 to every third);
+    /// `chooseFault`: a fault for this request by its head (nil: the schedule's).
     /// `onRequestSent` is called once a request's whole body has reached the store, before its answer
     /// goes back: a test acts "between" two requests there, with no clock.
     /// `tamperResponse` gets the store's whole answer (head and body) to a request passed whole, and may change it: a store that lies.
     public init(upstream: String, seed: UInt64 = 1, faultRate: Double = 0, faults: [Fault] = [.slowDown, .resetMidBody, .stall, .truncateResponse],
                 everyNth: Int? = nil, stallSeconds: Double = 4, onRequestSent: (@Sendable (Request) -> Void)? = nil,
-                tamperResponse: (@Sendable (Request, inout [UInt8]) -> Void)? = nil) throws {
+                tamperResponse: (@Sendable (Request, inout [UInt8]) -> Void)? = nil,
+                chooseFault: (@Sendable (Request) -> Fault?)? = nil) throws {
         self.onRequestSent = onRequestSent
+        self.chooseFault = chooseFault
         self.tamperResponse = tamperResponse
         guard let port = URLComponents(string: upstream)?.port else { throw TestFailure.message("no port in \(upstream)") }
         upstreamPort = UInt16(port)
@@ -117,7 +121,10 @@ public final class FaultProxy: @unchecked Sendable {
         defer { close(client) }
         guard var (head, leftover) = readHead(client) else { return }
         arrivedHeads.withLock { [head] in $0.append(head) }
-        let fault = nextFault()
+        let fault = chooseFault?(Request(head: head, bodyBytes: 0)).map { chosen in
+            plan.withLock { $0.counts[chosen, default: 0] += 1 }
+            return chosen
+        } ?? nextFault()
         let contentLength = Self.header("content-length", in: head).flatMap { Int($0) } ?? 0
         switch fault {
         case .slowDown:
