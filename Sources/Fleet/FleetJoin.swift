@@ -60,14 +60,14 @@ public struct FleetJoin {
             try scratch.joinFleet(dock: author.dock, how: "a scratch copy to compare this dock's registry with")
             try fleet.syncOrThrow()
             if try !scratch.isFleetMember(fingerprint: author.key.publicKey.fingerprint) {
-                let plan = Self.plan(local: try registry.ledger.registryContents(), fleet: try scratch.fleetRegistryCopy())
+                let plan = try Self.plan(local: try registry.ledger.registryContents(), fleet: scratch)
                 return .waitingForAdmission(plan, head: try scratch.fleetState()?.appliedNumber ?? 0)
             }
         }
         var brought: [FleetCommitRecord] = []
         while true {
             try fleet.syncOrThrow()
-            let plan = Self.plan(local: try registry.ledger.registryContents(), fleet: try scratch.fleetRegistryCopy())
+            let plan = try Self.plan(local: try registry.ledger.registryContents(), fleet: scratch)
             if !plan.conflicts.isEmpty {
                 try registry.ledger.log(EventDraft(.warning, .fleetRejected, "joining the fleet stopped, nothing changed at this dock: \(plan.conflicts.count) conflict\(plan.conflicts.count == 1 ? "" : "s") between this dock's registry and the fleet's: \(plan.conflicts.joined(separator: "; "))"))
                 return .conflicts(plan.conflicts, head: try scratch.fleetState()?.appliedNumber ?? 0)
@@ -76,7 +76,7 @@ public struct FleetJoin {
             do {
                 // Checked again against the fleet at the commit it will follow: a change another admin made meanwhile is a conflict, never merged.
                 let written = try fleet.commit(next, by: author, lockedUntil: lockedUntil, precheck: {
-                    let now = Self.plan(local: try registry.ledger.registryContents(), fleet: try scratch.fleetRegistryCopy())
+                    let now = try Self.plan(local: try registry.ledger.registryContents(), fleet: scratch)
                     guard now.conflicts.isEmpty, now.changes.first == next else { throw Replan.again }
                 })
                 brought.append(written.record)
@@ -93,39 +93,40 @@ public struct FleetJoin {
         for suffix in ["", "-wal", "-shm", ".migrate.lock"] { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
 
-    /// Compares this dock's registry (`local`) with the fleet's.
-    public static func plan(local: RegistryContents, fleet: FleetRegistryCopy) -> Plan {
+    /// Compares this dock's registry (`local`) with the fleet's (`fleet`: a ledger that follows it).
+    public static func plan(local: RegistryContents, fleet ledger: Ledger) throws -> Plan {
         var plan = Plan()
-        func origin(_ serial: String, _ kinds: [RegistryChange.Kind]) -> String {
-            fleet.commits.last { $0.serial == serial && $0.status == .applied && kinds.map(\.rawValue).contains($0.kind ?? "") }?.origin ?? "the fleet"
+        let fleet = try ledger.registryContents()
+        func origin(_ serial: String, _ kinds: [RegistryChange.Kind]) throws -> String {
+            try ledger.lastFleetCommit(serial: serial, kinds: kinds)?.origin ?? "the fleet"
         }
         func described(_ device: Device) -> String {
             "registered to \(DisplayText.escaped(device.defaultUser)) (name \(device.name.map(DisplayText.escaped) ?? "none"), model \(device.model.map(DisplayText.escaped) ?? "none"))"
         }
         for device in local.activeDevices {
             let serial = DisplayText.escaped(device.serial)
-            guard let there = fleet.contents.device(device.serial) else {
+            guard let there = fleet.device(device.serial) else {
                 plan.changes.append(RegistryChange(kind: .deviceAdd, serial: device.serial, user: device.defaultUser, name: device.name, model: device.model))
                 continue
             }
             if there.removedAt != nil {
-                plan.conflicts.append("\(serial): this dock has it \(described(device)); the fleet removed it in \(origin(device.serial, [.deviceRemove]))")
+                plan.conflicts.append("\(serial): this dock has it \(described(device)); the fleet removed it in \(try origin(device.serial, [.deviceRemove]))")
             } else if there.defaultUser != device.defaultUser || there.name != device.name || there.model != device.model {
-                plan.conflicts.append("\(serial): this dock has it \(described(device)); \(origin(device.serial, [.deviceAdd, .deviceRename, .deviceModel])) has it \(described(there))")
+                plan.conflicts.append("\(serial): this dock has it \(described(device)); \(try origin(device.serial, [.deviceAdd, .deviceRename, .deviceModel])) has it \(described(there))")
             } else {
                 plan.identical += 1
             }
         }
         let registered = Set(local.activeDevices.map(\.serial))
         for period in local.periods where period.fleetCommit == nil && registered.contains(period.serial) {
-            let theirs = fleet.contents.periods.filter { $0.serial == period.serial }
+            let theirs = fleet.periods.filter { $0.serial == period.serial }
             if theirs.contains(where: { $0.sameAs(period) }) {
                 plan.identical += 1
                 continue
             }
             let overlapping = theirs.filter { $0.overlaps(period) }
             for other in overlapping {
-                let made = other.fleetCommit.flatMap { number in fleet.commits.first { $0.number == number } }?.origin ?? "the fleet"
+                let made = try other.fleetCommit.flatMap { try ledger.fleetCommit(number: $0) }?.origin ?? "the fleet"
                 plan.conflicts.append("\(DisplayText.escaped(period.serial)): this dock's custody period #\(period.id) (\(period.summary)) overlaps the fleet's period of \(other.summary), assigned in \(made)")
             }
             if overlapping.isEmpty {

@@ -72,6 +72,16 @@ extension Ledger {
         }
     }
 
+    /// The newest applied commit of one of `kinds` to camera `serial` (nil: none).
+    public func lastFleetCommit(serial: String, kinds: [RegistryChange.Kind]) throws -> FleetCommitRecord? {
+        try read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT * FROM fleet_commit WHERE serial = ? AND status = 'applied' AND kind IN (\(kinds.map { "'\($0.rawValue)'" }.joined(separator: ",")))
+                ORDER BY number DESC LIMIT 1
+                """, arguments: [serial]).map(Ledger.fleetCommitRecord)
+        }
+    }
+
     /// What taking the fleet's registry did at this dock, for the admin.
     public struct FleetAdoption: Sendable {
         /// Devices and periods of this dock's that the fleet holds now (identical), by commit.
@@ -97,10 +107,18 @@ extension Ledger {
             }
             var adoption = FleetAdoption()
             let local = try Ledger.registryContents(in: db)
+            let localDevices = Dictionary(local.devices.map { ($0.serial, $0) }) { first, _ in first }
             let fleetActive = Dictionary(fleet.contents.activeDevices.map { ($0.serial, $0) }) { first, _ in first }
+            let byNumber = Dictionary(fleet.commits.map { ($0.number, $0) }) { first, _ in first }
+            var lastDeviceCommit: [String: Int64] = [:]
+            var broughtAdds = Set<String>()
+            for record in fleet.commits where record.status == .applied && record.kind?.hasPrefix("device.") == true {
+                guard let serial = record.serial else { continue }
+                lastDeviceCommit[serial] = record.number
+                if broughtIn.contains(record.number), record.kind == RegistryChange.Kind.deviceAdd.rawValue { broughtAdds.insert(serial) }
+            }
             func commitOrigin(_ number: Int64?) -> String {
-                guard let number, let record = fleet.commits.first(where: { $0.number == number }) else { return "the fleet" }
-                return record.origin
+                number.flatMap { byNumber[$0] }?.origin ?? "the fleet"
             }
             // Every device and period of this dock's must be the fleet's now, identically.
             for device in local.activeDevices {
@@ -110,7 +128,7 @@ extension Ledger {
             }
             var claimed = Set<Int64>()
             for period in local.periods where period.fleetCommit == nil {
-                guard local.device(period.serial)?.removedAt == nil, local.device(period.serial) != nil else {
+                guard let device = localDevices[period.serial], device.removedAt == nil else {
                     // A camera this dock took out of its registry: its periods would come back with a fleet's registration.
                     try db.execute(sql: "UPDATE custody_period SET removed_at = ? WHERE id = ?", arguments: [Date(), period.id])
                     let line = "custody period #\(period.id) of \(DisplayText.escaped(period.serial)) (\(period.summary)) is withdrawn: the camera is not registered at this dock, and the fleet's registry decides who holds it from now on"
@@ -146,16 +164,14 @@ extension Ledger {
             // The fleet's devices this dock did not have, and its periods.
             var touched = Set<String>()
             for device in fleet.contents.activeDevices {
-                if let mine = local.device(device.serial), mine.removedAt == nil {
-                    let origin = commitOrigin(fleet.commits.last { $0.serial == device.serial && $0.status == .applied && $0.kind?.hasPrefix("device.") == true }?.number)
-                    let how = fleet.commits.contains { broughtIn.contains($0.number) && $0.serial == device.serial && $0.kind == RegistryChange.Kind.deviceAdd.rawValue }
-                        ? "brought into the fleet as" : "is registered in the fleet identically by"
+                let origin = commitOrigin(lastDeviceCommit[device.serial])
+                if let mine = localDevices[device.serial], mine.removedAt == nil {
+                    let how = broughtAdds.contains(device.serial) ? "brought into the fleet as" : "is registered in the fleet identically by"
                     let line = "device \(DisplayText.escaped(device.serial)) (\(DisplayText.escaped(device.defaultUser))) \(how) \(origin)"
                     try Ledger.append(EventDraft(.notice, .deviceRegistered, serial: device.serial, user: device.defaultUser, line), in: db)
                     adoption.kept.append(line)
                     continue
                 }
-                let origin = commitOrigin(fleet.commits.last { $0.serial == device.serial && $0.status == .applied && $0.kind?.hasPrefix("device.") == true }?.number)
                 _ = try Ledger.addDevice(serial: device.serial, defaultUser: device.defaultUser, name: device.name, model: device.model,
                                          because: origin + ", taken in when this dock joined", in: db)
                 adoption.received.append("device \(DisplayText.escaped(device.serial)) (\(DisplayText.escaped(device.defaultUser))) from \(origin)")
