@@ -177,6 +177,11 @@ extension Ledger {
                 adoption.received.append("device \(DisplayText.escaped(device.serial)) (\(DisplayText.escaped(device.defaultUser))) from \(origin)")
                 touched.insert(device.serial)
             }
+            // A camera the fleet removed keeps its row, and its periods (a registration later brings them back, as at every dock).
+            for device in fleet.contents.devices where device.removedAt != nil && localDevices[device.serial] == nil {
+                try db.execute(sql: "INSERT INTO device (serial, default_user, name, model, registered_at, removed_at) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [device.serial, device.defaultUser, device.name, device.model, device.registeredAt, device.removedAt])
+            }
             for period in fleet.contents.periods where !claimed.contains(period.id) {
                 try db.execute(sql: "INSERT INTO custody_period (serial, user_id, valid_from, valid_until, created_at, fleet_commit) VALUES (?, ?, ?, ?, ?, ?)",
                                arguments: [period.serial, period.user, period.from, period.until, now, period.fleetCommit])

@@ -110,6 +110,10 @@ extension FleetDock {
         try one.ok(["device", "remove", "GONE-1"])
         try one.ok(["device", "add", "POOL-1", "--user", "pool"])
         try one.ok(["device", "assign", "POOL-1", "alice", "--from", "2026-11-24T08:00:00Z", "--to", "2026-11-24T12:00:00Z"])
+        // A camera the fleet registered, booked and removed, which the new dock never had.
+        try one.ok(["device", "add", "OLDPOOL-1", "--user", "pool"])
+        try one.ok(["device", "assign", "OLDPOOL-1", "erin", "--from", "2026-11-20T08:00:00Z"])
+        try one.ok(["device", "remove", "OLDPOOL-1"])
         let fleetHead = try storedCommits(store, area).count
 
         let two = try FleetDock.outside(folder, "dock-2", store: store, area: area)
