@@ -101,7 +101,7 @@ let package = Package(
         // The fleet registry as signed commits in the evidence store, read into each dock's ledger.
         .target(
             name: "Fleet",
-            dependencies: ["UploaderCore", "Ledger", "Crypto", "Transport"]
+            dependencies: ["UploaderCore", "Platform", "Ledger", "Crypto", "Transport"]
         ),
         // The workflows and their failure policy, side by side: dock, ingest, upload,
         // housekeeping (purge, alerts, metrics) and the daemon's services.

@@ -40,7 +40,7 @@ public enum FleetLink {
 
     /// Commits are kept like the custody checkpoints where the bucket has Object Lock.
     public static func lockedUntil(configuration: Configuration, registry: FleetRegistry) throws -> Date? {
-        try registry.client.objectLockEnabled() ? Date().addingTimeInterval(Double(configuration.custody.checkpointRetentionDays) * 86400) : nil
+        try registry.retrying { try registry.client.objectLockEnabled() } ? Date().addingTimeInterval(Double(configuration.custody.checkpointRetentionDays) * 86400) : nil
     }
 
     /// Writes one change through the fleet; a store out of reach is one line (the dock keeps docking from its cache).

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Ledger
+import Platform
 import Transport
 import UploaderCore
 
@@ -10,8 +11,6 @@ public struct FleetRegistry {
     public let ledger: Ledger
     public let client: S3Client
     public let prefix: String
-    /// Tests only: runs after a change was checked, before its commit is written (another dock acts "in between").
-    public var beforePut: (@Sendable (Int64) -> Void)?
 
     public init(ledger: Ledger, client: S3Client, prefix: String) {
         self.ledger = ledger
@@ -39,13 +38,13 @@ public struct FleetRegistry {
     public func sync(deadline: Date? = nil) throws -> SyncReport {
         var report = SyncReport()
         guard var state = try ledger.fleetState() else { return report }
-        let keys = try client.listObjectKeys(prefix: FleetKeys.registryFolder(prefix: prefix),
-                                             startAfter: FleetKeys.commit(prefix: prefix, number: state.appliedNumber))
+        let keys = try retrying(until: deadline) { try client.listObjectKeys(prefix: FleetKeys.registryFolder(prefix: prefix),
+                                                            startAfter: FleetKeys.commit(prefix: prefix, number: state.appliedNumber)) }
         let numbers = keys.compactMap { FleetKeys.number(ofKey: $0, prefix: prefix) }.sorted()
         for number in numbers where number > state.appliedNumber {
             if let deadline, Date() > deadline { break }
             let expected = state.appliedNumber + 1
-            guard number == expected, let bytes = try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: expected)) else {
+            guard number == expected, let bytes = try retrying(until: deadline, { try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: expected)) }) else {
                 let problem = "commit \(expected) is missing from the store while commit \(numbers.last ?? number) exists (deleted, or written out of turn): this dock stays at commit \(state.appliedNumber) until an admin puts it back"
                 try ledger.recordFleetSync(blockedAt: expected, problem: problem)
                 report.blocked = problem
@@ -116,11 +115,12 @@ public struct FleetRegistry {
     /// checks again and tries N+2. A change the registry refuses after
     /// another admin's commit is refused naming that commit. A try whose
     /// answer was lost finds its own commit in place: that is success.
-    public func commit(_ change: RegistryChange, by author: Author, lockedUntil: Date? = nil) throws -> (record: FleetCommitRecord, outcome: String) {
+    /// `precheck` runs before each try's check, against the registry at the head that try builds on.
+    public func commit(_ change: RegistryChange, by author: Author, lockedUntil: Date? = nil,
+                       precheck: (() throws -> Void)? = nil) throws -> (record: FleetCommitRecord, outcome: String) {
         var firstHead: Int64?
         for _ in 0..<200 {
-            let synced = try sync()
-            if let blocked = synced.blocked { throw UploaderError(.insecure, "the fleet registry cannot be changed: \(blocked)") }
+            try syncOrThrow()
             guard let state = try ledger.fleetState() else {
                 throw UploaderError(.usage, "this dock is not in a fleet: run `uploader fleet init` (the first dock) or `uploader fleet join`")
             }
@@ -130,9 +130,15 @@ public struct FleetRegistry {
                 throw UploaderError(.usage, "this dock is not a fleet member yet: an admin at a member runs `uploader fleet admit \(Ed25519PublicKey.grouped(me))`")
             }
             let number = state.appliedNumber + 1
+            try precheck?()
             do {
                 try ledger.checkRegistryChange(change, number: number)
             } catch let error as UploaderError {
+                // An earlier try of this very change (this dock's key) landed and only its answer was lost:
+                // the registry holds what was asked, which is success, not a conflict with itself.
+                if let mine = try ledger.fleetCommitHolding(change, signer: me) {
+                    return (mine, "already in the registry: this dock wrote it as \(mine.origin), whose answer was lost")
+                }
                 if let firstHead, let other = try conflicting(with: change, since: firstHead) {
                     throw UploaderError(.usage, "refused: \(other.origin) came first (\(other.summary)): \(error.message)")
                 }
@@ -142,10 +148,11 @@ public struct FleetRegistry {
             let commit = try FleetCommit(number: number, parent: state.appliedHash, dock: author.dock, user: author.user, change: change, key: author.key)
             let key = FleetKeys.commit(prefix: prefix, number: number)
             let bytes = try commit.encoded()
-            beforePut?(number)
+            // Crash and race tests stop here: checked at `number - 1`, not yet written.
+            FailPoints.hit("fleet.before-put")
             if try putOnce(key: key, bytes: bytes, lockedUntil: lockedUntil) == .exists {
                 // Ours if a try before this one landed and only its answer was lost: same fields, same signature.
-                guard let there = try client.getSmall(key: key), let found = try? FleetCommit.decode(there),
+                guard let there = try retrying({ try client.getSmall(key: key) }), let found = try? FleetCommit.decode(there),
                       found.hash == commit.hash, found.signature == commit.signature else { continue }
             }
             let applied = try sync()
@@ -161,20 +168,33 @@ public struct FleetRegistry {
         throw UploaderError(.busy, "the fleet registry changed 200 times while this change waited: try again")
     }
 
+    /// A sync before a write: a registry that cannot be read to its end cannot be changed.
+    func syncOrThrow() throws {
+        if let blocked = try sync().blocked { throw UploaderError(.insecure, "the fleet registry cannot be changed: \(blocked)") }
+    }
+
     /// PUT once, tried again on an answer that did not arrive (the same bytes: a landed first try then reads as ours).
     func putOnce(key: String, bytes: [UInt8], lockedUntil: Date?) throws -> S3Client.WriteOnceOutcome {
+        try retrying { try client.putOnce(key: key, bytes: bytes, contentType: "application/json", lockedUntil: lockedUntil) }
+    }
+
+    /// One request to the store, tried again while the store's failure is one a retry can fix
+    /// (503 SlowDown, a reset), and never past `deadline` (a sync before docking).
+    public func retrying<T>(until deadline: Date? = nil, _ request: () throws -> T) throws -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try client.putOnce(key: key, bytes: bytes, contentType: "application/json", lockedUntil: lockedUntil)
+                return try request()
             } catch let error as UploaderError where error.isRetryable && attempt < Self.writeRetries.maxAttempts {
-                Thread.sleep(forTimeInterval: Self.writeRetries.delay(afterAttempt: attempt, retryAfter: error.retryAfter))
+                let delay = Self.writeRetries.delay(afterAttempt: attempt, retryAfter: error.retryAfter)
+                if let deadline, Date().addingTimeInterval(delay) > deadline { throw error }
+                Thread.sleep(forTimeInterval: delay)
             }
         }
     }
 
-    /// A commit's PUT is tried a few times over about two seconds: an admin is waiting at the prompt.
+    /// A request is tried a few times over about two seconds: an admin is waiting at the prompt.
     static let writeRetries = RetryPolicy(maxAttempts: 4, baseDelay: 0.2, maxDelay: 1)
 
     /// The latest commit since `head` that touched the same camera (or any, when none did).
@@ -187,7 +207,7 @@ public struct FleetRegistry {
 
     /// `fleet init`: this dock creates the fleet; commit 1 admits its own key.
     public func create(by author: Author, lockedUntil: Date? = nil) throws -> FleetCommitRecord {
-        if try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: 1)) != nil {
+        if try retrying({ try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: 1)) }) != nil {
             throw UploaderError(.usage, "the store already holds a fleet under this prefix: run `uploader fleet join` instead")
         }
         try ledger.joinFleet(dock: author.dock, how: "created the fleet")
@@ -196,24 +216,29 @@ public struct FleetRegistry {
 
     /// `fleet join`: writes the join request (the dock's public key) and reads the registry.
     public func requestJoin(by author: Author) throws -> SyncReport {
-        guard try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: 1)) != nil else {
+        try writeJoinRequest(by: author)
+        if try ledger.fleetState() == nil { try ledger.joinFleet(dock: author.dock, how: "asked to join (key \(author.key.publicKey.groupedFingerprint))") }
+        return try sync()
+    }
+
+    /// The join request (this dock's public key) in the store, for an admin at a member to admit.
+    public func writeJoinRequest(by author: Author) throws {
+        guard try retrying({ try client.getSmall(key: FleetKeys.commit(prefix: prefix, number: 1)) }) != nil else {
             throw UploaderError(.notFound, "the store holds no fleet under this prefix: run `uploader fleet init` at the first dock")
         }
         let request = FleetJoinRequest(dock: author.dock, user: author.user, publicKey: author.key.publicKey)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let key = FleetKeys.joinRequest(prefix: prefix, fingerprint: author.key.publicKey.fingerprint)
-        if try client.putOnce(key: key, bytes: Array(try encoder.encode(request)), contentType: "application/json") == .exists,
-           let there = try client.getSmall(key: key), (try? JSONDecoder().decode(FleetJoinRequest.self, from: Data(there)))?.publicKey != request.publicKey {
+        if try retrying({ try client.putOnce(key: key, bytes: Array(try encoder.encode(request)), contentType: "application/json") }) == .exists,
+           let there = try retrying({ try client.getSmall(key: key) }), (try? JSONDecoder().decode(FleetJoinRequest.self, from: Data(there)))?.publicKey != request.publicKey {
             throw UploaderError(.insecure, "the store holds another key's join request at \(key): tell an admin")
         }
-        if try ledger.fleetState() == nil { try ledger.joinFleet(dock: author.dock, how: "asked to join (key \(author.key.publicKey.groupedFingerprint))") }
-        return try sync()
     }
 
     /// `fleet admit FINGERPRINT`: a member admits the key of a join request.
     public func admit(fingerprint: String, by author: Author, lockedUntil: Date? = nil) throws -> (record: FleetCommitRecord, outcome: String) {
-        guard let bytes = try client.getSmall(key: FleetKeys.joinRequest(prefix: prefix, fingerprint: fingerprint)),
+        guard let bytes = try retrying({ try client.getSmall(key: FleetKeys.joinRequest(prefix: prefix, fingerprint: fingerprint)) }),
               let request = try? JSONDecoder().decode(FleetJoinRequest.self, from: Data(bytes)),
               RegistryChange.fingerprint(publicKeyHex: request.publicKey) == fingerprint else {
             throw UploaderError(.notFound, "no dock asked to join with key \(Ed25519PublicKey.grouped(fingerprint)): run `uploader fleet join` at the new dock and compare the fingerprint it prints")

@@ -188,6 +188,61 @@ extension Ledger {
         try read { db in try Int64.fetchOne(db, sql: "SELECT fleet_commit FROM custody_period WHERE id = ?", arguments: [id]) }
     }
 
+    /// The commit by `signer` that made exactly `change` and whose effect is still in force
+    /// (nil: none). A second try of a command whose first answer was lost meets it.
+    public func fleetCommitHolding(_ change: RegistryChange, signer: String) throws -> FleetCommitRecord? {
+        try read { db in
+            guard let serialOrKey = change.serial ?? change.publicKey,
+                  let row = try Row.fetchOne(db, sql: """
+                      SELECT * FROM fleet_commit WHERE status = 'applied' AND kind = ? AND summary = ? AND signer = ? AND serial IS ?
+                      ORDER BY number DESC LIMIT 1
+                      """, arguments: [change.kind.rawValue, change.summary, signer, change.serial]) else { return nil }
+            let record = Ledger.fleetCommitRecord(row)
+            let serial = change.serial ?? ""
+            // Nothing after it changed the same thing.
+            let later = try Bool.fetchOne(db, sql: """
+                SELECT 1 FROM fleet_commit WHERE number > ? AND status = 'applied' AND serial IS ? AND kind IN (\(Self.sameTarget(change.kind).map { "'\($0.rawValue)'" }.joined(separator: ",")))
+                """, arguments: [record.number, change.serial]) ?? false
+            if later { return nil }
+            let device = try Ledger.activeDevice(serial: serial, in: db)
+            let held: Bool
+            switch change.kind {
+            case .memberAdmit:
+                held = try Bool.fetchOne(db, sql: "SELECT 1 FROM fleet_member WHERE fingerprint = ? AND admitted_in = ?",
+                                         arguments: [RegistryChange.fingerprint(publicKeyHex: serialOrKey) ?? "", record.number]) ?? false
+            case .deviceAdd:
+                held = device.map { $0.defaultUser == change.user && $0.name == change.name && $0.model == change.model } ?? false
+            case .deviceRemove:
+                held = device == nil
+            case .deviceRename:
+                held = device?.name == change.name
+            case .deviceModel:
+                held = device?.model == change.model
+            case .periodAssign, .periodEnd, .periodWithdraw:
+                let period = try Row.fetchOne(db, sql: "SELECT valid_until, removed_at FROM custody_period WHERE serial = ? AND fleet_commit = ?",
+                                              arguments: [serial, change.kind == .periodAssign ? record.number : change.period])
+                let until = (period?["valid_until"] as Date?).map(Timestamps.iso)
+                let removed = (period?["removed_at"] as Date?) != nil
+                held = period != nil && (change.kind == .periodWithdraw ? removed
+                                         : !removed && until == change.until.flatMap(Timestamps.parse).map(Timestamps.iso))
+            }
+            return held ? record : nil
+        }
+    }
+
+    /// The kinds of change that would undo or replace a change of `kind` to the same camera.
+    static func sameTarget(_ kind: RegistryChange.Kind) -> [RegistryChange.Kind] {
+        switch kind {
+        // A key stays a member (the member row says by which commit).
+        case .memberAdmit: []
+        case .deviceAdd, .deviceRemove: [.deviceAdd, .deviceRemove]
+        case .deviceRename: [.deviceRename, .deviceAdd, .deviceRemove]
+        case .deviceModel: [.deviceModel, .deviceAdd, .deviceRemove]
+        // A period is judged by the period row itself (its end and withdrawal), not by later commits to the camera.
+        case .periodAssign, .periodEnd, .periodWithdraw: []
+        }
+    }
+
     /// Refuses `change` as it would be refused if applied to the registry as it is now; changes nothing.
     public func checkRegistryChange(_ change: RegistryChange, number: Int64) throws {
         try write("check a registry change") { db in
@@ -221,6 +276,12 @@ extension Ledger {
                     stored.problem = "the registry refuses it: \(error.message)"
                 }
             }
+            // Commits are ordered by number, never by the time a dock wrote in them: a time well before
+            // the commit it follows says one of the two docks' clocks is off (told, and alerted once).
+            if stored.status != .bad, stored.problem == nil, let note = try Ledger.clockNote(stored, parentHash: state.appliedHash, in: db) {
+                stored.problem = note
+                try Ledger.append(EventDraft(.warning, .fleetCommit, serial: stored.serial, "\(stored.origin): \(note)"), in: db)
+            }
             try db.execute(sql: """
                 INSERT INTO fleet_commit (number, hash, dock, user_id, at, kind, serial, summary, signer, status, problem, recorded_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -241,6 +302,19 @@ extension Ledger {
         }
     }
 
+    /// How far a commit's time may lie before the time of the commit it follows (clocks differ a little).
+    public static let fleetClockTolerance: TimeInterval = 300
+
+    /// A note when `record` says it was written well before the commit it follows (its parent).
+    static func clockNote(_ record: FleetCommitRecord, parentHash: String, in db: Database) throws -> String? {
+        guard let at = record.at.flatMap(Timestamps.parse),
+              let parent = try Row.fetchOne(db, sql: "SELECT * FROM fleet_commit WHERE number < ? AND status != 'bad' ORDER BY number DESC LIMIT 1",
+                                            arguments: [record.number]).map(fleetCommitRecord), parent.hash == parentHash,
+              let parentAt = parent.at.flatMap(Timestamps.parse), parentAt.timeIntervalSince(at) > fleetClockTolerance else { return nil }
+        let minutes = Int((parentAt.timeIntervalSince(at) / 60).rounded())
+        return "clock: it says it was written \(minutes) min before \(parent.origin), which it follows: the clock of \(DisplayText.escaped(record.dock ?? "?")) or of \(DisplayText.escaped(parent.dock ?? "?")) is off (set it right with NTP); the registry orders commits by number, so this changes nothing it decides"
+    }
+
     /// The sync reached the store: when, and what (if anything) stops it.
     public func recordFleetSync(blockedAt number: Int64? = nil, problem: String? = nil) throws {
         try write("record a fleet sync") { db in
@@ -259,11 +333,15 @@ extension Ledger {
             var alerts: [Alert] = []
             for row in try Row.fetchAll(db, sql: """
                 SELECT number, dock, user_id, at, summary, problem FROM fleet_commit
-                WHERE status != 'applied' AND NOT EXISTS (SELECT 1 FROM alert WHERE alert.key = 'fleet-commit-' || fleet_commit.number)
+                WHERE (status != 'applied' OR problem LIKE 'clock: %') AND NOT EXISTS (SELECT 1 FROM alert WHERE alert.key = 'fleet-commit-' || fleet_commit.number)
                 ORDER BY number LIMIT 100
                 """) {
                 let record = FleetCommitRecord(number: row["number"], hash: nil, dock: row["dock"], user: row["user_id"], at: row["at"], kind: nil,
                                                serial: nil, summary: row["summary"], signer: nil, status: .bad, problem: row["problem"])
+                if let problem = record.problem, problem.hasPrefix("clock: ") {
+                    alerts.append(Alert(key: "fleet-commit-\(record.number)", message: "\(record.origin) \(problem.dropFirst(7))"))
+                    continue
+                }
                 alerts.append(Alert(key: "fleet-commit-\(record.number)",
                                     message: "\(record.origin) was ignored: \(record.problem ?? "?") (\(record.summary)); someone with the store's credentials but not a fleet member's key may be trying to change the registry: see `uploader fleet log`"))
             }
@@ -309,14 +387,11 @@ extension Ledger {
         case .deviceRemove:
             try removeDevice(serial: try required(change.serial, "a serial"), in: db)
             return ""
-        case .deviceRename, .deviceModel:
-            let serial = try required(change.serial, "a serial")
-            try Ledger.checkIdentifier(try required(change.kind == .deviceRename ? change.name : change.model, change.kind == .deviceRename ? "a name" : "a model"),
-                                       change.kind == .deviceRename ? "the name" : "the model")
-            try db.execute(sql: "UPDATE device SET \(change.kind == .deviceRename ? "name" : "model") = ? WHERE serial = ? AND removed_at IS NULL",
-                           arguments: [change.kind == .deviceRename ? change.name : change.model, serial])
-            guard db.changesCount == 1 else { throw UploaderError(.notFound, "no registered device has serial \(serial)") }
-            try Ledger.append(EventDraft(.notice, .deviceRegistered, serial: serial, "device \(serial): \(change.summary)"), in: db)
+        case .deviceRename:
+            try describeDevice(serial: try required(change.serial, "a serial"), name: try required(change.name, "a name"), because: origin, in: db)
+            return ""
+        case .deviceModel:
+            try describeDevice(serial: try required(change.serial, "a serial"), model: try required(change.model, "a model"), because: origin, in: db)
             return ""
         case .periodAssign:
             let serial = try required(change.serial, "a serial")
@@ -325,15 +400,7 @@ extension Ledger {
             return "\(result.reattributed) not-yet-uploaded file\(result.reattributed == 1 ? "" : "s") re-attributed"
         case .periodEnd:
             let serial = try required(change.serial, "a serial")
-            let period = try periodRow(serial)
-            let end = try required(try time(change.until, "until"), "an end")
-            guard period.until == nil, end > period.from else {
-                throw UploaderError(.usage, "custody period #\(period.id) of \(period.user) is not open, or starts after \(Timestamps.iso(end))")
-            }
-            try db.execute(sql: "UPDATE custody_period SET valid_until = ? WHERE id = ?", arguments: [end, period.id])
-            try Ledger.append(EventDraft(.notice, .deviceUnassigned, serial: serial, user: period.user,
-                                         "custody period #\(period.id) of \(period.user) ended at \(Timestamps.iso(end))"), in: db)
-            let changed = try reattribute(serial: serial, in: db)
+            let changed = try endPeriod(try periodRow(serial), serial: serial, at: try required(try time(change.until, "until"), "an end"), in: db)
             return "\(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed"
         case .periodWithdraw:
             let serial = try required(change.serial, "a serial")

@@ -258,6 +258,61 @@ public final class Ledger: Sendable {
                                      "device \(serial) removed from the registry; its files and history stay in the ledger"), in: db)
     }
 
+    /// Gives a registered camera a display name (`device rename`).
+    public func renameDevice(serial: String, name: String) throws {
+        try write("rename device \(serial)") { db in try Ledger.describeDevice(serial: serial, name: name, in: db) }
+    }
+
+    /// Records a registered camera's model (`device model`).
+    public func setDeviceModel(serial: String, model: String) throws {
+        try write("set the model of device \(serial)") { db in try Ledger.describeDevice(serial: serial, model: model, in: db) }
+    }
+
+    /// A registered camera's name or model, inside the caller's transaction (also a fleet commit's).
+    package static func describeDevice(serial: String, name: String? = nil, model: String? = nil, because origin: String? = nil,
+                                       in db: Database) throws {
+        guard let device = try activeDevice(serial: serial, in: db) else {
+            throw UploaderError(.notFound, "no registered device has serial \(DisplayText.escaped(serial)): see `uploader device list`")
+        }
+        var said: [String] = []
+        if let name {
+            try checkIdentifier(name, "the name")
+            try db.execute(sql: "UPDATE device SET name = ? WHERE serial = ? AND removed_at IS NULL", arguments: [name, serial])
+            said.append("renamed from \(device.name ?? "no name") to \(name)")
+        }
+        if let model {
+            try checkIdentifier(model, "the model")
+            try db.execute(sql: "UPDATE device SET model = ? WHERE serial = ? AND removed_at IS NULL", arguments: [model, serial])
+            said.append("model changed from \(device.model ?? "none") to \(model)")
+        }
+        try append(EventDraft(.notice, .deviceRegistered, serial: serial, user: device.defaultUser,
+                              "device \(serial) \(said.joined(separator: ", "))\(origin.map { " (\($0))" } ?? "")"), in: db)
+    }
+
+    /// Ends the camera's open custody period at `end` (the camera came back), and
+    /// re-attributes files recorded after it that have not started uploading.
+    @discardableResult
+    public func endPeriod(serial: String, at end: Date) throws -> (period: CustodyRecord, reattributed: Int) {
+        try write("end the custody period of \(serial)") { db in
+            guard let open = try Ledger.periods(serial: serial, in: db).first(where: { $0.until == nil }) else {
+                throw UploaderError(.notFound, "device \(DisplayText.escaped(serial)) has no open custody period: see `uploader device show \(DisplayText.escaped(serial))`")
+            }
+            return (open, try Ledger.endPeriod(open, serial: serial, at: end, in: db))
+        }
+    }
+
+    /// Ends an open period inside the caller's transaction (also a fleet commit's); how many files were re-attributed.
+    package static func endPeriod(_ period: CustodyRecord, serial: String, at end: Date, in db: Database) throws -> Int {
+        guard period.until == nil, end > period.from else {
+            throw UploaderError(.usage, "custody period #\(period.id) of \(period.user) (from \(Timestamps.iso(period.from))) is not open, or starts after \(Timestamps.iso(end)): see `uploader device show \(serial)`")
+        }
+        try db.execute(sql: "UPDATE custody_period SET valid_until = ? WHERE id = ? AND valid_until IS NULL AND removed_at IS NULL", arguments: [end, period.id])
+        guard db.changesCount == 1 else { throw UploaderError(.notFound, "custody period #\(period.id) of \(serial) is no longer open") }
+        try append(EventDraft(.notice, .deviceUnassigned, serial: serial, user: period.user,
+                              "custody period #\(period.id) of \(period.user) (from \(Timestamps.iso(period.from))) ended at \(Timestamps.iso(end))"), in: db)
+        return try reattribute(serial: serial, in: db)
+    }
+
     public func devices(includeRemoved: Bool = false) throws -> [Device] {
         try read { db in
             try Device.fetchAll(db, sql: "SELECT * FROM device \(includeRemoved ? "" : "WHERE removed_at IS NULL") ORDER BY serial")

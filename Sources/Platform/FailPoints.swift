@@ -10,10 +10,12 @@ import SystemPackage
 /// process SIGKILL itself the third time it passes that point. A point that
 /// is handed a file can instead damage it: `name=flip-byte@N` flips one bit
 /// at nine tenths of the file's length the Nth time (how the tests break the
-/// proofs that read a file back). Without the variable a fail point costs one
-/// dictionary lookup.
+/// proofs that read a file back). `name=stop@N` stops the process (SIGSTOP)
+/// the Nth time, so a test can act while it waits there (another process
+/// writes in between) and then let it go on (SIGCONT). Without the variable a
+/// fail point costs one dictionary lookup.
 public enum FailPoints {
-    enum Action: String { case kill, flipByte = "flip-byte" }
+    enum Action: String { case kill, flipByte = "flip-byte", stop }
     private static let configured: [String: (action: Action, at: Int)] = {
         guard let spec = ProcessInfo.processInfo.environment["UPLOADER_FAILPOINTS"] else { return [:] }
         var points: [String: (action: Action, at: Int)] = [:]
@@ -40,6 +42,8 @@ public enum FailPoints {
             raise(SIGKILL)
         case .flipByte where count == point.at:
             if let file { flipByte(of: file) }
+        case .stop where count == point.at:
+            raise(SIGSTOP)
         default:
             break
         }

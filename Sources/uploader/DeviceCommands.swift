@@ -7,7 +7,7 @@ import UploaderCore
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Register cameras and record who holds them.",
-        subcommands: [Add.self, List.self, Show.self, Remove.self, Assign.self, Unassign.self, Scan.self])
+        subcommands: [Add.self, List.self, Show.self, Remove.self, Rename.self, Model.self, Assign.self, End.self, Unassign.self, Scan.self])
 
     struct Scan: BlockingCommand {
         static let configuration = CommandConfiguration(abstract: "List connected cameras: model, serial, registered or not, user.")
@@ -145,6 +145,48 @@ struct DeviceCommand: ParsableCommand {
         }
     }
 
+    struct Rename: BlockingCommand {
+        static let configuration = CommandConfiguration(abstract: "Give a registered camera a display name.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var serial: String
+        @Argument(help: "The display name.") var name: String
+
+        func runBlocking() throws {
+            try options.run {
+                try DisplayText.checkIdentifier(name, "the name")
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                if let done = try FleetCommand.writeThrough(RegistryChange(kind: .deviceRename, serial: serial, name: name), configuration: configuration, ledger: ledger) {
+                    print("\(DisplayText.escaped(serial)) is named \(DisplayText.escaped(name)) (\(done))")
+                    return
+                }
+                try ledger.renameDevice(serial: serial, name: name)
+                print("\(DisplayText.escaped(serial)) is named \(DisplayText.escaped(name))")
+            }
+        }
+    }
+
+    struct Model: BlockingCommand {
+        static let configuration = CommandConfiguration(abstract: "Record a registered camera's model.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var serial: String
+        @Argument(help: "The camera model.") var model: String
+
+        func runBlocking() throws {
+            try options.run {
+                try DisplayText.checkIdentifier(model, "the model")
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                if let done = try FleetCommand.writeThrough(RegistryChange(kind: .deviceModel, serial: serial, model: model), configuration: configuration, ledger: ledger) {
+                    print("\(DisplayText.escaped(serial)) is a \(DisplayText.escaped(model)) (\(done))")
+                    return
+                }
+                try ledger.setDeviceModel(serial: serial, model: model)
+                print("\(DisplayText.escaped(serial)) is a \(DisplayText.escaped(model))")
+            }
+        }
+    }
+
     struct Assign: BlockingCommand {
         static let configuration = CommandConfiguration(
             abstract: "Record that USER holds the (pooled) camera from --from until --to.",
@@ -177,6 +219,41 @@ struct DeviceCommand: ParsableCommand {
                 }
                 let changed = result.reattributed
                 print("\(DisplayText.escaped(serial)) held by \(DisplayText.escaped(user)) from \(Output.local(start))\(end.map { " to \(Output.local($0))" } ?? ""); \(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed")
+            }
+        }
+    }
+
+    struct End: BlockingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End the (pooled) camera's open custody period: its holder gave it back.",
+            discussion: "Files recorded after --at go back to the camera's default user (or a later period). Times are ISO 8601; without a zone they are this PC's local time.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var serial: String
+        @Option(help: "When custody ended, e.g. 2026-11-24T17:00 (now if omitted).") var at: String?
+
+        func validate() throws {
+            _ = try TypedTime.absolute(at, option: "at")
+        }
+
+        func runBlocking() throws {
+            try options.run {
+                let end = try TypedTime.absolute(at, option: "at") ?? Date()
+                let configuration = try options.loadConfiguration()
+                let ledger = try options.openLedger(configuration)
+                if try ledger.fleetState() != nil {
+                    guard let open = try ledger.custody(serial: serial).first(where: { $0.until == nil }) else {
+                        throw UploaderError(.notFound, "device \(DisplayText.escaped(serial)) has no open custody period: see `uploader device show \(DisplayText.escaped(serial))`")
+                    }
+                    guard let commit = try ledger.fleetCommit(ofPeriod: open.id) else {
+                        throw UploaderError(.usage, "custody period #\(open.id) was entered at this dock before it joined the fleet, so no other dock has it: it cannot be ended through the fleet")
+                    }
+                    let done = try FleetCommand.writeThrough(RegistryChange(kind: .periodEnd, serial: serial, until: RegistryChange.time(end), period: commit),
+                                                             configuration: configuration, ledger: ledger)
+                    print("ended custody period #\(open.id) of \(DisplayText.escaped(open.user)) at \(Output.local(end)) (\(done ?? ""))")
+                    return
+                }
+                let (ended, changed) = try ledger.endPeriod(serial: serial, at: end)
+                print("ended custody period #\(ended.id) of \(DisplayText.escaped(ended.user)) (from \(Output.local(ended.from))) at \(Output.local(end)); \(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed")
             }
         }
     }

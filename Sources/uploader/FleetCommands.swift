@@ -20,10 +20,16 @@ struct FleetCommand: ParsableCommand {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let ledger = try options.openLedger(configuration)
-                try FleetCommand.refuseLocalRegistry(ledger)
                 let registry = try FleetLink.connect(configuration: configuration, ledger: ledger)
                 let author = try FleetLink.author(configuration: configuration)
-                let record = try registry.create(by: author, lockedUntil: try FleetLink.lockedUntil(configuration: configuration, registry: registry))
+                let lockedUntil = try FleetLink.lockedUntil(configuration: configuration, registry: registry)
+                if try ledger.fleetState() == nil, try !ledger.registryContents().isEmpty {
+                    // This dock's cameras and periods come in as the fleet's first commits after its own admission.
+                    try FleetCommand.report(try FleetJoin(registry: registry, author: author, lockedUntil: lockedUntil).run(creating: true))
+                    print("created the fleet with this dock's registry; key \(author.key.publicKey.groupedFingerprint)")
+                    return
+                }
+                let record = try registry.create(by: author, lockedUntil: lockedUntil)
                 print("created the fleet: commit \(record.number) admits this dock (\(DisplayText.escaped(author.dock))), key \(author.key.publicKey.groupedFingerprint)")
             }
         }
@@ -38,11 +44,17 @@ struct FleetCommand: ParsableCommand {
             try options.run {
                 let configuration = try options.loadConfiguration()
                 let ledger = try options.openLedger(configuration)
-                if try ledger.fleetState() == nil { try FleetCommand.refuseLocalRegistry(ledger) }
                 let registry = try FleetLink.connect(configuration: configuration, ledger: ledger)
                 let author = try FleetLink.author(configuration: configuration)
-                let report = try registry.requestJoin(by: author)
                 let fingerprint = author.key.publicKey.groupedFingerprint
+                if try ledger.fleetState() == nil, try !ledger.registryContents().isEmpty {
+                    // A dock with a registry of its own keeps it until it is admitted, then brings it in.
+                    try registry.writeJoinRequest(by: author)
+                    let join = FleetJoin(registry: registry, author: author, lockedUntil: try FleetLink.lockedUntil(configuration: configuration, registry: registry))
+                    try FleetCommand.report(try join.run(creating: false), fingerprint: fingerprint)
+                    return
+                }
+                let report = try registry.requestJoin(by: author)
                 if try ledger.isFleetMember(fingerprint: author.key.publicKey.fingerprint) {
                     print("this dock is a fleet member (registry at commit \(report.head)); key \(fingerprint)")
                 } else {
@@ -115,7 +127,7 @@ struct FleetCommand: ParsableCommand {
     /// "7  dock-b  bob  2026-…  device.add BWC-1 user officer-1  signature ok".
     static func line(_ record: FleetCommitRecord) -> String {
         let verdict = switch record.status {
-        case .applied: "signature ok"
+        case .applied: "signature ok" + (record.problem.map { "; " + $0 } ?? "")
         case .refused: "signature ok, REFUSED: \(record.problem ?? "?")"
         case .bad: "BAD, ignored: \(record.problem ?? "?")"
         }
@@ -123,11 +135,25 @@ struct FleetCommand: ParsableCommand {
             .map(DisplayText.terminalSafe).joined(separator: "  ")
     }
 
-    /// Bringing a dock's own registry into the fleet is not built yet: never a silent merge.
-    static func refuseLocalRegistry(_ ledger: Ledger) throws {
-        let devices = try ledger.devices()
-        if !devices.isEmpty {
-            throw UploaderError(.usage, "this dock has \(devices.count) registered camera\(devices.count == 1 ? "" : "s") of its own; bringing them into a fleet is not supported yet: remove them (`uploader device remove SERIAL`) first, or use a dock with an empty registry")
+    /// What creating or joining the fleet with this dock's own registry did: each conflict on a line of its own, and a stop.
+    static func report(_ outcome: FleetJoin.Outcome, fingerprint: String = "") throws {
+        func conflictLines(_ conflicts: [String]) {
+            for conflict in conflicts { print("CONFLICT " + DisplayText.terminalSafe(conflict)) }
+        }
+        switch outcome {
+        case .waitingForAdmission(let plan, let head):
+            conflictLines(plan.conflicts)
+            print("asked to join the fleet (registry read up to commit \(head)); this dock keeps its own registry until it is admitted, then `uploader fleet join` again brings in \(plan.changes.count) record\(plan.changes.count == 1 ? "" : "s") (\(plan.identical) the fleet holds already)\(plan.conflicts.isEmpty ? "" : ", once the \(plan.conflicts.count) conflict\(plan.conflicts.count == 1 ? " above is" : "s above are") resolved")")
+            print("an admin at a member runs:\n  uploader fleet admit \(fingerprint.replacingOccurrences(of: " ", with: ""))\nafter comparing this fingerprint: \(fingerprint)")
+        case .conflicts(let conflicts, let head):
+            conflictLines(conflicts)
+            throw UploaderError(.usage, "the join stopped and nothing changed at this dock: \(conflicts.count) conflict\(conflicts.count == 1 ? "" : "s") between this dock's registry and the fleet's (at commit \(head)), listed above; resolve each here (`uploader device remove`, `uploader device unassign`) or at a member, then run `uploader fleet join` again")
+        case .joined(let brought, let adoption, let head):
+            for record in brought { print("brought in: " + line(record)) }
+            for text in adoption.kept where !text.contains("brought into the fleet") { print("already in the fleet: " + DisplayText.terminalSafe(text)) }
+            for text in adoption.received { print("from the fleet: " + DisplayText.terminalSafe(text)) }
+            for text in adoption.setAside { print("set aside: " + DisplayText.terminalSafe(text)) }
+            print("this dock takes its registry from the fleet (commit \(head)): \(brought.count) commit\(brought.count == 1 ? "" : "s") brought in")
         }
     }
 }

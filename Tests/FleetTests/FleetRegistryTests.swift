@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 import TestSupport
 @testable import Agent
@@ -140,65 +139,6 @@ func storedCommits(_ store: TestStore, _ area: StoreArea) throws -> [Int64: Flee
             let devices = try JSONSerialization.jsonObject(with: Data(try dock.ok(["device", "list", "--json"]).utf8)) as? [[String: Any]]
             #expect(devices?.count == 8, "\(dock.name) knows \(devices?.count ?? -1) cameras")
         }
-    }
-
-    /// Another admin's period lands between this dock's check and its write:
-    /// the write meets 412, reads again, and refuses in one line naming that change.
-    @Test func aConflictingPeriodIsRefusedNamingTheOtherChange() throws {
-        let (_, store, area, docks) = try makeFleet("conflict", count: 2)
-        let (one, two) = (docks[0], docks[1])
-        try one.ok(["device", "add", "POOL-1", "--user", "pool"])
-        let configuration = try two.site.configuration()
-        let ledger = try two.ledger()
-        var registry = FleetRegistry(ledger: ledger, client: store.client(bucket: area.bucket), prefix: area.prefix)
-        let otherAdmin = Mutex<UploaderProcess.Result?>(nil)
-        registry.beforePut = { _ in
-            otherAdmin.withLock { done in
-                guard done == nil else { return }
-                done = try? one.run(["device", "assign", "POOL-1", "alice", "--from", "2026-11-24T08:00:00Z", "--to", "2026-11-24T12:00:00Z"])
-            }
-        }
-        let change = RegistryChange(kind: .periodAssign, serial: "POOL-1", user: "bob", from: "2026-11-24T10:00:00.000Z", until: "2026-11-24T14:00:00.000Z")
-        let author = FleetRegistry.Author(dock: two.name, user: "admin-b", key: try DockKey.loadOrCreate(configuration))
-        do {
-            _ = try registry.commit(change, by: author)
-            Issue.record("an overlapping period was accepted")
-        } catch let error as UploaderError {
-            #expect(otherAdmin.withLock { $0?.status } == 0)
-            #expect(!error.message.contains("\n"))
-            #expect(error.message.hasPrefix("refused: fleet commit 4 by dock-1 (user ") && error.message.contains("period.assign POOL-1 user alice")
-                    && error.message.contains("overlaps"), "\(error.message)")
-        }
-        let commits = try storedCommits(store, area)
-        #expect(commits.keys.sorted() == Array(1...4), "nothing written for the refused change: \(commits.keys.sorted())")
-    }
-
-    /// The answer to the commit's PUT is lost after the store took it: the
-    /// retry meets its own commit (412, same bytes) and that is success, not a conflict.
-    @Test func aRetryWhoseAnswerWasLostMeetsItsOwnCommit() throws {
-        let (_, store, area, docks) = try makeFleet("lost", count: 1)
-        let dock = docks[0]
-        // Only the commit's first PUT loses its answer: the proxy picks a request's fault as it arrives,
-        // so the fault is switched on just before that PUT and off once its body reached the store.
-        let proxyBox = Mutex<FaultProxy?>(nil)
-        let proxy = try FaultProxy(upstream: store.endpoint, faults: [.truncateResponse], onRequestSent: { request in
-            if request.method == "PUT", request.requestLine.contains("_fleet/registry/") { proxyBox.withLock { $0?.setFaultRate(0) } }
-        })
-        proxyBox.withLock { $0 = proxy }
-        defer { proxy.stop() }
-        let configuration = try dock.site.configuration()
-        var registry = FleetRegistry(ledger: try dock.ledger(), client: S3Client(target: .init(endpoint: proxy.endpoint, bucket: area.bucket, addressing: .path),
-                                                                                   region: "us-east-1", credentials: store.credentials),
-                                     prefix: area.prefix)
-        let armed = Mutex(true)
-        registry.beforePut = { _ in if armed.withLock({ $0 }) { armed.withLock { $0 = false }; proxy.setFaultRate(1) } }
-        let author = FleetRegistry.Author(dock: dock.name, user: "admin", key: try DockKey.loadOrCreate(configuration))
-        let written = try registry.commit(RegistryChange(kind: .deviceAdd, serial: "BWC-LOST", user: "officer-1"), by: author)
-        #expect(written.record.number == 2 && written.record.status == .applied)
-        #expect(proxy.counts[.truncateResponse] == 1, "the first answer was lost: \(proxy.counts)")
-        let puts = proxy.requests.filter { $0.method == "PUT" && $0.requestLine.contains("_fleet/registry/") }
-        #expect(puts.count == 2 && puts.allSatisfy { $0.requestLine.contains(String(format: "%020d", 2)) }, "\(puts.map(\.requestLine))")
-        #expect(try storedCommits(store, area).keys.sorted() == [1, 2])
     }
 
     /// The store's credentials alone cannot reassign a camera: a commit signed

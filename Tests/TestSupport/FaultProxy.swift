@@ -22,9 +22,9 @@ public final class FaultProxy: @unchecked Sendable {
         var faultRate: Double
         var faults: [Fault]
         var counts: [Fault: Int]
-        /// Every `every`-th request gets `503 SlowDown` (0: the random schedule only).
-        var every = 0
-        var arrived = 0
+        /// Instead of a rate: every Nth request that arrives gets the first fault, the others pass.
+        var everyNth: Int? = nil
+        var arrivals = 0
     }
     private let plan = Mutex(Plan(generator: SplitMix(seed: 1), faultRate: 0, faults: [], counts: [:]))
     private let stallSeconds: Double
@@ -45,23 +45,28 @@ public final class FaultProxy: @unchecked Sendable {
     private let passed = Mutex<[Request]>([])
     private let arrivedHeads = Mutex<[String]>([])
     private let onRequestSent: (@Sendable (Request) -> Void)?
+    private let chooseFault: (@Sendable (Request) -> Fault?)?
     private let tamperResponse: (@Sendable (Request, inout [UInt8]) -> Void)?
     private let stopping = Atomic<Bool>(false)
 
-    /// `faultRate`: the share of requests that get a fault (chosen evenly from `faults`).
+    /// `faultRate`: the share of requests that get a fault (chosen evenly from `faults`);
+    /// `everyNth`: instead, every Nth request gets `faults[0]` (a store that answers 503 to every third);
+    /// `chooseFault`: a fault for this request by its head (nil: the schedule's).
     /// `onRequestSent` is called once a request's whole body has reached the store, before its answer
     /// goes back: a test acts "between" two requests there, with no clock.
     /// `tamperResponse` gets the store's whole answer (head and body) to a request passed whole, and may change it: a store that lies.
     public init(upstream: String, seed: UInt64 = 1, faultRate: Double = 0, faults: [Fault] = [.slowDown, .resetMidBody, .stall, .truncateResponse],
-                stallSeconds: Double = 4, onRequestSent: (@Sendable (Request) -> Void)? = nil,
-                tamperResponse: (@Sendable (Request, inout [UInt8]) -> Void)? = nil) throws {
+                everyNth: Int? = nil, stallSeconds: Double = 4, onRequestSent: (@Sendable (Request) -> Void)? = nil,
+                tamperResponse: (@Sendable (Request, inout [UInt8]) -> Void)? = nil,
+                chooseFault: (@Sendable (Request) -> Fault?)? = nil) throws {
         self.onRequestSent = onRequestSent
+        self.chooseFault = chooseFault
         self.tamperResponse = tamperResponse
         guard let port = URLComponents(string: upstream)?.port else { throw TestFailure.message("no port in \(upstream)") }
         upstreamPort = UInt16(port)
         self.stallSeconds = stallSeconds
         (listener, self.port) = try Loopback.listen(backlog: 64)
-        plan.withLock { $0 = Plan(generator: SplitMix(seed: seed), faultRate: faultRate, faults: faults, counts: [:]) }
+        plan.withLock { $0 = Plan(generator: SplitMix(seed: seed), faultRate: faultRate, faults: faults, counts: [:], everyNth: everyNth) }
         let thread = Thread { [self] in acceptLoop() }
         thread.name = "fault-proxy"
         acceptThread = thread
@@ -78,7 +83,7 @@ public final class FaultProxy: @unchecked Sendable {
     public func setFaultRate(_ rate: Double) { plan.withLock { $0.faultRate = rate } }
 
     /// From now on every `n`-th request is answered `503 SlowDown` (a store that sheds load on a schedule).
-    public func answer503(every n: Int) { plan.withLock { $0.every = n; $0.arrived = 0 } }
+    public func answer503(every n: Int) { plan.withLock { $0.everyNth = n; $0.arrivals = 0; $0.faults = [.slowDown] } }
 
     /// The requests that reached the store whole, in the order their bodies were sent.
     public var requests: [Request] { passed.withLock { $0 } }
@@ -95,9 +100,9 @@ public final class FaultProxy: @unchecked Sendable {
     private func nextFault() -> Fault {
         plan.withLock { state in
             var fault = Fault.pass
-            state.arrived += 1
-            if state.every > 0 {
-                if state.arrived % state.every == 0 { fault = .slowDown }
+            state.arrivals += 1
+            if let every = state.everyNth {
+                if state.arrivals % every == 0, let first = state.faults.first { fault = first }
             } else if Double(state.generator.next() % 10_000) / 10_000 < state.faultRate, !state.faults.isEmpty {
                 fault = state.faults[Int(state.generator.next() % UInt64(state.faults.count))]
             }
@@ -119,7 +124,10 @@ public final class FaultProxy: @unchecked Sendable {
         defer { close(client) }
         guard var (head, leftover) = readHead(client) else { return }
         arrivedHeads.withLock { [head] in $0.append(head) }
-        let fault = nextFault()
+        let fault = chooseFault?(Request(head: head, bodyBytes: 0)).map { chosen in
+            plan.withLock { $0.counts[chosen, default: 0] += 1 }
+            return chosen
+        } ?? nextFault()
         let contentLength = Self.header("content-length", in: head).flatMap { Int($0) } ?? 0
         switch fault {
         case .slowDown:
