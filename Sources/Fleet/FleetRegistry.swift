@@ -14,6 +14,8 @@ public struct FleetRegistry {
     public var beforePut: (@Sendable (Int64) -> Void)?
     /// This dock's key for writing snapshots (nil: it only checks them).
     public var snapshotWriter: FleetSnapshotWriter?
+    /// Tests only: snapshots at every this many commits instead of `FleetSnapshot.interval`.
+    public var snapshotInterval = FleetSnapshot.interval
 
     public init(ledger: Ledger, client: S3Client, prefix: String) {
         self.ledger = ledger
@@ -43,7 +45,8 @@ public struct FleetRegistry {
     /// `deadline`: a sync before docking stops there (the rest waits for the next one).
     /// A dock with no registry yet starts from the newest snapshot that holds;
     /// at every `FleetSnapshot.interval`-th commit a dock keeps its digest of the
-    /// registry, writes the snapshot (a member, not before docking) and checks the store's.
+    /// registry, writes the snapshot (the dock that wrote that commit, not before
+    /// docking) and checks the store's.
     @discardableResult
     public func sync(deadline: Date? = nil) throws -> SyncReport {
         var report = SyncReport()
@@ -66,7 +69,7 @@ public struct FleetRegistry {
             let (record, change) = try judge(bytes, number: expected, state: state)
             if let stored = try ledger.recordFleetCommit(record, change: change) {
                 report.commits.append(stored)
-                if expected % FleetSnapshot.interval == 0, stored.record.status != .bad {
+                if expected % snapshotInterval == 0, stored.record.status != .bad {
                     do { try snapshotAt(expected, write: deadline == nil, notes: &report.snapshotNotes) } catch {
                         report.snapshotNotes.append("the fleet's snapshot at commit \(expected) not written or kept here: \((error as? UploaderError)?.message ?? "\(error)")")
                     }

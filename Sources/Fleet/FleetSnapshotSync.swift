@@ -73,6 +73,10 @@ extension FleetRegistry {
         guard commit.hash == header.commit else {
             throw UploaderError(.insecure, "it names \(header.commit.prefix(12))… as commit \(number)'s hash, but that commit's is \(commit.hash.prefix(12))…")
         }
+        // The key that wrote commit N writes snapshot N: a snapshot is worth no more than that member's signature.
+        guard commit.signer == header.signer else {
+            throw UploaderError(.insecure, "it is signed by key \(Ed25519PublicKey.grouped(header.signerFingerprint ?? "?")), not by the member that wrote commit \(number)")
+        }
         return commit
     }
 
@@ -80,8 +84,9 @@ extension FleetRegistry {
     /// keeps this dock's digest of the registry there and, when `write` and
     /// this dock is a member, writes the snapshot unless another dock has.
     func snapshotAt(_ number: Int64, write: Bool, notes: inout [String]) throws {
+        // Only the dock that wrote commit N writes snapshot N (every other checks it).
         var writer = write ? snapshotWriter : nil
-        if let key = writer?.author.key, try !ledger.wasFleetMember(fingerprint: key.publicKey.fingerprint, atCommit: number) { writer = nil }
+        if let key = writer?.author.key, try ledger.fleetCommit(number: number)?.signer != key.publicKey.fingerprint { writer = nil }
         let author = writer?.author
         guard let state = try ledger.fleetState(), state.appliedNumber == number else { return }
         let header = FleetSnapshot.Header(number: number, commit: state.appliedHash, dock: author?.dock ?? state.dock, user: author?.user ?? "",
@@ -119,8 +124,8 @@ extension FleetRegistry {
                     let mine = try ledger.fleetCommit(number: pending.number)?.hash
                     if header.commit != mine {
                         verdict = (.mismatch, "it names \(header.commit.prefix(12))… as commit \(pending.number)'s hash; this dock read \(mine?.prefix(12) ?? "none")…")
-                    } else if let signer = header.signerFingerprint, try !ledger.wasFleetMember(fingerprint: signer, atCommit: pending.number) {
-                        verdict = (.mismatch, "it is signed by key \(Ed25519PublicKey.grouped(signer)), which was not a member at commit \(pending.number) here")
+                    } else if let signer = header.signerFingerprint, try ledger.fleetCommit(number: pending.number)?.signer != signer {
+                        verdict = (.mismatch, "it is signed by key \(Ed25519PublicKey.grouped(signer)), not by the member that wrote commit \(pending.number)")
                     } else if verified.end.entries != pending.digest {
                         verdict = (.mismatch, "its registry (\(verified.end.members) members, \(verified.end.devices) devices, \(verified.end.periods) periods) is not the one this dock holds at commit \(pending.number)")
                     }

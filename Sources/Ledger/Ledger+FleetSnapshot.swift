@@ -227,13 +227,6 @@ extension Ledger {
         }
     }
 
-    /// Whether key `fingerprint` had been admitted by commit `number`.
-    public func wasFleetMember(fingerprint: String, atCommit number: Int64) throws -> Bool {
-        try read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM fleet_member WHERE fingerprint = ? AND admitted_in <= ?", arguments: [fingerprint, number]) ?? false
-        }
-    }
-
     static func fleetSnapshotRecord(_ row: Row) -> FleetSnapshotRecord {
         FleetSnapshotRecord(number: row["number"], digest: row["digest"], status: FleetSnapshotRecord.Status(rawValue: row["status"]) ?? .bad,
                             dock: row["dock"], signer: row["signer"], problem: row["problem"])
