@@ -145,10 +145,10 @@ extension Ledger {
                     try addDevice.execute(arguments: [serial, user, name, model, now, removed ? now : nil])
                 case let .period(commit, serial, user, from, until):
                     try Ledger.checkIdentifier(user, "a user")
-                    guard let start = Timestamps.parse(from), until.map({ Timestamps.parse($0) != nil }) ?? true else {
+                    guard let start = Self.storedTime(from), until.map({ Self.storedTime($0) != nil }) ?? true else {
                         throw UploaderError(.insecure, "custody period of commit \(commit) has a time that is not ISO 8601")
                     }
-                    try addPeriod.execute(arguments: [serial, user, start, until.flatMap(Timestamps.parse), now, commit])
+                    try addPeriod.execute(arguments: [serial, user, start, until.flatMap(Self.storedTime), now, commit])
                 }
             } } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                 throw UploaderError(.insecure, "its entries do not make a registry (\(error.message ?? "a constraint fails"))")
@@ -176,6 +176,37 @@ extension Ledger {
                 _ = try Ledger.releaseHeldFiles(serial: serial, because: "fleet snapshot at commit \(number)", in: db)
             }
         }
+    }
+
+    /// A period's time as the ledger stores it. The time a snapshot carries
+    /// (`RegistryChange.time`: `2026-11-01T08:00:00.000Z`) is turned into
+    /// GRDB's text for a date (`2026-11-01 08:00:00.000`, UTC) by moving
+    /// characters: a snapshot carries about a hundred thousand of them, and
+    /// parsing each as a date took most of a new dock's first sync. Any other
+    /// shape is parsed as a date.
+    static func storedTime(_ text: String) -> (any DatabaseValueConvertible)? {
+        let bytes = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for index in range {
+                guard bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        guard bytes.count == 24, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
+              bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"), bytes[19] == UInt8(ascii: "."), bytes[23] == UInt8(ascii: "Z"),
+              let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+              let minute = number(14..<16), let second = number(17..<19), number(20..<23) != nil,
+              year >= 1970, (1...12).contains(month), hour < 24, minute < 60, second < 60 else {
+            return Timestamps.parse(text)
+        }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+        guard (1...days).contains(day) else { return Timestamps.parse(text) }
+        var stored = bytes.dropLast()
+        stored[10] = UInt8(ascii: " ")
+        return String(decoding: stored, as: UTF8.self)
     }
 
     /// This dock's own digest of the registry at commit `number` (as it stood
