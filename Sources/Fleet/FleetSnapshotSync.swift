@@ -51,6 +51,9 @@ extension FleetRegistry {
                 return number
             } catch let error as UploaderError where error.code.isStoreFailure {
                 throw error
+            } catch let error as UploaderError where error.code == .busy {
+                // Another process of this dock took its registry first: the sync goes on from there.
+                return nil
             } catch {
                 let problem = Self.snapshotProblem(error)
                 try ledger.recordFleetSnapshotVerdict(number: number, status: .bad, dock: seen?.dock, signer: seen?.signerFingerprint, problem: problem)
