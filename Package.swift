@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "uploader", targets: ["uploader"]),
         // The ledger-scale benchmark's loader (scripts/bench); not installed by scripts/package.
         .executable(name: "uploader-ledger-simulation", targets: ["uploader-ledger-simulation"]),
+        // The fleet benchmark's loader (scripts/bench fleet); not installed either.
+        .executable(name: "uploader-fleet-simulation", targets: ["uploader-fleet-simulation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -131,6 +133,14 @@ let package = Package(
             dependencies: [
                 "UploaderCore", "Ledger", "Crypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The fleet benchmark's loader (scripts/lib/bench-fleet.sh): a registry of years in the store; not installed.
+        .executableTarget(
+            name: "uploader-fleet-simulation",
+            dependencies: [
+                "UploaderCore", "Ledger", "Fleet", "Transport", "Crypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(

@@ -29,7 +29,11 @@ public enum FleetLink {
                        region: configuration.store.region, credentials: credentials, connectTimeout: 2, stallTimeout: 2,
                        caBundle: configuration.store.caBundle, serverSideEncryption: configuration.store.serverSideEncryption)
             : S3Client(configuration: configuration, credentials: credentials)
-        return FleetRegistry(ledger: ledger, client: client, prefix: configuration.store.prefix)
+        var registry = FleetRegistry(ledger: ledger, client: client, prefix: configuration.store.prefix)
+        // A dock without its key yet (or unreadable) still reads and checks snapshots; it writes none.
+        registry.snapshotWriter = (try? author(configuration: configuration))
+            .map { FleetSnapshotWriter(author: $0, retentionDays: configuration.custody.checkpointRetentionDays) }
+        return registry
     }
 
     /// This dock (its name and key) and the operating-system user who runs the command.
@@ -66,6 +70,7 @@ public enum FleetLink {
                 logger.error("\(record.origin) ignored: \(record.problem ?? "?")")
             }
             if let blocked = report.blocked { logger.error("fleet registry: \(blocked)") }
+            for note in report.snapshotNotes { logger.notice("fleet registry: \(note)") }
         } catch {
             logger.warning("fleet registry not synced (working from this dock's copy): \((error as? UploaderError)?.message ?? "\(error)")")
         }

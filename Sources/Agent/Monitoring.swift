@@ -31,6 +31,7 @@ public struct AlertDispatcher {
                                                     dockedIdleMinutes: monitoring.dockedIdleMinutes, spoolAboveHighWatermark: pressure.isHolding)
         if let unpublished = try CustodyCheckpoints.alert(ledger: ledger, now: now) { conditions.append(unpublished) }
         conditions += try ledger.fleetAlertConditions()
+        conditions += try ledger.fleetSnapshotAlertConditions()
         conditions += found
         var due: [Alert] = []
         for alert in conditions {

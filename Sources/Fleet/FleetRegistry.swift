@@ -11,6 +11,10 @@ public struct FleetRegistry {
     public let ledger: Ledger
     public let client: S3Client
     public let prefix: String
+    /// This dock's key for writing snapshots (nil: it only checks them).
+    public var snapshotWriter: FleetSnapshotWriter?
+    /// Tests only: snapshots at every this many commits instead of `FleetSnapshot.interval`.
+    public var snapshotInterval = FleetSnapshot.interval
 
     public init(ledger: Ledger, client: S3Client, prefix: String) {
         self.ledger = ledger
@@ -27,6 +31,10 @@ public struct FleetRegistry {
         public var head: Int64 = 0
         /// Why the sync stopped before the store's last commit.
         public var blocked: String?
+        /// The snapshot this dock's registry started from in this sync.
+        public var startedFrom: Int64?
+        /// Snapshots started from, written or refused, for the log.
+        public var snapshotNotes: [String] = []
     }
 
     /// Reads the commits after the one this dock applied last, checks each
@@ -34,9 +42,15 @@ public struct FleetRegistry {
     /// without a gap) and applies those that hold; the others are recorded,
     /// logged and alerted, and change nothing. Nothing when the dock is not in a fleet.
     /// `deadline`: a sync before docking stops there (the rest waits for the next one).
+    /// A dock with no registry yet starts from the newest snapshot that holds;
+    /// at every `FleetSnapshot.interval`-th commit a dock keeps its digest of the
+    /// registry, writes the snapshot (the dock that wrote that commit, not before
+    /// docking) and checks the store's.
     @discardableResult
     public func sync(deadline: Date? = nil) throws -> SyncReport {
         var report = SyncReport()
+        guard try ledger.fleetState() != nil else { return report }
+        report.startedFrom = try startFromSnapshot(notes: &report.snapshotNotes)
         guard var state = try ledger.fleetState() else { return report }
         let keys = try retrying(until: deadline) { try client.listObjectKeys(prefix: FleetKeys.registryFolder(prefix: prefix),
                                                             startAfter: FleetKeys.commit(prefix: prefix, number: state.appliedNumber)) }
@@ -54,10 +68,20 @@ public struct FleetRegistry {
             let (record, change) = try judge(bytes, number: expected, state: state)
             if let stored = try ledger.recordFleetCommit(record, change: change) {
                 report.commits.append(stored)
+                if expected % snapshotInterval == 0, stored.record.status != .bad {
+                    do { try snapshotAt(expected, write: deadline == nil, notes: &report.snapshotNotes) } catch {
+                        report.snapshotNotes.append("the fleet's snapshot at commit \(expected) not written or kept here: \((error as? UploaderError)?.message ?? "\(error)")")
+                    }
+                }
             }
             // Whoever recorded it (this process or another one at the same time), go on from there.
             guard let now = try ledger.fleetState() else { return report }
             state = now
+        }
+        if deadline == nil {
+            do { try checkPendingSnapshots(notes: &report.snapshotNotes) } catch {
+                report.snapshotNotes.append("the fleet's snapshots not checked now: \((error as? UploaderError)?.message ?? "\(error)")")
+            }
         }
         try ledger.recordFleetSync()
         report.head = state.appliedNumber

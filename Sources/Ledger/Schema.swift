@@ -387,6 +387,21 @@ enum Schema {
                 CREATE INDEX media_file_verified_at ON media_file(verified_at) WHERE verified_at IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v15: the fleet registry's snapshots: this dock's digest at each, and its verdict on the store's") { db in
+            // One row per snapshot number this dock reached or read: `digest` is its own
+            // registry's at that commit (nil: it started from that snapshot or never held it).
+            try db.execute(sql: """
+                CREATE TABLE fleet_snapshot (
+                    number INTEGER PRIMARY KEY NOT NULL,
+                    digest TEXT,
+                    status TEXT NOT NULL CHECK (status IN ('pending','written','matched','started','mismatch','bad')),
+                    dock TEXT,
+                    signer TEXT,
+                    problem TEXT,
+                    recorded_at DATETIME NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -99,6 +99,7 @@ struct FleetCommand: ParsableCommand {
                 for (record, outcome) in report.commits {
                     print(FleetCommand.line(record) + (outcome.isEmpty ? "" : "; \(outcome)"))
                 }
+                for note in report.snapshotNotes { print(DisplayText.terminalSafe(note)) }
                 if let blocked = report.blocked { throw UploaderError(.insecure, "fleet registry: \(blocked)") }
                 print("registry at commit \(report.head) (\(report.commits.count) new)")
             }
@@ -119,6 +120,7 @@ struct FleetCommand: ParsableCommand {
                 }
                 FleetLink.syncQuietly(configuration: configuration, ledger: ledger, logger: Logger(label: "uploader.fleet"))
                 if display.json { return try Output.jsonArray { element in try ledger.forEachFleetCommit(element) } }
+                if let start = try ledger.fleetSnapshotStart() { print(FleetCommand.snapshotStartLine(start)) }
                 try ledger.forEachFleetCommit { print(FleetCommand.line($0)) }
             }
         }
