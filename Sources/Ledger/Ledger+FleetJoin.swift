@@ -44,6 +44,20 @@ public struct FleetRegistryCopy: Sendable {
     public var commits: [FleetCommitRecord]
     public var members: [(fingerprint: String, publicKey: String, dock: String?, admittedIn: Int64)]
     public var contents: RegistryContents
+    /// The scratch copy's snapshot rows: where it started from (a new dock starts from the
+    /// newest snapshot that holds) and its verdicts, so `fleet log` and the digest checks carry on.
+    public var snapshots: [FleetSnapshotRow] = []
+}
+
+/// One `fleet_snapshot` row, as it is copied from a joining dock's scratch ledger.
+public struct FleetSnapshotRow: Sendable {
+    public var number: Int64
+    public var digest: String?
+    public var status: String
+    public var dock: String?
+    public var signer: String?
+    public var problem: String?
+    public var recordedAt: Date
 }
 
 extension Ledger {
@@ -68,7 +82,11 @@ extension Ledger {
             let members = try Row.fetchAll(db, sql: "SELECT * FROM fleet_member ORDER BY admitted_in").map {
                 (fingerprint: $0["fingerprint"] as String, publicKey: $0["public_key"] as String, dock: $0["dock"] as String?, admittedIn: $0["admitted_in"] as Int64)
             }
-            return FleetRegistryCopy(state: state, commits: commits, members: members, contents: try Ledger.registryContents(in: db))
+            let snapshots = try Row.fetchAll(db, sql: "SELECT * FROM fleet_snapshot ORDER BY number").map {
+                FleetSnapshotRow(number: $0["number"], digest: $0["digest"], status: $0["status"], dock: $0["dock"], signer: $0["signer"],
+                                 problem: $0["problem"], recordedAt: $0["recorded_at"])
+            }
+            return FleetRegistryCopy(state: state, commits: commits, members: members, contents: try Ledger.registryContents(in: db), snapshots: snapshots)
         }
     }
 
@@ -152,6 +170,10 @@ extension Ledger {
             for member in fleet.members {
                 try db.execute(sql: "INSERT INTO fleet_member (fingerprint, public_key, dock, admitted_in) VALUES (?, ?, ?, ?)",
                                arguments: [member.fingerprint, member.publicKey, member.dock, member.admittedIn])
+            }
+            for snapshot in fleet.snapshots {
+                try db.execute(sql: "INSERT INTO fleet_snapshot (number, digest, status, dock, signer, problem, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [snapshot.number, snapshot.digest, snapshot.status, snapshot.dock, snapshot.signer, snapshot.problem, snapshot.recordedAt])
             }
             let now = Date()
             for record in fleet.commits {

@@ -141,6 +141,30 @@ private struct HonestFleet {
         #expect(log.dropFirst().map { $0.prefix { $0 != " " } } == ["11", "12"], "\(log)")
     }
 
+    /// A dock with a registry of its own joins a fleet whose history starts,
+    /// for it, at a snapshot: its own camera goes in as a commit, it ends with
+    /// the registry of a dock that replayed every commit, and it keeps where
+    /// its history starts (`fleet log` says so after the join as before it).
+    @Test func aDockWithARegistryOfItsOwnJoinsFromASnapshot() throws {
+        let fleet = try HonestFleet("snapshot-join")
+        let three = try FleetDock(fleet.folder, "dock-3", store: fleet.store, area: fleet.area)
+        try three.ok(["device", "add", "CAM-9", "--user", "officer-9"])
+        let asked = try three.askToJoin()
+        #expect(asked.output.contains("commit 12"), "\(asked.output)")
+        try fleet.one.ok(["fleet", "admit", asked.fingerprint])
+        let joined = try three.ok(["fleet", "join"])
+        #expect(joined.contains("CAM-9"), "the dock's own camera is brought in: \(joined)")
+
+        try registry(fleet.two, fleet.ledgerTwo).sync()
+        let ledger = try three.ledger()
+        #expect(try entries(ledger) == (try entries(fleet.ledgerTwo)), "the same registry as the dock that replayed every commit")
+        #expect(try entries(ledger).contains { "\($0)".contains("CAM-9") })
+        #expect(try ledger.fleetSnapshot(number: 10)?.status == .started, "the join keeps where this dock's history starts")
+        let log = try three.ok(["fleet", "log"]).split(separator: "\n")
+        #expect(log.first?.contains("started from the fleet's snapshot at commit 10") == true, "\(log)")
+        #expect(log.dropFirst().map { $0.prefix { $0 != " " } } == ["11", "12", "13", "14"], "\(log)")
+    }
+
     /// Snapshots that do not hold are refused by a new dock, which falls back
     /// to the one before and replays from there: entries changed after
     /// signing, a signature that does not hold, a key that is not the member
