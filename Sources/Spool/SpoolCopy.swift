@@ -15,6 +15,11 @@ public final class SpoolCopyWriter {
     var pendingCount = 0
     var chunkIndex: Int64 = 0
     public private(set) var plaintextWritten: Int64 = 0
+    /// Bytes written to the file, and how far its writeback has been started:
+    /// the disk takes the copy as it is made, so the fsync at the end has little left to do.
+    var fileBytes: Int64 = 0
+    var writebackStarted: Int64 = 0
+    static let writebackStep: Int64 = 8 << 20
     /// The header of a sealed copy (its chunks' associated data); nil in the clear.
     public var header: SealedHeader? { cipher?.header }
 
@@ -27,6 +32,7 @@ public final class SpoolCopyWriter {
             pending = .allocate(byteCount: header.chunkSize, alignment: 4096)
             sealed = .allocate(byteCount: header.sealedChunkSize, alignment: 4096)
             _ = try fd.writeAll(header.encoded)
+            fileBytes = Int64(SealedHeader.size)
         } else {
             cipher = nil
             pending = .allocate(byteCount: 0, alignment: 1)
@@ -42,7 +48,7 @@ public final class SpoolCopyWriter {
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         plaintextWritten += Int64(bytes.count)
         guard let cipher else {
-            _ = try fd.writeAll(bytes)
+            try append(bytes)
             return
         }
         precondition(plaintextWritten <= cipher.header.plaintextSize, "more bytes than the header announced")
@@ -77,8 +83,17 @@ public final class SpoolCopyWriter {
 
     private func seal(_ plaintext: UnsafeRawBufferPointer) throws {
         let count = cipher!.seal(chunk: chunkIndex, plaintext, into: sealed)
-        _ = try fd.writeAll(UnsafeRawBufferPointer(rebasing: sealed[0..<count]))
+        try append(UnsafeRawBufferPointer(rebasing: sealed[0..<count]))
         chunkIndex += 1
+    }
+
+    private func append(_ bytes: UnsafeRawBufferPointer) throws {
+        _ = try fd.writeAll(bytes)
+        fileBytes += Int64(bytes.count)
+        if fileBytes - writebackStarted >= Self.writebackStep {
+            Syscall.startWriteback(fd, offset: writebackStarted, length: fileBytes - writebackStarted)
+            writebackStarted = fileBytes
+        }
     }
 }
 
