@@ -42,6 +42,7 @@ public struct UploadSchedulerService: Service {
                     (try? ledger.hasUploadDue(now: now)) ?? false
                 }
                 if configuration.schedule.isOpen(at: now), due {
+                    let credentialsBefore = await credentialsStamp()
                     let outcome = await BlockingThread.run(name: "uploader.upload-run") { [makeRunner] in
                         // Housekeeping reports credentials that cannot be loaded (an alert): no second word here.
                         Result { () throws -> UploadReport? in
@@ -55,8 +56,9 @@ public struct UploadSchedulerService: Service {
                     case .success(let report?):
                         logger.notice("upload run: \(report.verified) verified, \(report.failed) failed\(report.paused ? ", paused" : "")")
                         afterRun()
-                        // Credentials or bucket refused: retrying every minute only fills the log.
-                        if report.stoppedBecause != nil { try await sleep(.seconds(900), unless: stop) }
+                        // Credentials or bucket refused: retrying every minute only fills the log,
+                        // but an admin who fixes the credentials file is answered at the next check.
+                        if report.stoppedBecause != nil { try await pauseAfterRefusal(credentials: credentialsBefore, unless: stop) }
                     case .failure(let error):
                         logger.error("upload run failed: \(error)")
                         afterRun()
@@ -72,6 +74,32 @@ public struct UploadSchedulerService: Service {
             }
         } onGracefulShutdown: {
             stop.request()
+        }
+    }
+
+    /// How long a run the store refused (credentials, bucket, TLS) waits before the next try.
+    static let pauseAfterRefusal: Duration = .seconds(900)
+
+    /// Waits out `pauseAfterRefusal`, looking at every check interval whether
+    /// the credentials file changed since the refused run read it: a fixed
+    /// file is tried at once, not a quarter of an hour later.
+    private func pauseAfterRefusal(credentials before: String?, unless stop: StopFlag) async throws {
+        let clock = ContinuousClock()
+        let end = clock.now + Self.pauseAfterRefusal
+        while !stop.isRequested, clock.now < end {
+            try await sleep(min(checkInterval, end - clock.now), unless: stop)
+            if await credentialsStamp() != before { return }
+        }
+    }
+
+    /// The credentials file's size, modification time and inode (nil: environment
+    /// credentials, or no file). A stat: on a thread of its own, off the cooperative pool.
+    private func credentialsStamp() async -> String? {
+        guard case .file(let path) = configuration.store.credentials else { return nil }
+        return await BlockingThread.run(name: "uploader.credentials-stamp") {
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            return "\(attributes[.size] ?? 0) \(modified) \(attributes[.systemFileNumber] ?? 0)"
         }
     }
 

@@ -19,6 +19,53 @@ import Platform
         return Dictionary(uniqueKeysWithValues: names.map { ($0, (try? String(contentsOfFile: folder + "/" + $0, encoding: .utf8)) ?? "") })
     }
 
+    /// The file's state and last error, and the ledger's last events: what a failure needs to be explained.
+    static func fileAndEvents(_ ledger: Ledger) -> String {
+        let files = (try? ledger.files().map { "\($0.state) \($0.lastError ?? "-")" }) ?? []
+        let events = (try? ledger.events(EventFilter(minimumLevel: .debug)).suffix(12).map { "\($0.kind) \($0.message)" }) ?? []
+        return "\(files); events: \(events.joined(separator: " | "))"
+    }
+
+    /// The store refuses the run (a wrong secret): the daemon pauses uploads
+    /// rather than retry every check, but an admin who fixes the credentials
+    /// file is answered at the next check, not a quarter of an hour later.
+    @Test func aFixedSecretIsTriedAtOnceAfterTheStoreRefusedARun() async throws {
+        let site = try TestSite.make("daemonrefused") { $0.store() }
+        let configuration = try site.configuration()
+        let ledger = try Ledger(path: configuration.ledgerPath)
+        try ledger.addDevice(serial: "BWC-1", defaultUser: "officer-1", name: nil, model: nil)
+        try CameraVolume.writeRecording(at: site.camera + "/A.MP4", recordedAt: Date(), payloadSize: 1 << 20, seed: 6)
+        _ = try Ingestor(configuration: configuration, ledger: ledger, logger: Logger(label: "test")).ingest(volume: site.camera, serial: "BWC-1")
+        let credentialsPath = site.root + "/credentials"
+        let goodCredentials = try String(contentsOfFile: credentialsPath, encoding: .utf8)
+        // Valid TOML, a key the store knows, the wrong secret: the store answers 403.
+        let wrong = goodCredentials.replacingOccurrences(of: #"secret_access_key = "[^"]*""#, with: #"secret_access_key = "not-the-secret""#,
+                                                         options: .regularExpression)
+        #expect(wrong != goodCredentials)
+        try wrong.write(toFile: credentialsPath, atomically: false, encoding: .utf8)
+
+        let daemon = AgentDaemon(configuration: configuration, models: EmulatedDockTests.models, ledger: ledger,
+                                 logger: Logger(label: "test"), shutdownSignals: [], checkInterval: .milliseconds(200)) { daemon in
+            [daemon.uploadService()]
+        }
+        let group = ServiceGroup(configuration: .init(services: [.init(service: daemon)], logger: Logger(label: "test")))
+        try await withOwnThreads {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await withBlockingCallsChecked { try await group.run() } }
+                let refused = await eventually(within: 60) {
+                    (try? ledger.events(EventFilter(minimumLevel: .debug)).contains { $0.kind == .uploadRefused }) == true
+                }
+                #expect(refused, "the store did not refuse the run: \(Self.fileAndEvents(ledger))")
+                #expect(try ledger.files().map(\.state) == [.spooled])
+                try goodCredentials.write(toFile: credentialsPath, atomically: false, encoding: .utf8)
+                let verified = await eventually(within: 60) { (try? ledger.files().map(\.state)) == [.verified] }
+                #expect(verified, "the file is \(Self.fileAndEvents(ledger))")
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+        }
+    }
+
     @Test func aBrokenCredentialsFileIsAnAlertAndTheFixedFileUploadsWithoutARestart() async throws {
         let site = try TestSite.make("daemonhouse") {
             $0.store()
@@ -68,7 +115,7 @@ import Platform
                 // The admin fixes the file: the next run reads it and uploads, no restart.
                 try goodCredentials.write(toFile: credentialsPath, atomically: false, encoding: .utf8)
                 let verified = await eventually(within: 60) { (try? ledger.files().map(\.state)) == [.verified] }
-                #expect(verified, "the file is \(String(describing: try? ledger.files().map(\.state)))")
+                #expect(verified, "the file is \(Self.fileAndEvents(ledger))")
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
