@@ -69,13 +69,20 @@ public struct FleetCommit: Codable, Sendable, Equatable {
 public enum FleetKeys {
     static func folder(prefix: String) -> String { (prefix.isEmpty ? "" : prefix + "/") + "_fleet/" }
     public static func registryFolder(prefix: String) -> String { folder(prefix: prefix) + "registry/" }
+    public static func snapshotFolder(prefix: String) -> String { folder(prefix: prefix) + "snapshots/" }
     /// Zero-padded, so the store lists commits in order.
-    public static func commit(prefix: String, number: Int64) -> String { registryFolder(prefix: prefix) + String(format: "%020lld", number) + ".json" }
+    public static func commit(prefix: String, number: Int64) -> String { numbered(registryFolder(prefix: prefix), number) }
+    /// Snapshot N: the registry as commit N left it.
+    public static func snapshot(prefix: String, number: Int64) -> String { numbered(snapshotFolder(prefix: prefix), number) }
+    static func numbered(_ folder: String, _ number: Int64) -> String { folder + String(format: "%020lld", number) + ".json" }
     public static func joinRequest(prefix: String, fingerprint: String) -> String { folder(prefix: prefix) + "join/" + fingerprint + ".json" }
 
     /// The number a registry key names; nil for anything else under the folder.
-    public static func number(ofKey key: String, prefix: String) -> Int64? {
-        let folder = registryFolder(prefix: prefix)
+    public static func number(ofKey key: String, prefix: String) -> Int64? { number(ofKey: key, in: registryFolder(prefix: prefix)) }
+    /// The number a snapshot key names; nil for anything else under the folder.
+    public static func snapshotNumber(ofKey key: String, prefix: String) -> Int64? { number(ofKey: key, in: snapshotFolder(prefix: prefix)) }
+
+    static func number(ofKey key: String, in folder: String) -> Int64? {
         guard key.hasPrefix(folder), key.hasSuffix(".json") else { return nil }
         let digits = key.dropFirst(folder.count).dropLast(5)
         guard digits.count == 20, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }

@@ -26,17 +26,7 @@ public enum FleetSnapshot {
     /// 1,000 admin changes: months of a large agency's changes.
     public static let interval: Int64 = 1_000
 
-    public static func folder(prefix: String) -> String { (prefix.isEmpty ? "" : prefix + "/") + "_fleet/snapshots/" }
-    public static func key(prefix: String, number: Int64) -> String { folder(prefix: prefix) + String(format: "%020lld", number) + ".json" }
-
-    /// The number a snapshot key names; nil for anything else under the folder.
-    public static func number(ofKey key: String, prefix: String) -> Int64? {
-        let folder = folder(prefix: prefix)
-        guard key.hasPrefix(folder), key.hasSuffix(".json") else { return nil }
-        let digits = key.dropFirst(folder.count).dropLast(5)
-        guard digits.count == 20, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        return Int64(digits)
-    }
+    public static func key(prefix: String, number: Int64) -> String { FleetKeys.snapshot(prefix: prefix, number: number) }
 
     /// The first line: where the snapshot stands and who wrote it.
     public struct Header: Codable, Sendable, Equatable {

@@ -30,8 +30,8 @@ extension FleetRegistry {
     /// Returns the commit it now stands at (nil: no snapshot, or it replays).
     func startFromSnapshot(notes: inout [String]) throws -> Int64? {
         guard try ledger.mayStartFromFleetSnapshot() else { return nil }
-        let numbers = try client.listObjectKeys(prefix: FleetSnapshot.folder(prefix: prefix))
-            .compactMap { FleetSnapshot.number(ofKey: $0, prefix: prefix) }.sorted(by: >)
+        let numbers = try client.listObjectKeys(prefix: FleetKeys.snapshotFolder(prefix: prefix))
+            .compactMap { FleetKeys.snapshotNumber(ofKey: $0, prefix: prefix) }.sorted(by: >)
         for number in numbers.prefix(Self.snapshotTries) {
             var seen: FleetSnapshot.Header?
             do {
