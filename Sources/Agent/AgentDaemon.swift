@@ -70,8 +70,23 @@ public struct AgentDaemon: Service {
     /// needs the store's credentials to start: uploads read them at each run.
     public func standardServices() -> [any Service] {
         [dockMonitorService(), housekeepingService(), uploadService(), systemdNotifyService(),
-         FleetSyncService(configuration: configuration, ledger: ledger, logger: logger),
-         FleetStatusService(configuration: configuration, ledger: ledger, logger: logger)]
+         fleetSyncService(), fleetStatusService()]
+    }
+
+    /// The fleet registry's sync every 30 s, so a camera registered at another dock is known here soon.
+    public func fleetSyncService() -> PeriodicService {
+        PeriodicService(name: "uploader.fleet-sync", every: .seconds(30)) { [configuration, ledger, logger] in
+            FleetLink.syncQuietly(configuration: configuration, ledger: ledger, logger: logger)
+        }
+    }
+
+    /// This dock's status written to the store every minute, and the fleet's
+    /// watched (so an unattended fleet raises a silent dock).
+    public func fleetStatusService() -> PeriodicService {
+        PeriodicService(name: "uploader.fleet-status", every: .seconds(60)) { [configuration, ledger, logger] in
+            FleetStatusPublisher.publishQuietly(configuration: configuration, ledger: ledger, logger: logger)
+            FleetStatusPublisher.watchQuietly(configuration: configuration, ledger: ledger, logger: logger)
+        }
     }
 
     public func dockMonitorService() -> DockMonitorService {

@@ -4,7 +4,6 @@ import Foundation
 import Ledger
 import Logging
 import Platform
-import ServiceLifecycle
 import Transport
 import UploaderCore
 
@@ -83,28 +82,6 @@ extension UploaderError.Code {
         switch self {
         case .storeUnavailable, .storeAuth, .storeMissingBucket, .storeTLS, .storeRejected, .credentials: true
         default: false
-        }
-    }
-}
-
-/// The daemon's fleet sync: every 30 s, so a camera registered at another dock is known here soon.
-public struct FleetSyncService: Service {
-    let configuration: Configuration
-    let ledger: Ledger
-    let logger: Logger
-    let interval: Duration
-    let trigger = HousekeepingTrigger()
-
-    public init(configuration: Configuration, ledger: Ledger, logger: Logger, interval: Duration = .seconds(30)) {
-        self.configuration = configuration
-        self.ledger = ledger
-        self.logger = logger
-        self.interval = interval
-    }
-
-    public func run() async throws {
-        await PeriodicLoop.run(name: "uploader.fleet-sync", every: interval, trigger: trigger) { [configuration, ledger, logger] in
-            FleetLink.syncQuietly(configuration: configuration, ledger: ledger, logger: logger)
         }
     }
 }

@@ -4,7 +4,6 @@ import Foundation
 import Ledger
 import Logging
 import Platform
-import ServiceLifecycle
 import Transport
 import UploaderCore
 
@@ -119,30 +118,6 @@ public enum FleetStatusPublisher {
             try watch(configuration: configuration, ledger: ledger, client: registry.client, logger: logger)
         } catch {
             logger.warning("fleet status not read: \((error as? UploaderError)?.message ?? "\(error)")")
-        }
-    }
-}
-
-/// The daemon's dock status: every minute it writes this dock's status to
-/// the store and watches the fleet's (so an unattended fleet raises a silent dock).
-public struct FleetStatusService: Service {
-    let configuration: Configuration
-    let ledger: Ledger
-    let logger: Logger
-    let interval: Duration
-    let trigger = HousekeepingTrigger()
-
-    public init(configuration: Configuration, ledger: Ledger, logger: Logger, interval: Duration = .seconds(60)) {
-        self.configuration = configuration
-        self.ledger = ledger
-        self.logger = logger
-        self.interval = interval
-    }
-
-    public func run() async throws {
-        await PeriodicLoop.run(name: "uploader.fleet-status", every: interval, trigger: trigger) { [configuration, ledger, logger] in
-            FleetStatusPublisher.publishQuietly(configuration: configuration, ledger: ledger, logger: logger)
-            FleetStatusPublisher.watchQuietly(configuration: configuration, ledger: ledger, logger: logger)
         }
     }
 }

@@ -78,6 +78,24 @@ final class CredentialsWatch: Sendable {
     }
 }
 
+/// A daemon service that does one blocking piece of work every `interval`
+/// (the fleet's sync every 30 s, the dock's status every minute).
+public struct PeriodicService: Service {
+    let name: String
+    let interval: Duration
+    let work: @Sendable () -> Void
+
+    public init(name: String, every interval: Duration, _ work: @escaping @Sendable () -> Void) {
+        self.name = name
+        self.interval = interval
+        self.work = work
+    }
+
+    public func run() async throws {
+        await PeriodicLoop.run(name: name, every: interval, trigger: HousekeepingTrigger(), work)
+    }
+}
+
 /// A daemon service's loop: blocking work on a thread of its own, then a wait
 /// of `interval` (cut short by `trigger`), until the service is told to stop.
 enum PeriodicLoop {
