@@ -133,14 +133,11 @@ struct DeviceCommand: ParsableCommand {
 
         func runBlocking() throws {
             try options.run {
-                let configuration = try options.loadConfiguration()
-                let ledger = try options.openLedger(configuration)
-                if let done = try FleetCommand.writeThrough(RegistryChange(kind: .deviceRemove, serial: serial), configuration: configuration, ledger: ledger) {
-                    print("removed \(DisplayText.escaped(serial)) (\(done)); files it docks from now on are held until it is registered again")
-                    return
+                try DeviceCommand.registryChange(RegistryChange(kind: .deviceRemove, serial: serial), options: options,
+                                                 said: "removed \(DisplayText.escaped(serial))",
+                                                 then: "; files it docks from now on are held until it is registered again") {
+                    try $0.removeDevice(serial: serial)
                 }
-                try ledger.removeDevice(serial: serial)
-                print("removed \(DisplayText.escaped(serial)); files it docks from now on are held until it is registered again")
             }
         }
     }
@@ -154,14 +151,10 @@ struct DeviceCommand: ParsableCommand {
         func runBlocking() throws {
             try options.run {
                 try DisplayText.checkIdentifier(name, "the name")
-                let configuration = try options.loadConfiguration()
-                let ledger = try options.openLedger(configuration)
-                if let done = try FleetCommand.writeThrough(RegistryChange(kind: .deviceRename, serial: serial, name: name), configuration: configuration, ledger: ledger) {
-                    print("\(DisplayText.escaped(serial)) is named \(DisplayText.escaped(name)) (\(done))")
-                    return
+                try DeviceCommand.registryChange(RegistryChange(kind: .deviceRename, serial: serial, name: name), options: options,
+                                                 said: "\(DisplayText.escaped(serial)) is named \(DisplayText.escaped(name))") {
+                    try $0.renameDevice(serial: serial, name: name)
                 }
-                try ledger.renameDevice(serial: serial, name: name)
-                print("\(DisplayText.escaped(serial)) is named \(DisplayText.escaped(name))")
             }
         }
     }
@@ -175,14 +168,10 @@ struct DeviceCommand: ParsableCommand {
         func runBlocking() throws {
             try options.run {
                 try DisplayText.checkIdentifier(model, "the model")
-                let configuration = try options.loadConfiguration()
-                let ledger = try options.openLedger(configuration)
-                if let done = try FleetCommand.writeThrough(RegistryChange(kind: .deviceModel, serial: serial, model: model), configuration: configuration, ledger: ledger) {
-                    print("\(DisplayText.escaped(serial)) is a \(DisplayText.escaped(model)) (\(done))")
-                    return
+                try DeviceCommand.registryChange(RegistryChange(kind: .deviceModel, serial: serial, model: model), options: options,
+                                                 said: "\(DisplayText.escaped(serial)) is a \(DisplayText.escaped(model))") {
+                    try $0.setDeviceModel(serial: serial, model: model)
                 }
-                try ledger.setDeviceModel(serial: serial, model: model)
-                print("\(DisplayText.escaped(serial)) is a \(DisplayText.escaped(model))")
             }
         }
     }
@@ -282,5 +271,21 @@ struct DeviceCommand: ParsableCommand {
                 print("removed custody period #\(removed.id) (\(DisplayText.escaped(removed.user)) from \(Output.local(removed.from))\(removed.until.map { " to \(Output.local($0))" } ?? "")); \(changed) not-yet-uploaded file\(changed == 1 ? "" : "s") re-attributed")
             }
         }
+    }
+}
+
+extension DeviceCommand {
+    /// One registry change: a commit through the fleet when this dock is in one,
+    /// else `locally` in this dock's ledger; prints `said`, the commit, then `then`.
+    static func registryChange(_ change: RegistryChange, options: GlobalOptions, said: String, then: String = "",
+                               locally: (Ledger) throws -> Void) throws {
+        let configuration = try options.loadConfiguration()
+        let ledger = try options.openLedger(configuration)
+        if let done = try FleetCommand.writeThrough(change, configuration: configuration, ledger: ledger) {
+            print("\(said) (\(done))\(then)")
+            return
+        }
+        try locally(ledger)
+        print(said + then)
     }
 }
